@@ -1,0 +1,202 @@
+"""Incidents and their append-only timelines of announcements.
+
+Nothing published is ever changed or deleted: a correction is a new announcement that
+names the one it corrects. Storing an announcement and enqueuing its fan-out happen in one
+Redis transaction, so an accepted announcement is never lost between the two.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import redis
+from redis.client import Pipeline
+
+from broadcaster import idempotency as idem
+from broadcaster import queues
+from broadcaster.plan import Plan
+from broadcaster.tokens import Principal
+
+ANNOUNCEMENTS_KEY = "bc:anns"
+INCIDENTS_KEY = "bc:incs"
+
+
+class StateConflict(Exception):
+    """The request does not fit the current state (HTTP 409)."""
+
+
+class NotFound(Exception):
+    """No such announcement or incident (HTTP 404)."""
+
+
+def _ann_key(announcement_id: str) -> str:
+    return f"bc:ann:{announcement_id}"
+
+
+def _inc_key(incident_id: str) -> str:
+    return f"bc:inc:{incident_id}"
+
+
+def _timeline_key(incident_id: str) -> str:
+    return f"bc:inc:{incident_id}:timeline"
+
+
+def _new_id(prefix: str) -> str:
+    # Time-ordered prefix keeps ids readable in logs and sortable by creation.
+    return f"{prefix}_{int(time.time() * 1000):x}{uuid.uuid4().hex[:6]}"
+
+
+class AnnouncementStore:
+    """Announcements and incidents in Redis."""
+
+    def __init__(self, r: redis.Redis, plan: Plan) -> None:
+        self.r = r
+        self.plan = plan
+
+    def get(self, announcement_id: str) -> dict[str, Any]:
+        raw = self.r.get(_ann_key(announcement_id))
+        if raw is None:
+            raise NotFound(f"no announcement {announcement_id!r}")
+        return json.loads(raw)
+
+    def get_incident(self, incident_id: str) -> dict[str, Any]:
+        raw = self.r.get(_inc_key(incident_id))
+        if raw is None:
+            raise NotFound(f"no incident {incident_id!r}")
+        return json.loads(raw)
+
+    def timeline(self, incident_id: str) -> list[dict[str, Any]]:
+        """Every announcement of the incident, oldest first."""
+        ids = [i.decode() for i in self.r.lrange(_timeline_key(incident_id), 0, -1)]
+        raws = self.r.mget([_ann_key(i) for i in ids]) if ids else []
+        return [json.loads(raw) for raw in raws if raw]
+
+    def incidents(self, offset: int, limit: int) -> tuple[int, list[dict[str, Any]]]:
+        """Incidents, most recently opened first."""
+        ids = [i.decode() for i in self.r.zrevrange(INCIDENTS_KEY, offset, offset + limit - 1)]
+        raws = self.r.mget([_inc_key(i) for i in ids]) if ids else []
+        return int(self.r.zcard(INCIDENTS_KEY)), [json.loads(raw) for raw in raws if raw]
+
+    def create(
+        self, data: dict[str, Any], author: Principal, idempotency: tuple[str, str] | None = None
+    ) -> dict[str, Any]:
+        """Store a new announcement (opening an incident if needed); publish it if allowed.
+
+        ``idempotency`` is (redis key, request fingerprint): the key's final record is
+        written in the same transaction as the announcement.
+        """
+        now = time.time()
+        incident_id = data.get("incident_id")
+        corrects = data.get("corrects")
+        if corrects:
+            corrected = self.get(corrects)
+            if corrected["state"] != "published":
+                raise StateConflict(f"announcement {corrects} is not published; edit it instead")
+            if incident_id and corrected["incident_id"] != incident_id:
+                raise StateConflict(f"announcement {corrects} belongs to another incident")
+            incident_id = corrected["incident_id"]
+        incident = self.get_incident(incident_id) if incident_id else None
+
+        channels = data.get("channels") or list(
+            self.plan.channels_by_severity.get(data["severity"], ())
+        )
+        needs_approval = data["severity"] in self.plan.approval_required or not author.may(
+            "publish"
+        )
+        announcement = {
+            "id": _new_id("ann"),
+            "incident_id": incident["id"] if incident else _new_id("inc"),
+            "title": data["title"],
+            "body": data["body"],
+            "severity": data["severity"],
+            "status": data["status"],
+            "audiences": sorted(set(data["audiences"])),
+            "channels": channels,
+            "translations": data.get("translations") or {},
+            "corrects": corrects,
+            "author": author.name,
+            "state": "pending_approval" if needs_approval else "published",
+            "created_at": now,
+            "published_at": None if needs_approval else now,
+            "approved_by": None,
+            "rejected_by": None,
+            "reason": None,
+        }
+        if incident is None:
+            incident = {
+                "id": announcement["incident_id"],
+                "title": data["title"],
+                "opened_at": now,
+                "resolved_at": None,
+            }
+        extra = None
+        if idempotency:
+            result = {"announcement_id": announcement["id"], "state": announcement["state"]}
+            extra = lambda pipe: idem.record(pipe, idempotency[0], idempotency[1], result)  # noqa: E731
+        self._save(announcement, incident, new=True, extra=extra)
+        return announcement
+
+    def approve(self, announcement_id: str, approver: Principal) -> dict[str, Any]:
+        """Publish a pending announcement; the author may never approve their own."""
+        announcement = self._pending(announcement_id, approver)
+        announcement.update(state="published", published_at=time.time(), approved_by=approver.name)
+        self._save(announcement, self.get_incident(announcement["incident_id"]), new=False)
+        return announcement
+
+    def reject(self, announcement_id: str, approver: Principal, reason: str) -> dict[str, Any]:
+        """Reject a pending announcement, keeping the reason."""
+        announcement = self._pending(announcement_id, approver)
+        announcement.update(state="rejected", rejected_by=approver.name, reason=reason)
+        self.r.set(_ann_key(announcement_id), json.dumps(announcement))
+        return announcement
+
+    def _pending(self, announcement_id: str, approver: Principal) -> dict[str, Any]:
+        announcement = self.get(announcement_id)
+        if announcement["state"] != "pending_approval":
+            raise StateConflict(f"announcement is {announcement['state']}, not pending_approval")
+        if announcement["author"] == approver.name:
+            raise PermissionError("the author cannot approve or reject their own announcement")
+        return announcement
+
+    def _save(
+        self,
+        announcement: dict[str, Any],
+        incident: dict[str, Any],
+        new: bool,
+        extra: Callable[[Pipeline], None] | None = None,
+    ) -> None:
+        """Write announcement + incident and, if published, enqueue the fan-out: one MULTI."""
+        published = announcement["state"] == "published"
+        if published:
+            # The incident shows the latest published facts.
+            incident.update(
+                severity=announcement["severity"],
+                status=announcement["status"],
+                updated_at=announcement["published_at"],
+            )
+            if announcement["status"] == "resolved":
+                incident["resolved_at"] = (
+                    incident.get("resolved_at") or announcement["published_at"]
+                )
+            else:
+                incident["resolved_at"] = None
+        incident.setdefault("severity", announcement["severity"])
+        incident.setdefault("status", announcement["status"])
+        incident.setdefault("updated_at", announcement["created_at"])
+        with self.r.pipeline(transaction=True) as pipe:
+            pipe.multi()  # explicit MULTI: RQ's enqueue joins our transaction instead of starting one
+            pipe.set(_ann_key(announcement["id"]), json.dumps(announcement))
+            pipe.set(_inc_key(incident["id"]), json.dumps(incident))
+            if new:
+                pipe.rpush(_timeline_key(incident["id"]), announcement["id"])
+                pipe.zadd(ANNOUNCEMENTS_KEY, {announcement["id"]: announcement["created_at"]})
+                pipe.zadd(INCIDENTS_KEY, {incident["id"]: incident["opened_at"]}, nx=True)
+            if published:
+                queues.enqueue_plan(self.r, announcement["id"], pipeline=pipe)
+            if extra:
+                extra(pipe)
+            pipe.execute()

@@ -1,0 +1,59 @@
+"""One JSON error shape everywhere: ``{code, status, message, errors?}``."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, jsonify
+from werkzeug.exceptions import HTTPException, InternalServerError
+
+log = logging.getLogger(__name__)
+
+
+def error_body(code: int, message: str, errors: dict | None = None) -> dict:
+    from http import HTTPStatus
+
+    body = {"code": code, "status": HTTPStatus(code).phrase, "message": message}
+    if errors:
+        body["errors"] = errors
+    return body
+
+
+def summarise(errors: dict) -> str:
+    """``field: first message`` for each field, so the one-line message says what to fix."""
+    parts = []
+    for field, messages in errors.items():
+        while isinstance(messages, dict):  # nested (e.g. translations.nl.title)
+            key, messages = next(iter(messages.items()))
+            field = f"{field}.{key}"
+        first = messages[0] if isinstance(messages, list) and messages else messages
+        parts.append(f"{field}: {first}")
+    return "; ".join(parts)
+
+
+def init_app(app: Flask) -> None:
+    """Make every error JSON, including the ones Flask raises itself (404, 405, 413, 400)."""
+
+    @app.errorhandler(HTTPException)
+    def _http(exc: HTTPException):  # type: ignore[no-untyped-def]
+        data = getattr(exc, "data", None) or {}
+        message = data.get("message") or exc.description or ""
+        errors = data.get("errors") or data.get("messages")
+        if (
+            isinstance(errors, dict)
+            and len(errors) == 1
+            and next(iter(errors)) in ("json", "query")
+        ):
+            errors = next(iter(errors.values()))  # webargs nests by location; callers want fields
+        if isinstance(errors, list):  # e.g. malformed JSON: a message, not field errors
+            message, errors = "; ".join(map(str, errors)), None
+        code = exc.code or 500
+        if errors and not data.get("message"):
+            message = "invalid input: " + summarise(errors)
+        headers = [(k, v) for k, v in exc.get_headers() if k.lower() != "content-type"]
+        return jsonify(error_body(code, message, errors)), code, headers
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc: Exception):  # type: ignore[no-untyped-def]
+        log.exception("unhandled error")
+        return jsonify(error_body(500, InternalServerError.description)), 500

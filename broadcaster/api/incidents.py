@@ -1,0 +1,41 @@
+"""``/api/v1/incidents``: incidents and their timelines."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask.views import MethodView
+from flask_smorest import Blueprint, abort
+
+from broadcaster.announcements import NotFound
+from broadcaster.api import schemas
+from broadcaster.api.auth import require
+from broadcaster.services import services
+
+blp = Blueprint("incidents", __name__, url_prefix="/api/v1", description="Incidents")
+
+
+@blp.route("/incidents")
+class Incidents(MethodView):
+    @blp.arguments(schemas.PageArgs, location="query")
+    @blp.response(200, schemas.IncidentPage)
+    def get(self, args: dict[str, int]) -> dict[str, Any]:
+        """Incidents, most recently opened first."""
+        require("read")
+        page, per_page = args["page"], args["per_page"]
+        total, items = services().announcements.incidents((page - 1) * per_page, per_page)
+        return {"items": items, "page": page, "per_page": per_page, "total": total}
+
+
+@blp.route("/incidents/<incident_id>")
+class Incident(MethodView):
+    @blp.response(200, schemas.IncidentOut)
+    def get(self, incident_id: str) -> dict[str, Any]:
+        """One incident with its whole timeline, oldest announcement first."""
+        require("read")
+        store = services().announcements
+        try:
+            incident = store.get_incident(incident_id)
+        except NotFound as exc:
+            abort(404, message=str(exc))
+        return {**incident, "timeline": store.timeline(incident_id)}

@@ -1,0 +1,192 @@
+"""Request and response schemas (marshmallow): the API's documented contract."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, validates_schema
+
+from broadcaster.plan import SEVERITIES, STATUSES
+from broadcaster.services import services
+from channels import CHANNELS
+
+
+class TranslationSchema(Schema):
+    title = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    body = fields.String(required=True, validate=validate.Length(min=1))
+
+
+class AnnouncementIn(Schema):
+    """A new announcement: what happened, for whom, on which channels."""
+
+    title = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    body = fields.String(required=True, validate=validate.Length(min=1))
+    severity = fields.String(required=True, validate=validate.OneOf(SEVERITIES))
+    status = fields.String(load_default="investigating", validate=validate.OneOf(STATUSES))
+    audiences = fields.List(fields.String(), required=True, validate=validate.Length(min=1))
+    channels = fields.List(
+        fields.String(validate=validate.OneOf(list(CHANNELS))), load_default=None
+    )
+    incident_id = fields.String(load_default=None)
+    translations = fields.Dict(
+        keys=fields.String(), values=fields.Nested(TranslationSchema), load_default=dict
+    )
+    corrects = fields.String(load_default=None)
+
+    @validates_schema(skip_on_field_errors=False)
+    def _against_plan(self, data: dict[str, Any], **_: Any) -> None:
+        plan = services().plan
+        limit = int(services().config["MAX_BODY_BYTES"])
+        errors: dict[str, list[str]] = {}
+        unknown = [a for a in data.get("audiences", []) if a not in plan.audiences]
+        if unknown:
+            errors["audiences"] = [
+                f"unknown audience {unknown[0]!r} (known: {', '.join(plan.audiences)})"
+            ]
+        texts = {"body": data.get("body", "")}
+        texts.update(
+            {f"translations.{k}.body": v["body"] for k, v in data.get("translations", {}).items()}
+        )
+        for field, text in texts.items():
+            size = len(text.encode())
+            if size > limit:
+                errors[field] = [f"too long: {size} bytes, at most {limit}"]
+        bad_locales = [k for k in data.get("translations", {}) if k not in plan.locales]
+        if bad_locales:
+            errors["translations"] = [
+                f"unknown locale {bad_locales[0]!r} (plan has: {', '.join(plan.locales)})"
+            ]
+        if errors:
+            raise ValidationError(errors)
+
+
+class Links(Schema):
+    self = fields.String()
+    deliveries = fields.String()
+    incident = fields.String()
+    preview = fields.String()
+
+
+class AcceptedSchema(Schema):
+    id = fields.String()
+    incident_id = fields.String()
+    state = fields.String()
+    links = fields.Nested(Links)
+
+
+class AnnouncementOut(Schema):
+    id = fields.String()
+    incident_id = fields.String()
+    title = fields.String()
+    body = fields.String()
+    severity = fields.String()
+    status = fields.String()
+    audiences = fields.List(fields.String())
+    channels = fields.List(fields.String())
+    translations = fields.Dict()
+    corrects = fields.String(allow_none=True)
+    author = fields.String()
+    state = fields.String()
+    created_at = fields.Float()
+    published_at = fields.Float(allow_none=True)
+    approved_by = fields.String(allow_none=True)
+    rejected_by = fields.String(allow_none=True)
+    reason = fields.String(allow_none=True)
+    deliveries = fields.Dict(
+        metadata={"description": "per channel: queued, sending, sent, delivered, failed, skipped"}
+    )
+    links = fields.Nested(Links)
+
+
+class RejectIn(Schema):
+    reason = fields.String(required=True, validate=validate.Length(min=1, max=2000))
+
+
+class PageArgs(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+    page = fields.Integer(load_default=1, validate=validate.Range(min=1))
+    per_page = fields.Integer(load_default=100, validate=validate.Range(min=1, max=1000))
+
+
+class SubscriberPageArgs(PageArgs):
+    audience = fields.String(load_default=None)
+
+
+class DeliveryOut(Schema):
+    channel = fields.String()
+    subscriber_id = fields.String()
+    state = fields.String()
+    attempts = fields.Integer()
+    to = fields.String(allow_none=True)
+    provider_id = fields.String(allow_none=True)
+    error = fields.String(allow_none=True)
+    message = fields.Dict(
+        allow_none=True, metadata={"description": "rendered message (outbox transport)"}
+    )
+    updated_at = fields.Float(allow_none=True)
+
+
+class DeliveryPage(Schema):
+    items = fields.List(fields.Nested(DeliveryOut))
+    page = fields.Integer()
+    per_page = fields.Integer()
+    total = fields.Integer()
+
+
+class TimelineEntry(AnnouncementOut):
+    class Meta:
+        exclude = ("deliveries", "links")
+
+
+class IncidentSummary(Schema):
+    id = fields.String()
+    title = fields.String()
+    status = fields.String()
+    severity = fields.String()
+    opened_at = fields.Float()
+    updated_at = fields.Float()
+    resolved_at = fields.Float(allow_none=True)
+
+
+class IncidentOut(IncidentSummary):
+    timeline = fields.List(fields.Nested(TimelineEntry))
+
+
+class IncidentPage(Schema):
+    items = fields.List(fields.Nested(IncidentSummary))
+    page = fields.Integer()
+    per_page = fields.Integer()
+    total = fields.Integer()
+
+
+class SubscriberOut(Schema):
+    id = fields.String()
+    external_id = fields.String(allow_none=True)
+    email = fields.String(allow_none=True)
+    phone = fields.String(allow_none=True)
+    locale = fields.String()
+    audiences = fields.List(fields.String())
+    channels = fields.List(fields.String(), allow_none=True)
+    created_at = fields.Float()
+    updated_at = fields.Float()
+
+
+class SubscriberPage(Schema):
+    items = fields.List(fields.Nested(SubscriberOut))
+    page = fields.Integer()
+    per_page = fields.Integer()
+    total = fields.Integer()
+
+
+class RejectedRow(Schema):
+    index = fields.Integer(metadata={"description": "position in the request list (0-based)"})
+    external_id = fields.String(allow_none=True)
+    errors = fields.Dict()
+
+
+class ImportReport(Schema):
+    created = fields.Integer()
+    updated = fields.Integer()
+    rejected = fields.List(fields.Nested(RejectedRow))

@@ -1,0 +1,70 @@
+"""The app factory: configuration, Redis, plan, channels and blueprints."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import redis
+from flask import Flask
+from flask_smorest import Api
+
+from broadcaster import config as settings
+from broadcaster.api import announcements, errors, incidents, subscribers
+from broadcaster.health import bp as health_bp
+from broadcaster.plan import load_plan
+from broadcaster.rendering import Renderer
+from broadcaster.services import Services
+from channels import build_channels
+
+TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+
+
+def create_app(config: dict[str, Any] | None = None) -> Flask:
+    """Build the app from the environment, overridden by ``config`` (tests pass settings here).
+
+    Fails at once — not in the middle of a crisis — when Redis is not configured, the
+    crisis plan is invalid or a channel is missing a setting.
+    """
+    app = Flask(__name__, template_folder=str(TEMPLATES))
+    app.config.update(settings.from_environment())
+    app.config.update(config or {})
+    if not app.config.get("REDIS_URL"):
+        raise settings.ConfigError(
+            "BROADCASTER_REDIS_URL is not set (run `broadcaster up` to start an embedded Redis)"
+        )
+    if not app.config.get("SECRET_KEY"):
+        app.config["SECRET_KEY"] = settings.ensure_secret_key(Path(str(app.config["DATA_DIR"])))
+    app.config.update(
+        API_TITLE="Crisis broadcaster",
+        API_VERSION="v1",
+        OPENAPI_VERSION="3.0.3",
+        OPENAPI_URL_PREFIX="/api",
+        OPENAPI_JSON_PATH="openapi.json",
+        # Announcements are small; subscriber lists are the largest bodies we accept.
+        MAX_CONTENT_LENGTH=app.config.get("MAX_CONTENT_LENGTH", 16 * 1024 * 1024),
+    )
+    app.json.sort_keys = False
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+
+    plan = load_plan(app.config.get("PLAN"))
+    connection = redis.Redis.from_url(str(app.config["REDIS_URL"]), health_check_interval=30)
+    app.extensions["broadcaster"] = Services(
+        redis=connection,
+        plan=plan,
+        channels=build_channels(app.config),
+        renderer=Renderer(app, plan),
+        config=app.config,
+    )
+
+    api = Api(app)
+    api.spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer"})
+    api.spec.options["security"] = [{"bearer": []}]
+    for blueprint in (announcements.blp, incidents.blp, subscribers.blp):
+        api.register_blueprint(blueprint)
+    app.register_blueprint(health_bp)
+    errors.init_app(app)
+    return app

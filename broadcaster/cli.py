@@ -1,0 +1,212 @@
+"""The ``broadcaster`` command: ``up``, ``worker``, ``token create``, ``subscribers import``."""
+
+from __future__ import annotations
+
+import csv
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import click
+import redis
+
+from broadcaster import config as settings
+from broadcaster.local_redis import forget_url, publish_url, redis_url
+from broadcaster.plan import PlanError, load_plan
+from broadcaster.redis_server import EmbeddedRedis, RedisServerError
+from broadcaster.subscribers import SubscriberStore, import_rows
+from broadcaster.tokens import ROLES, create_token
+
+
+def _env() -> dict[str, object]:
+    try:
+        return settings.from_environment()
+    except settings.ConfigError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+@click.group()
+def main() -> None:
+    """Crisis broadcaster: one announcement in, every channel out."""
+
+
+@main.command()
+@click.option("--port", default=8000, show_default=True, help="Port of the web server.")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option(
+    "--workers", "worker_count", default=1, show_default=True, help="RQ worker processes."
+)
+def up(port: int, host: str, worker_count: int) -> None:
+    """Run everything on this machine: Redis (embedded if none is set), web server, workers."""
+    env = _env()
+    data_dir = Path(str(env["DATA_DIR"])).resolve()
+    try:
+        load_plan(env["PLAN"])  # a bad plan stops us here, before anything starts
+    except PlanError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+    embedded: EmbeddedRedis | None = None
+    url = env["REDIS_URL"]
+    if not url:
+        try:
+            embedded = EmbeddedRedis(data_dir).start()
+        except RedisServerError as exc:
+            raise click.ClickException(str(exc)) from exc
+        url = embedded.url
+        publish_url(data_dir, url)
+    os.environ["BROADCASTER_REDIS_URL"] = str(url)
+    os.environ["BROADCASTER_DATA_DIR"] = str(data_dir)
+
+    children: list[subprocess.Popen[bytes]] = []
+    stopping = False
+
+    def stop(*_: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        token_note = _first_token(str(url))
+        children.append(
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "gunicorn",
+                    "--bind",
+                    f"{host}:{port}",
+                    "--workers",
+                    "2",
+                    "--threads",
+                    "4",
+                    "--graceful-timeout",
+                    "10",
+                    "broadcaster:create_app()",
+                ],
+                start_new_session=True,
+            )
+        )
+        for _ in range(worker_count):
+            children.append(
+                subprocess.Popen([sys.executable, "-m", "worker"], start_new_session=True)
+            )
+        click.echo(
+            f"\nCrisis broadcaster is up.\n"
+            f"  API:       http://{host}:{port}/api/v1/  (OpenAPI: /api/openapi.json)\n"
+            f"  Health:    http://{host}:{port}/readyz\n"
+            f"  Redis:     {url}{' (embedded, data in ' + str(data_dir) + ')' if embedded else ''}\n"
+            f"{token_note}"
+            f"  Press Ctrl-C to stop everything.\n"
+        )
+        while not stopping:
+            if any(child.poll() is not None for child in children):
+                click.echo("a child process exited; stopping everything", err=True)
+                break
+            time.sleep(0.2)
+    finally:
+        for child in children:
+            if child.poll() is None:
+                child.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + 15
+        for child in children:
+            try:
+                child.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait()
+        if embedded:
+            forget_url(data_dir)
+            embedded.stop()
+        click.echo("stopped.")
+
+
+def _first_token(url: str) -> str:
+    """On a fresh data dir, create an admin token so the first curl works at once."""
+    r = redis.Redis.from_url(url)
+    if r.set("bc:first-token-issued", 1, nx=True):
+        token = create_token(r, "admin", "admin")
+        return (
+            f"  Admin API token (shown once, keep it): {token}\n"
+            f"  More tokens: broadcaster token create --name NAME --role ROLE\n"
+        )
+    return "  API tokens: broadcaster token create --name NAME --role ROLE\n"
+
+
+@main.command()
+def worker() -> None:
+    """Run RQ workers only (same as ``python worker.py``)."""
+    import worker as worker_module
+
+    worker_module.main()
+
+
+@main.group()
+def token() -> None:
+    """API tokens."""
+
+
+@token.command("create")
+@click.option("--name", required=True, help="Who or what uses the token (shown in the audit).")
+@click.option("--role", required=True, type=click.Choice(ROLES), help="What it may do.")
+def token_create(name: str, role: str) -> None:
+    """Create an API token; prints it as the last line (it is stored only as a hash)."""
+    env = _env()
+    with redis_url(env["REDIS_URL"], str(env["DATA_DIR"])) as url:
+        try:
+            value = create_token(redis.Redis.from_url(url), name, role)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc)) from exc
+    click.echo(f"Created {role} token for {name!r}. Send it as 'Authorization: Bearer <token>':")
+    click.echo(value)
+
+
+@main.group()
+def subscribers() -> None:
+    """Subscribers."""
+
+
+@subscribers.command("import")
+@click.argument("file", type=click.File("r", encoding="utf-8-sig"))
+def subscribers_import(file) -> None:  # type: ignore[no-untyped-def]
+    """Import FILE.csv (columns external_id,email,phone,locale,audiences,channels; ';' lists)."""
+    env = _env()
+    try:
+        plan = load_plan(env["PLAN"])
+    except PlanError as exc:
+        raise click.ClickException(str(exc)) from exc
+    reader = csv.DictReader(file)
+    if not reader.fieldnames or "audiences" not in reader.fieldnames:
+        raise click.ClickException(f"{file.name}: header row must name an 'audiences' column")
+
+    def rows():  # type: ignore[no-untyped-def]
+        for row in reader:
+            clean = {k: (v or "").strip() for k, v in row.items() if k}
+            record: dict[str, object] = {
+                k: v
+                for k, v in clean.items()
+                if v and k in ("external_id", "email", "phone", "locale")
+            }
+            for field in ("audiences", "channels"):
+                if clean.get(field):
+                    record[field] = [p.strip() for p in clean[field].split(";") if p.strip()]
+            record.setdefault("audiences", [])
+            yield reader.line_num, record
+
+    with redis_url(env["REDIS_URL"], str(env["DATA_DIR"])) as url:
+        report = import_rows(rows(), plan, SubscriberStore(redis.Redis.from_url(url)))
+    for rejected in report["rejected"]:
+        reasons = "; ".join(
+            f"{k}: {', '.join(map(str, v)) if isinstance(v, list) else v}"
+            for k, v in rejected["errors"].items()
+        )
+        click.echo(f"{file.name}:{rejected['index']}: rejected: {reasons}", err=True)
+    click.echo(
+        f"created {report['created']}, updated {report['updated']}, "
+        f"rejected {len(report['rejected'])}"
+    )
+    if report["rejected"] and not report["created"] + report["updated"]:
+        sys.exit(1)

@@ -1,0 +1,71 @@
+"""Configuration from the environment (DESIGN.md §4), flowing into ``app.config``."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Mapping
+from pathlib import Path
+
+from dotenv import load_dotenv
+
+# (config key, environment variables in order of preference, default)
+_SETTINGS: list[tuple[str, tuple[str, ...], str | None]] = [
+    ("REDIS_URL", ("BROADCASTER_REDIS_URL", "REDIS_URL"), None),
+    ("DATA_DIR", ("BROADCASTER_DATA_DIR",), "./var"),
+    ("PLAN", ("BROADCASTER_PLAN",), None),
+    ("SECRET_KEY", ("BROADCASTER_SECRET_KEY",), None),
+    ("PUBLIC_URL", ("BROADCASTER_PUBLIC_URL",), "http://127.0.0.1:8000"),
+    ("SENDGRID_API_KEY", ("BROADCASTER_SENDGRID_API_KEY", "SENDGRID_API_KEY"), None),
+    ("SENDGRID_BASE_URL", ("BROADCASTER_SENDGRID_BASE_URL",), "https://api.sendgrid.com"),
+    ("EMAIL_FROM", ("BROADCASTER_EMAIL_FROM",), "noreply@localhost"),
+    ("TWILIO_ACCOUNT_SID", ("BROADCASTER_TWILIO_ACCOUNT_SID", "TWILIO_ACCOUNT_SID"), None),
+    ("TWILIO_AUTH_TOKEN", ("BROADCASTER_TWILIO_AUTH_TOKEN", "TWILIO_AUTH_TOKEN"), None),
+    ("TWILIO_FROM", ("BROADCASTER_TWILIO_FROM",), None),
+    ("TWILIO_MESSAGING_SERVICE_SID", ("BROADCASTER_TWILIO_MESSAGING_SERVICE_SID",), None),
+    ("TWILIO_BASE_URL", ("BROADCASTER_TWILIO_BASE_URL",), "https://api.twilio.com"),
+]
+
+# Tunables with sensible production defaults; tests shorten the delays.
+_NUMERIC: list[tuple[str, str, float]] = [
+    ("EMAIL_BATCH_SIZE", "BROADCASTER_EMAIL_BATCH_SIZE", 1000),
+    ("SMS_BATCH_SIZE", "BROADCASTER_SMS_BATCH_SIZE", 500),
+    ("SMS_CONCURRENCY", "BROADCASTER_SMS_CONCURRENCY", 16),
+    ("MAX_ATTEMPTS", "BROADCASTER_MAX_ATTEMPTS", 5),
+    ("RETRY_BACKOFF", "BROADCASTER_RETRY_BACKOFF", 10),
+    ("RETRY_BACKOFF_MAX", "BROADCASTER_RETRY_BACKOFF_MAX", 600),
+    ("PROVIDER_TIMEOUT", "BROADCASTER_PROVIDER_TIMEOUT", 15),
+    ("MAX_BODY_BYTES", "BROADCASTER_MAX_BODY_BYTES", 10_000),
+]
+
+
+class ConfigError(Exception):
+    """A setting is missing or malformed; raised at start-up, never mid-crisis."""
+
+
+def from_environment(environ: Mapping[str, str] | None = None) -> dict[str, object]:
+    """Read every setting from ``environ`` (default: the process environment + ``.env``)."""
+    if environ is None:
+        load_dotenv(os.environ.get("BROADCASTER_DOTENV", ".env"), override=False)
+        environ = os.environ
+    config: dict[str, object] = {}
+    for key, names, default in _SETTINGS:
+        config[key] = next((environ[n] for n in names if environ.get(n)), default)
+    for key, name, default in _NUMERIC:
+        raw = environ.get(name)
+        try:
+            value = float(raw) if raw else default
+        except ValueError as exc:
+            raise ConfigError(f"{name}: expected a number, got {raw!r}") from exc
+        config[key] = int(value) if float(value).is_integer() else value
+    return config
+
+
+def ensure_secret_key(data_dir: Path) -> str:
+    """Return the secret key kept in the data dir, creating it on first start."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    path = data_dir / "secret_key"
+    if not path.exists():
+        path.write_text(secrets.token_urlsafe(48))
+        path.chmod(0o600)
+    return path.read_text().strip()

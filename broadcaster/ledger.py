@@ -1,0 +1,167 @@
+"""The delivery ledger: one record per (announcement, channel, subscriber).
+
+States move ``queued → sending → sent → delivered`` or end in ``failed`` / ``skipped``.
+Every move is one atomic Lua call that also keeps the per-channel counts, so a recipient
+is *claimed* (``queued → sending``) before the provider call and a re-run batch skips anyone
+already claimed or sent: nobody is texted twice.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterable
+from typing import Any
+
+import redis
+
+STATES = ("queued", "sending", "sent", "delivered", "failed", "skipped")
+
+_TRANSITION = """
+local allowed = {}
+for s in string.gmatch(ARGV[3], '[^,]+') do allowed[s] = true end
+local moved = {}
+for i = 4, #ARGV do
+  local sub = ARGV[i]
+  local cur = redis.call('HGET', KEYS[1], sub)
+  if allowed[cur or 'new'] then
+    redis.call('HSET', KEYS[1], sub, ARGV[2])
+    if cur then
+      redis.call('HINCRBY', KEYS[2], ARGV[1] .. ':' .. cur, -1)
+    else
+      redis.call('ZADD', KEYS[3], 0, ARGV[1] .. ':' .. sub)
+    end
+    redis.call('HINCRBY', KEYS[2], ARGV[1] .. ':' .. ARGV[2], 1)
+    moved[#moved + 1] = sub
+  end
+end
+return moved
+"""
+
+
+def _state_key(announcement_id: str, channel: str) -> str:
+    return f"bc:dl:{announcement_id}:{channel}"
+
+
+def _info_key(announcement_id: str, channel: str) -> str:
+    return f"bc:dli:{announcement_id}:{channel}"
+
+
+def _counts_key(announcement_id: str) -> str:
+    return f"bc:dlc:{announcement_id}"
+
+
+def _index_key(announcement_id: str) -> str:
+    return f"bc:dlx:{announcement_id}"
+
+
+class Ledger:
+    """Delivery records of one announcement, kept in Redis."""
+
+    def __init__(self, r: redis.Redis, announcement_id: str) -> None:
+        self.r = r
+        self.announcement_id = announcement_id
+        self._script = r.register_script(_TRANSITION)
+
+    def move(
+        self,
+        channel: str,
+        subscriber_ids: Iterable[str],
+        to_state: str,
+        from_states: Iterable[str],
+    ) -> list[str]:
+        """Move the subscribers whose state is in ``from_states`` (``new``: no record yet).
+
+        Returns the ids that moved; the others were already elsewhere (e.g. sent).
+        """
+        ids = list(subscriber_ids)
+        if not ids:
+            return []
+        keys = [
+            _state_key(self.announcement_id, channel),
+            _counts_key(self.announcement_id),
+            _index_key(self.announcement_id),
+        ]
+        args = [channel, to_state, ",".join(from_states), *ids]
+        return [m.decode() if isinstance(m, bytes) else m for m in self._script(keys, args)]
+
+    def enqueue(self, channel: str, subscriber_ids: Iterable[str]) -> list[str]:
+        """Record new ``queued`` deliveries; existing ones are left as they are."""
+        return self.move(channel, subscriber_ids, "queued", ["new"])
+
+    def claim(self, channel: str, subscriber_ids: Iterable[str]) -> list[str]:
+        """Claim queued recipients for sending; returns only those this caller may send to."""
+        return self.move(channel, subscriber_ids, "sending", ["queued"])
+
+    def release(self, channel: str, subscriber_ids: Iterable[str]) -> list[str]:
+        """Give claimed recipients back after a transient failure, for a later retry."""
+        return self.move(channel, subscriber_ids, "queued", ["sending"])
+
+    def states(self, channel: str, subscriber_ids: list[str]) -> dict[str, str | None]:
+        """Current state per subscriber id (None: no record)."""
+        if not subscriber_ids:
+            return {}
+        values = self.r.hmget(_state_key(self.announcement_id, channel), subscriber_ids)
+        return {
+            sid: (v.decode() if isinstance(v, bytes) else v)
+            for sid, v in zip(subscriber_ids, values, strict=True)
+        }
+
+    def note(self, channel: str, details: dict[str, dict[str, Any]]) -> None:
+        """Merge details (attempts, provider id, error, message…) into the records."""
+        if not details:
+            return
+        key = _info_key(self.announcement_id, channel)
+        ids = list(details)
+        current = self.r.hmget(key, ids)
+        now = time.time()
+        merged = {}
+        for sid, raw in zip(ids, current, strict=True):
+            record = json.loads(raw) if raw else {}
+            record.update(details[sid])
+            record["updated_at"] = now
+            merged[sid] = json.dumps(record)
+        self.r.hset(key, mapping=merged)
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        """Per-channel counts of every state."""
+        raw = self.r.hgetall(_counts_key(self.announcement_id))
+        result: dict[str, dict[str, int]] = {}
+        for field, value in raw.items():
+            channel, state = field.decode().rsplit(":", 1)
+            result.setdefault(channel, dict.fromkeys(STATES, 0))[state] = int(value)
+        return result
+
+    def total(self) -> int:
+        """Number of delivery records."""
+        return int(self.r.zcard(_index_key(self.announcement_id)))
+
+    def page(self, offset: int, limit: int) -> list[dict[str, Any]]:
+        """Delivery records in a stable order (channel, subscriber id)."""
+        members = self.r.zrange(_index_key(self.announcement_id), offset, offset + limit - 1)
+        pipe = self.r.pipeline(transaction=False)
+        pairs = []
+        for member in members:
+            channel, sid = member.decode().split(":", 1)
+            pairs.append((channel, sid))
+            pipe.hget(_state_key(self.announcement_id, channel), sid)
+            pipe.hget(_info_key(self.announcement_id, channel), sid)
+        values = pipe.execute()
+        records = []
+        for i, (channel, sid) in enumerate(pairs):
+            state, info = values[2 * i], values[2 * i + 1]
+            record = json.loads(info) if info else {}
+            records.append(
+                {
+                    "channel": channel,
+                    "subscriber_id": sid,
+                    "state": state.decode() if state else None,
+                    "attempts": record.get("attempts", 0),
+                    "to": record.get("to"),
+                    "provider_id": record.get("provider_id"),
+                    "error": record.get("error"),
+                    "message": record.get("message"),
+                    "updated_at": record.get("updated_at"),
+                }
+            )
+        return records

@@ -1,0 +1,208 @@
+"""The crisis plan: organisation, audiences and their routes, channels per severity, policy.
+
+Loaded once at start-up from TOML; a bad plan stops the service with the file, the key and
+what is wrong, so nobody discovers a typo in the middle of a crisis.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from channels import CHANNELS
+
+SEVERITIES = ("info", "minor", "major", "critical")
+STATUSES = ("investigating", "identified", "monitoring", "resolved")
+
+BUNDLED_PLAN = Path(__file__).resolve().parent.parent / "examples" / "plan.toml"
+
+
+class PlanError(Exception):
+    """The plan file is unreadable or invalid; the message names file, key and reason."""
+
+
+@dataclass(frozen=True)
+class Route:
+    """For one need: the best channel, its contact and hours."""
+
+    need: dict[str, str]  # locale → label; "" is the label for every locale
+    channel: str
+    contact: str
+    hours: str = ""
+
+    def need_for(self, locale: str, default_locale: str) -> str:
+        return self.need.get(locale) or self.need.get(default_locale) or self.need.get("", "")
+
+
+@dataclass(frozen=True)
+class Audience:
+    name: str
+    description: str
+    channels: tuple[str, ...]
+    routes: tuple[Route, ...]
+
+
+@dataclass(frozen=True)
+class Plan:
+    organisation: str
+    default_locale: str
+    locales: tuple[str, ...]
+    default_region: str | None
+    approval_required: frozenset[str]
+    sms_max_segments: int
+    channels_by_severity: dict[str, tuple[str, ...]]
+    audiences: dict[str, Audience] = field(default_factory=dict)
+    source: str = ""
+
+
+class _Checker:
+    """Collects every problem in a plan so one start-up shows them all."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.problems: list[str] = []
+
+    def fail(self, key: str, reason: str) -> None:
+        self.problems.append(f"{self.source}: {key}: {reason}")
+
+    def table(self, data: dict[str, Any], key: str, required: bool = True) -> dict[str, Any]:
+        value = data.get(key.rsplit(".", 1)[-1])
+        if value is None:
+            if required:
+                self.fail(key, "missing")
+            return {}
+        if not isinstance(value, dict):
+            self.fail(key, f"must be a table, not {type(value).__name__}")
+            return {}
+        return value
+
+    def string(self, data: dict[str, Any], key: str, default: str | None = None) -> str:
+        value = data.get(key.rsplit(".", 1)[-1], default)
+        if value is None:
+            self.fail(key, "missing")
+            return ""
+        if not isinstance(value, str) or not value.strip():
+            self.fail(key, "must be a non-empty string")
+            return ""
+        return value
+
+    def channel_list(self, value: Any, key: str) -> tuple[str, ...]:
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            self.fail(key, "must be a list of channel names")
+            return ()
+        unknown = [v for v in value if v not in CHANNELS]
+        if unknown:
+            self.fail(key, f"unknown channel {unknown[0]!r} (known: {', '.join(CHANNELS)})")
+        return tuple(v for v in value if v in CHANNELS)
+
+
+def parse_plan(data: dict[str, Any], source: str) -> Plan:
+    """Validate plan data; raise PlanError listing every problem."""
+    check = _Checker(source)
+    org = check.table(data, "organisation")
+    name = check.string(org, "organisation.name") if org else ""
+    default_locale = check.string(org, "organisation.default_locale", "en") if org else "en"
+    locales = org.get("locales", [default_locale])
+    if not isinstance(locales, list) or not all(isinstance(x, str) for x in locales):
+        check.fail("organisation.locales", "must be a list of locale codes")
+        locales = [default_locale]
+    if default_locale not in locales:
+        locales = [default_locale, *locales]
+    region = org.get("default_region")
+    if region is not None and (not isinstance(region, str) or len(region) != 2):
+        check.fail("organisation.default_region", "must be a two-letter country code")
+
+    policy = check.table(data, "policy", required=False)
+    approval = policy.get("approval_required", [])
+    if not isinstance(approval, list) or any(s not in SEVERITIES for s in approval):
+        check.fail("policy.approval_required", f"must be a list of {', '.join(SEVERITIES)}")
+        approval = []
+    segments = policy.get("sms_max_segments", 2)
+    if not isinstance(segments, int) or isinstance(segments, bool) or not 1 <= segments <= 10:
+        check.fail("policy.sms_max_segments", "must be a whole number from 1 to 10")
+        segments = 2
+
+    by_severity_raw = check.table(data, "channels_by_severity")
+    by_severity: dict[str, tuple[str, ...]] = {}
+    for severity, value in by_severity_raw.items():
+        if severity not in SEVERITIES:
+            check.fail(f"channels_by_severity.{severity}", "unknown severity")
+            continue
+        by_severity[severity] = check.channel_list(value, f"channels_by_severity.{severity}")
+
+    audiences: dict[str, Audience] = {}
+    for aname, raw in check.table(data, "audiences").items():
+        key = f"audiences.{aname}"
+        if not isinstance(raw, dict):
+            check.fail(key, "must be a table")
+            continue
+        channels = check.channel_list(raw.get("channels", list(CHANNELS)), f"{key}.channels")
+        routes = []
+        raw_routes = raw.get("routes", [])
+        if not isinstance(raw_routes, list):
+            check.fail(f"{key}.routes", "must be an array of tables ([[...routes]])")
+            raw_routes = []
+        for i, route in enumerate(raw_routes):
+            rkey = f"{key}.routes[{i}]"
+            if not isinstance(route, dict):
+                check.fail(rkey, "must be a table")
+                continue
+            need = route.get("need")
+            if isinstance(need, str) and need.strip():
+                labels = {"": need}
+            elif (
+                isinstance(need, dict)
+                and need
+                and all(isinstance(v, str) and v.strip() for v in need.values())
+            ):
+                labels = dict(need)
+            else:
+                check.fail(
+                    f"{rkey}.need",
+                    "missing" if need is None else "must be text or a table of locale = text",
+                )
+                labels = {}
+            routes.append(
+                Route(
+                    need=labels,
+                    channel=check.string(route, f"{rkey}.channel"),
+                    contact=check.string(route, f"{rkey}.contact"),
+                    hours=str(route.get("hours", "")),
+                )
+            )
+        audiences[aname] = Audience(
+            name=aname,
+            description=str(raw.get("description", "")),
+            channels=channels,
+            routes=tuple(routes),
+        )
+    if not audiences and "audiences" in data:
+        check.fail("audiences", "declare at least one audience")
+
+    if check.problems:
+        raise PlanError("invalid crisis plan:\n  " + "\n  ".join(check.problems))
+    return Plan(
+        organisation=name,
+        default_locale=default_locale,
+        locales=tuple(locales),
+        default_region=region,
+        approval_required=frozenset(approval),
+        sms_max_segments=segments,
+        channels_by_severity=by_severity,
+        audiences=audiences,
+        source=source,
+    )
+
+
+def load_plan(path: str | Path | None) -> Plan:
+    """Read and validate the plan at ``path`` (default: the bundled example plan)."""
+    file = Path(path) if path else BUNDLED_PLAN
+    try:
+        data = tomllib.loads(file.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise PlanError(f"{file}: file not found (BROADCASTER_PLAN)") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise PlanError(f"{file}: not valid TOML: {exc}") from exc
+    return parse_plan(data, file.name)

@@ -1,0 +1,58 @@
+"""RQ queues: one for planning and one per channel, so a slow provider never blocks the rest."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import redis
+from redis.client import Pipeline
+from rq import Queue, Retry
+from rq.serializers import JSONSerializer
+
+PLAN_QUEUE = "plan"
+# Workers take queues in this order: planning first, so fan-out starts at once.
+QUEUE_NAMES = (PLAN_QUEUE, "sms", "email")
+
+_RESULT_TTL = 24 * 3600
+_FAILURE_TTL = 7 * 24 * 3600
+
+
+def queue(r: redis.Redis, name: str) -> Queue:
+    """An RQ queue using the JSON serializer (jobs carry ids and plain JSON only)."""
+    return Queue(name, connection=r, serializer=JSONSerializer)
+
+
+def enqueue_plan(r: redis.Redis, announcement_id: str, pipeline: Pipeline | None = None) -> None:
+    """Enqueue the plan job of a published announcement (inside ``pipeline`` if given)."""
+    queue(r, PLAN_QUEUE).enqueue_call(
+        "broadcaster.fanout.plan_job",
+        args=[announcement_id],
+        job_id=f"plan-{announcement_id}",
+        retry=Retry(max=3, interval=[5, 30, 120]),
+        result_ttl=_RESULT_TTL,
+        failure_ttl=_FAILURE_TTL,
+        pipeline=pipeline,
+    )
+
+
+def enqueue_batch(
+    r: redis.Redis,
+    announcement_id: str,
+    channel: str,
+    subscriber_ids: list[str],
+    attempt: int = 1,
+    delay: float = 0,
+) -> None:
+    """Enqueue one batch job for a channel, now or after ``delay`` seconds."""
+    q = queue(r, channel)
+    args = [announcement_id, channel, subscriber_ids, attempt]
+    options = {
+        "result_ttl": _RESULT_TTL,
+        "failure_ttl": _FAILURE_TTL,
+        # A crashed batch is retried; claims in the ledger stop any double send.
+        "retry": Retry(max=3, interval=[5, 30, 120]),
+    }
+    if delay > 0:
+        q.enqueue_in(timedelta(seconds=delay), "broadcaster.fanout.batch_job", *args, **options)
+    else:
+        q.enqueue("broadcaster.fanout.batch_job", *args, **options)

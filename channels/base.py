@@ -1,0 +1,91 @@
+"""What every channel is: a name, its limits, and ``send(batch) -> results``.
+
+A channel never decides *who* gets a message, only *how* it is sent. It reports one
+``Result`` per recipient; the fan-out turns those into ledger states and retries.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC
+from typing import Any, ClassVar, Protocol
+
+
+class ChannelConfigError(Exception):
+    """A channel is missing a setting; raised at start-up with the setting's name."""
+
+
+class DeliveryError(Exception):
+    """A provider refused or failed one send."""
+
+    def __init__(self, reason: str, retry_after: float | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.retry_after = retry_after
+
+
+class TransientDeliveryError(DeliveryError):
+    """Worth retrying later: timeout, 5xx, 429 (``retry_after`` seconds if the provider said)."""
+
+
+class PermanentDeliveryError(DeliveryError):
+    """Will never work: invalid number, rejected address. Recorded as failed at once."""
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """One rendered message for one recipient."""
+
+    subscriber_id: str
+    to: str
+    content: dict[str, str]  # email: subject/text/html; sms: text
+
+
+@dataclass
+class Result:
+    """What happened to one ``Outgoing``: ``sent``, ``failed`` or ``retry``."""
+
+    subscriber_id: str
+    outcome: str
+    provider_id: str | None = None
+    error: str | None = None
+    retry_after: float | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Channel(Protocol):
+    """A delivery channel with one transport (provider or outbox)."""
+
+    name: ClassVar[str]
+    transport: str
+
+    def send(self, batch: list[Outgoing]) -> list[Result]:
+        """Send every message in the batch; never raises for a single recipient's failure."""
+        ...
+
+
+def result_for(item: Outgoing, error: DeliveryError) -> Result:
+    """The Result for a failed send: ``retry`` for transient errors, ``failed`` otherwise."""
+    if isinstance(error, TransientDeliveryError):
+        return Result(
+            item.subscriber_id, "retry", error=error.reason, retry_after=error.retry_after
+        )
+    return Result(item.subscriber_id, "failed", error=error.reason)
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds from a ``Retry-After`` header (delta-seconds or an HTTP date)."""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    from datetime import datetime
+    from email.utils import parsedate_to_datetime
+
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())

@@ -1,0 +1,142 @@
+"""Email through SendGrid's v3 Mail Send API (one request, up to 1,000 personalizations).
+
+Recipients whose rendered message is identical share a request; each gets its own
+personalization so nobody sees anybody else's address. Without an API key the channel
+uses the outbox transport.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import urllib.error
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+import python_http_client.exceptions as http_errors
+from sendgrid import SendGridAPIClient
+
+from channels import outbox
+from channels.base import (
+    ChannelConfigError,
+    Outgoing,
+    PermanentDeliveryError,
+    Result,
+    TransientDeliveryError,
+    parse_retry_after,
+)
+
+_PERSONALIZATION_FIELD = re.compile(r"^personalizations\.(\d+)")
+
+
+class EmailChannel:
+    """The ``email`` channel: SendGrid when configured, else the outbox."""
+
+    name: ClassVar[str] = "email"
+    max_batch: ClassVar[int] = 1000  # SendGrid's limit of personalizations per request
+
+    def __init__(self, config: Mapping[str, Any]) -> None:
+        self.sender = str(config.get("EMAIL_FROM") or "")
+        if not self.sender:
+            raise ChannelConfigError("email: BROADCASTER_EMAIL_FROM is empty")
+        api_key = config.get("SENDGRID_API_KEY")
+        self.transport = "sendgrid" if api_key else "outbox"
+        self.client: SendGridAPIClient | None = None
+        if api_key:
+            self.client = SendGridAPIClient(
+                api_key=str(api_key), host=str(config["SENDGRID_BASE_URL"]).rstrip("/")
+            )
+            self.client.client.timeout = float(config.get("PROVIDER_TIMEOUT", 15))
+
+    def send(self, batch: list[Outgoing]) -> list[Result]:
+        """Send the batch; one SendGrid request per distinct message, ≤1,000 recipients each."""
+        if self.client is None:
+            return outbox.record(batch)
+        groups: dict[tuple[str, str, str], list[Outgoing]] = {}
+        for item in batch:
+            key = (item.content["subject"], item.content["text"], item.content["html"])
+            groups.setdefault(key, []).append(item)
+        results: list[Result] = []
+        for items in groups.values():
+            for start in range(0, len(items), self.max_batch):
+                results.extend(self._send_group(items[start : start + self.max_batch]))
+        return results
+
+    def _send_group(self, items: list[Outgoing]) -> list[Result]:
+        results: list[Result] = []
+        pending = list(items)
+        # A 400 naming one personalization rejects the whole request: fail that
+        # recipient with SendGrid's reason and send the rest again.
+        while pending:
+            try:
+                message_id = self._post(pending)
+            except PermanentDeliveryError as exc:
+                rejected = _rejected_indexes(exc.reason)
+                if not rejected:
+                    return results + [
+                        Result(i.subscriber_id, "failed", error=exc.reason) for i in pending
+                    ]
+                for index, reason in rejected.items():
+                    if index < len(pending):
+                        results.append(Result(pending[index].subscriber_id, "failed", error=reason))
+                pending = [item for n, item in enumerate(pending) if n not in rejected]
+                continue
+            except TransientDeliveryError as exc:
+                return results + [
+                    Result(i.subscriber_id, "retry", error=exc.reason, retry_after=exc.retry_after)
+                    for i in pending
+                ]
+            return results + [
+                Result(i.subscriber_id, "sent", provider_id=message_id) for i in pending
+            ]
+        return results
+
+    def _post(self, items: list[Outgoing]) -> str | None:
+        first = items[0].content
+        payload = {
+            "personalizations": [
+                {"to": [{"email": item.to}], "custom_args": {"subscriber_id": item.subscriber_id}}
+                for item in items
+            ],
+            "from": {"email": self.sender},
+            "subject": first["subject"],
+            "content": [
+                {"type": "text/plain", "value": first["text"]},
+                {"type": "text/html", "value": first["html"]},
+            ],
+        }
+        if first.get("announcement_id"):
+            payload["custom_args"] = {"announcement_id": first["announcement_id"]}
+        assert self.client is not None
+        try:
+            response = self.client.send(payload)
+        except http_errors.HTTPError as exc:
+            raise _classify(exc) from exc
+        except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
+            raise TransientDeliveryError(f"sendgrid unreachable: {exc}") from exc
+        headers = response.headers
+        return headers.get("X-Message-Id") if headers is not None else None
+
+
+def _classify(exc: http_errors.HTTPError) -> Exception:
+    status = int(exc.status_code)
+    body = exc.body.decode(errors="replace") if isinstance(exc.body, bytes) else str(exc.body)
+    headers = exc.headers or {}
+    if status == 429 or status >= 500 or status in (401, 403):
+        retry_after = parse_retry_after(headers.get("Retry-After"))
+        return TransientDeliveryError(f"sendgrid HTTP {status}: {body[:300]}", retry_after)
+    return PermanentDeliveryError(body)
+
+
+def _rejected_indexes(body: str) -> dict[int, str]:
+    """Personalization index → reason, from a SendGrid 400 error body."""
+    try:
+        errors = json.loads(body).get("errors", [])
+    except (ValueError, AttributeError):
+        return {}
+    rejected: dict[int, str] = {}
+    for error in errors:
+        match = _PERSONALIZATION_FIELD.match(str(error.get("field") or ""))
+        if match:
+            rejected[int(match.group(1))] = f"sendgrid: {error.get('message', 'rejected')}"
+    return rejected

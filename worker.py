@@ -1,0 +1,46 @@
+"""RQ workers for the broadcaster's queues, inside the app context (``python worker.py``)."""
+
+from __future__ import annotations
+
+import logging
+
+from rq import SimpleWorker
+from rq.serializers import JSONSerializer
+
+from broadcaster import config as settings
+from broadcaster import create_app
+from broadcaster.local_redis import discover
+from broadcaster.queues import QUEUE_NAMES, queue
+from broadcaster.services import services
+
+
+def build_worker(burst_name: str | None = None) -> SimpleWorker:
+    """A worker on every queue, plan first. Call inside an app context.
+
+    SimpleWorker runs jobs in this process: channels keep their HTTP connection pools and
+    SMS thread pools from job to job (a forked work-horse would lose both).
+    """
+    svc = services()
+    return SimpleWorker(
+        [queue(svc.redis, name) for name in QUEUE_NAMES],
+        connection=svc.redis,
+        serializer=JSONSerializer,
+        name=burst_name,
+    )
+
+
+def main() -> None:
+    """Work until stopped (SIGINT/SIGTERM finish the current job first)."""
+    env = settings.from_environment()
+    url = discover(env["REDIS_URL"], env["DATA_DIR"])
+    if not url:
+        raise SystemExit(
+            "worker: no Redis. Set BROADCASTER_REDIS_URL, or start `broadcaster up` first."
+        )
+    app = create_app({"REDIS_URL": url})
+    with app.app_context():
+        build_worker().work(with_scheduler=True, logging_level=logging.INFO)
+
+
+if __name__ == "__main__":
+    main()
