@@ -113,7 +113,9 @@ def batch_job(
     retry_ids: list[str] = []
     retry_after = 0.0
     # Claim only what is about to be in flight, so a crash strands at most one step.
-    step = len(todo) if channel == "email" else max(1, int(getattr(sender, "concurrency", 16)))
+    step = (
+        max(1, len(todo)) if channel == "email" else max(1, int(getattr(sender, "concurrency", 16)))
+    )
     for start in range(0, len(todo), step):
         claimed = ledger.claim(channel, todo[start : start + step])
         if not claimed:

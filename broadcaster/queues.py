@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+import math
+import time
+from datetime import datetime, timezone
 
 import redis
 from redis.client import Pipeline
@@ -53,6 +55,9 @@ def enqueue_batch(
         "retry": Retry(max=3, interval=[5, 30, 120]),
     }
     if delay > 0:
-        q.enqueue_in(timedelta(seconds=delay), "broadcaster.fanout.batch_job", *args, **options)
+        # RQ's schedule has one-second resolution and rounds down: round up instead, so a
+        # provider's Retry-After is never cut short.
+        when = datetime.fromtimestamp(math.ceil(time.time() + delay), tz=timezone.utc)
+        q.enqueue_at(when, "broadcaster.fanout.batch_job", *args, **options)
     else:
         q.enqueue("broadcaster.fanout.batch_job", *args, **options)

@@ -38,20 +38,24 @@ class AnnouncementIn(Schema):
         plan = services().plan
         limit = int(services().config["MAX_BODY_BYTES"])
         errors: dict[str, list[str]] = {}
-        unknown = [a for a in data.get("audiences", []) if a not in plan.audiences]
+        unknown = [a for a in data.get("audiences") or [] if a not in plan.audiences]
         if unknown:
             errors["audiences"] = [
                 f"unknown audience {unknown[0]!r} (known: {', '.join(plan.audiences)})"
             ]
-        texts = {"body": data.get("body", "")}
+        texts = {"body": data.get("body") or ""}
         texts.update(
-            {f"translations.{k}.body": v["body"] for k, v in data.get("translations", {}).items()}
+            {
+                f"translations.{k}.body": v.get("body", "")
+                for k, v in (data.get("translations") or {}).items()
+                if isinstance(v, dict)
+            }
         )
         for field, text in texts.items():
             size = len(text.encode())
             if size > limit:
                 errors[field] = [f"too long: {size} bytes, at most {limit}"]
-        bad_locales = [k for k in data.get("translations", {}) if k not in plan.locales]
+        bad_locales = [k for k in data.get("translations") or {} if k not in plan.locales]
         if bad_locales:
             errors["translations"] = [
                 f"unknown locale {bad_locales[0]!r} (plan has: {', '.join(plan.locales)})"

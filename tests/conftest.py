@@ -1,0 +1,165 @@
+"""Fixtures: a real redis-server, real RQ workers, fake providers for the real SDKs."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+from flask import Flask
+from flask.testing import FlaskClient
+from rq.registry import ScheduledJobRegistry, StartedJobRegistry
+from rq.serializers import JSONSerializer
+
+import worker
+from broadcaster import create_app
+from broadcaster.queues import QUEUE_NAMES, queue
+from broadcaster.redis_server import EmbeddedRedis
+from broadcaster.tokens import create_token
+from tests.fakes import FakeSendGrid, FakeTwilio
+
+TWILIO_FROM = "+3197010000000"
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedRedis]:
+    server = EmbeddedRedis(tmp_path_factory.mktemp("redis")).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def r(redis_server: EmbeddedRedis) -> redis.Redis:
+    client = redis.Redis.from_url(redis_server.url)
+    client.flushall()
+    return client
+
+
+@pytest.fixture(scope="session")
+def sendgrid() -> Iterator[FakeSendGrid]:
+    fake = FakeSendGrid()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture(scope="session")
+def twilio() -> Iterator[FakeTwilio]:
+    fake = FakeTwilio()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture
+def providers(
+    sendgrid: FakeSendGrid, twilio: FakeTwilio
+) -> Iterator[tuple[FakeSendGrid, FakeTwilio]]:
+    sendgrid.reset()
+    twilio.reset()
+    sendgrid.rejected_addresses.clear()
+    twilio.invalid_numbers.clear()
+    yield sendgrid, twilio
+    # Whatever a test did, the SDKs must have spoken the providers' wire format.
+    assert sendgrid.violations == []
+    assert twilio.violations == []
+
+
+def provider_settings(sendgrid: FakeSendGrid, twilio: FakeTwilio) -> dict[str, Any]:
+    return {
+        "SENDGRID_API_KEY": FakeSendGrid.API_KEY,
+        "SENDGRID_BASE_URL": sendgrid.url,
+        "EMAIL_FROM": "alerts@acme.example",
+        "TWILIO_ACCOUNT_SID": FakeTwilio.ACCOUNT_SID,
+        "TWILIO_AUTH_TOKEN": FakeTwilio.AUTH_TOKEN,
+        "TWILIO_FROM": TWILIO_FROM,
+        "TWILIO_BASE_URL": twilio.url,
+    }
+
+
+@pytest.fixture
+def make_app(
+    r: redis.Redis,
+    redis_server: EmbeddedRedis,
+    tmp_path: Path,
+    providers: tuple[FakeSendGrid, FakeTwilio],
+) -> Callable[..., Flask]:
+    """Build an app wired to the test Redis and the fake providers; overrides go in kwargs."""
+
+    def build(**overrides: Any) -> Flask:
+        config = {
+            "REDIS_URL": redis_server.url,
+            "DATA_DIR": str(tmp_path / "data"),
+            "PLAN": None,
+            "RETRY_BACKOFF": 0,  # retry at once unless the provider says Retry-After
+            "PROVIDER_TIMEOUT": 5,
+            **provider_settings(*providers),
+            **overrides,
+        }
+        app = create_app(config)
+        app.config["TESTING"] = True
+        return app
+
+    return build
+
+
+@pytest.fixture
+def app(make_app: Callable[..., Flask]) -> Flask:
+    return make_app()
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+@pytest.fixture
+def tokens(r: redis.Redis) -> dict[str, dict[str, str]]:
+    """Authorization headers per role (plus a second approver)."""
+    names = {"helpdesk": "helen", "approver": "arne", "monitor": "prometheus", "admin": "ada"}
+    out = {
+        role: {"Authorization": f"Bearer {create_token(r, name, role)}"}
+        for role, name in names.items()
+    }
+    out["approver2"] = {"Authorization": f"Bearer {create_token(r, 'bo', 'approver')}"}
+    return out
+
+
+def drain(app: Flask, timeout: float = 30.0) -> None:
+    """Run real RQ workers (burst, with scheduler) until no job is queued, running or scheduled."""
+    r = app.extensions["broadcaster"].redis
+    deadline = time.monotonic() + timeout
+    crashes: list[str] = []
+
+    def record(job, exc_type, exc_value, tb):  # type: ignore[no-untyped-def]
+        crashes.append(f"{job.func_name}: {exc_type.__name__}: {exc_value}")
+        return True
+
+    with app.app_context():
+        while True:
+            w = worker.build_worker()
+            w.push_exc_handler(record)
+            w.work(burst=True, with_scheduler=True)
+            # A job that raised is a bug in our code: delivery failures are results, not crashes.
+            assert not crashes, crashes
+            busy = {}
+            for name in QUEUE_NAMES:
+                q = queue(r, name)
+                busy[name] = (
+                    q.count,
+                    ScheduledJobRegistry(queue=q, serializer=JSONSerializer).count,
+                    StartedJobRegistry(queue=q, serializer=JSONSerializer).count,
+                )
+            if not any(sum(v) for v in busy.values()):
+                return
+            if time.monotonic() > deadline:
+                raise AssertionError(
+                    f"jobs pending after {timeout}s (queued, scheduled, started): {busy}"
+                )
+            time.sleep(0.1)
+
+
+@pytest.fixture
+def run_jobs(app: Flask) -> Callable[..., None]:
+    return lambda timeout=30.0: drain(app, timeout)

@@ -1,0 +1,248 @@
+"""Small fake SendGrid and Twilio servers on 127.0.0.1 for the real SDKs to talk to.
+
+Each checks the wire format the real provider expects, records what it accepted, and can
+be told to answer 429 / 5xx / 400 — for the next N requests, or for given recipients.
+"""
+
+from __future__ import annotations
+
+import base64
+import itertools
+import json
+import threading
+import time
+import urllib.parse
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+
+@dataclass
+class Scripted:
+    """A canned answer for the next ``times`` requests."""
+
+    status: int
+    times: int = 1
+    headers: dict[str, str] = field(default_factory=dict)
+    body: dict[str, Any] = field(default_factory=dict)
+
+
+class FakeProvider:
+    """Base: a threaded HTTP server that records requests and replays scripted failures."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.requests: list[dict[str, Any]] = []  # every request, accepted or not
+        self.violations: list[str] = []  # wire-format problems: tests assert this stays empty
+        self.script: list[Scripted] = []
+        self.delay = 0.0
+        provider = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: Any) -> None:  # keep test output quiet
+                pass
+
+            def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+                length = int(self.headers.get("Content-Length") or 0)
+                raw = self.rfile.read(length)
+                status, headers, body = provider.handle(self.path, dict(self.headers), raw)
+                payload = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(payload)))
+                for key, value in headers.items():
+                    self.send_header(key, value)
+                self.end_headers()
+                self.wfile.write(payload)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def fail_next(
+        self,
+        status: int,
+        times: int = 1,
+        headers: dict[str, str] | None = None,
+        body: dict[str, Any] | None = None,
+    ) -> None:
+        """Answer the next ``times`` requests with ``status`` (and headers/body)."""
+        with self.lock:
+            self.script.append(Scripted(status, times, headers or {}, body or {"message": "fake"}))
+
+    def reset(self) -> None:
+        with self.lock:
+            self.requests.clear()
+            self.violations.clear()
+            self.script.clear()
+        self.delay = 0.0
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def _scripted(self) -> Scripted | None:
+        with self.lock:
+            if not self.script:
+                return None
+            current = self.script[0]
+            current.times -= 1
+            if current.times <= 0:
+                self.script.pop(0)
+            return current
+
+    def handle(
+        self, path: str, headers: dict[str, str], raw: bytes
+    ) -> tuple[int, dict[str, str], Any]:
+        raise NotImplementedError
+
+
+class FakeSendGrid(FakeProvider):
+    """``POST /v3/mail/send`` as SendGrid answers it: 202 with ``X-Message-Id``."""
+
+    API_KEY = "SG.test-key"
+    MAX_PERSONALIZATIONS = 1000
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rejected_addresses: set[str] = set()
+        self._ids = itertools.count(1)
+
+    def accepted(self) -> list[tuple[str, dict[str, Any]]]:
+        """(recipient address, request payload) for every accepted personalization."""
+        out = []
+        for req in self.requests:
+            if req["status"] == 202:
+                for p in req["json"]["personalizations"]:
+                    out.append((p["to"][0]["email"], req["json"]))
+        return out
+
+    def handle(
+        self, path: str, headers: dict[str, str], raw: bytes
+    ) -> tuple[int, dict[str, str], Any]:
+        problems = []
+        if path != "/v3/mail/send":
+            problems.append(f"unexpected path {path}")
+        if headers.get("Authorization") != f"Bearer {self.API_KEY}":
+            problems.append("missing or wrong Authorization bearer key")
+        try:
+            data = json.loads(raw)
+        except ValueError:
+            data = {}
+            problems.append("body is not JSON")
+        personalizations = data.get("personalizations") or []
+        if not 1 <= len(personalizations) <= self.MAX_PERSONALIZATIONS:
+            problems.append(f"{len(personalizations)} personalizations (must be 1..1000)")
+        for p in personalizations:
+            if len(p.get("to") or []) != 1 or "@" not in p["to"][0].get("email", ""):
+                problems.append(f"personalization without exactly one 'to' address: {p}")
+        if not (data.get("from") or {}).get("email"):
+            problems.append("missing from.email")
+        if not data.get("subject"):
+            problems.append("missing subject")
+        types = [c.get("type") for c in data.get("content") or []]
+        if types != ["text/plain", "text/html"]:
+            problems.append(f"content types {types} (want text/plain then text/html)")
+        with self.lock:
+            self.violations.extend(problems)
+        if self.delay:
+            time.sleep(self.delay)
+        scripted = self._scripted()
+        if scripted:
+            status, out_headers, body = scripted.status, scripted.headers, scripted.body
+        elif problems:
+            status, out_headers, body = 400, {}, {"errors": [{"message": m} for m in problems]}
+        else:
+            bad = [
+                {
+                    "message": "Does not contain a valid address.",
+                    "field": f"personalizations.{i}.to.0.email",
+                }
+                for i, p in enumerate(personalizations)
+                if p["to"][0]["email"] in self.rejected_addresses
+            ]
+            if bad:
+                status, out_headers, body = 400, {}, {"errors": bad}
+            else:
+                status, out_headers, body = 202, {"X-Message-Id": f"sg-{next(self._ids)}"}, {}
+        with self.lock:
+            self.requests.append({"json": data, "status": status, "at": time.monotonic()})
+        return status, out_headers, body
+
+
+class FakeTwilio(FakeProvider):
+    """``POST /2010-04-01/Accounts/{sid}/Messages.json`` as Twilio answers it."""
+
+    ACCOUNT_SID = "AC" + "0" * 32
+    AUTH_TOKEN = "test-auth-token"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.invalid_numbers: set[str] = set()
+        self._ids = itertools.count(1)
+
+    def accepted(self) -> list[dict[str, str]]:
+        """The form fields of every accepted message."""
+        return [req["form"] for req in self.requests if req["status"] == 201]
+
+    def handle(
+        self, path: str, headers: dict[str, str], raw: bytes
+    ) -> tuple[int, dict[str, str], Any]:
+        problems = []
+        if path != f"/2010-04-01/Accounts/{self.ACCOUNT_SID}/Messages.json":
+            problems.append(f"unexpected path {path}")
+        expected = base64.b64encode(f"{self.ACCOUNT_SID}:{self.AUTH_TOKEN}".encode()).decode()
+        if headers.get("Authorization") != f"Basic {expected}":
+            problems.append("missing or wrong basic auth")
+        if not headers.get("Content-Type", "").startswith("application/x-www-form-urlencoded"):
+            problems.append("body is not form-encoded")
+        form = {k: v[0] for k, v in urllib.parse.parse_qs(raw.decode()).items()}
+        if not form.get("To", "").startswith("+"):
+            problems.append(f"To is not E.164: {form.get('To')!r}")
+        if not form.get("Body"):
+            problems.append("missing Body")
+        if bool(form.get("From")) == bool(form.get("MessagingServiceSid")):
+            problems.append("exactly one of From / MessagingServiceSid is required")
+        with self.lock:
+            self.violations.extend(problems)
+        if self.delay:
+            time.sleep(self.delay)
+        scripted = self._scripted()
+        if scripted:
+            status, out_headers, body = scripted.status, scripted.headers, scripted.body
+        elif problems:
+            status, out_headers, body = (
+                400,
+                {},
+                {"code": 21601, "message": "; ".join(problems), "status": 400},
+            )
+        elif form["To"] in self.invalid_numbers:
+            status, out_headers = 400, {}
+            body = {
+                "code": 21211,
+                "message": f"The 'To' number {form['To']} is not a valid phone number.",
+                "more_info": "https://www.twilio.com/docs/errors/21211",
+                "status": 400,
+            }
+        else:
+            status, out_headers = 201, {}
+            body = {
+                "sid": f"SM{next(self._ids):032d}",
+                "status": "queued",
+                "to": form["To"],
+                "from": form.get("From"),
+                "body": form["Body"],
+                "account_sid": self.ACCOUNT_SID,
+                "messaging_service_sid": form.get("MessagingServiceSid"),
+                "num_segments": "1",
+            }
+        with self.lock:
+            self.requests.append({"form": form, "status": status, "at": time.monotonic()})
+        return status, out_headers, body
