@@ -1,0 +1,114 @@
+"""Channel configuration: fail at start-up naming the setting; outbox without credentials."""
+
+from __future__ import annotations
+
+import pytest
+
+from channels import ChannelConfigError
+
+
+@pytest.mark.parametrize(
+    ("overrides", "setting"),
+    [
+        ({"TWILIO_FROM": None, "TWILIO_MESSAGING_SERVICE_SID": None}, "BROADCASTER_TWILIO_FROM"),
+        ({"TWILIO_AUTH_TOKEN": None}, "BROADCASTER_TWILIO_AUTH_TOKEN"),
+        ({"TWILIO_ACCOUNT_SID": None}, "BROADCASTER_TWILIO_ACCOUNT_SID"),
+        ({"EMAIL_FROM": ""}, "BROADCASTER_EMAIL_FROM"),
+    ],
+)
+def test_missing_setting_fails_at_start_up(make_app, overrides, setting):
+    with pytest.raises(ChannelConfigError, match=setting):
+        make_app(**overrides)
+
+
+def test_without_credentials_messages_go_to_the_outbox(make_app, tokens, providers):
+    from tests.conftest import drain
+
+    app = make_app(SENDGRID_API_KEY=None, TWILIO_ACCOUNT_SID=None, TWILIO_AUTH_TOKEN=None)
+    client = app.test_client()
+    client.post(
+        "/api/v1/subscribers",
+        headers=tokens["admin"],
+        json=[{"email": "a@example.com", "phone": "+31612345001", "audiences": ["consumers"]}],
+    )
+    body = {
+        "title": "Gas leak <b>Zuid</b>",
+        "body": "Leave the building.\n\nCall 112.",
+        "severity": "minor",
+        "audiences": ["consumers"],
+        "channels": ["email", "sms"],
+    }
+    ann = client.post("/api/v1/announcements", json=body, headers=tokens["admin"]).get_json()["id"]
+    drain(app)
+    sendgrid, twilio = providers
+    assert sendgrid.requests == [] and twilio.requests == []
+    records = client.get(
+        f"/api/v1/announcements/{ann}/deliveries", headers=tokens["admin"]
+    ).get_json()["items"]
+    by_channel = {r["channel"]: r for r in records}
+    assert by_channel["email"]["state"] == by_channel["sms"]["state"] == "sent"
+    email = by_channel["email"]["message"]
+    assert email["subject"] == "Acme Energy: Gas leak <b>Zuid</b>"
+    assert "Gas leak &lt;b&gt;Zuid&lt;/b&gt;" in email["html"], (
+        "announcement text is escaped in HTML"
+    )
+    assert "<b>Zuid</b>" not in email["html"]
+    assert "<p>Leave the building.</p>" in email["html"] and "<p>Call 112.</p>" in email["html"]
+    assert "Leave the building." in email["text"]
+    sms = by_channel["sms"]["message"]["text"]
+    assert sms.startswith("Acme Energy: Gas leak <b>Zuid</b>. Leave the building. Call 112.")
+    assert sms.endswith("http://127.0.0.1:8000/status")
+    assert by_channel["sms"]["provider_id"].startswith("outbox-")
+    ready = client.get("/readyz").get_json()
+    assert ready["checks"]["transports"] == {"email": "outbox", "sms": "outbox"}
+
+
+def test_long_sms_is_shortened_keeping_the_link(make_app, tokens):
+    from tests.conftest import drain
+
+    app = make_app(
+        TWILIO_ACCOUNT_SID=None, TWILIO_AUTH_TOKEN=None, PUBLIC_URL="https://status.acme.example"
+    )
+    client = app.test_client()
+    client.post(
+        "/api/v1/subscribers",
+        headers=tokens["admin"],
+        json=[{"phone": "+31612345001", "audiences": ["consumers"]}],
+    )
+    body = {
+        "title": "Outage",
+        "body": "word " * 200,
+        "severity": "minor",
+        "audiences": ["consumers"],
+        "channels": ["sms"],
+    }
+    ann = client.post("/api/v1/announcements", json=body, headers=tokens["admin"]).get_json()["id"]
+    drain(app)
+    [record] = client.get(
+        f"/api/v1/announcements/{ann}/deliveries", headers=tokens["admin"]
+    ).get_json()["items"]
+    text = record["message"]["text"]
+    assert len(text) <= 306
+    assert text.endswith("… https://status.acme.example/status")
+
+
+def test_bad_plan_fails_at_start_up_with_file_and_key(make_app, tmp_path):
+    from broadcaster.plan import PlanError
+
+    plan = tmp_path / "plan.toml"
+    plan.write_text(
+        '[organisation]\nname = "X"\n[channels_by_severity]\ninfo = ["pigeon"]\n'
+        '[audiences.a]\n[[audiences.a.routes]]\nneed = "Help"\nchannel = "Phone"\n'
+    )
+    with pytest.raises(PlanError) as err:
+        make_app(PLAN=str(plan))
+    message = str(err.value)
+    assert "plan.toml: channels_by_severity.info: unknown channel 'pigeon'" in message
+    assert "plan.toml: audiences.a.routes[0].contact: missing" in message
+
+
+def test_redis_url_is_required(make_app):
+    from broadcaster.config import ConfigError
+
+    with pytest.raises(ConfigError, match="BROADCASTER_REDIS_URL"):
+        make_app(REDIS_URL=None)

@@ -1,0 +1,89 @@
+"""The command line: token create, CSV import."""
+
+from __future__ import annotations
+
+import subprocess
+
+from broadcaster.tokens import lookup
+from tests.processes import broadcaster_command, clean_env
+
+
+def run(args, redis_server, tmp_path, **env):
+    return subprocess.run(
+        [*broadcaster_command(), *args],
+        env=clean_env(
+            BROADCASTER_REDIS_URL=redis_server.url, BROADCASTER_DATA_DIR=str(tmp_path), **env
+        ),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_token_create_prints_the_token_last(r, redis_server, tmp_path):
+    result = run(
+        ["token", "create", "--name", "helpdesk-bot", "--role", "helpdesk"], redis_server, tmp_path
+    )
+    assert result.returncode == 0, result.stderr
+    token = result.stdout.strip().splitlines()[-1]
+    principal = lookup(r, token)
+    assert (
+        principal is not None and principal.name == "helpdesk-bot" and principal.role == "helpdesk"
+    )
+    assert not [k for k in r.keys("bc:token:*") if token.encode() in k], (
+        "stored hashed, never in clear"
+    )
+    assert token.encode() not in b"".join(
+        v for k in r.keys("bc:token:*") for v in r.hgetall(k).values()
+    )
+
+
+def test_token_create_refuses_unknown_role(redis_server, tmp_path):
+    result = run(["token", "create", "--name", "x", "--role", "root"], redis_server, tmp_path)
+    assert result.returncode != 0
+    assert "'root' is not one of" in result.stderr
+
+
+def test_token_create_without_redis_uses_the_embedded_one(tmp_path):
+    """No Redis configured and none running: the embedded server starts on the data dir's files."""
+    result = subprocess.run(
+        [*broadcaster_command(), "token", "create", "--name", "ops", "--role", "admin"],
+        env=clean_env(BROADCASTER_DATA_DIR=str(tmp_path / "var")),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1].startswith("bct_")
+    assert (tmp_path / "var" / "appendonlydir").exists() or (
+        tmp_path / "var" / "appendonly.aof"
+    ).exists()
+
+
+def test_subscribers_import_reports_each_rejected_row(r, redis_server, tmp_path):
+    csv_file = tmp_path / "people.csv"
+    csv_file.write_text(
+        "external_id,email,phone,locale,audiences,channels\n"
+        "c1,a@example.com,+31612345001,nl,consumers;business,\n"
+        "c2,,0612345002,,consumers,sms\n"
+        "c3,broken@,,,consumers,\n"
+        "c4,d@example.com,,,martians,\n"
+        "c1,a@example.com,+31612345001,nl,consumers,\n"
+    )
+    result = run(["subscribers", "import", str(csv_file)], redis_server, tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "created 2, updated 1, rejected 2" in result.stdout
+    assert "people.csv:4: rejected: email" in result.stderr
+    assert "people.csv:5: rejected: audiences: unknown audience 'martians'" in result.stderr
+    assert r.zcard("bc:subs") == 2
+    assert r.zcard("bc:aud:business") == 0, "row 6 moved c1 out of business"
+
+
+def test_subscribers_import_needs_an_audiences_column(redis_server, tmp_path):
+    csv_file = tmp_path / "bad.csv"
+    csv_file.write_text("email\na@example.com\n")
+    result = run(["subscribers", "import", str(csv_file)], redis_server, tmp_path)
+    assert result.returncode != 0
+    assert "audiences" in result.stderr

@@ -1,0 +1,137 @@
+"""``broadcaster up``: one command starts Redis, web and workers; Ctrl-C stops all of it."""
+
+from __future__ import annotations
+
+import re
+import signal
+import socket
+
+from broadcaster.redis_server import free_port
+from tests.processes import (
+    alive,
+    broadcaster_command,
+    clean_env,
+    descendants,
+    http,
+    start,
+    wait_for,
+)
+
+
+def port_open(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(0.3)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def test_up_runs_everything_and_ctrl_c_leaves_nothing_behind(tmp_path):
+    data_dir = tmp_path / "var"
+    env = clean_env(BROADCASTER_DATA_DIR=str(data_dir))
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    log = tmp_path / "up.log"
+
+    up = start([*broadcaster_command(), "up", "--port", str(port)], env, tmp_path, log)
+    try:
+        wait_for(lambda: http("GET", base + "/readyz")[0] == 200, timeout=60, what="service ready")
+        output = log.read_text()
+        token = re.search(r"Admin API token \(shown once, keep it\): (\S+)", output).group(1)
+        redis_port = int(re.search(r"Redis:\s+redis://127.0.0.1:(\d+)", output).group(1))
+        assert "embedded" in output and f"http://127.0.0.1:{port}/api/v1/" in output
+
+        status, report = http(
+            "POST",
+            base + "/api/v1/subscribers",
+            token=token,
+            body=[{"email": "a@example.com", "phone": "+31612345001", "audiences": ["consumers"]}],
+        )
+        assert status == 200 and report["created"] == 1
+        status, accepted = http(
+            "POST",
+            base + "/api/v1/announcements",
+            token=token,
+            body={
+                "title": "Test",
+                "body": "Outbox demo",
+                "severity": "minor",
+                "audiences": ["consumers"],
+                "channels": ["email", "sms"],
+            },
+        )
+        assert status == 202
+        ann = accepted["id"]
+
+        def both_sent():
+            items = http("GET", f"{base}/api/v1/announcements/{ann}/deliveries", token=token)[1][
+                "items"
+            ]
+            return items if len(items) == 2 and all(d["state"] == "sent" for d in items) else None
+
+        records = wait_for(both_sent, what="both channels sent through the outbox")
+        assert all(d["message"] for d in records), "the outbox keeps the rendered message"
+
+        children = descendants(up.pid)
+        assert len(children) >= 4, "redis, gunicorn master + workers, rq worker"
+        up.send_signal(signal.SIGINT)  # what Ctrl-C does
+        assert up.wait(30) == 0, log.read_text()[-3000:]
+        wait_for(lambda: not any(alive(pid) for pid in children), timeout=15, what="children gone")
+        assert not port_open(port) and not port_open(redis_port)
+        assert not (data_dir / "redis.url").exists()
+    finally:
+        if up.poll() is None:
+            up.kill()
+
+    # Start again: the earlier data is still there (AOF), and no second admin token is printed.
+    up = start(
+        [*broadcaster_command(), "up", "--port", str(port)], env, tmp_path, tmp_path / "up2.log"
+    )
+    try:
+        wait_for(
+            lambda: http("GET", base + "/healthz")[0] == 200, timeout=60, what="service restarted"
+        )
+        status, announcement = http("GET", f"{base}/api/v1/announcements/{ann}", token=token)
+        assert status == 200 and announcement["deliveries"]["sms"]["sent"] == 1
+        assert "Admin API token" not in (tmp_path / "up2.log").read_text()
+        children = descendants(up.pid)
+        up.send_signal(signal.SIGINT)
+        assert up.wait(30) == 0
+        wait_for(lambda: not any(alive(pid) for pid in children), timeout=15, what="children gone")
+    finally:
+        if up.poll() is None:
+            up.kill()
+
+
+def test_up_with_a_redis_url_starts_no_redis(redis_server, r, tmp_path):
+    env = clean_env(
+        BROADCASTER_DATA_DIR=str(tmp_path / "var"), BROADCASTER_REDIS_URL=redis_server.url
+    )
+    port = free_port()
+    log = tmp_path / "up.log"
+    up = start([*broadcaster_command(), "up", "--port", str(port)], env, tmp_path, log)
+    try:
+        wait_for(
+            lambda: http("GET", f"http://127.0.0.1:{port}/readyz")[0] == 200,
+            timeout=60,
+            what="ready",
+        )
+        assert f"Redis:     {redis_server.url}\n" in log.read_text()
+        assert not any(
+            "redis-server" in open(f"/proc/{pid}/cmdline").read() for pid in descendants(up.pid)
+        )
+    finally:
+        up.send_signal(signal.SIGINT)
+        up.wait(30)
+
+
+def test_up_refuses_a_bad_plan(tmp_path):
+    plan = tmp_path / "plan.toml"
+    plan.write_text("[organisation\n")
+    env = clean_env(BROADCASTER_DATA_DIR=str(tmp_path / "var"), BROADCASTER_PLAN=str(plan))
+    up = start(
+        [*broadcaster_command(), "up", "--port", str(free_port())],
+        env,
+        tmp_path,
+        tmp_path / "up.log",
+    )
+    assert up.wait(30) != 0
+    assert "plan.toml: not valid TOML" in (tmp_path / "up.log").read_text()
