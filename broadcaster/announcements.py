@@ -188,7 +188,7 @@ class AnnouncementStore:
         incident.setdefault("status", announcement["status"])
         incident.setdefault("updated_at", announcement["created_at"])
         with self.r.pipeline(transaction=True) as pipe:
-            pipe.multi()  # explicit MULTI: RQ's enqueue joins our transaction instead of starting one
+            pipe.multi()  # explicit MULTI: RQ's enqueue joins it instead of starting its own
             pipe.set(_ann_key(announcement["id"]), json.dumps(announcement))
             pipe.set(_inc_key(incident["id"]), json.dumps(incident))
             if new:

@@ -98,7 +98,7 @@ def up(port: int, host: str, worker_count: int) -> None:
             f"\nCrisis broadcaster is up.\n"
             f"  API:       http://{host}:{port}/api/v1/  (OpenAPI: /api/openapi.json)\n"
             f"  Health:    http://{host}:{port}/readyz\n"
-            f"  Redis:     {url}{' (embedded, data in ' + str(data_dir) + ')' if embedded else ''}\n"
+            f"  Redis:     {url}{f' (embedded, data in {data_dir})' if embedded else ''}\n"
             f"{token_note}"
             f"  Press Ctrl-C to stop everything.\n"
         )

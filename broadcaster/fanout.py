@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 def channels_for(
     subscriber: dict[str, Any], announcement: dict[str, Any], svc: Services
 ) -> list[str]:
-    """The channels one person gets: announcement ∩ their audiences' ∩ their preference ∩ contacts."""
+    """One person's channels: announcement ∩ their audiences' ∩ their preference ∩ contacts."""
     wanted = set(announcement["channels"])
     audience_channels: set[str] = set()
     for name in set(subscriber["audiences"]) & set(announcement["audiences"]):
@@ -38,7 +38,7 @@ def channels_for(
 
 
 def plan_job(announcement_id: str) -> dict[str, int]:
-    """Resolve audiences to recipients and enqueue the batch jobs; returns recipients per channel."""
+    """Resolve audiences to recipients and enqueue batch jobs; returns recipients per channel."""
     svc = services()
     announcement = svc.announcements.get(announcement_id)
     ledger = Ledger(svc.redis, announcement_id)
@@ -171,7 +171,7 @@ def _retry_later(
     attempt: int,
     retry_after: float,
 ) -> None:
-    """Enqueue a retry batch with backoff (honouring Retry-After), or give up after the last attempt."""
+    """Enqueue a retry batch with backoff (honouring Retry-After), or give up after the last."""
     if attempt >= int(svc.config["MAX_ATTEMPTS"]):
         moved = ledger.move(channel, ids, "failed", ["queued"])
         ledger.note(

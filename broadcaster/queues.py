@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import redis
 from redis.client import Pipeline
@@ -57,7 +57,7 @@ def enqueue_batch(
     if delay > 0:
         # RQ's schedule has one-second resolution and rounds down: round up instead, so a
         # provider's Retry-After is never cut short.
-        when = datetime.fromtimestamp(math.ceil(time.time() + delay), tz=timezone.utc)
+        when = datetime.fromtimestamp(math.ceil(time.time() + delay), tz=UTC)
         q.enqueue_at(when, "broadcaster.fanout.batch_job", *args, **options)
     else:
         q.enqueue("broadcaster.fanout.batch_job", *args, **options)

@@ -182,7 +182,7 @@ class SubscriberStore:
         return [found[i] for i in ids if i in found]
 
     def ids_in(self, audiences: Iterable[str], chunk: int = 5000) -> Iterator[list[str]]:
-        """Stream subscriber ids of the audiences, in chunks (a person may repeat across audiences)."""
+        """Stream the audiences' subscriber ids in chunks (a person may repeat across audiences)."""
         for audience in audiences:
             start = 0
             while True:
