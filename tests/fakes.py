@@ -21,8 +21,9 @@ from typing import Any
 class Scripted:
     """A canned answer for the next ``times`` requests."""
 
-    status: int
+    status: int  # 0: no canned answer, only the stall below, then the normal one
     times: int = 1
+    stall: float = 0.0
     headers: dict[str, str] = field(default_factory=dict)
     body: dict[str, Any] = field(default_factory=dict)
 
@@ -36,6 +37,7 @@ class FakeProvider:
         self.violations: list[str] = []  # wire-format problems: tests assert this stays empty
         self.script: list[Scripted] = []
         self.delay = 0.0
+        self.generation = 0  # bumped by reset(): a request still in flight then is not recorded
         provider = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -75,10 +77,18 @@ class FakeProvider:
     ) -> None:
         """Answer the next ``times`` requests with ``status`` (and headers/body)."""
         with self.lock:
-            self.script.append(Scripted(status, times, headers or {}, body or {"message": "fake"}))
+            self.script.append(
+                Scripted(status, times, headers=headers or {}, body=body or {"message": "fake"})
+            )
+
+    def stall_next(self, seconds: float, times: int = 1) -> None:
+        """Hold the next ``times`` requests for ``seconds`` before answering normally."""
+        with self.lock:
+            self.script.append(Scripted(0, times, stall=seconds))
 
     def reset(self) -> None:
         with self.lock:
+            self.generation += 1
             self.requests.clear()
             self.violations.clear()
             self.script.clear()
@@ -102,6 +112,12 @@ class FakeProvider:
         self, path: str, headers: dict[str, str], raw: bytes
     ) -> tuple[int, dict[str, str], Any]:
         raise NotImplementedError
+
+    def _log(self, generation: int, record: dict[str, Any], problems: list[str]) -> None:
+        with self.lock:
+            if generation == self.generation:
+                self.requests.append(record)
+                self.violations.extend(problems)
 
 
 class FakeSendGrid(FakeProvider):
@@ -127,6 +143,7 @@ class FakeSendGrid(FakeProvider):
     def handle(
         self, path: str, headers: dict[str, str], raw: bytes
     ) -> tuple[int, dict[str, str], Any]:
+        generation = self.generation
         problems = []
         if path != "/v3/mail/send":
             problems.append(f"unexpected path {path}")
@@ -150,12 +167,12 @@ class FakeSendGrid(FakeProvider):
         types = [c.get("type") for c in data.get("content") or []]
         if types != ["text/plain", "text/html"]:
             problems.append(f"content types {types} (want text/plain then text/html)")
-        with self.lock:
-            self.violations.extend(problems)
         if self.delay:
             time.sleep(self.delay)
         scripted = self._scripted()
-        if scripted:
+        if scripted and scripted.stall:
+            time.sleep(scripted.stall)
+        if scripted and scripted.status:
             status, out_headers, body = scripted.status, scripted.headers, scripted.body
         elif problems:
             status, out_headers, body = 400, {}, {"errors": [{"message": m} for m in problems]}
@@ -172,8 +189,7 @@ class FakeSendGrid(FakeProvider):
                 status, out_headers, body = 400, {}, {"errors": bad}
             else:
                 status, out_headers, body = 202, {"X-Message-Id": f"sg-{next(self._ids)}"}, {}
-        with self.lock:
-            self.requests.append({"json": data, "status": status, "at": time.monotonic()})
+        self._log(generation, {"json": data, "status": status, "at": time.monotonic()}, problems)
         return status, out_headers, body
 
 
@@ -195,6 +211,7 @@ class FakeTwilio(FakeProvider):
     def handle(
         self, path: str, headers: dict[str, str], raw: bytes
     ) -> tuple[int, dict[str, str], Any]:
+        generation = self.generation
         problems = []
         if path != f"/2010-04-01/Accounts/{self.ACCOUNT_SID}/Messages.json":
             problems.append(f"unexpected path {path}")
@@ -210,12 +227,12 @@ class FakeTwilio(FakeProvider):
             problems.append("missing Body")
         if bool(form.get("From")) == bool(form.get("MessagingServiceSid")):
             problems.append("exactly one of From / MessagingServiceSid is required")
-        with self.lock:
-            self.violations.extend(problems)
         if self.delay:
             time.sleep(self.delay)
         scripted = self._scripted()
-        if scripted:
+        if scripted and scripted.stall:
+            time.sleep(scripted.stall)
+        if scripted and scripted.status:
             status, out_headers, body = scripted.status, scripted.headers, scripted.body
         elif problems:
             status, out_headers, body = (
@@ -243,6 +260,5 @@ class FakeTwilio(FakeProvider):
                 "messaging_service_sid": form.get("MessagingServiceSid"),
                 "num_segments": "1",
             }
-        with self.lock:
-            self.requests.append({"form": form, "status": status, "at": time.monotonic()})
+        self._log(generation, {"form": form, "status": status, "at": time.monotonic()}, problems)
         return status, out_headers, body

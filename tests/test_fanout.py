@@ -206,6 +206,32 @@ def test_429_with_retry_after_is_honoured(client, tokens, run_jobs, providers):
     assert record["state"] == "sent" and record["attempts"] == 2
 
 
+def test_sendgrid_429_honours_retry_after(client, tokens, run_jobs, providers):
+    sendgrid, _ = providers
+    subscribe(client, tokens["admin"], [{"email": "a@example.com", "audiences": ["consumers"]}])
+    sendgrid.fail_next(
+        429, headers={"Retry-After": "1"}, body={"errors": [{"message": "too many"}]}
+    )
+    ann = announce(client, tokens["admin"], channels=["email"])
+    run_jobs()
+    assert [req["status"] for req in sendgrid.requests] == [429, 202]
+    assert sendgrid.requests[1]["at"] - sendgrid.requests[0]["at"] >= 0.95
+    [record] = deliveries(client, tokens["admin"], ann)
+    assert record["state"] == "sent" and record["attempts"] == 2
+
+
+def test_provider_timeout_is_retried(make_app, tokens, providers):
+    app = make_app(PROVIDER_TIMEOUT=0.5)
+    client = app.test_client()
+    _, twilio = providers
+    subscribe(client, tokens["admin"], [{"phone": "+31612345001", "audiences": ["consumers"]}])
+    twilio.stall_next(1.5)
+    ann = announce(client, tokens["admin"], channels=["sms"])
+    drain(app)
+    [record] = deliveries(client, tokens["admin"], ann)
+    assert record["state"] == "sent" and record["attempts"] == 2
+
+
 def test_5xx_is_retried_until_sent(client, tokens, run_jobs, providers):
     sendgrid, _ = providers
     subscribe(client, tokens["admin"], [{"email": "a@example.com", "audiences": ["consumers"]}])
