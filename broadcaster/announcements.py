@@ -81,6 +81,37 @@ class AnnouncementStore:
         raws = self.r.mget([_inc_key(i) for i in ids]) if ids else []
         return int(self.r.zcard(INCIDENTS_KEY)), [json.loads(raw) for raw in raws if raw]
 
+    def draft(
+        self, data: dict[str, Any], author: Principal, incident_id: str | None = None
+    ) -> dict[str, Any]:
+        """The announcement a request describes, not yet stored (also used by preview)."""
+        now = time.time()
+        channels = data.get("channels") or list(
+            self.plan.channels_by_severity.get(data["severity"], ())
+        )
+        needs_approval = data["severity"] in self.plan.approval_required or not author.may(
+            "publish"
+        )
+        return {
+            "id": _new_id("ann"),
+            "incident_id": incident_id or _new_id("inc"),
+            "title": data["title"],
+            "body": data["body"],
+            "severity": data["severity"],
+            "status": data["status"],
+            "audiences": sorted(set(data["audiences"])),
+            "channels": channels,
+            "translations": data.get("translations") or {},
+            "corrects": data.get("corrects"),
+            "author": author.name,
+            "state": "pending_approval" if needs_approval else "published",
+            "created_at": now,
+            "published_at": None if needs_approval else now,
+            "approved_by": None,
+            "rejected_by": None,
+            "reason": None,
+        }
+
     def create(
         self, data: dict[str, Any], author: Principal, idempotency: tuple[str, str] | None = None
     ) -> dict[str, Any]:
@@ -89,7 +120,6 @@ class AnnouncementStore:
         ``idempotency`` is (redis key, request fingerprint): the key's final record is
         written in the same transaction as the announcement.
         """
-        now = time.time()
         incident_id = data.get("incident_id")
         corrects = data.get("corrects")
         if corrects:
@@ -101,36 +131,12 @@ class AnnouncementStore:
             incident_id = corrected["incident_id"]
         incident = self.get_incident(incident_id) if incident_id else None
 
-        channels = data.get("channels") or list(
-            self.plan.channels_by_severity.get(data["severity"], ())
-        )
-        needs_approval = data["severity"] in self.plan.approval_required or not author.may(
-            "publish"
-        )
-        announcement = {
-            "id": _new_id("ann"),
-            "incident_id": incident["id"] if incident else _new_id("inc"),
-            "title": data["title"],
-            "body": data["body"],
-            "severity": data["severity"],
-            "status": data["status"],
-            "audiences": sorted(set(data["audiences"])),
-            "channels": channels,
-            "translations": data.get("translations") or {},
-            "corrects": corrects,
-            "author": author.name,
-            "state": "pending_approval" if needs_approval else "published",
-            "created_at": now,
-            "published_at": None if needs_approval else now,
-            "approved_by": None,
-            "rejected_by": None,
-            "reason": None,
-        }
+        announcement = self.draft(data, author, incident["id"] if incident else None)
         if incident is None:
             incident = {
                 "id": announcement["incident_id"],
                 "title": data["title"],
-                "opened_at": now,
+                "opened_at": announcement["created_at"],
                 "resolved_at": None,
             }
         extra = None

@@ -11,7 +11,8 @@ from flask import Flask
 from flask_smorest import Api
 
 from broadcaster import config as settings
-from broadcaster.api import announcements, errors, incidents, subscribers
+from broadcaster import unsubscribe
+from broadcaster.api import announcements, audiences, errors, incidents, subscribers
 from broadcaster.health import bp as health_bp
 from broadcaster.plan import load_plan
 from broadcaster.rendering import Renderer
@@ -42,8 +43,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         OPENAPI_VERSION="3.0.3",
         OPENAPI_URL_PREFIX="/api",
         OPENAPI_JSON_PATH="openapi.json",
-        # Announcements are small; subscriber lists are the largest bodies we accept.
-        MAX_CONTENT_LENGTH=app.config.get("MAX_CONTENT_LENGTH", 16 * 1024 * 1024),
+        # Bodies are small; the CSV import lifts this for itself (MAX_IMPORT_BYTES).
+        MAX_CONTENT_LENGTH=app.config.get("MAX_CONTENT_LENGTH", 2 * 1024 * 1024),
     )
     app.json.sort_keys = False
     logging.basicConfig(
@@ -63,8 +64,9 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     api = Api(app)
     api.spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer"})
     api.spec.options["security"] = [{"bearer": []}]
-    for blueprint in (announcements.blp, incidents.blp, subscribers.blp):
+    for blueprint in (announcements.blp, incidents.blp, subscribers.blp, audiences.blp):
         api.register_blueprint(blueprint)
     app.register_blueprint(health_bp)
+    app.register_blueprint(unsubscribe.bp)
     errors.init_app(app)
     return app

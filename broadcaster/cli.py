@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import os
 import signal
 import subprocess
@@ -17,7 +16,7 @@ from broadcaster import config as settings
 from broadcaster.local_redis import forget_url, publish_url, redis_url
 from broadcaster.plan import PlanError, load_plan
 from broadcaster.redis_server import EmbeddedRedis, RedisServerError
-from broadcaster.subscribers import SubscriberStore, import_rows
+from broadcaster.subscribers import CsvHeaderError, SubscriberStore, csv_rows, import_rows
 from broadcaster.tokens import ROLES, create_token
 
 
@@ -178,26 +177,13 @@ def subscribers_import(file) -> None:  # type: ignore[no-untyped-def]
         plan = load_plan(env["PLAN"])
     except PlanError as exc:
         raise click.ClickException(str(exc)) from exc
-    reader = csv.DictReader(file)
-    if not reader.fieldnames or "audiences" not in reader.fieldnames:
-        raise click.ClickException(f"{file.name}: header row must name an 'audiences' column")
-
-    def rows():  # type: ignore[no-untyped-def]
-        for row in reader:
-            clean = {k: (v or "").strip() for k, v in row.items() if k}
-            record: dict[str, object] = {
-                k: v
-                for k, v in clean.items()
-                if v and k in ("external_id", "email", "phone", "locale")
-            }
-            for field in ("audiences", "channels"):
-                if clean.get(field):
-                    record[field] = [p.strip() for p in clean[field].split(";") if p.strip()]
-            record.setdefault("audiences", [])
-            yield reader.line_num, record
-
     with redis_url(env["REDIS_URL"], str(env["DATA_DIR"])) as url:
-        report = import_rows(rows(), plan, SubscriberStore(redis.Redis.from_url(url)))
+        try:
+            report = import_rows(
+                csv_rows(file, file.name), plan, SubscriberStore(redis.Redis.from_url(url))
+            )
+        except CsvHeaderError as exc:
+            raise click.ClickException(str(exc)) from exc
     for rejected in report["rejected"]:
         reasons = "; ".join(
             f"{k}: {', '.join(map(str, v)) if isinstance(v, list) else v}"

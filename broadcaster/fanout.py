@@ -12,19 +12,24 @@ import logging
 from collections.abc import Iterable
 from typing import Any
 
-from broadcaster import queues
+from broadcaster import queues, unsubscribe
 from broadcaster.ledger import Ledger
 from broadcaster.services import Services, services
+from broadcaster.subscribers import mask_contact
 from channels import CONTACT_FIELD
-from channels.base import Outgoing, Result
+from channels.base import UNSUBSCRIBE_PLACEHOLDER, Outgoing, Result
 
 log = logging.getLogger(__name__)
 
 
 def channels_for(
     subscriber: dict[str, Any], announcement: dict[str, Any], svc: Services
-) -> list[str]:
-    """One person's channels: announcement ∩ their audiences' ∩ their preference ∩ contacts."""
+) -> tuple[list[str], list[str]]:
+    """One person's channels: (to send, opted out).
+
+    Announcement ∩ their audiences' channels ∩ their own preference ∩ the contacts they have;
+    opted-out channels are returned apart, to be recorded as skipped.
+    """
     wanted = set(announcement["channels"])
     audience_channels: set[str] = set()
     for name in set(subscriber["audiences"]) & set(announcement["audiences"]):
@@ -34,7 +39,9 @@ def channels_for(
     wanted &= audience_channels
     if subscriber.get("channels"):
         wanted &= set(subscriber["channels"])
-    return sorted(c for c in wanted if c in CONTACT_FIELD and subscriber.get(CONTACT_FIELD[c]))
+    reachable = sorted(c for c in wanted if c in CONTACT_FIELD and subscriber.get(CONTACT_FIELD[c]))
+    opted_out = set(subscriber.get("opt_outs") or [])
+    return [c for c in reachable if c not in opted_out], [c for c in reachable if c in opted_out]
 
 
 def plan_job(announcement_id: str) -> dict[str, int]:
@@ -53,9 +60,16 @@ def plan_job(announcement_id: str) -> dict[str, int]:
     for chunk in svc.subscribers.ids_in(announcement["audiences"]):
         people = svc.subscribers.get_many(chunk)
         by_channel: dict[str, list[str]] = {}
+        opted_out: dict[str, list[str]] = {}
         for sid, person in people.items():
-            for channel in channels_for(person, announcement, svc):
+            send, skip = channels_for(person, announcement, svc)
+            for channel in send:
                 by_channel.setdefault(channel, []).append(sid)
+            for channel in skip:
+                opted_out.setdefault(channel, []).append(sid)
+        for channel, ids in opted_out.items():
+            skipped = ledger.move(channel, ids, "skipped", ["new"])
+            ledger.note(channel, {sid: {"error": "opted out"} for sid in skipped})
         for channel, ids in by_channel.items():
             new = ledger.enqueue(channel, ids)
             if rerun:
@@ -88,16 +102,20 @@ def batch_job(
     states = ledger.states(channel, subscriber_ids)
     todo = [sid for sid in subscriber_ids if states.get(sid) == "queued"]
 
-    # Erased people, or a contact removed since planning: nothing to send to.
-    gone = [sid for sid in todo if not (people.get(sid) or {}).get(CONTACT_FIELD[channel])]
-    if gone:
-        ledger.move(channel, gone, "skipped", ["queued"])
-        ledger.note(
-            channel, {sid: {"error": "no contact for this channel any more"} for sid in gone}
-        )
-    todo = [sid for sid in todo if sid not in set(gone)]
+    # Erased, contact removed or opted out since planning: record why, send nothing.
+    reasons = {}
+    for sid in todo:
+        person = people.get(sid)
+        if not person or not person.get(CONTACT_FIELD[channel]):
+            reasons[sid] = "no contact for this channel any more"
+        elif channel in (person.get("opt_outs") or []):
+            reasons[sid] = "opted out"
+    gone = ledger.move(channel, list(reasons), "skipped", ["queued"])
+    ledger.note(channel, {sid: {"error": reasons[sid]} for sid in gone})
+    todo = [sid for sid in todo if sid not in reasons]
 
     rendered: dict[tuple[str, tuple[str, ...]], dict[str, str]] = {}
+    secret, public_url = str(svc.config["SECRET_KEY"]), str(svc.config["PUBLIC_URL"])
 
     def outgoing(sid: str) -> Outgoing:
         person = people[sid]
@@ -106,8 +124,11 @@ def batch_job(
         if key not in rendered:  # render once per locale × audience set, not per person
             rendered[key] = svc.renderer.render(
                 channel, announcement, list(audiences), person["locale"]
-            )
-        return Outgoing(sid, person[CONTACT_FIELD[channel]], rendered[key])
+            ).content
+        personal = {}
+        if channel == "email":
+            personal[UNSUBSCRIBE_PLACEHOLDER] = unsubscribe.link(secret, public_url, sid)
+        return Outgoing(sid, person[CONTACT_FIELD[channel]], rendered[key], personal)
 
     counts = {"sent": 0, "failed": 0, "retry": 0, "skipped": len(gone)}
     retry_ids: list[str] = []
@@ -149,7 +170,7 @@ def _record(
     for result in results:
         by_outcome[result.outcome].append(result.subscriber_id)
         details[result.subscriber_id] = {
-            "to": to[result.subscriber_id],
+            "to": mask_contact(to[result.subscriber_id]),
             "attempts": attempt,
             "transport": transport,
             "provider_id": result.provider_id,

@@ -10,11 +10,14 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from channels import CHANNELS
 
 SEVERITIES = ("info", "minor", "major", "critical")
 STATUSES = ("investigating", "identified", "monitoring", "resolved")
+
+_TOP_KEYS = ("organisation", "policy", "channels_by_severity", "audiences", "monitoring")
 
 BUNDLED_PLAN = Path(__file__).resolve().parent.parent / "examples" / "plan.toml"
 
@@ -45,15 +48,29 @@ class Audience:
 
 
 @dataclass(frozen=True)
+class MonitoringRule:
+    """Which alerts open which kind of announcement (used by the monitoring hooks)."""
+
+    match: dict[str, str]
+    audiences: tuple[str, ...]
+    severity: str | None = None
+    channels: tuple[str, ...] | None = None
+    holding_statement: str | None = None  # pre-approved: published at once
+    draft: bool = False
+
+
+@dataclass(frozen=True)
 class Plan:
     organisation: str
     default_locale: str
     locales: tuple[str, ...]
     default_region: str | None
+    timezone: str
     approval_required: frozenset[str]
     sms_max_segments: int
     channels_by_severity: dict[str, tuple[str, ...]]
     audiences: dict[str, Audience] = field(default_factory=dict)
+    monitoring_rules: tuple[MonitoringRule, ...] = ()
     source: str = ""
 
 
@@ -66,6 +83,13 @@ class _Checker:
 
     def fail(self, key: str, reason: str) -> None:
         self.problems.append(f"{self.source}: {key}: {reason}")
+
+    def known_keys(self, data: dict[str, Any], prefix: str, known: tuple[str, ...]) -> None:
+        """Flag keys we do not know: a typo must not silently disable part of the plan."""
+        for key in data:
+            if key not in known:
+                where = f"{prefix}.{key}" if prefix else key
+                self.fail(where, f"unknown key (expected one of: {', '.join(known)})")
 
     def table(self, data: dict[str, Any], key: str, required: bool = True) -> dict[str, Any]:
         value = data.get(key.rsplit(".", 1)[-1])
@@ -101,7 +125,19 @@ class _Checker:
 def parse_plan(data: dict[str, Any], source: str) -> Plan:
     """Validate plan data; raise PlanError listing every problem."""
     check = _Checker(source)
+    check.known_keys(data, "", _TOP_KEYS)
     org = check.table(data, "organisation")
+    check.known_keys(
+        org, "organisation", ("name", "default_locale", "locales", "default_region", "timezone")
+    )
+    timezone = org.get("timezone", "UTC")
+    try:
+        ZoneInfo(str(timezone))
+    except (ZoneInfoNotFoundError, ValueError):
+        check.fail(
+            "organisation.timezone", f"unknown time zone {timezone!r} (e.g. Europe/Amsterdam)"
+        )
+        timezone = "UTC"
     name = check.string(org, "organisation.name") if org else ""
     default_locale = check.string(org, "organisation.default_locale", "en") if org else "en"
     locales = org.get("locales", [default_locale])
@@ -115,6 +151,7 @@ def parse_plan(data: dict[str, Any], source: str) -> Plan:
         check.fail("organisation.default_region", "must be a two-letter country code")
 
     policy = check.table(data, "policy", required=False)
+    check.known_keys(policy, "policy", ("approval_required", "sms_max_segments"))
     approval = policy.get("approval_required", [])
     if not isinstance(approval, list) or any(s not in SEVERITIES for s in approval):
         check.fail("policy.approval_required", f"must be a list of {', '.join(SEVERITIES)}")
@@ -138,6 +175,7 @@ def parse_plan(data: dict[str, Any], source: str) -> Plan:
         if not isinstance(raw, dict):
             check.fail(key, "must be a table")
             continue
+        check.known_keys(raw, key, ("description", "channels", "routes"))
         channels = check.channel_list(raw.get("channels", list(CHANNELS)), f"{key}.channels")
         routes = []
         raw_routes = raw.get("routes", [])
@@ -149,6 +187,7 @@ def parse_plan(data: dict[str, Any], source: str) -> Plan:
             if not isinstance(route, dict):
                 check.fail(rkey, "must be a table")
                 continue
+            check.known_keys(route, rkey, ("need", "channel", "contact", "hours"))
             need = route.get("need")
             if isinstance(need, str) and need.strip():
                 labels = {"": need}
@@ -181,6 +220,8 @@ def parse_plan(data: dict[str, Any], source: str) -> Plan:
     if not audiences and "audiences" in data:
         check.fail("audiences", "declare at least one audience")
 
+    rules = _monitoring_rules(check, data, audiences)
+
     if check.problems:
         raise PlanError("invalid crisis plan:\n  " + "\n  ".join(check.problems))
     return Plan(
@@ -188,12 +229,69 @@ def parse_plan(data: dict[str, Any], source: str) -> Plan:
         default_locale=default_locale,
         locales=tuple(locales),
         default_region=region,
+        timezone=str(timezone),
         approval_required=frozenset(approval),
         sms_max_segments=segments,
         channels_by_severity=by_severity,
         audiences=audiences,
+        monitoring_rules=rules,
         source=source,
     )
+
+
+def _monitoring_rules(
+    check: _Checker, data: dict[str, Any], audiences: dict[str, Audience]
+) -> tuple[MonitoringRule, ...]:
+    monitoring = check.table(data, "monitoring", required=False)
+    check.known_keys(monitoring, "monitoring", ("rules",))
+    raw_rules = monitoring.get("rules", [])
+    if not isinstance(raw_rules, list):
+        check.fail("monitoring.rules", "must be an array of tables ([[monitoring.rules]])")
+        return ()
+    rules = []
+    for i, raw in enumerate(raw_rules):
+        key = f"monitoring.rules[{i}]"
+        if not isinstance(raw, dict):
+            check.fail(key, "must be a table")
+            continue
+        check.known_keys(
+            raw, key, ("match", "audiences", "severity", "channels", "holding_statement", "draft")
+        )
+        match = raw.get("match")
+        if (
+            not isinstance(match, dict)
+            or not match
+            or not all(isinstance(v, str) for v in match.values())
+        ):
+            check.fail(f"{key}.match", "must be a table of label = value")
+            match = {}
+        names = raw.get("audiences")
+        if not isinstance(names, list) or not names:
+            check.fail(f"{key}.audiences", "must be a non-empty list of audience names")
+            names = []
+        for name in names:
+            if name not in audiences:
+                check.fail(f"{key}.audiences", f"unknown audience {name!r}")
+        severity = raw.get("severity")
+        if severity is not None and severity not in SEVERITIES:
+            check.fail(f"{key}.severity", f"must be one of {', '.join(SEVERITIES)}")
+        channels = raw.get("channels")
+        statement = raw.get("holding_statement")
+        if statement is not None and (not isinstance(statement, str) or not statement.strip()):
+            check.fail(f"{key}.holding_statement", "must be the name of a holding statement")
+        rules.append(
+            MonitoringRule(
+                match=dict(match),
+                audiences=tuple(names),
+                severity=severity,
+                channels=check.channel_list(channels, f"{key}.channels")
+                if channels is not None
+                else None,
+                holding_statement=statement,
+                draft=bool(raw.get("draft", False)),
+            )
+        )
+    return tuple(rules)
 
 
 def load_plan(path: str | Path | None) -> Plan:

@@ -1,23 +1,68 @@
-"""Render one announcement for one channel, audience set and locale, from ``templates/``."""
+"""Render one announcement for one channel, audience set and locale, from ``templates/``.
+
+Every channel is rendered from the same facts within its own hard limits: SMS within the
+plan's segment cap (link always kept), email subject within 78 characters, social posts
+within each network's limit, the banner as one line. Fixed strings come from the Babel
+catalogues; announcement text is escaped wherever HTML is produced.
+"""
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass, field
 from typing import Any
 
 from flask import Flask
+from jinja2.sandbox import ImmutableSandboxedEnvironment
 
+from broadcaster import segments
+from broadcaster.i18n import N_, format_timestamp, gettext_for
 from broadcaster.plan import Plan
+from channels.base import UNSUBSCRIBE_PLACEHOLDER
 
 SUBJECT_MAX = 78
-SMS_MAX_CHARS = 306  # two GSM-7 segments; exact segment counting comes with the plan policy
+# Marked for extraction: ``_()`` of a variable would not be found by ``pybabel extract``.
+SEVERITY_LABELS = {
+    "info": N_("Info"),
+    "minor": N_("Minor"),
+    "major": N_("Major"),
+    "critical": N_("Critical"),
+}
+STATUS_LABELS = {
+    "investigating": N_("Investigating"),
+    "identified": N_("Identified"),
+    "monitoring": N_("Monitoring"),
+    "resolved": N_("Resolved"),
+}
+SEVERITY_COLOURS = {
+    "critical": "#b00020",
+    "major": "#c0392b",
+    "minor": "#9a6700",
+    "info": "#2e6da4",
+}
 
 _WHITESPACE = re.compile(r"\s+")
 
 
+@dataclass
+class Rendering:
+    """A channel's content for one audience set and locale, with its measurements."""
+
+    content: dict[str, str]
+    locale: str  # the language actually used (the default when no translation exists)
+    measures: dict[str, Any] = field(default_factory=dict)
+
+
+def language_for(announcement: dict[str, Any], locale: str, default_locale: str) -> str:
+    """The subscriber's locale if the announcement speaks it, else the default language."""
+    if locale == default_locale or locale in (announcement.get("translations") or {}):
+        return locale
+    return default_locale
+
+
 def content_for(announcement: dict[str, Any], locale: str) -> dict[str, str]:
     """Title and body in ``locale``, falling back to the original text."""
-    translated = announcement.get("translations", {}).get(locale) or {}
+    translated = (announcement.get("translations") or {}).get(locale) or {}
     return {
         "title": translated.get("title") or announcement["title"],
         "body": translated.get("body") or announcement["body"],
@@ -46,56 +91,113 @@ def routes_for(plan: Plan, audiences: list[str], locale: str) -> list[dict[str, 
     return routes
 
 
-def shorten(text: str, limit: int) -> str:
-    """Cut ``text`` to at most ``limit`` characters at a word boundary, with an ellipsis."""
-    text = text.strip()
-    if len(text) <= limit:
-        return text
-    cut = text[: limit - 1].rsplit(" ", 1)[0].rstrip(" ,.;:-")
-    return cut + "…"
+def one_line(text: str) -> str:
+    return _WHITESPACE.sub(" ", text).strip()
 
 
 class Renderer:
-    """Renders announcements with the app's Jinja environment (HTML autoescaped)."""
+    """Renders announcements with Jinja templates in a sandbox (HTML autoescaped)."""
 
     def __init__(self, app: Flask, plan: Plan) -> None:
-        self.env = app.jinja_env
+        # A sandboxed environment: templates are ours, but they print user text, and a
+        # sandbox makes sure nothing in that text can reach Python objects.
+        self.env = ImmutableSandboxedEnvironment(
+            loader=app.jinja_loader,
+            autoescape=lambda name: bool(name and name.endswith(".html")),
+            keep_trailing_newline=False,
+        )
         self.plan = plan
-        self.status_url = str(app.config["PUBLIC_URL"]).rstrip("/") + "/status"
+        self.public_url = str(app.config["PUBLIC_URL"]).rstrip("/")
+        self.status_url = self.public_url + "/status"
 
-    def _context(
+    def context(
         self, announcement: dict[str, Any], audiences: list[str], locale: str
     ) -> dict[str, Any]:
+        """Everything a template may print, in ``locale``."""
+        _ = gettext_for(locale)
         routes = routes_for(self.plan, audiences, locale)
+        tz = self.plan.timezone
+        updated = announcement.get("published_at") or announcement.get("created_at")
         return {
             **content_for(announcement, locale),
+            "_": _,
             "locale": locale,
             "severity": announcement["severity"],
-            "status_label": announcement["status"].capitalize(),
+            "severity_label": _(SEVERITY_LABELS[announcement["severity"]]),
+            "status_label": _(STATUS_LABELS[announcement["status"]]),
+            "colour": SEVERITY_COLOURS.get(announcement["severity"], "#2e6da4"),
+            "corrects": announcement.get("corrects"),
+            "updated": f"{format_timestamp(updated, locale, tz)} ({tz})" if updated else "",
             "organisation": self.plan.organisation,
             "status_url": self.status_url,
             "routes": routes,
             "top_route": routes[0] if routes else None,
+            "unsubscribe_url": UNSUBSCRIBE_PLACEHOLDER,
         }
+
+    def _template(self, name: str, ctx: dict[str, Any]) -> str:
+        return self.env.get_template(name).render(ctx)
 
     def render(
         self, channel: str, announcement: dict[str, Any], audiences: list[str], locale: str
-    ) -> dict[str, str]:
-        """The channel's content fields for this audience set and locale."""
-        ctx = self._context(announcement, audiences, locale)
+    ) -> Rendering:
+        """The channel's content for this audience set, in the subscriber's ``locale``."""
+        language = language_for(announcement, locale, self.plan.default_locale)
+        ctx = self.context(announcement, audiences, language)
         if channel == "email":
-            # One line, no control characters: a subject can never inject a header.
-            subject = _WHITESPACE.sub(" ", f"{self.plan.organisation}: {ctx['title']}")
-            return {
-                "subject": shorten(subject, SUBJECT_MAX),
-                "text": self.env.get_template("email/announcement.txt").render(ctx),
-                "html": self.env.get_template("email/announcement.html").render(ctx),
-                "announcement_id": announcement["id"],
-            }
+            return self._email(announcement, ctx, language)
         if channel == "sms":
-            text = _WHITESPACE.sub(
-                " ", self.env.get_template("sms/announcement.txt").render(ctx)
-            ).strip()
-            link = " " + self.status_url
-            return {"text": shorten(text, SMS_MAX_CHARS - len(link)) + link}
+            return self._sms(ctx, language)
+        if channel in segments.SOCIAL_LIMITS:
+            post, length, cut = segments.fit_social(
+                one_line(self._template("social/post.txt", ctx)), self.status_url, channel
+            )
+            return Rendering(
+                {"text": post},
+                language,
+                {"length": length, "limit": segments.SOCIAL_LIMITS[channel], "cut": cut},
+            )
+        if channel == "banner":
+            line, cut = segments.fit_line(self._template("banner/line.txt", ctx))
+            return Rendering(
+                {"text": line, "link": self.status_url},
+                language,
+                {"length": len(line), "limit": segments.BANNER_MAX, "cut": cut},
+            )
         raise ValueError(f"no renderer for channel {channel!r}")
+
+    def _email(self, announcement: dict[str, Any], ctx: dict[str, Any], language: str) -> Rendering:
+        # One line, no control characters: a subject can never inject a header.
+        subject, cut = segments.shorten(
+            one_line(f"{self.plan.organisation}: {ctx['title']}"), lambda s: len(s) <= SUBJECT_MAX
+        )
+        content = {
+            "subject": subject,
+            "text": self._template("email/announcement.txt", ctx),
+            "html": self._template("email/announcement.html", ctx),
+            "announcement_id": announcement["id"],
+        }
+        return Rendering(
+            content,
+            language,
+            {"subject_length": len(subject), "subject_limit": SUBJECT_MAX, "cut": cut},
+        )
+
+    def _sms(self, ctx: dict[str, Any], language: str) -> Rendering:
+        head = one_line(self._template("sms/head.txt", ctx)) + " "
+        tail = " " + one_line(self._template("sms/tail.txt", ctx))
+        text, cost, cut = segments.fit_sms(
+            head, one_line(ctx["body"]), tail, self.plan.sms_max_segments
+        )
+        return Rendering(
+            {"text": text},
+            language,
+            {
+                "encoding": cost.encoding,
+                "segments": cost.segments,
+                "units": cost.units,
+                "chars": cost.chars,
+                "max_segments": self.plan.sms_max_segments,
+                "cut": cut,
+            },
+        )

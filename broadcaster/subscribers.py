@@ -6,6 +6,7 @@ the same list twice updates people instead of duplicating them.
 
 from __future__ import annotations
 
+import csv
 import time
 import uuid
 from collections.abc import Iterable, Iterator
@@ -21,6 +22,7 @@ from channels import CHANNELS
 
 ALL_KEY = "bc:subs"
 INDEX_KEY = "bc:subx"
+SEQ_KEY = "bc:subs:seq"
 # How a person is found again, in order of preference: (index prefix, field).
 _LOOKUPS = (("ext", "external_id"), ("email", "email"), ("phone", "phone"))
 
@@ -31,6 +33,14 @@ def _sub_key(subscriber_id: str) -> str:
 
 def audience_key(audience: str) -> str:
     return f"bc:aud:{audience}"
+
+
+def mask_contact(value: str) -> str:
+    """Enough of an address to recognise it, not enough to use it (for logs and the ledger)."""
+    if "@" in value:
+        local, _, domain = value.partition("@")
+        return f"{local[:1]}…@{domain}"
+    return value[:4] + "…" + value[-3:] if len(value) > 7 else "…" + value[-2:]
 
 
 def normalise_phone(value: str, region: str | None) -> str:
@@ -113,47 +123,112 @@ class SubscriberStore:
 
     def upsert(self, row: dict[str, Any]) -> tuple[str, bool]:
         """Create or update one validated subscriber; returns (id, created)."""
-        lookups = [f"{kind}:{row[field]}" for kind, field in _LOOKUPS if row.get(field)]
-        existing = None
-        for lookup in lookups:
-            found = self.r.hget(INDEX_KEY, lookup)
-            if found:
-                existing = found.decode()
-                break
-        created = existing is None
-        subscriber_id = existing or uuid.uuid4().hex[:16]
-        if created and not self.r.hsetnx(INDEX_KEY, lookups[0], subscriber_id):
+        return self.upsert_many([row])[0]
+
+    def upsert_many(self, rows: list[dict[str, Any]]) -> list[tuple[str, bool]]:
+        """Create or update validated subscribers in a few round trips; (id, created) per row.
+
+        A person is matched by external_id, else email, else phone; a later row for the
+        same person in the same call updates the earlier one.
+        """
+        lookups = [
+            [f"{kind}:{row[field]}" for kind, field in _LOOKUPS if row.get(field)] for row in rows
+        ]
+        flat = sorted({key for keys in lookups for key in keys})
+        known = dict(zip(flat, self.r.hmget(INDEX_KEY, flat), strict=True)) if flat else {}
+        known = {k: v.decode() for k, v in known.items() if v}
+        ids: list[str] = []
+        created: list[bool] = []
+        fresh: dict[str, str] = {}  # primary lookup → new id, claimed below
+        for keys in lookups:
+            found = next((known[k] for k in keys if k in known), None)
+            if found is None:
+                found = uuid.uuid4().hex[:16]
+                fresh[keys[0]] = found
+                created.append(True)
+            else:
+                created.append(False)
+            for key in keys:  # later rows in this call find this person too
+                known.setdefault(key, found)
+            ids.append(found)
+        if fresh:
+            pipe = self.r.pipeline(transaction=False)
+            for key, sid in fresh.items():
+                pipe.hsetnx(INDEX_KEY, key, sid)
+            lost = [key for key, won in zip(fresh, pipe.execute(), strict=True) if not won]
             # Someone created the same person a moment ago: update theirs instead.
-            subscriber_id, created = self.r.hget(INDEX_KEY, lookups[0]).decode(), False
-        old = self.get(subscriber_id) or {}
+            for key in lost:
+                theirs = self.r.hget(INDEX_KEY, key).decode()
+                ids = [theirs if sid == fresh[key] else sid for sid in ids]
+                created = [c and sid != theirs for c, sid in zip(created, ids, strict=True)]
+        olds = self.get_many(sorted(set(ids)))
         now = time.time()
-        record = {
-            "id": subscriber_id,
-            "external_id": row.get("external_id") or old.get("external_id") or "",
-            "email": row.get("email") or old.get("email") or "",
-            "phone": row.get("phone") or old.get("phone") or "",
-            "locale": row["locale"],
-            "audiences": ",".join(row["audiences"]),
-            "channels": ",".join(row["channels"])
-            if row.get("channels") is not None
-            else old.get("channels_raw", ""),
-            "created_at": old.get("created_at", now),
-            "updated_at": now,
-        }
+        # Listing order is creation order: a counter, since many rows share one timestamp.
+        newcomers = [sid for sid in dict.fromkeys(ids) if sid not in olds]
+        last = self.r.incrby(SEQ_KEY, len(newcomers)) if newcomers else 0
+        seqs = {sid: last - len(newcomers) + n + 1 for n, sid in enumerate(newcomers)}
+        pipe = self.r.pipeline()
+        for row, sid in zip(rows, ids, strict=True):
+            old = olds.get(sid) or {}
+            channels = row["channels"] if row.get("channels") is not None else old.get("channels")
+            record = {
+                "id": sid,
+                "external_id": row.get("external_id") or old.get("external_id") or "",
+                "email": row.get("email") or old.get("email") or "",
+                "phone": row.get("phone") or old.get("phone") or "",
+                "locale": row["locale"],
+                "audiences": ",".join(row["audiences"]),
+                "channels": ",".join(channels or []),
+                "opt_outs": ",".join(old.get("opt_outs") or []),  # opt-outs survive re-imports
+                "created_at": old.get("created_at", now),
+                "updated_at": now,
+                "seq": old.get("seq") or seqs[sid],
+            }
+            for kind, field in _LOOKUPS:
+                if old.get(field) and old[field] != record[field]:
+                    pipe.hdel(INDEX_KEY, f"{kind}:{old[field]}")
+                if record[field]:
+                    pipe.hset(INDEX_KEY, f"{kind}:{record[field]}", sid)
+            for audience in set(old.get("audiences", [])) - set(row["audiences"]):
+                pipe.zrem(audience_key(audience), sid)
+            for audience in row["audiences"]:
+                pipe.zadd(audience_key(audience), {sid: record["seq"]}, nx=True)
+            pipe.zadd(ALL_KEY, {sid: record["seq"]}, nx=True)
+            pipe.hset(_sub_key(sid), mapping=record)
+            olds[sid] = _decode({k.encode(): str(v).encode() for k, v in record.items()})
+        pipe.execute()
+        return list(zip(ids, created, strict=True))
+
+    def set_opt_outs(
+        self, subscriber_id: str, channels: list[str], opted_out: bool
+    ) -> dict[str, Any]:
+        """Opt a subscriber out of (or back into) channels; returns the subscriber."""
+        person = self.get(subscriber_id)
+        if person is None:
+            raise KeyError(subscriber_id)
+        current = set(person["opt_outs"])
+        current = current | set(channels) if opted_out else current - set(channels)
+        self.r.hset(
+            _sub_key(subscriber_id),
+            mapping={"opt_outs": ",".join(sorted(current)), "updated_at": time.time()},
+        )
+        return {**person, "opt_outs": sorted(current)}
+
+    def erase(self, subscriber_id: str) -> bool:
+        """Erase a person's contact data everywhere; deliveries keep only the bare id."""
+        person = self.get(subscriber_id)
+        if person is None:
+            return False
         pipe = self.r.pipeline()
         for kind, field in _LOOKUPS:
-            if old.get(field) and old[field] != record[field]:
-                pipe.hdel(INDEX_KEY, f"{kind}:{old[field]}")
-            if record[field]:
-                pipe.hset(INDEX_KEY, f"{kind}:{record[field]}", subscriber_id)
-        for audience in set(old.get("audiences", [])) - set(row["audiences"]):
+            if person.get(field):
+                pipe.hdel(INDEX_KEY, f"{kind}:{person[field]}")
+        for audience in person["audiences"]:
             pipe.zrem(audience_key(audience), subscriber_id)
-        for audience in row["audiences"]:
-            pipe.zadd(audience_key(audience), {subscriber_id: record["created_at"]}, nx=True)
-        pipe.zadd(ALL_KEY, {subscriber_id: record["created_at"]}, nx=True)
-        pipe.hset(_sub_key(subscriber_id), mapping=record)
+        pipe.zrem(ALL_KEY, subscriber_id)
+        pipe.delete(_sub_key(subscriber_id))
         pipe.execute()
-        return subscriber_id, created
+        return True
 
     def get(self, subscriber_id: str) -> dict[str, Any] | None:
         """One subscriber as a plain dict, or None."""
@@ -195,7 +270,6 @@ class SubscriberStore:
 
 def _decode(raw: dict[bytes, bytes]) -> dict[str, Any]:
     data = {k.decode(): v.decode() for k, v in raw.items()}
-    channels_raw = data.get("channels", "")
     return {
         "id": data["id"],
         "external_id": data.get("external_id") or None,
@@ -203,31 +277,70 @@ def _decode(raw: dict[bytes, bytes]) -> dict[str, Any]:
         "phone": data.get("phone") or None,
         "locale": data.get("locale"),
         "audiences": [a for a in data.get("audiences", "").split(",") if a],
-        "channels": [c for c in channels_raw.split(",") if c] or None,
-        "channels_raw": channels_raw,
+        "channels": [c for c in data.get("channels", "").split(",") if c] or None,
+        "opt_outs": [c for c in data.get("opt_outs", "").split(",") if c],
         "created_at": float(data.get("created_at", 0)),
         "updated_at": float(data.get("updated_at", 0)),
+        "seq": int(data.get("seq", 0)),
     }
 
 
 def import_rows(
-    rows: Iterable[tuple[int, Any]], plan: Plan, store: SubscriberStore
+    rows: Iterable[tuple[int, Any]], plan: Plan, store: SubscriberStore, chunk: int = 500
 ) -> dict[str, Any]:
-    """Validate and upsert (position, row) pairs; rejected rows are reported, never dropped."""
+    """Validate and upsert (position, row) pairs in chunks, streaming.
+
+    Rejected rows are reported with their position and reasons, never dropped silently.
+    """
     schema = SubscriberRow(plan)
     report: dict[str, Any] = {"created": 0, "updated": 0, "rejected": []}
+    pending: list[dict[str, Any]] = []
+
+    def flush() -> None:
+        for _, created in store.upsert_many(pending):
+            report["created" if created else "updated"] += 1
+        pending.clear()
+
     for index, row in rows:
         if not isinstance(row, dict):
             errors = {"_schema": ["each row must be an object"]}
             report["rejected"].append({"index": index, "external_id": None, "errors": errors})
             continue
         try:
-            clean = schema.load(row)
+            pending.append(schema.load(row))
         except ValidationError as exc:
             report["rejected"].append(
                 {"index": index, "external_id": row.get("external_id"), "errors": exc.messages}
             )
-            continue
-        _, created = store.upsert(clean)
-        report["created" if created else "updated"] += 1
+        if len(pending) >= chunk:
+            flush()
+    if pending:
+        flush()
     return report
+
+
+CSV_COLUMNS = ("external_id", "email", "phone", "locale", "audiences", "channels")
+
+
+class CsvHeaderError(ValueError):
+    """The CSV file's header row is missing or names no 'audiences' column."""
+
+
+def csv_rows(lines: Iterable[str], name: str = "file") -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line number, row) from CSV text, streamed; lists are ``;``-separated."""
+    reader = csv.DictReader(lines)
+    if not reader.fieldnames or "audiences" not in reader.fieldnames:
+        raise CsvHeaderError(
+            f"{name}: the header row must name an 'audiences' column "
+            f"(columns: {','.join(CSV_COLUMNS)})"
+        )
+    for row in reader:
+        clean = {k: (v or "").strip() for k, v in row.items() if k}
+        record: dict[str, Any] = {
+            k: v for k, v in clean.items() if v and k in ("external_id", "email", "phone", "locale")
+        }
+        for field in ("audiences", "channels"):
+            if clean.get(field):
+                record[field] = [p.strip() for p in clean[field].split(";") if p.strip()]
+        record.setdefault("audiences", [])
+        yield reader.line_num, record

@@ -10,6 +10,9 @@ from dataclasses import dataclass, field
 from datetime import UTC
 from typing import Any, ClassVar, Protocol
 
+# Where a message's per-person unsubscribe link goes (a SendGrid substitution).
+UNSUBSCRIBE_PLACEHOLDER = "-unsubscribe_url-"
+
 
 class ChannelConfigError(Exception):
     """A channel is missing a setting; raised at start-up with the setting's name."""
@@ -38,7 +41,8 @@ class Outgoing:
 
     subscriber_id: str
     to: str
-    content: dict[str, str]  # email: subject/text/html; sms: text
+    content: dict[str, str]  # email: subject/text/html; sms: text (shared by many recipients)
+    personal: dict[str, str] = field(default_factory=dict)  # placeholder → value for this person
 
 
 @dataclass

@@ -18,6 +18,7 @@ from sendgrid import SendGridAPIClient
 
 from channels import outbox
 from channels.base import (
+    UNSUBSCRIBE_PLACEHOLDER,
     ChannelConfigError,
     Outgoing,
     PermanentDeliveryError,
@@ -94,10 +95,7 @@ class EmailChannel:
     def _post(self, items: list[Outgoing]) -> str | None:
         first = items[0].content
         payload = {
-            "personalizations": [
-                {"to": [{"email": item.to}], "custom_args": {"subscriber_id": item.subscriber_id}}
-                for item in items
-            ],
+            "personalizations": [_personalization(item) for item in items],
             "from": {"email": self.sender},
             "subject": first["subject"],
             "content": [
@@ -116,6 +114,23 @@ class EmailChannel:
             raise TransientDeliveryError(f"sendgrid unreachable: {exc}") from exc
         headers = response.headers
         return headers.get("X-Message-Id") if headers is not None else None
+
+
+def _personalization(item: Outgoing) -> dict[str, Any]:
+    """One recipient: address, their own unsubscribe link (substitution + RFC 8058 headers)."""
+    entry: dict[str, Any] = {
+        "to": [{"email": item.to}],
+        "custom_args": {"subscriber_id": item.subscriber_id},
+    }
+    if item.personal:
+        entry["substitutions"] = dict(item.personal)
+    unsubscribe = item.personal.get(UNSUBSCRIBE_PLACEHOLDER)
+    if unsubscribe:
+        entry["headers"] = {
+            "List-Unsubscribe": f"<{unsubscribe}>",
+            "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+        }
+    return entry
 
 
 def _classify(exc: http_errors.HTTPError) -> Exception:

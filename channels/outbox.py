@@ -11,6 +11,14 @@ import uuid
 from channels.base import Outgoing, Result
 
 
+def personalise(item: Outgoing) -> dict[str, str]:
+    """The message exactly as this person would get it (placeholders filled in)."""
+    content = dict(item.content)
+    for placeholder, value in item.personal.items():
+        content = {key: text.replace(placeholder, value) for key, text in content.items()}
+    return content
+
+
 def record(batch: list[Outgoing]) -> list[Result]:
     """Mark every message sent, keeping its rendered content on the delivery record."""
     return [
@@ -18,7 +26,7 @@ def record(batch: list[Outgoing]) -> list[Result]:
             item.subscriber_id,
             "sent",
             provider_id=f"outbox-{uuid.uuid4().hex[:12]}",
-            extra={"message": dict(item.content)},
+            extra={"message": personalise(item)},
         )
         for item in batch
     ]

@@ -88,8 +88,10 @@ def test_long_sms_is_shortened_keeping_the_link(make_app, tokens):
         f"/api/v1/announcements/{ann}/deliveries", headers=tokens["admin"]
     ).get_json()["items"]
     text = record["message"]["text"]
-    assert len(text) <= 306
-    assert text.endswith("… https://status.acme.example/status")
+    assert len(text) <= 306, "two GSM-7 segments (the example plan's sms_max_segments)"
+    # Cut at a word with a GSM-7 ellipsis; the top route and the link are always kept.
+    assert "word... Technical problem: https://acme.example/chat" in text
+    assert text.endswith(" https://status.acme.example/status")
 
 
 def test_bad_plan_fails_at_start_up_with_file_and_key(make_app, tmp_path):

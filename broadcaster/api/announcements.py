@@ -13,6 +13,7 @@ from broadcaster.announcements import NotFound, StateConflict
 from broadcaster.api import schemas
 from broadcaster.api.auth import require
 from broadcaster.ledger import STATES, Ledger
+from broadcaster.preview import preview
 from broadcaster.services import services
 from broadcaster.tokens import Principal
 
@@ -24,6 +25,7 @@ def links(announcement_id: str, incident_id: str) -> dict[str, str]:
         "self": url_for("announcements.Announcement", announcement_id=announcement_id),
         "deliveries": url_for("announcements.Deliveries", announcement_id=announcement_id),
         "incident": url_for("incidents.Incident", incident_id=incident_id),
+        "preview": url_for("announcements.Preview", announcement_id=announcement_id),
     }
 
 
@@ -161,3 +163,23 @@ class Reject(MethodView):
             abort(409, message=str(exc))
         except PermissionError as exc:
             abort(403, message=str(exc))
+
+
+@blp.route("/announcements/<announcement_id>/preview")
+class Preview(MethodView):
+    @blp.response(200, schemas.PreviewOut)
+    def get(self, announcement_id: str) -> dict[str, Any]:
+        """Every channel × audience × locale rendering, measures, recipients and warnings."""
+        require("preview")
+        return preview(services(), load(announcement_id))
+
+
+@blp.route("/preview")
+class PreviewUnsaved(MethodView):
+    @blp.arguments(schemas.AnnouncementIn)
+    @blp.response(200, schemas.PreviewOut)
+    def post(self, data: dict[str, Any]) -> dict[str, Any]:
+        """Preview an announcement that is not saved: nothing is stored or sent."""
+        principal = require("preview")
+        svc = services()
+        return preview(svc, svc.announcements.draft(data, principal, data.get("incident_id")))

@@ -173,6 +173,7 @@ class SubscriberOut(Schema):
     locale = fields.String()
     audiences = fields.List(fields.String())
     channels = fields.List(fields.String(), allow_none=True)
+    opt_outs = fields.List(fields.String())
     created_at = fields.Float()
     updated_at = fields.Float()
 
@@ -194,3 +195,55 @@ class ImportReport(Schema):
     created = fields.Integer()
     updated = fields.Integer()
     rejected = fields.List(fields.Nested(RejectedRow))
+
+
+class OptOutIn(Schema):
+    channels = fields.List(
+        fields.String(validate=validate.OneOf(list(CHANNELS))), load_default=None
+    )
+
+
+class RenderingOut(Schema):
+    channel = fields.String()
+    audience = fields.String()
+    locale = fields.String(metadata={"description": "the subscriber locale this is for"})
+    language = fields.String(
+        metadata={"description": "the language used (default if untranslated)"}
+    )
+    content = fields.Dict(metadata={"description": "subject/text/html, or text"})
+    measures = fields.Dict(
+        metadata={"description": "lengths against limits; SMS encoding and segments"}
+    )
+
+
+class PublicRenderingOut(RenderingOut):
+    class Meta:
+        exclude = ("audience",)
+
+
+class PreviewOut(Schema):
+    renderings = fields.List(fields.Nested(RenderingOut))
+    public = fields.List(fields.Nested(PublicRenderingOut))
+    recipients = fields.Dict(
+        metadata={"description": "per channel: recipients, skipped (opted out)"}
+    )
+    warnings = fields.List(fields.String())
+
+
+class RouteOut(Schema):
+    need = fields.Dict(metadata={"description": "locale → label ('' = every locale)"})
+    channel = fields.String()
+    contact = fields.String()
+    hours = fields.String()
+
+
+class AudienceOut(Schema):
+    name = fields.String()
+    description = fields.String()
+    channels = fields.List(fields.String())
+    routes = fields.List(fields.Nested(RouteOut))
+    subscribers = fields.Integer()
+
+
+class AudienceList(Schema):
+    items = fields.List(fields.Nested(AudienceOut))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from typing import Any
 
 from flask import request
@@ -11,7 +12,8 @@ from flask_smorest import Blueprint, abort
 from broadcaster.api import schemas
 from broadcaster.api.auth import require
 from broadcaster.services import services
-from broadcaster.subscribers import import_rows
+from broadcaster.subscribers import CsvHeaderError, csv_rows, import_rows
+from channels import CHANNELS
 
 blp = Blueprint("subscribers", __name__, url_prefix="/api/v1", description="Subscribers")
 
@@ -71,3 +73,79 @@ class Subscribers(MethodView):
             "per_page": per_page,
             "total": store.count(audience),
         }
+
+
+def _person(subscriber_id: str) -> dict[str, Any]:
+    person = services().subscribers.get(subscriber_id)
+    if person is None:
+        abort(404, message=f"no subscriber {subscriber_id!r}")
+    return person
+
+
+@blp.route("/subscribers/import")
+class SubscriberImport(MethodView):
+    @blp.response(200, schemas.ImportReport)
+    @blp.alt_response(422, description="Every row was rejected; the report says why")
+    @blp.doc(requestBody={"content": {"text/csv": {"schema": {"type": "string"}}}})
+    def post(self) -> Any:
+        """Import a CSV file (``Content-Type: text/csv``), streamed row by row.
+
+        Header row with ``external_id,email,phone,locale,audiences,channels``
+        (``;`` between list items). Rejected rows are reported by line number.
+        """
+        require("subscribers")
+        if request.mimetype != "text/csv":
+            abort(415, message="send the file as Content-Type: text/csv")
+        # Large lists are the point of this route: lift the body limit for it alone.
+        request.max_content_length = int(services().config["MAX_IMPORT_BYTES"])
+        text = io.TextIOWrapper(request.stream, encoding="utf-8-sig", newline="")
+        svc = services()
+        try:
+            report = import_rows(csv_rows(text), svc.plan, svc.subscribers)
+        except CsvHeaderError as exc:
+            abort(422, message=str(exc), errors={"file": [str(exc)]})
+        except UnicodeDecodeError:
+            abort(400, message="the file is not UTF-8 text")
+        if report["created"] + report["updated"] == 0:
+            return report, 422
+        return report
+
+
+@blp.route("/subscribers/<subscriber_id>")
+class Subscriber(MethodView):
+    @blp.response(200, schemas.SubscriberOut)
+    def get(self, subscriber_id: str) -> dict[str, Any]:
+        """One subscriber."""
+        require("subscribers")
+        return _person(subscriber_id)
+
+    @blp.response(204)
+    def delete(self, subscriber_id: str) -> None:
+        """Erase a subscriber's contact data; past deliveries keep only an anonymous id."""
+        require("subscribers")
+        if not services().subscribers.erase(subscriber_id):
+            abort(404, message=f"no subscriber {subscriber_id!r}")
+
+
+@blp.route("/subscribers/<subscriber_id>/opt-out")
+class OptOut(MethodView):
+    @blp.arguments(schemas.OptOutIn)
+    @blp.response(200, schemas.SubscriberOut)
+    def post(self, data: dict[str, Any], subscriber_id: str) -> dict[str, Any]:
+        """Opt out of some channels (default: all); those deliveries are recorded as skipped."""
+        require("subscribers")
+        _person(subscriber_id)
+        channels = data.get("channels") or list(CHANNELS)
+        return services().subscribers.set_opt_outs(subscriber_id, channels, opted_out=True)
+
+
+@blp.route("/subscribers/<subscriber_id>/opt-in")
+class OptIn(MethodView):
+    @blp.arguments(schemas.OptOutIn)
+    @blp.response(200, schemas.SubscriberOut)
+    def post(self, data: dict[str, Any], subscriber_id: str) -> dict[str, Any]:
+        """Undo an opt-out, e.g. when the person asks again (default: all channels)."""
+        require("subscribers")
+        _person(subscriber_id)
+        channels = data.get("channels") or list(CHANNELS)
+        return services().subscribers.set_opt_outs(subscriber_id, channels, opted_out=False)
