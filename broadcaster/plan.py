@@ -133,13 +133,14 @@ def parse_plan(data: dict[str, Any], source: str) -> Plan:
     timezone = org.get("timezone", "UTC")
     try:
         ZoneInfo(str(timezone))
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):
         check.fail(
             "organisation.timezone", f"unknown time zone {timezone!r} (e.g. Europe/Amsterdam)"
         )
         timezone = "UTC"
-    name = check.string(org, "organisation.name") if org else ""
-    default_locale = check.string(org, "organisation.default_locale", "en") if org else "en"
+    has_org = isinstance(data.get("organisation"), dict)
+    name = check.string(org, "organisation.name") if has_org else ""
+    default_locale = check.string(org, "organisation.default_locale", "en") if has_org else "en"
     locales = org.get("locales", [default_locale])
     if not isinstance(locales, list) or not all(isinstance(x, str) for x in locales):
         check.fail("organisation.locales", "must be a list of locale codes")
@@ -168,6 +169,11 @@ def parse_plan(data: dict[str, Any], source: str) -> Plan:
             check.fail(f"channels_by_severity.{severity}", "unknown severity")
             continue
         by_severity[severity] = check.channel_list(value, f"channels_by_severity.{severity}")
+    if by_severity_raw:
+        # A severity left out would silently send nothing by default: say so now.
+        for severity in SEVERITIES:
+            if severity not in by_severity_raw:
+                check.fail(f"channels_by_severity.{severity}", "missing (use [] for no channels)")
 
     audiences: dict[str, Audience] = {}
     for aname, raw in check.table(data, "audiences").items():
@@ -197,6 +203,13 @@ def parse_plan(data: dict[str, Any], source: str) -> Plan:
                 and all(isinstance(v, str) and v.strip() for v in need.values())
             ):
                 labels = dict(need)
+                if default_locale not in labels:
+                    check.fail(f"{rkey}.need", f"needs a label for the default locale "
+                                               f"{default_locale!r}")
+                unknown = [k for k in labels if k not in locales]
+                if unknown and "locales" in org:  # without a locale list, nothing to check
+                    check.fail(f"{rkey}.need", f"unknown locale {unknown[0]!r} "
+                                               f"(plan has: {', '.join(locales)})")
             else:
                 check.fail(
                     f"{rkey}.need",
@@ -266,7 +279,7 @@ def _monitoring_rules(
             check.fail(f"{key}.match", "must be a table of label = value")
             match = {}
         names = raw.get("audiences")
-        if not isinstance(names, list) or not names:
+        if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
             check.fail(f"{key}.audiences", "must be a non-empty list of audience names")
             names = []
         for name in names:
@@ -276,6 +289,10 @@ def _monitoring_rules(
         if severity is not None and severity not in SEVERITIES:
             check.fail(f"{key}.severity", f"must be one of {', '.join(SEVERITIES)}")
         channels = raw.get("channels")
+        draft = raw.get("draft", False)
+        if not isinstance(draft, bool):
+            check.fail(f"{key}.draft", "must be true or false")
+            draft = False
         statement = raw.get("holding_statement")
         if statement is not None and (not isinstance(statement, str) or not statement.strip()):
             check.fail(f"{key}.holding_statement", "must be the name of a holding statement")
@@ -288,7 +305,7 @@ def _monitoring_rules(
                 if channels is not None
                 else None,
                 holding_statement=statement,
-                draft=bool(raw.get("draft", False)),
+                draft=draft,
             )
         )
     return tuple(rules)
@@ -301,6 +318,10 @@ def load_plan(path: str | Path | None) -> Plan:
         data = tomllib.loads(file.read_text(encoding="utf-8"))
     except FileNotFoundError as exc:
         raise PlanError(f"{file}: file not found (BROADCASTER_PLAN)") from exc
+    except UnicodeDecodeError as exc:
+        raise PlanError(f"{file}: not UTF-8 text: {exc}") from exc
+    except OSError as exc:
+        raise PlanError(f"{file}: cannot read: {exc.strerror or exc}") from exc
     except tomllib.TOMLDecodeError as exc:
         raise PlanError(f"{file}: not valid TOML: {exc}") from exc
     return parse_plan(data, file.name)

@@ -42,6 +42,7 @@ SEVERITY_COLOURS = {
 }
 
 _WHITESPACE = re.compile(r"\s+")
+_PARAGRAPH = re.compile(r"\n[ \t]*\n")
 
 
 @dataclass
@@ -73,9 +74,10 @@ def routes_for(plan: Plan, audiences: list[str], locale: str) -> list[dict[str, 
     """The routes of every audience, merged without duplicates, labels in ``locale``."""
     seen: set[tuple[str, str, str]] = set()
     routes = []
-    for name in audiences:
-        audience = plan.audiences.get(name)
-        for route in audience.routes if audience else ():
+    wanted = set(audiences)
+    # Plan order, not the caller's: the plan lists the most important audience first.
+    for name in (n for n in plan.audiences if n in wanted):
+        for route in plan.audiences[name].routes:
             need = route.need_for(locale, plan.default_locale)
             key = (need, route.channel, route.contact)
             if key not in seen:
@@ -118,8 +120,14 @@ class Renderer:
         routes = routes_for(self.plan, audiences, locale)
         tz = self.plan.timezone
         updated = announcement.get("published_at") or announcement.get("created_at")
+        content = content_for(announcement, locale)
+        title = one_line(content["title"])
+        body = content["body"].replace("\r\n", "\n").replace("\r", "\n")
         return {
-            **content_for(announcement, locale),
+            **content,
+            # Titles end a sentence in one-line formats; don't add a dot after "?" or ".".
+            "headline": title if title.endswith((".", "!", "?", "…")) else title + ".",
+            "paragraphs": [p.strip() for p in _PARAGRAPH.split(body) if p.strip()],
             "_": _,
             "locale": locale,
             "severity": announcement["severity"],
@@ -167,10 +175,13 @@ class Renderer:
         raise ValueError(f"no renderer for channel {channel!r}")
 
     def _email(self, announcement: dict[str, Any], ctx: dict[str, Any], language: str) -> Rendering:
-        # One line, no control characters: a subject can never inject a header.
-        subject, cut = segments.shorten(
-            one_line(f"{self.plan.organisation}: {ctx['title']}"), lambda s: len(s) <= SUBJECT_MAX
+        # One line, no control characters: a subject can never inject a header. Only the
+        # title is shortened, so a long unbroken title is cut inside rather than dropped.
+        prefix = one_line(self.plan.organisation) + ": "
+        title, cut = segments.shorten(
+            one_line(ctx["title"]), lambda s: len(prefix) + len(s) <= SUBJECT_MAX
         )
+        subject = prefix + title
         content = {
             "subject": subject,
             "text": self._template("email/announcement.txt", ctx),

@@ -23,6 +23,11 @@ from channels import CHANNELS
 ALL_KEY = "bc:subs"
 INDEX_KEY = "bc:subx"
 SEQ_KEY = "bc:subs:seq"
+_CLAIM = """
+local won = {}
+for i = 1, #ARGV, 2 do won[#won + 1] = redis.call('HSETNX', KEYS[1], ARGV[i], ARGV[i + 1]) end
+return won
+"""
 # How a person is found again, in order of preference: (index prefix, field).
 _LOOKUPS = (("ext", "external_id"), ("email", "email"), ("phone", "phone"))
 
@@ -120,6 +125,7 @@ class SubscriberStore:
 
     def __init__(self, r: redis.Redis) -> None:
         self.r = r
+        self._claim_script = r.register_script(_CLAIM)
 
     def upsert(self, row: dict[str, Any]) -> tuple[str, bool]:
         """Create or update one validated subscriber; returns (id, created)."""
@@ -152,26 +158,26 @@ class SubscriberStore:
                 known.setdefault(key, found)
             ids.append(found)
         if fresh:
-            pipe = self.r.pipeline(transaction=False)
-            for key, sid in fresh.items():
-                pipe.hsetnx(INDEX_KEY, key, sid)
-            lost = [key for key, won in zip(fresh, pipe.execute(), strict=True) if not won]
+            won = self._claim(list(fresh.items()))
+            lost = [key for key, ok in zip(fresh, won, strict=True) if not ok]
             # Someone created the same person a moment ago: update theirs instead.
             for key in lost:
                 theirs = self.r.hget(INDEX_KEY, key).decode()
                 ids = [theirs if sid == fresh[key] else sid for sid in ids]
                 created = [c and sid != theirs for c, sid in zip(created, ids, strict=True)]
-        olds = self.get_many(sorted(set(ids)))
+        new_ids = set(fresh.values())
+        olds = self.get_many(sorted({sid for sid in ids if sid not in new_ids}))
         now = time.time()
         # Listing order is creation order: a counter, since many rows share one timestamp.
         newcomers = [sid for sid in dict.fromkeys(ids) if sid not in olds]
         last = self.r.incrby(SEQ_KEY, len(newcomers)) if newcomers else 0
         seqs = {sid: last - len(newcomers) + n + 1 for n, sid in enumerate(newcomers)}
-        pipe = self.r.pipeline()
+        original = dict(olds)
+        records: dict[str, dict[str, Any]] = {}
         for row, sid in zip(rows, ids, strict=True):
             old = olds.get(sid) or {}
             channels = row["channels"] if row.get("channels") is not None else old.get("channels")
-            record = {
+            records[sid] = {
                 "id": sid,
                 "external_id": row.get("external_id") or old.get("external_id") or "",
                 "email": row.get("email") or old.get("email") or "",
@@ -184,20 +190,46 @@ class SubscriberStore:
                 "updated_at": now,
                 "seq": old.get("seq") or seqs[sid],
             }
+            # A later row for the same person builds on this one.
+            olds[sid] = {**old, **row, "channels": channels, "seq": records[sid]["seq"],
+                         "created_at": records[sid]["created_at"]}
+        # Few large commands rather than several per row: imports are bulk by nature.
+        index_set: dict[str, str] = {}
+        index_del: set[str] = set()
+        joins: dict[str, dict[str, int]] = {}
+        leaves: dict[str, list[str]] = {}
+        for sid, record in records.items():
+            old = original.get(sid) or {}
             for kind, field in _LOOKUPS:
                 if old.get(field) and old[field] != record[field]:
-                    pipe.hdel(INDEX_KEY, f"{kind}:{old[field]}")
+                    index_del.add(f"{kind}:{old[field]}")
                 if record[field]:
-                    pipe.hset(INDEX_KEY, f"{kind}:{record[field]}", sid)
-            for audience in set(old.get("audiences", [])) - set(row["audiences"]):
-                pipe.zrem(audience_key(audience), sid)
-            for audience in row["audiences"]:
-                pipe.zadd(audience_key(audience), {sid: record["seq"]}, nx=True)
-            pipe.zadd(ALL_KEY, {sid: record["seq"]}, nx=True)
+                    index_set[f"{kind}:{record[field]}"] = sid
+            audiences = record["audiences"].split(",")
+            for audience in set(old.get("audiences", [])) - set(audiences):
+                leaves.setdefault(audience, []).append(sid)
+            for audience in audiences:
+                joins.setdefault(audience, {})[sid] = record["seq"]
+        pipe = self.r.pipeline()
+        stale = sorted(index_del - set(index_set))
+        if stale:
+            pipe.hdel(INDEX_KEY, *stale)
+        if index_set:
+            pipe.hset(INDEX_KEY, mapping=index_set)
+        for audience, members in leaves.items():
+            pipe.zrem(audience_key(audience), *members)
+        for audience, members in joins.items():
+            pipe.zadd(audience_key(audience), members, nx=True)
+        pipe.zadd(ALL_KEY, {sid: r["seq"] for sid, r in records.items()}, nx=True)
+        for sid, record in records.items():
             pipe.hset(_sub_key(sid), mapping=record)
-            olds[sid] = _decode({k.encode(): str(v).encode() for k, v in record.items()})
         pipe.execute()
         return list(zip(ids, created, strict=True))
+
+    def _claim(self, pairs: list[tuple[str, str]]) -> list[int]:
+        """HSETNX index entries for new people in one round trip; 1 where we won."""
+        flat = [part for pair in pairs for part in pair]
+        return [int(x) for x in self._claim_script(keys=[INDEX_KEY], args=flat)]
 
     def set_opt_outs(
         self, subscriber_id: str, channels: list[str], opted_out: bool

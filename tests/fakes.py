@@ -157,9 +157,18 @@ class FakeSendGrid(FakeProvider):
         personalizations = data.get("personalizations") or []
         if not 1 <= len(personalizations) <= self.MAX_PERSONALIZATIONS:
             problems.append(f"{len(personalizations)} personalizations (must be 1..1000)")
+        placeholders = {
+            token
+            for token in ("-unsubscribe_url-",)
+            if any(token in (c.get("value") or "") for c in data.get("content") or [])
+        }
         for p in personalizations:
             if len(p.get("to") or []) != 1 or "@" not in p["to"][0].get("email", ""):
                 problems.append(f"personalization without exactly one 'to' address: {p}")
+            # SendGrid leaves an unmatched substitution tag in the mail as literal text.
+            missing = placeholders - set(p.get("substitutions") or {})
+            if missing:
+                problems.append(f"content uses {sorted(missing)} but a personalization lacks it")
         if not (data.get("from") or {}).get("email"):
             problems.append("missing from.email")
         if not data.get("subject"):

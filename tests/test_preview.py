@@ -1,0 +1,145 @@
+"""Audiences and preview: what each audience will get, before anything is sent."""
+
+from __future__ import annotations
+
+from broadcaster.segments import sms_cost
+
+ANNOUNCEMENT = {
+    "title": "Storing betalingen",
+    "body": "Card payments fail since 09:10. Next update by 10:30.",
+    "severity": "critical",
+    "audiences": ["consumers", "business"],
+    "channels": ["email", "sms"],
+    "translations": {
+        "nl": {
+            "title": "Storing bij betalingen",
+            "body": "Betalen met pas lukt niet sinds 09:10. We geïnformeerd u om 10:30.",
+        }
+    },
+}
+
+
+def test_audiences_list_routes_and_counts(client, tokens):
+    client.post(
+        "/api/v1/subscribers",
+        headers=tokens["admin"],
+        json=[
+            {"email": "a@example.com", "audiences": ["consumers"]},
+            {"email": "b@example.com", "audiences": ["consumers", "business"]},
+        ],
+    )
+    body = client.get("/api/v1/audiences", headers=tokens["helpdesk"]).get_json()
+    by_name = {a["name"]: a for a in body["items"]}
+    assert set(by_name) == {"consumers", "business", "staff"}
+    assert by_name["consumers"]["subscribers"] == 2 and by_name["business"]["subscribers"] == 1
+    assert by_name["staff"]["subscribers"] == 0
+    first = by_name["consumers"]["routes"][0]
+    assert first == {
+        "need": {"en": "Technical problem", "nl": "Technisch probleem"},
+        "channel": "Live chat",
+        "contact": "https://acme.example/chat",
+        "hours": "24/7",
+    }
+    assert client.get("/api/v1/audiences", headers=tokens["monitor"]).status_code == 403
+
+
+def test_unsaved_preview_renders_everything_and_records_nothing(client, tokens, r):
+    client.post(
+        "/api/v1/subscribers",
+        headers=tokens["admin"],
+        json=[
+            {"email": "a@example.com", "phone": "+31612345001", "audiences": ["consumers"]},
+            {"email": "b@example.com", "audiences": ["consumers", "business"], "locale": "nl"},
+            {"phone": "+31612345003", "audiences": ["business"]},
+        ],
+    )
+    keys_before = set(r.keys("*"))
+    response = client.post("/api/v1/preview", json=ANNOUNCEMENT, headers=tokens["helpdesk"])
+    assert response.status_code == 200
+    preview = response.get_json()
+    assert set(r.keys("*")) == keys_before, "preview stores nothing and enqueues nothing"
+
+    # channel × audience × locale: 2 × 2 × 4
+    combos = {(x["channel"], x["audience"], x["locale"]) for x in preview["renderings"]}
+    assert len(combos) == len(preview["renderings"]) == 16
+    by_key = {(x["channel"], x["audience"], x["locale"]): x for x in preview["renderings"]}
+    nl_sms = by_key[("sms", "consumers", "nl")]
+    assert nl_sms["language"] == "nl"
+    assert nl_sms["measures"]["encoding"] == "UCS-2"  # the ï in "geïnformeerd"
+    assert nl_sms["measures"]["segments"] == sms_cost(nl_sms["content"]["text"]).segments
+    assert nl_sms["content"]["text"].startswith("Acme Energy: Storing bij betalingen.")
+    assert "Technisch probleem: https://acme.example/chat" in nl_sms["content"]["text"]
+    da_email = by_key[("email", "business", "da")]
+    assert da_email["language"] == "en", "no Danish translation: Danish readers get English"
+    assert "Account manager" in da_email["content"]["text"]
+    assert by_key[("sms", "consumers", "en")]["measures"]["encoding"] == "GSM-7"
+
+    assert preview["recipients"] == {
+        "email": {"recipients": 2, "skipped": 0},
+        "sms": {"recipients": 2, "skipped": 0},
+    }
+    warnings = "\n".join(preview["warnings"])
+    assert "no da translation" in warnings and "no sv translation" in warnings
+    assert "no nl translation" not in warnings
+    assert "sms to consumers (nl): a character outside GSM-7 switches the SMS to UCS-2" in warnings
+    public = {(x["channel"], x["locale"]): x for x in preview["public"]}
+    assert len(public[("banner", "en")]["content"]["text"]) <= 140
+    assert public[("mastodon", "nl")]["content"]["text"].endswith("http://127.0.0.1:8000/status")
+
+
+def test_preview_warns_when_body_is_cut_and_counts_opted_out(client, tokens):
+    people = client.post(
+        "/api/v1/subscribers",
+        headers=tokens["admin"],
+        json=[{"external_id": "x", "phone": "+31612345001", "audiences": ["consumers"]}],
+    ).get_json()
+    assert people["created"] == 1
+    sid = client.get("/api/v1/subscribers", headers=tokens["admin"]).get_json()["items"][0]["id"]
+    client.post(
+        f"/api/v1/subscribers/{sid}/opt-out", json={"channels": ["sms"]}, headers=tokens["admin"]
+    )
+    long = {**ANNOUNCEMENT, "body": "The payment service is down. " * 40, "translations": {}}
+    preview = client.post("/api/v1/preview", json=long, headers=tokens["admin"]).get_json()
+    assert "sms to consumers (en): body cut to fit 2 SMS segments" in preview["warnings"]
+    en_sms = [x for x in preview["renderings"] if (x["channel"], x["locale"]) == ("sms", "en")][0]
+    assert en_sms["measures"]["segments"] <= 2 and en_sms["measures"]["cut"] is True
+    assert preview["recipients"]["sms"] == {"recipients": 0, "skipped": 1}
+
+
+def test_preview_of_a_saved_announcement_and_errors(client, tokens, r):
+    created = client.post(
+        "/api/v1/announcements", json=ANNOUNCEMENT, headers=tokens["helpdesk"]
+    ).get_json()
+    jobs_before = r.llen("rq:queue:plan")
+    got = client.get(created["links"]["preview"], headers=tokens["helpdesk"])
+    assert got.status_code == 200 and len(got.get_json()["renderings"]) == 16
+    assert r.llen("rq:queue:plan") == jobs_before
+    assert (
+        client.get("/api/v1/announcements/ann_nope/preview", headers=tokens["admin"]).status_code
+        == 404
+    )
+    bad = client.post(
+        "/api/v1/preview", json={**ANNOUNCEMENT, "severity": "huge"}, headers=tokens["admin"]
+    )
+    assert bad.status_code == 422 and "severity" in bad.get_json()["errors"]
+    assert (
+        client.post("/api/v1/preview", json=ANNOUNCEMENT, headers=tokens["monitor"]).status_code
+        == 403
+    )
+
+
+def test_preview_warns_about_an_audience_without_routes(make_app, tokens, tmp_path):
+    plan = tmp_path / "plan.toml"
+    plan.write_text(
+        '[organisation]\nname = "Tiny"\n[channels_by_severity]\ninfo = ["email"]\n'
+        'minor = ["email"]\nmajor = ["email"]\ncritical = ["email"]\n'
+        '[audiences.everyone]\nchannels = ["email"]\n'
+    )
+    client = make_app(PLAN=str(plan)).test_client()
+    body = {"title": "T", "body": "B", "severity": "info", "audiences": ["everyone"]}
+    preview = client.post("/api/v1/preview", json=body, headers=tokens["admin"]).get_json()
+    assert (
+        "audience everyone has no routes: messages say nothing about whom to contact"
+        in preview["warnings"]
+    )
+    assert [x["channel"] for x in preview["renderings"]] == ["email"]
