@@ -204,12 +204,15 @@ def parse_plan(data: dict[str, Any], source: str) -> Plan:
             ):
                 labels = dict(need)
                 if default_locale not in labels:
-                    check.fail(f"{rkey}.need", f"needs a label for the default locale "
-                                               f"{default_locale!r}")
+                    check.fail(
+                        f"{rkey}.need", f"needs a label for the default locale {default_locale!r}"
+                    )
                 unknown = [k for k in labels if k not in locales]
                 if unknown and "locales" in org:  # without a locale list, nothing to check
-                    check.fail(f"{rkey}.need", f"unknown locale {unknown[0]!r} "
-                                               f"(plan has: {', '.join(locales)})")
+                    check.fail(
+                        f"{rkey}.need",
+                        f"unknown locale {unknown[0]!r} (plan has: {', '.join(locales)})",
+                    )
             else:
                 check.fail(
                     f"{rkey}.need",

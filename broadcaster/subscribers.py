@@ -191,8 +191,13 @@ class SubscriberStore:
                 "seq": old.get("seq") or seqs[sid],
             }
             # A later row for the same person builds on this one.
-            olds[sid] = {**old, **row, "channels": channels, "seq": records[sid]["seq"],
-                         "created_at": records[sid]["created_at"]}
+            olds[sid] = {
+                **old,
+                **row,
+                "channels": channels,
+                "seq": records[sid]["seq"],
+                "created_at": records[sid]["created_at"],
+            }
         # Few large commands rather than several per row: imports are bulk by nature.
         index_set: dict[str, str] = {}
         index_del: set[str] = set()
