@@ -23,6 +23,7 @@ from broadcaster.tokens import Principal
 
 ANNOUNCEMENTS_KEY = "bc:anns"
 INCIDENTS_KEY = "bc:incs"
+ACTIVE_KEY = "bc:incs:active"  # open incidents, and resolved ones still showing "all clear"
 
 
 class StateConflict(Exception):
@@ -103,6 +104,9 @@ class AnnouncementStore:
             "channels": channels,
             "translations": data.get("translations") or {},
             "corrects": data.get("corrects"),
+            "next_update_at": data["next_update_at"].timestamp()
+            if data.get("next_update_at")
+            else None,
             "author": author.name,
             "state": "pending_approval" if needs_approval else "published",
             "created_at": now,
@@ -197,6 +201,8 @@ class AnnouncementStore:
             pipe.multi()  # explicit MULTI: RQ's enqueue joins it instead of starting its own
             pipe.set(_ann_key(announcement["id"]), json.dumps(announcement))
             pipe.set(_inc_key(incident["id"]), json.dumps(incident))
+            if published:
+                pipe.sadd(ACTIVE_KEY, incident["id"])  # may show on the banner
             if new:
                 pipe.rpush(_timeline_key(incident["id"]), announcement["id"])
                 pipe.zadd(ANNOUNCEMENTS_KEY, {announcement["id"]: announcement["created_at"]})

@@ -11,13 +11,14 @@ from flask import Flask
 from flask_smorest import Api
 
 from broadcaster import config as settings
-from broadcaster import unsubscribe
+from broadcaster import public, unsubscribe
 from broadcaster.api import announcements, audiences, errors, incidents, subscribers
 from broadcaster.health import bp as health_bp
 from broadcaster.plan import load_plan
 from broadcaster.rendering import Renderer
 from broadcaster.services import Services
-from channels import build_channels
+from channels import build_channels, build_networks
+from channels.webhook import WebhookChannel
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 
@@ -57,6 +58,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         redis=connection,
         plan=plan,
         channels=build_channels(app.config),
+        networks=build_networks(app.config),
+        webhook=WebhookChannel(app.config),
         renderer=Renderer(app, plan),
         config=app.config,
     )
@@ -68,5 +71,6 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         api.register_blueprint(blueprint)
     app.register_blueprint(health_bp)
     app.register_blueprint(unsubscribe.bp)
+    app.register_blueprint(public.bp)
     errors.init_app(app)
     return app

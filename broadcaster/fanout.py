@@ -12,7 +12,7 @@ import logging
 from collections.abc import Iterable
 from typing import Any
 
-from broadcaster import queues, unsubscribe
+from broadcaster import banners, publishing, queues, unsubscribe
 from broadcaster.ledger import Ledger
 from broadcaster.services import Services, services
 from broadcaster.subscribers import mask_contact
@@ -86,6 +86,8 @@ def plan_job(announcement_id: str) -> dict[str, int]:
     for channel, ids in pending.items():
         if ids:
             queues.enqueue_batch(svc.redis, announcement_id, channel, ids)
+    totals["public"] = publishing.plan_public(svc, announcement, ledger)
+    banners.refresh(svc)  # also covers publishes that did not come through the API
     log.info("planned %s: %s", announcement_id, totals)
     return totals
 

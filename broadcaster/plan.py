@@ -6,6 +6,7 @@ what is wrong, so nobody discovers a typo in the middle of a crisis.
 
 from __future__ import annotations
 
+import os
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,11 +14,20 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from channels import CHANNELS
+from channels.base import PermanentDeliveryError
+from channels.webhook import WebhookTarget
 
 SEVERITIES = ("info", "minor", "major", "critical")
 STATUSES = ("investigating", "identified", "monitoring", "resolved")
 
-_TOP_KEYS = ("organisation", "policy", "channels_by_severity", "audiences", "monitoring")
+_TOP_KEYS = (
+    "organisation",
+    "policy",
+    "channels_by_severity",
+    "audiences",
+    "monitoring",
+    "webhooks",
+)
 
 BUNDLED_PLAN = Path(__file__).resolve().parent.parent / "examples" / "plan.toml"
 
@@ -71,6 +81,7 @@ class Plan:
     channels_by_severity: dict[str, tuple[str, ...]]
     audiences: dict[str, Audience] = field(default_factory=dict)
     monitoring_rules: tuple[MonitoringRule, ...] = ()
+    webhooks: tuple[WebhookTarget, ...] = ()
     source: str = ""
 
 
@@ -237,6 +248,7 @@ def parse_plan(data: dict[str, Any], source: str) -> Plan:
         check.fail("audiences", "declare at least one audience")
 
     rules = _monitoring_rules(check, data, audiences)
+    webhooks = _webhooks(check, data, audiences)
 
     if check.problems:
         raise PlanError("invalid crisis plan:\n  " + "\n  ".join(check.problems))
@@ -251,8 +263,62 @@ def parse_plan(data: dict[str, Any], source: str) -> Plan:
         channels_by_severity=by_severity,
         audiences=audiences,
         monitoring_rules=rules,
+        webhooks=webhooks,
         source=source,
     )
+
+
+def _webhooks(
+    check: _Checker, data: dict[str, Any], audiences: dict[str, Audience]
+) -> tuple[WebhookTarget, ...]:
+    raw_targets = data.get("webhooks", [])
+    if not isinstance(raw_targets, list):
+        check.fail("webhooks", "must be an array of tables ([[webhooks]])")
+        return ()
+    targets = []
+    names: set[str] = set()
+    for i, raw in enumerate(raw_targets):
+        key = f"webhooks[{i}]"
+        if not isinstance(raw, dict):
+            check.fail(key, "must be a table")
+            continue
+        problems_before = len(check.problems)
+        check.known_keys(raw, key, ("name", "url", "secret", "secret_env", "audiences", "format"))
+        name = check.string(raw, f"{key}.name")
+        if name in names:
+            check.fail(f"{key}.name", f"{name!r} is used twice")
+        names.add(name)
+        url = check.string(raw, f"{key}.url")
+        if url and not url.startswith(("https://", "http://")):
+            check.fail(f"{key}.url", "must be an http(s) URL")
+        # Secrets belong in the environment; a literal one is allowed for local set-ups.
+        secret = raw.get("secret")
+        if raw.get("secret_env"):
+            secret = os.environ.get(str(raw["secret_env"]))
+            if not secret:
+                check.fail(
+                    f"{key}.secret_env", f"environment variable {raw['secret_env']} is not set"
+                )
+        elif not isinstance(secret, str) or len(secret) < 16:
+            check.fail(f"{key}.secret", "missing or shorter than 16 characters (or use secret_env)")
+        wanted = raw.get("audiences", [])
+        if not isinstance(wanted, list) or any(a not in audiences for a in wanted):
+            check.fail(f"{key}.audiences", f"must list known audiences ({', '.join(audiences)})")
+            wanted = []
+        fmt = raw.get("format", "json")
+        if fmt not in ("json", "slack"):
+            check.fail(f"{key}.format", "must be 'json' or 'slack'")
+        if len(check.problems) > problems_before:
+            continue  # reported above; a half-valid target is never built
+        try:
+            target = WebhookTarget(
+                name=name, url=url, secret=str(secret), audiences=tuple(wanted), format=str(fmt)
+            )
+        except PermanentDeliveryError as exc:
+            check.fail(key, exc.reason)
+            continue
+        targets.append(target)
+    return tuple(targets)
 
 
 def _monitoring_rules(

@@ -12,8 +12,10 @@ from rq import Queue, Retry
 from rq.serializers import JSONSerializer
 
 PLAN_QUEUE = "plan"
-# Workers take queues in this order: planning first, so fan-out starts at once.
-QUEUE_NAMES = (PLAN_QUEUE, "sms", "email")
+PUBLIC_QUEUE = "public"
+# Workers take queues in this order: planning first, so fan-out starts at once; public
+# posts are one job each and quick, so they never wait behind a large email batch.
+QUEUE_NAMES = (PLAN_QUEUE, PUBLIC_QUEUE, "sms", "email")
 
 _RESULT_TTL = 24 * 3600
 _FAILURE_TTL = 7 * 24 * 3600
@@ -37,6 +39,39 @@ def enqueue_plan(r: redis.Redis, announcement_id: str, pipeline: Pipeline | None
     )
 
 
+def _enqueue(q: Queue, func: str, args: list, delay: float) -> None:
+    options = {
+        "result_ttl": _RESULT_TTL,
+        "failure_ttl": _FAILURE_TTL,
+        # A crashed job is retried; claims in the ledger stop any double send.
+        "retry": Retry(max=3, interval=[5, 30, 120]),
+    }
+    if delay > 0:
+        # RQ's schedule has one-second resolution and rounds down: round up instead, so a
+        # provider's Retry-After is never cut short.
+        when = datetime.fromtimestamp(math.ceil(time.time() + delay), tz=UTC)
+        q.enqueue_at(when, func, *args, **options)
+    else:
+        q.enqueue(func, *args, **options)
+
+
+def enqueue_public(
+    r: redis.Redis,
+    announcement_id: str,
+    channel: str,
+    place: str,
+    attempt: int = 1,
+    delay: float = 0,
+) -> None:
+    """Enqueue the job that posts an announcement to one public place."""
+    _enqueue(
+        queue(r, PUBLIC_QUEUE),
+        "broadcaster.publishing.public_job",
+        [announcement_id, channel, place, attempt],
+        delay,
+    )
+
+
 def enqueue_batch(
     r: redis.Redis,
     announcement_id: str,
@@ -46,18 +81,9 @@ def enqueue_batch(
     delay: float = 0,
 ) -> None:
     """Enqueue one batch job for a channel, now or after ``delay`` seconds."""
-    q = queue(r, channel)
-    args = [announcement_id, channel, subscriber_ids, attempt]
-    options = {
-        "result_ttl": _RESULT_TTL,
-        "failure_ttl": _FAILURE_TTL,
-        # A crashed batch is retried; claims in the ledger stop any double send.
-        "retry": Retry(max=3, interval=[5, 30, 120]),
-    }
-    if delay > 0:
-        # RQ's schedule has one-second resolution and rounds down: round up instead, so a
-        # provider's Retry-After is never cut short.
-        when = datetime.fromtimestamp(math.ceil(time.time() + delay), tz=UTC)
-        q.enqueue_at(when, "broadcaster.fanout.batch_job", *args, **options)
-    else:
-        q.enqueue("broadcaster.fanout.batch_job", *args, **options)
+    _enqueue(
+        queue(r, channel),
+        "broadcaster.fanout.batch_job",
+        [announcement_id, channel, subscriber_ids, attempt],
+        delay,
+    )

@@ -119,6 +119,9 @@ class Renderer:
         _ = gettext_for(locale)
         routes = routes_for(self.plan, audiences, locale)
         tz = self.plan.timezone
+        # Looked up first: pybabel would take a key inside _() for a message to translate.
+        severity_label = SEVERITY_LABELS[announcement["severity"]]
+        status_label = STATUS_LABELS[announcement["status"]]
         updated = announcement.get("published_at") or announcement.get("created_at")
         content = content_for(announcement, locale)
         title = one_line(content["title"])
@@ -131,11 +134,16 @@ class Renderer:
             "_": _,
             "locale": locale,
             "severity": announcement["severity"],
-            "severity_label": _(SEVERITY_LABELS[announcement["severity"]]),
-            "status_label": _(STATUS_LABELS[announcement["status"]]),
+            "severity_label": _(severity_label),
+            "status_label": _(status_label),
             "colour": SEVERITY_COLOURS.get(announcement["severity"], "#2e6da4"),
             "corrects": announcement.get("corrects"),
             "updated": f"{format_timestamp(updated, locale, tz)} ({tz})" if updated else "",
+            "next_update": (
+                f"{format_timestamp(announcement['next_update_at'], locale, tz)} ({tz})"
+                if announcement.get("next_update_at")
+                else ""
+            ),
             "organisation": self.plan.organisation,
             "status_url": self.status_url,
             "routes": routes,
@@ -168,7 +176,7 @@ class Renderer:
         if channel == "banner":
             line, cut = segments.fit_line(self._template("banner/line.txt", ctx))
             return Rendering(
-                {"text": line, "link": self.status_url},
+                {"title": one_line(ctx["title"]), "text": line, "link": self.status_url},
                 language,
                 {"length": len(line), "limit": segments.BANNER_MAX, "cut": cut},
             )

@@ -13,13 +13,17 @@ from broadcaster.plan import Plan
 from broadcaster.rendering import Renderer
 from broadcaster.subscribers import SubscriberStore
 from channels import Channel
+from channels.base import PublicChannel
+from channels.webhook import WebhookChannel
 
 
 @dataclass
 class Services:
     redis: redis.Redis
     plan: Plan
-    channels: dict[str, Channel]
+    channels: dict[str, Channel]  # personal: one message per subscriber
+    networks: dict[str, PublicChannel]  # the "social" channel's networks
+    webhook: WebhookChannel
     renderer: Renderer
     config: dict[str, Any]
 

@@ -18,7 +18,7 @@ from email_validator import EmailNotValidError, validate_email
 from marshmallow import Schema, ValidationError, fields, post_load, validates_schema
 
 from broadcaster.plan import Plan
-from channels import CHANNELS
+from channels import PERSONAL
 
 ALL_KEY = "bc:subs"
 INDEX_KEY = "bc:subx"
@@ -102,9 +102,9 @@ class SubscriberRow(Schema):
         elif unknown:
             known = ", ".join(self.plan.audiences)
             errors["audiences"] = [f"unknown audience {unknown[0]!r} (known: {known})"]
-        bad = [c for c in data.get("channels") or [] if c not in CHANNELS]
+        bad = [c for c in data.get("channels") or [] if c not in PERSONAL]
         if bad:
-            errors["channels"] = [f"unknown channel {bad[0]!r} (known: {', '.join(CHANNELS)})"]
+            errors["channels"] = [f"unknown channel {bad[0]!r} (known: {', '.join(PERSONAL)})"]
         locale = data.get("locale")
         if locale and locale not in self.plan.locales:
             errors["locale"] = [

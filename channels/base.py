@@ -93,3 +93,38 @@ def parse_retry_after(value: str | None) -> float | None:
     except (TypeError, ValueError):
         return None
     return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
+@dataclass(frozen=True)
+class PublicPost:
+    """One announcement for one public place: a social network or a webhook target."""
+
+    announcement_id: str
+    incident_id: str
+    text: str  # rendered within the place's limit, the status link included
+    link: str  # the status page
+    locale: str
+    idempotency_key: str  # stable per (announcement, place): a retried job never posts twice
+    reply_to: dict[str, Any] | None = None  # thread reference from the incident's previous post
+    event: dict[str, Any] = field(default_factory=dict)  # the announcement's facts, as JSON
+
+
+@dataclass
+class PublishResult:
+    """What a public post became: its id, its URL and the reference to reply to next."""
+
+    provider_id: str | None
+    url: str | None = None
+    thread: dict[str, Any] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class PublicChannel(Protocol):
+    """Posts once per announcement to one public place (raises Transient/PermanentDeliveryError)."""
+
+    name: ClassVar[str]
+    transport: str
+
+    def publish(self, post: PublicPost) -> PublishResult:
+        """Post it; on the outbox transport, record it and return a made-up id."""
+        ...

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import uuid
 
-from channels.base import Outgoing, Result
+from channels.base import Outgoing, PublicPost, PublishResult, Result
 
 
 def personalise(item: Outgoing) -> dict[str, str]:
@@ -30,3 +30,9 @@ def record(batch: list[Outgoing]) -> list[Result]:
         )
         for item in batch
     ]
+
+
+def publish(post: PublicPost) -> PublishResult:
+    """Record a public post; threads are chained with made-up ids as a real network would."""
+    post_id = f"outbox-{uuid.uuid4().hex[:12]}"
+    return PublishResult(post_id, thread={"id": post_id}, extra={"message": {"text": post.text}})

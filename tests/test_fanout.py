@@ -357,5 +357,15 @@ def test_channels_default_from_plan_severity(client, tokens, run_jobs, providers
     )
     run_jobs()
     assert response.status_code == 202
-    # The example plan sends `info` by email only.
+    # The example plan shows `info` on the website banner only: nobody is messaged.
+    assert sendgrid.requests == [] and twilio.requests == []
+    assert [b["title"] for b in client.get("/banner.json").get_json()["banners"]] == [
+        ANNOUNCEMENT["title"]
+    ]
+    # `major` adds email (not SMS), after a second person approves.
+    major = client.post(
+        "/api/v1/announcements", json={**body, "severity": "major"}, headers=tokens["admin"]
+    ).get_json()
+    client.post(f"/api/v1/announcements/{major['id']}/approve", headers=tokens["approver"])
+    run_jobs()
     assert len(sendgrid.accepted()) == 1 and twilio.requests == []

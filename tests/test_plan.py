@@ -23,7 +23,7 @@ from channels import CHANNELS
 SOURCE = "plan.toml"
 KNOWN_CHANNELS = ", ".join(CHANNELS)
 SEVERITY_LIST = ", ".join(SEVERITIES)
-TOP_KEYS = "organisation, policy, channels_by_severity, audiences, monitoring"
+TOP_KEYS = "organisation, policy, channels_by_severity, audiences, monitoring, webhooks"
 
 # A small valid plan; each broken case below changes exactly one thing in a copy of it.
 VALID: dict[str, Any] = {
@@ -397,14 +397,15 @@ def test_the_bundled_plan_loads() -> None:
     assert plan.approval_required == frozenset({"major", "critical"})
     assert plan.sms_max_segments == 2
     assert set(plan.channels_by_severity) == set(SEVERITIES)
-    assert plan.channels_by_severity["critical"] == ("email", "sms")
+    assert plan.channels_by_severity["critical"] == ("banner", "social", "email", "sms", "webhook")
     assert list(plan.audiences) == ["consumers", "business", "staff"]
     for name, audience in plan.audiences.items():
         assert audience.name == name
-        assert audience.channels == ("email", "sms")
         assert audience.routes, name
         assert all(route.channel and route.contact for route in audience.routes), name
     consumers = plan.audiences["consumers"]
+    assert consumers.channels == ("email", "sms", "banner", "social")
+    assert plan.audiences["staff"].channels == ("email", "sms", "webhook")
     assert consumers.description == "Private customers"
     assert [route.channel for route in consumers.routes] == [
         "Live chat",

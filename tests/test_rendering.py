@@ -864,7 +864,11 @@ def test_social_short_post_is_exact(
 def test_banner_short_line(renderer: Renderer, locale: str, body: str, expected: str) -> None:
     ann = announcement(body=body or "unused", translations={"nl": TRANSLATIONS["nl"]})
     rendering = renderer.render("banner", ann, ["consumers"], locale)
-    assert rendering.content == {"text": expected, "link": STATUS_URL}
+    assert rendering.content == {
+        "title": ann["title"] if locale == "en" else "Stroomstoring",
+        "text": expected,
+        "link": STATUS_URL,
+    }
     assert rendering.measures == {"length": len(expected), "limit": BANNER_MAX, "cut": False}
 
 

@@ -8,6 +8,7 @@ from flask import request, url_for
 from flask.views import MethodView
 from flask_smorest import Blueprint, abort
 
+from broadcaster import banners
 from broadcaster import idempotency as idem
 from broadcaster.announcements import NotFound, StateConflict
 from broadcaster.api import schemas
@@ -60,12 +61,15 @@ def _create(
     data: dict[str, Any], principal: Principal, guard: tuple[str, str] | None
 ) -> dict[str, Any]:
     try:
-        return services().announcements.create(data, principal, idempotency=guard)
+        announcement = services().announcements.create(data, principal, idempotency=guard)
     except NotFound as exc:
         field = "corrects" if data.get("corrects") else "incident_id"
         abort(422, message=f"{field}: {exc}", errors={field: [str(exc)]})
     except StateConflict as exc:
         abort(409, message=str(exc))
+    if announcement["state"] == "published":
+        banners.refresh(services())  # the website shows it now, not after the fan-out
+    return announcement
 
 
 @blp.route("/announcements")
@@ -140,7 +144,9 @@ class Approve(MethodView):
         principal = require("approve")
         load(announcement_id)
         try:
-            return with_counts(services().announcements.approve(announcement_id, principal))
+            approved = services().announcements.approve(announcement_id, principal)
+            banners.refresh(services())
+            return with_counts(approved)
         except StateConflict as exc:
             abort(409, message=str(exc))
         except PermissionError as exc:

@@ -10,6 +10,7 @@ from flask_smorest import Blueprint, abort
 from broadcaster.announcements import NotFound
 from broadcaster.api import schemas
 from broadcaster.api.auth import require
+from broadcaster.brief import brief
 from broadcaster.services import services
 
 blp = Blueprint("incidents", __name__, url_prefix="/api/v1", description="Incidents")
@@ -39,3 +40,18 @@ class Incident(MethodView):
         except NotFound as exc:
             abort(404, message=str(exc))
         return {**incident, "timeline": store.timeline(incident_id)}
+
+
+@blp.route("/incidents/<incident_id>/brief")
+class Brief(MethodView):
+    @blp.response(200, schemas.BriefOut)
+    def get(self, incident_id: str) -> dict[str, Any]:
+        """What every agent should tell customers now, in every language, and whom to send where."""
+        require("read")
+        try:
+            result = brief(services(), incident_id)
+        except NotFound as exc:
+            abort(404, message=str(exc))
+        if result is None:
+            abort(409, message="nothing about this incident is published yet")
+        return result

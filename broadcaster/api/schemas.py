@@ -8,7 +8,7 @@ from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, vali
 
 from broadcaster.plan import SEVERITIES, STATUSES
 from broadcaster.services import services
-from channels import CHANNELS
+from channels import CHANNELS, PERSONAL
 
 
 class TranslationSchema(Schema):
@@ -32,6 +32,9 @@ class AnnouncementIn(Schema):
         keys=fields.String(), values=fields.Nested(TranslationSchema), load_default=dict
     )
     corrects = fields.String(load_default=None)
+    next_update_at = fields.AwareDateTime(
+        load_default=None, metadata={"description": "when the next update is promised (ISO 8601)"}
+    )
 
     @validates_schema(skip_on_field_errors=False)
     def _against_plan(self, data: dict[str, Any], **_: Any) -> None:
@@ -89,6 +92,7 @@ class AnnouncementOut(Schema):
     channels = fields.List(fields.String())
     translations = fields.Dict()
     corrects = fields.String(allow_none=True)
+    next_update_at = fields.Float(allow_none=True)
     author = fields.String()
     state = fields.String()
     created_at = fields.Float()
@@ -199,7 +203,7 @@ class ImportReport(Schema):
 
 class OptOutIn(Schema):
     channels = fields.List(
-        fields.String(validate=validate.OneOf(list(CHANNELS))), load_default=None
+        fields.String(validate=validate.OneOf(list(PERSONAL))), load_default=None
     )
 
 
@@ -247,3 +251,23 @@ class AudienceOut(Schema):
 
 class AudienceList(Schema):
     items = fields.List(fields.Nested(AudienceOut))
+
+
+class BriefReply(Schema):
+    locale = fields.String()
+    language = fields.String()
+    text = fields.String()
+
+
+class BriefOut(Schema):
+    incident_id = fields.String()
+    title = fields.String()
+    status = fields.String()
+    severity = fields.String()
+    facts = fields.String(metadata={"description": "the latest published announcement's body"})
+    updated_at = fields.String()
+    next_update_at = fields.String(allow_none=True)
+    status_url = fields.String()
+    replies = fields.List(fields.Nested(BriefReply), metadata={"description": "ready to paste"})
+    routes = fields.List(fields.Dict())
+    timeline = fields.List(fields.Dict())

@@ -13,7 +13,7 @@ from broadcaster.api import schemas
 from broadcaster.api.auth import require
 from broadcaster.services import services
 from broadcaster.subscribers import CsvHeaderError, csv_rows, import_rows
-from channels import CHANNELS
+from channels import PERSONAL
 
 blp = Blueprint("subscribers", __name__, url_prefix="/api/v1", description="Subscribers")
 
@@ -135,7 +135,7 @@ class OptOut(MethodView):
         """Opt out of some channels (default: all); those deliveries are recorded as skipped."""
         require("subscribers")
         _person(subscriber_id)
-        channels = data.get("channels") or list(CHANNELS)
+        channels = data.get("channels") or list(PERSONAL)
         return services().subscribers.set_opt_outs(subscriber_id, channels, opted_out=True)
 
 
@@ -147,5 +147,5 @@ class OptIn(MethodView):
         """Undo an opt-out, e.g. when the person asks again (default: all channels)."""
         require("subscribers")
         _person(subscriber_id)
-        channels = data.get("channels") or list(CHANNELS)
+        channels = data.get("channels") or list(PERSONAL)
         return services().subscribers.set_opt_outs(subscriber_id, channels, opted_out=False)

@@ -1,0 +1,206 @@
+"""Public endpoints: banner JSON, status page data, Atom feed, agent brief."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import feedparser
+
+BASE = {
+    "title": "Power outage",
+    "body": "Parts of Amsterdam have no power since 14:05.",
+    "severity": "minor",
+    "status": "investigating",
+    "audiences": ["consumers"],
+    "channels": ["banner"],
+    "translations": {
+        "nl": {"title": "Stroomstoring", "body": "Delen van Amsterdam zonder stroom."}
+    },
+}
+
+
+def publish(client, tokens, **changes):
+    body = {**BASE, **changes}
+    created = client.post("/api/v1/announcements", json=body, headers=tokens["admin"]).get_json()
+    if created["state"] == "pending_approval":
+        client.post(f"/api/v1/announcements/{created['id']}/approve", headers=tokens["approver2"])
+    return created
+
+
+def test_no_incident_no_banner(client):
+    response = client.get("/banner.json")
+    assert response.status_code == 200
+    assert response.get_json()["banners"] == []
+    assert response.headers["Access-Control-Allow-Origin"] == "*"
+
+
+def test_banner_appears_at_once_with_facts_routes_and_cache_headers(client, tokens):
+    created = publish(client, tokens)
+    response = client.get("/banner.json?audience=consumers&lang=nl")  # no worker has run
+    assert response.status_code == 200
+    assert response.headers["Cache-Control"] == "public, max-age=15"
+    assert response.headers["Access-Control-Allow-Origin"] == "*"
+    body = response.get_json()
+    assert body["poll"] == 30 and body["locale"] == "nl"
+    [banner] = body["banners"]
+    assert banner["incident_id"] == created["incident_id"]
+    assert banner["key"] == f"{created['incident_id']}:{created['id']}"
+    assert banner["severity"] == "minor" and banner["all_clear"] is False
+    assert banner["title"] == "Stroomstoring"
+    assert banner["text"] == "Wordt onderzocht: Stroomstoring. Delen van Amsterdam zonder stroom."
+    assert banner["link"] == f"http://127.0.0.1:8000/status?lang=nl#{created['incident_id']}"
+    assert banner["routes"][0] == {
+        "need": "Technisch probleem",
+        "channel": "Live chat",
+        "contact": "https://acme.example/chat",
+        "hours": "24/7",
+    }
+    # Another audience does not see it; a business customer's banner stays empty.
+    assert client.get("/banner.json?audience=business").get_json()["banners"] == []
+    # Accept-Language picks the language when ?lang= is absent.
+    da = client.get("/banner.json", headers={"Accept-Language": "sv;q=0.5, nl;q=0.9"})
+    assert da.get_json()["locale"] == "nl"
+
+
+def test_etag_gives_304_until_the_next_update(client, tokens):
+    created = publish(client, tokens)
+    first = client.get("/banner.json?audience=consumers")
+    etag = first.headers["ETag"]
+    again = client.get("/banner.json?audience=consumers", headers={"If-None-Match": etag})
+    assert again.status_code == 304 and again.data == b""
+    publish(
+        client,
+        tokens,
+        incident_id=created["incident_id"],
+        status="identified",
+        body="The cause is a broken cable.",
+    )
+    changed = client.get("/banner.json?audience=consumers", headers={"If-None-Match": etag})
+    assert changed.status_code == 200
+    [banner] = changed.get_json()["banners"]
+    assert banner["status"] == "identified" and "broken cable" in banner["text"]
+    assert banner["key"] != f"{created['incident_id']}:{created['id']}", "a new key re-shows it"
+
+
+def test_most_severe_first_and_only_banner_announcements(client, tokens):
+    publish(client, tokens, title="Slow portal", severity="info")
+    publish(client, tokens, title="Gas leak", severity="critical")
+    publish(client, tokens, title="Email only", channels=["email"])
+    titles = [b["title"] for b in client.get("/banner.json").get_json()["banners"]]
+    assert titles == ["Gas leak", "Slow portal"]
+
+
+def test_resolved_incident_shows_all_clear_then_disappears(make_app, tokens):
+    client = make_app(BANNER_ALL_CLEAR_SECONDS=2).test_client()
+    created = publish(client, tokens)
+    publish(
+        client,
+        tokens,
+        incident_id=created["incident_id"],
+        status="resolved",
+        body="Power is back everywhere.",
+    )
+    [banner] = client.get("/banner.json").get_json()["banners"]
+    assert banner["all_clear"] is True and banner["status"] == "resolved"
+    assert banner["expires_at"]
+    time.sleep(2.5)
+    assert client.get("/banner.json").get_json()["banners"] == []
+
+
+def test_unknown_audience_is_a_json_404(client):
+    response = client.get("/banner.json?audience=martians")
+    assert response.status_code == 404
+    assert "martians" in response.get_json()["message"]
+
+
+def test_banner_js_is_served_cacheable(client):
+    response = client.get("/banner.js")
+    assert response.status_code == 200
+    assert response.mimetype == "text/javascript"
+    assert "banner.json" in response.get_data(as_text=True)
+
+
+def test_status_json_timeline_order_corrections_and_recent_resolved(client, tokens, r):
+    first = publish(client, tokens)
+    correction = publish(client, tokens, corrects=first["id"], body="Correction: Amsterdam-Oost.")
+    update = publish(client, tokens, incident_id=first["incident_id"], status="identified")
+    pending = client.post(
+        "/api/v1/announcements", json={**BASE, "title": "Draft"}, headers=tokens["helpdesk"]
+    ).get_json()
+    old = publish(client, tokens, title="Old outage")
+    publish(client, tokens, incident_id=old["incident_id"], status="resolved", title="Old fixed")
+    recent = publish(client, tokens, title="Recent outage")
+    publish(client, tokens, incident_id=recent["incident_id"], status="resolved")
+    # Pretend the old incident was resolved 15 days ago.
+    key = f"bc:inc:{old['incident_id']}"
+    incident = json.loads(r.get(key))
+    incident["resolved_at"] -= 15 * 86400
+    r.set(key, json.dumps(incident))
+
+    data = client.get("/status.json").get_json()
+    assert [i["id"] for i in data["open"]] == [first["incident_id"]]
+    updates = data["open"][0]["updates"]
+    assert [u["id"] for u in updates] == [update["id"], correction["id"], first["id"]]
+    assert updates[1]["corrects"] == first["id"]
+    assert pending["id"] not in json.dumps(data), "unapproved announcements are not public"
+    assert [i["id"] for i in data["resolved"]] == [recent["incident_id"]]
+    assert {g["audience"] for g in data["routes"]} == {"consumers", "business", "staff"}
+    page = client.get("/status?lang=nl")
+    html = page.get_data(as_text=True)
+    assert page.status_code == 200 and '<html lang="nl">' in html
+    assert "Actuele storingen" in html and "Stroomstoring" in html and "Correctie" in html
+
+
+def test_status_page_escapes_announcement_text(client, tokens):
+    publish(client, tokens, title="<script>alert(1)</script>", translations={})
+    html = client.get("/status").get_data(as_text=True)
+    assert "<script>alert(1)</script>" not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+
+
+def test_atom_feed_has_one_entry_per_published_announcement(client, tokens):
+    first = publish(client, tokens)
+    publish(client, tokens, incident_id=first["incident_id"], status="resolved", title="Fixed")
+    client.post(
+        "/api/v1/announcements", json={**BASE, "title": "Draft"}, headers=tokens["helpdesk"]
+    )
+    response = client.get("/status.atom")
+    assert response.mimetype == "application/atom+xml"
+    feed = feedparser.parse(response.data)
+    assert not feed.bozo, feed.bozo_exception
+    assert [e.title for e in feed.entries] == ["Fixed", "Power outage"]
+    assert all(e.link.startswith("http://127.0.0.1:8000/status") for e in feed.entries)
+
+
+def test_agent_brief_in_every_language(client, tokens):
+    created = publish(client, tokens, next_update_at="2026-11-23T15:00:00+01:00")
+    brief = client.get(
+        f"/api/v1/incidents/{created['incident_id']}/brief", headers=tokens["helpdesk"]
+    ).get_json()
+    assert brief["facts"] == BASE["body"] and brief["status"] == "investigating"
+    assert brief["next_update_at"] == "2026-11-23T14:00:00Z"
+    replies = {x["locale"]: x for x in brief["replies"]}
+    assert set(replies) == {"en", "nl", "da", "sv"}
+    assert replies["nl"]["language"] == "nl"
+    assert replies["nl"]["text"].startswith(
+        "Bedankt voor uw bericht.\nWe zijn op de hoogte van dit probleem: Stroomstoring."
+    )
+    assert "15:00" in replies["nl"]["text"], "next update in the plan's time zone"
+    assert (
+        replies["da"]["language"] == "en"
+        and "Thank you for contacting us." in replies["da"]["text"]
+    )
+    assert brief["routes"][0]["audience"] == "consumers"
+    pending = client.post(
+        "/api/v1/announcements", json={**BASE, "severity": "major"}, headers=tokens["admin"]
+    ).get_json()
+    assert (
+        client.get(
+            f"/api/v1/incidents/{pending['incident_id']}/brief", headers=tokens["admin"]
+        ).status_code
+        == 409
+    )
+    assert (
+        client.get("/api/v1/incidents/inc_nope/brief", headers=tokens["admin"]).status_code == 404
+    )
