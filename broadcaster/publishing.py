@@ -123,6 +123,7 @@ def _publish(svc: Services, announcement: dict[str, Any], channel: str, place: s
             locale,
             key,
             reply_to=json.loads(raw) if raw else None,
+            event={"published_at": announcement["published_at"]},  # dates Bluesky's record key
         )
         result = network.publish(post)
         if result.thread:

@@ -11,14 +11,19 @@ from collections.abc import Mapping
 from typing import Any
 
 from channels.base import Channel, ChannelConfigError, PublicChannel
+from channels.bluesky import BlueskyChannel
 from channels.email import EmailChannel
+from channels.mastodon import MastodonChannel
 from channels.sms import SmsChannel
 
 PERSONAL: dict[str, type] = {
     "email": EmailChannel,
     "sms": SmsChannel,
 }
-NETWORKS: dict[str, type] = {}  # the "social" channel: filled in by channels/mastodon, bluesky
+NETWORKS: dict[str, type] = {  # the "social" channel
+    "mastodon": MastodonChannel,
+    "bluesky": BlueskyChannel,
+}
 PUBLIC: tuple[str, ...] = ("banner", "social", "webhook")
 # Every channel name a plan, an audience or an announcement may use.
 CHANNELS: tuple[str, ...] = (*PERSONAL, *PUBLIC)

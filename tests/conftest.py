@@ -20,6 +20,7 @@ from broadcaster.queues import QUEUE_NAMES, queue
 from broadcaster.redis_server import EmbeddedRedis
 from broadcaster.tokens import create_token
 from tests.fakes import FakeSendGrid, FakeTwilio
+from tests.fakes_social import FakeBluesky, FakeMastodon
 
 TWILIO_FROM = "+3197010000000"
 
@@ -163,3 +164,32 @@ def drain(app: Flask, timeout: float = 30.0) -> None:
 @pytest.fixture
 def run_jobs(app: Flask) -> Callable[..., None]:
     return lambda timeout=30.0: drain(app, timeout)
+
+
+@pytest.fixture(scope="session")
+def mastodon_server() -> Iterator[FakeMastodon]:
+    fake = FakeMastodon()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture(scope="session")
+def bluesky_server() -> Iterator[FakeBluesky]:
+    fake = FakeBluesky()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture
+def mastodon(mastodon_server: FakeMastodon) -> Iterator[FakeMastodon]:
+    mastodon_server.reset()
+    yield mastodon_server
+    # Whatever a test did, Mastodon.py must have spoken Mastodon's wire format.
+    assert mastodon_server.violations == []
+
+
+@pytest.fixture
+def bluesky(bluesky_server: FakeBluesky) -> Iterator[FakeBluesky]:
+    bluesky_server.reset()
+    yield bluesky_server
+    assert bluesky_server.violations == []
