@@ -39,7 +39,9 @@ def readyz():  # type: ignore[no-untyped-def]
         if w.last_heartbeat and now - w.last_heartbeat.timestamp() < WORKER_SEEN_WITHIN
     ]
     checks["workers"] = len(seen)
-    checks["transports"] = {name: ch.transport for name, ch in svc.channels.items()}
+    checks["transports"] = {
+        name: ch.transport for name, ch in {**svc.channels, **svc.networks}.items()
+    }
     if not seen:
         checks["workers"] = f"no worker seen in the last {WORKER_SEEN_WITHIN}s"
         return jsonify({"status": "unavailable", "checks": checks}), 503

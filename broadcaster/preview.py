@@ -10,9 +10,10 @@ from __future__ import annotations
 from typing import Any
 
 from broadcaster.fanout import channels_for
+from channels import PERSONAL
 from broadcaster.services import Services
 
-PUBLIC_RENDERINGS = ("banner", "mastodon", "bluesky")
+PUBLIC_RENDERINGS = ("banner", "mastodon", "bluesky")  # shown whatever the channels: a preview
 
 
 def recipient_counts(svc: Services, announcement: dict[str, Any]) -> dict[str, dict[str, int]]:
@@ -32,6 +33,7 @@ def recipient_counts(svc: Services, announcement: dict[str, Any]) -> dict[str, d
             "skipped": len(skipped.get(channel, ())),
         }
         for channel in announcement["channels"]
+        if channel in PERSONAL
     }
 
 
@@ -52,7 +54,7 @@ def preview(svc: Services, announcement: dict[str, Any]) -> dict[str, Any]:
             warnings.append(
                 f"audience {name} has no routes: messages say nothing about whom to contact"
             )
-        channels = [c for c in announcement["channels"] if c in audience.channels]
+        channels = [c for c in announcement["channels"] if c in audience.channels and c in PERSONAL]
         for channel in channels:
             for locale in plan.locales:
                 rendering = renderer.render(channel, announcement, [name], locale)

@@ -60,7 +60,12 @@ def test_without_credentials_messages_go_to_the_outbox(make_app, tokens, provide
     assert sms.endswith("http://127.0.0.1:8000/status")
     assert by_channel["sms"]["provider_id"].startswith("outbox-")
     ready = client.get("/readyz").get_json()
-    assert ready["checks"]["transports"] == {"email": "outbox", "sms": "outbox"}
+    assert ready["checks"]["transports"] == {
+        "email": "outbox",
+        "sms": "outbox",
+        "mastodon": "outbox",
+        "bluesky": "outbox",
+    }
 
 
 def test_long_sms_is_shortened_keeping_the_link(make_app, tokens):

@@ -143,3 +143,13 @@ def test_preview_warns_about_an_audience_without_routes(make_app, tokens, tmp_pa
         in preview["warnings"]
     )
     assert [x["channel"] for x in preview["renderings"]] == ["email"]
+
+
+def test_preview_with_public_channels(client, tokens):
+    body = {**ANNOUNCEMENT, "channels": ["banner", "social", "webhook", "email"]}
+    response = client.post("/api/v1/preview", json=body, headers=tokens["admin"])
+    assert response.status_code == 200
+    preview = response.get_json()
+    assert {x["channel"] for x in preview["renderings"]} == {"email"}
+    assert set(preview["recipients"]) == {"email"}
+    assert {x["channel"] for x in preview["public"]} == {"banner", "mastodon", "bluesky"}
