@@ -10,8 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 from broadcaster.fanout import channels_for
-from channels import PERSONAL
 from broadcaster.services import Services
+from channels import PERSONAL
 
 PUBLIC_RENDERINGS = ("banner", "mastodon", "bluesky")  # shown whatever the channels: a preview
 
