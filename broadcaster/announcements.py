@@ -83,15 +83,20 @@ class AnnouncementStore:
         return int(self.r.zcard(INCIDENTS_KEY)), [json.loads(raw) for raw in raws if raw]
 
     def draft(
-        self, data: dict[str, Any], author: Principal, incident_id: str | None = None
+        self,
+        data: dict[str, Any],
+        author: Principal,
+        incident_id: str | None = None,
+        preapproved: bool = False,
     ) -> dict[str, Any]:
         """The announcement a request describes, not yet stored (also used by preview)."""
         now = time.time()
         channels = data.get("channels") or list(
             self.plan.channels_by_severity.get(data["severity"], ())
         )
-        needs_approval = data["severity"] in self.plan.approval_required or not author.may(
-            "publish"
+        # A holding statement in the plan was approved with the plan: it goes out at once.
+        needs_approval = not preapproved and (
+            data["severity"] in self.plan.approval_required or not author.may("publish")
         )
         return {
             "id": _new_id("ann"),
@@ -117,7 +122,11 @@ class AnnouncementStore:
         }
 
     def create(
-        self, data: dict[str, Any], author: Principal, idempotency: tuple[str, str] | None = None
+        self,
+        data: dict[str, Any],
+        author: Principal,
+        idempotency: tuple[str, str] | None = None,
+        preapproved: bool = False,
     ) -> dict[str, Any]:
         """Store a new announcement (opening an incident if needed); publish it if allowed.
 
@@ -135,7 +144,7 @@ class AnnouncementStore:
             incident_id = corrected["incident_id"]
         incident = self.get_incident(incident_id) if incident_id else None
 
-        announcement = self.draft(data, author, incident["id"] if incident else None)
+        announcement = self.draft(data, author, incident["id"] if incident else None, preapproved)
         if incident is None:
             incident = {
                 "id": announcement["incident_id"],

@@ -11,7 +11,7 @@ from flask import Flask
 from flask_smorest import Api
 
 from broadcaster import config as settings
-from broadcaster import public, unsubscribe
+from broadcaster import hooks, public, unsubscribe
 from broadcaster.api import announcements, audiences, errors, incidents, subscribers
 from broadcaster.health import bp as health_bp
 from broadcaster.plan import load_plan
@@ -72,5 +72,6 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(health_bp)
     app.register_blueprint(unsubscribe.bp)
     app.register_blueprint(public.bp)
+    app.register_blueprint(hooks.bp)
     errors.init_app(app)
     return app

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from broadcaster.monitoring_plan import Monitoring, parse_monitoring
 from channels import CHANNELS
 from channels.base import PermanentDeliveryError
 from channels.webhook import WebhookTarget
@@ -26,6 +27,7 @@ _TOP_KEYS = (
     "channels_by_severity",
     "audiences",
     "monitoring",
+    "holding_statements",
     "webhooks",
 )
 
@@ -58,18 +60,6 @@ class Audience:
 
 
 @dataclass(frozen=True)
-class MonitoringRule:
-    """Which alerts open which kind of announcement (used by the monitoring hooks)."""
-
-    match: dict[str, str]
-    audiences: tuple[str, ...]
-    severity: str | None = None
-    channels: tuple[str, ...] | None = None
-    holding_statement: str | None = None  # pre-approved: published at once
-    draft: bool = False
-
-
-@dataclass(frozen=True)
 class Plan:
     organisation: str
     default_locale: str
@@ -80,7 +70,7 @@ class Plan:
     sms_max_segments: int
     channels_by_severity: dict[str, tuple[str, ...]]
     audiences: dict[str, Audience] = field(default_factory=dict)
-    monitoring_rules: tuple[MonitoringRule, ...] = ()
+    monitoring: Monitoring = field(default_factory=Monitoring)
     webhooks: tuple[WebhookTarget, ...] = ()
     source: str = ""
 
@@ -247,7 +237,7 @@ def parse_plan(data: dict[str, Any], source: str) -> Plan:
     if not audiences and "audiences" in data:
         check.fail("audiences", "declare at least one audience")
 
-    rules = _monitoring_rules(check, data, audiences)
+    monitoring = parse_monitoring(check, data, audiences, tuple(locales), default_locale)
     webhooks = _webhooks(check, data, audiences)
 
     if check.problems:
@@ -262,7 +252,7 @@ def parse_plan(data: dict[str, Any], source: str) -> Plan:
         sms_max_segments=segments,
         channels_by_severity=by_severity,
         audiences=audiences,
-        monitoring_rules=rules,
+        monitoring=monitoring,
         webhooks=webhooks,
         source=source,
     )
@@ -319,65 +309,6 @@ def _webhooks(
             continue
         targets.append(target)
     return tuple(targets)
-
-
-def _monitoring_rules(
-    check: _Checker, data: dict[str, Any], audiences: dict[str, Audience]
-) -> tuple[MonitoringRule, ...]:
-    monitoring = check.table(data, "monitoring", required=False)
-    check.known_keys(monitoring, "monitoring", ("rules",))
-    raw_rules = monitoring.get("rules", [])
-    if not isinstance(raw_rules, list):
-        check.fail("monitoring.rules", "must be an array of tables ([[monitoring.rules]])")
-        return ()
-    rules = []
-    for i, raw in enumerate(raw_rules):
-        key = f"monitoring.rules[{i}]"
-        if not isinstance(raw, dict):
-            check.fail(key, "must be a table")
-            continue
-        check.known_keys(
-            raw, key, ("match", "audiences", "severity", "channels", "holding_statement", "draft")
-        )
-        match = raw.get("match")
-        if (
-            not isinstance(match, dict)
-            or not match
-            or not all(isinstance(v, str) for v in match.values())
-        ):
-            check.fail(f"{key}.match", "must be a table of label = value")
-            match = {}
-        names = raw.get("audiences")
-        if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
-            check.fail(f"{key}.audiences", "must be a non-empty list of audience names")
-            names = []
-        for name in names:
-            if name not in audiences:
-                check.fail(f"{key}.audiences", f"unknown audience {name!r}")
-        severity = raw.get("severity")
-        if severity is not None and severity not in SEVERITIES:
-            check.fail(f"{key}.severity", f"must be one of {', '.join(SEVERITIES)}")
-        channels = raw.get("channels")
-        draft = raw.get("draft", False)
-        if not isinstance(draft, bool):
-            check.fail(f"{key}.draft", "must be true or false")
-            draft = False
-        statement = raw.get("holding_statement")
-        if statement is not None and (not isinstance(statement, str) or not statement.strip()):
-            check.fail(f"{key}.holding_statement", "must be the name of a holding statement")
-        rules.append(
-            MonitoringRule(
-                match=dict(match),
-                audiences=tuple(names),
-                severity=severity,
-                channels=check.channel_list(channels, f"{key}.channels")
-                if channels is not None
-                else None,
-                holding_statement=statement,
-                draft=draft,
-            )
-        )
-    return tuple(rules)
 
 
 def load_plan(path: str | Path | None) -> Plan:

@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
+from broadcaster.monitoring_plan import MonitoringRule
 from broadcaster.plan import (
     BUNDLED_PLAN,
     SEVERITIES,
-    MonitoringRule,
     Plan,
     PlanError,
     load_plan,
@@ -23,7 +23,7 @@ from channels import CHANNELS
 SOURCE = "plan.toml"
 KNOWN_CHANNELS = ", ".join(CHANNELS)
 SEVERITY_LIST = ", ".join(SEVERITIES)
-TOP_KEYS = "organisation, policy, channels_by_severity, audiences, monitoring, webhooks"
+TOP_KEYS = "organisation, policy, channels_by_severity, audiences, monitoring, holding_statements, webhooks"
 
 # A small valid plan; each broken case below changes exactly one thing in a copy of it.
 VALID: dict[str, Any] = {
@@ -71,6 +71,9 @@ VALID: dict[str, Any] = {
                 "holding_statement": "payments-outage",
             }
         ]
+    },
+    "holding_statements": {
+        "payments-outage": {"en": {"title": "Payments", "body": "Since {started}."}},
     },
 }
 
@@ -271,7 +274,7 @@ BROKEN_PLANS = [
         edit(((*RULE0, "audience"), ["staff"])),
         [
             "monitoring.rules[0].audience: unknown key (expected one of: "
-            "match, audiences, severity, channels, holding_statement, draft)"
+            "match, match_re, audiences, severity, channels, holding_statement, all_clear, draft)"
         ],
     ),
     (
@@ -416,13 +419,22 @@ def test_the_bundled_plan_loads() -> None:
     assert chat.need == {"en": "Technical problem", "nl": "Technisch probleem"}
     assert chat.contact == "https://acme.example/chat"
     assert chat.hours == "24/7"
-    assert plan.monitoring_rules == (
+    assert plan.monitoring.rules == (
         MonitoringRule(
             match={"severity": "critical", "service": "payments"},
             audiences=("consumers", "business"),
             holding_statement="payments-outage",
         ),
+        MonitoringRule(
+            match={},
+            match_re={"severity": "critical|major"},
+            audiences=("staff",),
+            channels=("email", "webhook"),
+            draft=True,
+        ),
     )
+    assert set(plan.monitoring.statements) == {"payments-outage", "payments-ok"}
+    assert plan.monitoring.min_interval == 15 * 60
 
 
 NEED_LABELS = [
@@ -545,6 +557,7 @@ def test_default_locale_is_added_to_locales() -> None:
     data = copy.deepcopy(VALID)
     data["organisation"]["default_locale"] = "da"
     data["audiences"]["consumers"]["routes"][0]["need"]["da"] = "Teknisk problem"
+    data["holding_statements"]["payments-outage"]["da"] = {"title": "Betalinger", "body": "Fejl."}
     plan = parse_plan(data, SOURCE)
     assert plan.default_locale == "da"
     assert plan.locales == ("da", "en", "nl")
@@ -562,7 +575,7 @@ def test_an_audience_without_channels_gets_every_channel(tmp_path: Path) -> None
     assert plan.default_region is None
     assert plan.approval_required == frozenset()
     assert plan.sms_max_segments == 2
-    assert plan.monitoring_rules == ()
+    assert plan.monitoring.rules == ()
 
 
 @pytest.mark.parametrize(
@@ -583,6 +596,41 @@ def test_an_audience_without_channels_gets_every_channel(tmp_path: Path) -> None
     ],
 )
 def test_gaps_that_would_silently_send_nothing_or_blank_labels(change, expected) -> None:
+    data = copy.deepcopy(VALID)
+    change(data)
+    with pytest.raises(PlanError) as caught:
+        parse_plan(data, SOURCE)
+    assert problems(caught.value) == [f"{SOURCE}: {expected}"]
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        (
+            edit((("monitoring", "rules", 0, "holding_statement"), "nope")),
+            "monitoring.rules[0].holding_statement: no [holding_statements.nope] in the plan",
+        ),
+        (
+            edit((("monitoring", "rules", 0, "match_re"), {"service": "pay(ments"})),
+            "monitoring.rules[0].match_re.service: not a regular expression: "
+            "missing ), unterminated subpattern at position 3",
+        ),
+        (
+            edit((("holding_statements", "payments-outage", "en", "body"), "At {when}.")),
+            "holding_statements.payments-outage.en.body: unknown placeholder {when} (known: "
+            "service, alertname, summary, started, next_update, organisation)",
+        ),
+        (
+            edit((("holding_statements", "payments-outage"), {"nl": {"title": "T", "body": "B"}})),
+            "holding_statements.payments-outage: needs a text in the default locale 'en'",
+        ),
+        (
+            edit((("monitoring", "min_interval_minutes"), -1)),
+            "monitoring.min_interval_minutes: must be a whole number of minutes (0 to 10080)",
+        ),
+    ],
+)
+def test_monitoring_rules_and_holding_statements(change, expected) -> None:
     data = copy.deepcopy(VALID)
     change(data)
     with pytest.raises(PlanError) as caught:

@@ -11,6 +11,7 @@ from broadcaster.announcements import NotFound
 from broadcaster.api import schemas
 from broadcaster.api.auth import require
 from broadcaster.brief import brief
+from broadcaster.monitoring import events, incident_events
 from broadcaster.services import services
 
 blp = Blueprint("incidents", __name__, url_prefix="/api/v1", description="Incidents")
@@ -39,7 +40,11 @@ class Incident(MethodView):
             incident = store.get_incident(incident_id)
         except NotFound as exc:
             abort(404, message=str(exc))
-        return {**incident, "timeline": store.timeline(incident_id)}
+        return {
+            **incident,
+            "timeline": store.timeline(incident_id),
+            "monitoring": incident_events(services(), incident_id),
+        }
 
 
 @blp.route("/incidents/<incident_id>/brief")
@@ -55,3 +60,15 @@ class Brief(MethodView):
         if result is None:
             abort(409, message="nothing about this incident is published yet")
         return result
+
+
+@blp.route("/hooks/events")
+class HookEvents(MethodView):
+    @blp.arguments(schemas.PageArgs, location="query")
+    @blp.response(200, schemas.HookEventPage)
+    def get(self, args: dict[str, int]) -> dict[str, Any]:
+        """Monitoring webhook deliveries, newest first: raw payload and what was done with it."""
+        require("read")
+        page, per_page = args["page"], args["per_page"]
+        total, items = events(services(), (page - 1) * per_page, per_page)
+        return {"items": items, "page": page, "per_page": per_page, "total": total}

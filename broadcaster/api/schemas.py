@@ -160,6 +160,9 @@ class IncidentSummary(Schema):
 
 class IncidentOut(IncidentSummary):
     timeline = fields.List(fields.Nested(TimelineEntry))
+    monitoring = fields.List(
+        fields.Dict(), metadata={"description": "events that opened, updated or resolved it"}
+    )
 
 
 class IncidentPage(Schema):
@@ -271,3 +274,10 @@ class BriefOut(Schema):
     replies = fields.List(fields.Nested(BriefReply), metadata={"description": "ready to paste"})
     routes = fields.List(fields.Dict())
     timeline = fields.List(fields.Dict())
+
+
+class HookEventPage(Schema):
+    items = fields.List(fields.Dict())
+    page = fields.Integer()
+    per_page = fields.Integer()
+    total = fields.Integer()
