@@ -23,7 +23,17 @@ from channels import CHANNELS
 SOURCE = "plan.toml"
 KNOWN_CHANNELS = ", ".join(CHANNELS)
 SEVERITY_LIST = ", ".join(SEVERITIES)
-TOP_KEYS = "organisation, policy, channels_by_severity, audiences, monitoring, holding_statements, webhooks"
+TOP_KEYS = ", ".join(
+    (
+        "organisation",
+        "policy",
+        "channels_by_severity",
+        "audiences",
+        "monitoring",
+        "holding_statements",
+        "webhooks",
+    )
+)
 
 # A small valid plan; each broken case below changes exactly one thing in a copy of it.
 VALID: dict[str, Any] = {
