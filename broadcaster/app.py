@@ -51,6 +51,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    # The Twilio SDK logs every request (phone numbers included) at INFO: keep that quiet.
+    logging.getLogger("twilio.http_client").setLevel(logging.WARNING)
 
     plan = load_plan(app.config.get("PLAN"))
     connection = redis.Redis.from_url(str(app.config["REDIS_URL"]), health_check_interval=30)

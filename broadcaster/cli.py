@@ -82,6 +82,8 @@ def up(port: int, host: str, worker_count: int) -> None:
                     "2",
                     "--threads",
                     "4",
+                    # Several services on one machine would share one control socket.
+                    "--no-control-socket",
                     "--graceful-timeout",
                     "10",
                     "broadcaster:create_app()",

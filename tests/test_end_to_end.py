@@ -62,6 +62,7 @@ def test_token_subscribers_announcement_worker(service_env, providers, r, tmp_pa
             "1",
             "--threads",
             "4",
+            "--no-control-socket",
             "broadcaster:create_app()",
         ],
         service_env,
