@@ -46,11 +46,16 @@ def _banner_incidents(svc: Services) -> list[tuple[dict[str, Any], list[dict[str
     return found
 
 
-def build(svc: Services, audience: str, locale: str) -> list[dict[str, Any]]:
+def build(
+    svc: Services,
+    audience: str,
+    locale: str,
+    incidents: list[tuple[dict[str, Any], list[dict[str, Any]]]],
+) -> list[dict[str, Any]]:
     """The banners one audience sees in one locale, most severe first."""
-    banners = []
+    ranked = []
     keep = float(svc.config["BANNER_ALL_CLEAR_SECONDS"])
-    for incident, published in _banner_incidents(svc):
+    for incident, published in incidents:
         with_banner = [a for a in published if "banner" in a["channels"]]
         audiences = sorted({name for a in with_banner for name in a["audiences"]})
         if audience and audience not in audiences:
@@ -60,39 +65,39 @@ def build(svc: Services, audience: str, locale: str) -> list[dict[str, Any]]:
             "banner", latest, [audience] if audience else audiences, locale
         )
         resolved_at = incident.get("resolved_at")
-        banners.append(
-            {
-                "incident_id": incident["id"],
-                "announcement_id": latest["id"],
-                "key": f"{incident['id']}:{latest['id']}",  # changes with every update: re-show
-                "severity": incident["severity"],
-                "status": incident["status"],
-                "all_clear": bool(resolved_at),
-                "title": rendering.content["title"],
-                "text": rendering.content["text"],
-                "updated_at": iso(latest["published_at"]),
-                "expires_at": iso(resolved_at + keep) if resolved_at else None,
-                "link": f"{svc.renderer.status_url}?lang={rendering.locale}#{incident['id']}",
-                "locale": rendering.locale,
-                "routes": routes_for(svc.plan, [audience] if audience else audiences, locale),
-            }
+        rank = (bool(resolved_at), SEVERITY_ORDER[incident["severity"]], -latest["published_at"])
+        ranked.append(
+            (
+                rank,
+                {
+                    "incident_id": incident["id"],
+                    "announcement_id": latest["id"],
+                    "key": f"{incident['id']}:{latest['id']}",  # changes with every update: re-show
+                    "severity": incident["severity"],
+                    "status": incident["status"],
+                    "all_clear": bool(resolved_at),
+                    "title": rendering.content["title"],
+                    "text": rendering.content["text"],
+                    "updated_at": iso(latest["published_at"]),
+                    "expires_at": iso(resolved_at + keep) if resolved_at else None,
+                    "link": f"{svc.renderer.status_url}?lang={rendering.locale}#{incident['id']}",
+                    "locale": rendering.locale,
+                    "routes": routes_for(svc.plan, [audience] if audience else audiences, locale),
+                },
+            )
         )
-    banners.sort(
-        key=lambda b: (
-            b["all_clear"],
-            SEVERITY_ORDER[b["severity"]],
-            -datetime.fromisoformat(b["updated_at"]).timestamp(),
-        )
-    )
-    return banners
+    ranked.sort(key=lambda pair: pair[0])
+    return [banner for _, banner in ranked]
 
 
 def refresh(svc: Services) -> None:
     """Recompute every (audience, locale) banner value; called after each publish."""
+    incidents = _banner_incidents(svc)  # read once, rendered for every audience and locale
     pipe = svc.redis.pipeline()
     for audience in (ALL_AUDIENCES, *svc.plan.audiences):
         for locale in svc.plan.locales:
-            pipe.set(banner_key(audience, locale), json.dumps(build(svc, audience, locale)))
+            value = build(svc, audience, locale, incidents)
+            pipe.set(banner_key(audience, locale), json.dumps(value))
     pipe.execute()
 
 

@@ -12,7 +12,7 @@ import logging
 from collections.abc import Iterable
 from typing import Any
 
-from broadcaster import banners, publishing, queues, unsubscribe
+from broadcaster import publishing, queues, unsubscribe
 from broadcaster.ledger import Ledger
 from broadcaster.services import Services, services
 from broadcaster.subscribers import mask_contact
@@ -87,7 +87,6 @@ def plan_job(announcement_id: str) -> dict[str, int]:
         if ids:
             queues.enqueue_batch(svc.redis, announcement_id, channel, ids)
     totals["public"] = publishing.plan_public(svc, announcement, ledger)
-    banners.refresh(svc)  # also covers publishes that did not come through the API
     log.info("planned %s: %s", announcement_id, totals)
     return totals
 
@@ -201,10 +200,6 @@ def _retry_later(
             channel, {sid: {"gave_up": f"gave up after {attempt} attempts"} for sid in moved}
         )
         return
-    backoff = min(
-        float(svc.config["RETRY_BACKOFF"]) * 2 ** (attempt - 1),
-        float(svc.config["RETRY_BACKOFF_MAX"]),
-    )
-    delay = max(backoff, retry_after)
+    delay = queues.retry_delay(svc.config, attempt, retry_after)
     log.info("retrying %d %s deliveries of %s in %.1fs", len(ids), channel, announcement_id, delay)
     queues.enqueue_batch(svc.redis, announcement_id, channel, ids, attempt + 1, delay)

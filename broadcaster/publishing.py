@@ -159,11 +159,7 @@ def _failed(
     ledger.note(channel, {place: {"attempts": attempt, "error": exc.reason, "to": place}})
     if isinstance(exc, TransientDeliveryError) and attempt < int(svc.config["MAX_ATTEMPTS"]):
         ledger.release(channel, [place])
-        backoff = min(
-            float(svc.config["RETRY_BACKOFF"]) * 2 ** (attempt - 1),
-            float(svc.config["RETRY_BACKOFF_MAX"]),
-        )
-        delay = max(backoff, exc.retry_after or 0.0)
+        delay = queues.retry_delay(svc.config, attempt, exc.retry_after)
         log.info("retrying %s %s of %s in %.1fs", channel, place, announcement_id, delay)
         queues.enqueue_public(svc.redis, announcement_id, channel, place, attempt + 1, delay)
         return

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Mapping
 from datetime import UTC, datetime
+from typing import Any
 
 import redis
 from redis.client import Pipeline
@@ -37,6 +39,14 @@ def enqueue_plan(r: redis.Redis, announcement_id: str, pipeline: Pipeline | None
         failure_ttl=_FAILURE_TTL,
         pipeline=pipeline,
     )
+
+
+def retry_delay(config: Mapping[str, Any], attempt: int, retry_after: float | None) -> float:
+    """Seconds before attempt ``attempt + 1``: doubling backoff, capped, never under Retry-After."""
+    backoff = min(
+        float(config["RETRY_BACKOFF"]) * 2 ** (attempt - 1), float(config["RETRY_BACKOFF_MAX"])
+    )
+    return max(backoff, retry_after or 0.0)
 
 
 def _enqueue(q: Queue, func: str, args: list, delay: float) -> None:

@@ -127,16 +127,22 @@ class Subscriber(MethodView):
             abort(404, message=f"no subscriber {subscriber_id!r}")
 
 
+def _set_opt_outs(subscriber_id: str, data: dict[str, Any], opted_out: bool) -> dict[str, Any]:
+    require("subscribers")
+    channels = data.get("channels") or list(PERSONAL)
+    try:
+        return services().subscribers.set_opt_outs(subscriber_id, channels, opted_out)
+    except KeyError:
+        abort(404, message=f"no subscriber {subscriber_id!r}")
+
+
 @blp.route("/subscribers/<subscriber_id>/opt-out")
 class OptOut(MethodView):
     @blp.arguments(schemas.OptOutIn)
     @blp.response(200, schemas.SubscriberOut)
     def post(self, data: dict[str, Any], subscriber_id: str) -> dict[str, Any]:
         """Opt out of some channels (default: all); those deliveries are recorded as skipped."""
-        require("subscribers")
-        _person(subscriber_id)
-        channels = data.get("channels") or list(PERSONAL)
-        return services().subscribers.set_opt_outs(subscriber_id, channels, opted_out=True)
+        return _set_opt_outs(subscriber_id, data, opted_out=True)
 
 
 @blp.route("/subscribers/<subscriber_id>/opt-in")
@@ -145,7 +151,4 @@ class OptIn(MethodView):
     @blp.response(200, schemas.SubscriberOut)
     def post(self, data: dict[str, Any], subscriber_id: str) -> dict[str, Any]:
         """Undo an opt-out, e.g. when the person asks again (default: all channels)."""
-        require("subscribers")
-        _person(subscriber_id)
-        channels = data.get("channels") or list(PERSONAL)
-        return services().subscribers.set_opt_outs(subscriber_id, channels, opted_out=False)
+        return _set_opt_outs(subscriber_id, data, opted_out=False)
