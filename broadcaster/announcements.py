@@ -16,14 +16,15 @@ from typing import Any
 import redis
 from redis.client import Pipeline
 
+from broadcaster import audit, queues
 from broadcaster import idempotency as idem
-from broadcaster import queues
 from broadcaster.plan import Plan
 from broadcaster.tokens import Principal
 
 ANNOUNCEMENTS_KEY = "bc:anns"
 INCIDENTS_KEY = "bc:incs"
 ACTIVE_KEY = "bc:incs:active"  # open incidents, and resolved ones still showing "all clear"
+PENDING_KEY = "bc:anns:pending"  # waiting for a second person, by creation time
 
 
 class StateConflict(Exception):
@@ -98,6 +99,9 @@ class AnnouncementStore:
         needs_approval = not preapproved and (
             data["severity"] in self.plan.approval_required or not author.may("publish")
         )
+        # An admin may skip the second person, but only on the record, with a reason.
+        bypassed = needs_approval and bool(data.get("bypass_reason")) and author.may("bypass")
+        needs_approval = needs_approval and not bypassed
         return {
             "id": _new_id("ann"),
             "incident_id": incident_id or _new_id("inc"),
@@ -119,6 +123,7 @@ class AnnouncementStore:
             "approved_by": None,
             "rejected_by": None,
             "reason": None,
+            "bypass_reason": data["bypass_reason"] if bypassed else None,
         }
 
     def create(
@@ -127,12 +132,16 @@ class AnnouncementStore:
         author: Principal,
         idempotency: tuple[str, str] | None = None,
         preapproved: bool = False,
+        ip: str | None = None,
     ) -> dict[str, Any]:
         """Store a new announcement (opening an incident if needed); publish it if allowed.
 
         ``idempotency`` is (redis key, request fingerprint): the key's final record is
-        written in the same transaction as the announcement.
+        written in the same transaction as the announcement, and so are its audit entries.
+        Raises PermissionError when someone without the right asks to bypass approval.
         """
+        if data.get("bypass_reason") and not author.may("bypass"):
+            raise PermissionError(f"role {author.role!r} may not publish without approval")
         incident_id = data.get("incident_id")
         corrects = data.get("corrects")
         if corrects:
@@ -152,26 +161,86 @@ class AnnouncementStore:
                 "opened_at": announcement["created_at"],
                 "resolved_at": None,
             }
-        extra = None
-        if idempotency:
-            result = {"announcement_id": announcement["id"], "state": announcement["state"]}
-            extra = lambda pipe: idem.record(pipe, idempotency[0], idempotency[1], result)  # noqa: E731
-        self._save(announcement, incident, new=True, extra=extra)
+        result = {"announcement_id": announcement["id"], "state": announcement["state"]}
+
+        def extra(pipe: Pipeline) -> None:
+            if idempotency:
+                idem.record(pipe, idempotency[0], idempotency[1], result)
+            self._audit(pipe, announcement, author.name, "announcement.created", ip)
+            if announcement["bypass_reason"]:
+                self._audit(
+                    pipe,
+                    announcement,
+                    author.name,
+                    "announcement.bypassed",
+                    ip,
+                    reason=announcement["bypass_reason"],
+                )
+
+        self._save(announcement, incident, new=True, extra=extra, actor=author.name, ip=ip)
         return announcement
 
-    def approve(self, announcement_id: str, approver: Principal) -> dict[str, Any]:
+    def approve(
+        self, announcement_id: str, approver: Principal, ip: str | None = None
+    ) -> dict[str, Any]:
         """Publish a pending announcement; the author may never approve their own."""
         announcement = self._pending(announcement_id, approver)
         announcement.update(state="published", published_at=time.time(), approved_by=approver.name)
-        self._save(announcement, self.get_incident(announcement["incident_id"]), new=False)
+        self._save(
+            announcement,
+            self.get_incident(announcement["incident_id"]),
+            new=False,
+            extra=lambda pipe: self._audit(
+                pipe, announcement, approver.name, "announcement.approved", ip
+            ),
+            actor=approver.name,
+            ip=ip,
+        )
         return announcement
 
-    def reject(self, announcement_id: str, approver: Principal, reason: str) -> dict[str, Any]:
+    def reject(
+        self, announcement_id: str, approver: Principal, reason: str, ip: str | None = None
+    ) -> dict[str, Any]:
         """Reject a pending announcement, keeping the reason."""
         announcement = self._pending(announcement_id, approver)
-        announcement.update(state="rejected", rejected_by=approver.name, reason=reason)
-        self.r.set(_ann_key(announcement_id), json.dumps(announcement))
+        announcement.update(
+            state="rejected", rejected_by=approver.name, reason=reason, rejected_at=time.time()
+        )
+        with self.r.pipeline(transaction=True) as pipe:
+            pipe.set(_ann_key(announcement_id), json.dumps(announcement))
+            pipe.zrem(PENDING_KEY, announcement_id)
+            self._audit(
+                pipe, announcement, approver.name, "announcement.rejected", ip, reason=reason
+            )
+            pipe.execute()
         return announcement
+
+    def pending(self, limit: int = 100) -> list[dict[str, Any]]:
+        """Announcements waiting for approval, oldest first."""
+        ids = [i.decode() for i in self.r.zrange(PENDING_KEY, 0, limit - 1)]
+        raws = self.r.mget([_ann_key(i) for i in ids]) if ids else []
+        return [json.loads(raw) for raw in raws if raw]
+
+    @staticmethod
+    def _audit(
+        pipe: Pipeline,
+        announcement: dict[str, Any],
+        actor: str,
+        action: str,
+        ip: str | None,
+        **details: Any,
+    ) -> None:
+        audit.record(
+            pipe,
+            actor,
+            action,
+            ip=ip,
+            incident_id=announcement["incident_id"],
+            announcement_id=announcement["id"],
+            title=announcement["title"],
+            severity=announcement["severity"],
+            **details,
+        )
 
     def _pending(self, announcement_id: str, approver: Principal) -> dict[str, Any]:
         announcement = self.get(announcement_id)
@@ -187,6 +256,8 @@ class AnnouncementStore:
         incident: dict[str, Any],
         new: bool,
         extra: Callable[[Pipeline], None] | None = None,
+        actor: str = "",
+        ip: str | None = None,
     ) -> None:
         """Write announcement + incident and, if published, enqueue the fan-out: one MULTI."""
         published = announcement["state"] == "published"
@@ -212,12 +283,16 @@ class AnnouncementStore:
             pipe.set(_inc_key(incident["id"]), json.dumps(incident))
             if published:
                 pipe.sadd(ACTIVE_KEY, incident["id"])  # may show on the banner
+                pipe.zrem(PENDING_KEY, announcement["id"])
+            elif announcement["state"] == "pending_approval":
+                pipe.zadd(PENDING_KEY, {announcement["id"]: announcement["created_at"]})
             if new:
                 pipe.rpush(_timeline_key(incident["id"]), announcement["id"])
                 pipe.zadd(ANNOUNCEMENTS_KEY, {announcement["id"]: announcement["created_at"]})
                 pipe.zadd(INCIDENTS_KEY, {incident["id"]: incident["opened_at"]}, nx=True)
             if published:
                 queues.enqueue_plan(self.r, announcement["id"], pipeline=pipe)
+                self._audit(pipe, announcement, actor, "announcement.published", ip)
             if extra:
                 extra(pipe)
             pipe.execute()

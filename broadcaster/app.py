@@ -10,9 +10,10 @@ import redis
 from flask import Flask
 from flask_smorest import Api
 
+from broadcaster import admin, hooks, public, unsubscribe
+from broadcaster import audit as audit_log
 from broadcaster import config as settings
-from broadcaster import hooks, public, unsubscribe
-from broadcaster.api import announcements, audiences, errors, incidents, subscribers
+from broadcaster.api import announcements, audiences, audit, errors, incidents, subscribers
 from broadcaster.health import bp as health_bp
 from broadcaster.plan import load_plan
 from broadcaster.rendering import Renderer
@@ -66,14 +67,20 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         config=app.config,
     )
 
+    try:
+        audit_log.plan_loaded(connection, plan, str(app.config.get("PLAN") or "bundled plan"))
+    except redis.RedisError as exc:  # Redis may come up after us; serving is what matters
+        logging.getLogger(__name__).warning("plan load not audited: %s", exc)
+
     api = Api(app)
     api.spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer"})
     api.spec.options["security"] = [{"bearer": []}]
-    for blueprint in (announcements.blp, incidents.blp, subscribers.blp, audiences.blp):
+    for blueprint in (announcements.blp, incidents.blp, subscribers.blp, audiences.blp, audit.blp):
         api.register_blueprint(blueprint)
     app.register_blueprint(health_bp)
     app.register_blueprint(unsubscribe.bp)
     app.register_blueprint(public.bp)
     app.register_blueprint(hooks.bp)
+    admin.init_app(app)
     errors.init_app(app)
     return app

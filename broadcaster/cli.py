@@ -1,7 +1,8 @@
-"""The ``broadcaster`` command: ``up``, ``worker``, ``token create``, ``subscribers import``."""
+"""The ``broadcaster`` command: ``up``, ``worker``, ``token create``, ``user create``, imports."""
 
 from __future__ import annotations
 
+import getpass
 import os
 import signal
 import subprocess
@@ -12,12 +13,19 @@ from pathlib import Path
 import click
 import redis
 
+from broadcaster import audit
 from broadcaster import config as settings
 from broadcaster.local_redis import forget_url, publish_url, redis_url
 from broadcaster.plan import PlanError, load_plan
 from broadcaster.redis_server import EmbeddedRedis, RedisServerError
 from broadcaster.subscribers import CsvHeaderError, SubscriberStore, csv_rows, import_rows
 from broadcaster.tokens import ROLES, create_token
+from broadcaster.users import USER_ROLES, UserError, create_user
+
+
+def _operator() -> str:
+    """Who ran the command, for the audit log."""
+    return f"cli:{getpass.getuser()}"
 
 
 def _env() -> dict[str, object]:
@@ -97,6 +105,8 @@ def up(port: int, host: str, worker_count: int) -> None:
             )
         click.echo(
             f"\nCrisis broadcaster is up.\n"
+            f"  Admin:     http://{host}:{port}/admin  "
+            f"(first user: broadcaster user create --email YOU --role admin)\n"
             f"  API:       http://{host}:{port}/api/v1/  (OpenAPI: /api/openapi.json)\n"
             f"  Health:    http://{host}:{port}/readyz\n"
             f"  Redis:     {url}{f' (embedded, data in {data_dir})' if embedded else ''}\n"
@@ -129,7 +139,7 @@ def _first_token(url: str) -> str:
     """On a fresh data dir, create an admin token so the first curl works at once."""
     r = redis.Redis.from_url(url)
     if r.set("bc:first-token-issued", 1, nx=True):
-        token = create_token(r, "admin", "admin")
+        token = create_token(r, "admin", "admin", created_by=_operator())
         return (
             f"  Admin API token (shown once, keep it): {token}\n"
             f"  More tokens: broadcaster token create --name NAME --role ROLE\n"
@@ -158,11 +168,37 @@ def token_create(name: str, role: str) -> None:
     env = _env()
     with redis_url(env["REDIS_URL"], str(env["DATA_DIR"])) as url:
         try:
-            value = create_token(redis.Redis.from_url(url), name, role)
+            value = create_token(redis.Redis.from_url(url), name, role, created_by=_operator())
         except ValueError as exc:
             raise click.BadParameter(str(exc)) from exc
     click.echo(f"Created {role} token for {name!r}. Send it as 'Authorization: Bearer <token>':")
     click.echo(value)
+
+
+@main.group()
+def user() -> None:
+    """People who sign in to the admin pages."""
+
+
+@user.command("create")
+@click.option("--email", required=True, help="Signs in with this address.")
+@click.option("--role", required=True, type=click.Choice(USER_ROLES), help="What they may do.")
+@click.option("--name", default="", help="Shown in the admin pages (default: from the email).")
+def user_create(email: str, role: str, name: str) -> None:
+    """Create a user; the password is prompted for, or read from the first line of stdin."""
+    if sys.stdin.isatty():
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    else:
+        password = sys.stdin.readline().rstrip("\r\n")
+    env = _env()
+    with redis_url(env["REDIS_URL"], str(env["DATA_DIR"])) as url:
+        try:
+            person = create_user(
+                redis.Redis.from_url(url), email, name, role, password, created_by=_operator()
+            )
+        except UserError as exc:
+            raise click.ClickException(str(exc)) from exc
+    click.echo(f"Created {person.role} {person.email}; sign in at /admin.")
 
 
 @main.group()
@@ -186,6 +222,15 @@ def subscribers_import(file) -> None:  # type: ignore[no-untyped-def]
             )
         except CsvHeaderError as exc:
             raise click.ClickException(str(exc)) from exc
+        audit.record(
+            redis.Redis.from_url(url),
+            _operator(),
+            "subscribers.imported",
+            source=file.name,
+            created=report["created"],
+            updated=report["updated"],
+            rejected=len(report["rejected"]),
+        )
     for rejected in report["rejected"]:
         reasons = "; ".join(
             f"{k}: {', '.join(map(str, v)) if isinstance(v, list) else v}"

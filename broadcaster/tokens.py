@@ -9,6 +9,8 @@ from dataclasses import dataclass
 
 import redis
 
+from broadcaster import audit
+
 ROLES = ("helpdesk", "approver", "monitor", "admin")
 
 # What each role may do; `admin` may do everything.
@@ -16,7 +18,11 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "helpdesk": frozenset({"draft", "preview", "read", "subscribers"}),
     "approver": frozenset({"draft", "preview", "read", "approve", "publish", "subscribers"}),
     "monitor": frozenset({"hooks"}),
-    "admin": frozenset({"draft", "preview", "read", "approve", "publish", "subscribers", "hooks"}),
+    # Only admins manage people, read the audit log and publish without a second person.
+    "admin": frozenset(
+        {"draft", "preview", "read", "approve", "publish", "subscribers", "hooks"}
+        | {"users", "audit", "bypass"}
+    ),
 }
 
 
@@ -35,14 +41,19 @@ def _key(token: str) -> str:
     return "bc:token:" + hashlib.sha256(token.encode()).hexdigest()
 
 
-def create_token(r: redis.Redis, name: str, role: str) -> str:
-    """Create a token and return it; only its hash is kept."""
+def create_token(
+    r: redis.Redis, name: str, role: str, created_by: str = "cli", ip: str | None = None
+) -> str:
+    """Create a token and return it; only its hash is kept. The audit log records who made it."""
     if role not in ROLES:
         raise ValueError(f"role must be one of {', '.join(ROLES)}, not {role!r}")
     if not name.strip():
         raise ValueError("name must not be empty")
     token = "bct_" + secrets.token_urlsafe(32)
-    r.hset(_key(token), mapping={"name": name, "role": role, "created_at": time.time()})
+    with r.pipeline(transaction=True) as pipe:
+        pipe.hset(_key(token), mapping={"name": name, "role": role, "created_at": time.time()})
+        audit.record(pipe, created_by, "token.created", ip=ip, name=name, role=role)
+        pipe.execute()
     return token
 
 

@@ -12,7 +12,7 @@ from broadcaster import banners
 from broadcaster import idempotency as idem
 from broadcaster.announcements import NotFound, StateConflict
 from broadcaster.api import schemas
-from broadcaster.api.auth import require
+from broadcaster.api.auth import client_ip, require
 from broadcaster.ledger import STATES, Ledger
 from broadcaster.preview import preview
 from broadcaster.services import services
@@ -61,7 +61,11 @@ def _create(
     data: dict[str, Any], principal: Principal, guard: tuple[str, str] | None
 ) -> dict[str, Any]:
     try:
-        announcement = services().announcements.create(data, principal, idempotency=guard)
+        announcement = services().announcements.create(
+            data, principal, idempotency=guard, ip=client_ip()
+        )
+    except PermissionError as exc:
+        abort(403, message=str(exc))
     except NotFound as exc:
         field = "corrects" if data.get("corrects") else "incident_id"
         abort(422, message=f"{field}: {exc}", errors={field: [str(exc)]})
@@ -144,7 +148,7 @@ class Approve(MethodView):
         principal = require("approve")
         load(announcement_id)
         try:
-            approved = services().announcements.approve(announcement_id, principal)
+            approved = services().announcements.approve(announcement_id, principal, client_ip())
             banners.refresh(services())
             return with_counts(approved)
         except StateConflict as exc:
@@ -163,7 +167,9 @@ class Reject(MethodView):
         load(announcement_id)
         try:
             return with_counts(
-                services().announcements.reject(announcement_id, principal, data["reason"])
+                services().announcements.reject(
+                    announcement_id, principal, data["reason"], client_ip()
+                )
             )
         except StateConflict as exc:
             abort(409, message=str(exc))

@@ -6,9 +6,16 @@ from typing import Any
 
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, validates_schema
 
+from broadcaster import audit
 from broadcaster.plan import SEVERITIES, STATUSES
 from broadcaster.services import services
 from channels import CHANNELS, PERSONAL
+
+
+def not_blank(value: str) -> None:
+    """Refuse text that is only whitespace (a reason must say something)."""
+    if not value.strip():
+        raise ValidationError("must not be blank")
 
 
 class TranslationSchema(Schema):
@@ -34,6 +41,14 @@ class AnnouncementIn(Schema):
     corrects = fields.String(load_default=None)
     next_update_at = fields.AwareDateTime(
         load_default=None, metadata={"description": "when the next update is promised (ISO 8601)"}
+    )
+    bypass_reason = fields.String(
+        load_default=None,
+        validate=[validate.Length(min=5, max=2000), not_blank],
+        metadata={
+            "description": "admins only: publish at once without a second person's approval; "
+            "the reason is recorded on the announcement and in the audit log"
+        },
     )
 
     @validates_schema(skip_on_field_errors=False)
@@ -100,6 +115,7 @@ class AnnouncementOut(Schema):
     approved_by = fields.String(allow_none=True)
     rejected_by = fields.String(allow_none=True)
     reason = fields.String(allow_none=True)
+    bypass_reason = fields.String(allow_none=True)
     deliveries = fields.Dict(
         metadata={"description": "per channel: queued, sending, sent, delivered, failed, skipped"}
     )
@@ -107,7 +123,38 @@ class AnnouncementOut(Schema):
 
 
 class RejectIn(Schema):
-    reason = fields.String(required=True, validate=validate.Length(min=1, max=2000))
+    reason = fields.String(required=True, validate=[validate.Length(min=1, max=2000), not_blank])
+
+
+class AuditArgs(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+    incident_id = fields.String(load_default=None)
+    actor = fields.String(load_default=None, metadata={"description": "user email or token name"})
+    action = fields.String(load_default=None, validate=validate.OneOf(audit.ACTIONS))
+    before = fields.String(
+        load_default=None,
+        validate=validate.Regexp(r"^\d+-\d+$", error="a stream id such as 1700000000000-0"),
+        metadata={"description": "the `id` of the last entry of the previous page"},
+    )
+    limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=500))
+
+
+class AuditEntry(Schema):
+    id = fields.String()
+    at = fields.Float()
+    actor = fields.String()
+    action = fields.String()
+    ip = fields.String(allow_none=True)
+    incident_id = fields.String(allow_none=True)
+    announcement_id = fields.String(allow_none=True)
+    details = fields.Dict()
+
+
+class AuditPage(Schema):
+    items = fields.List(fields.Nested(AuditEntry))
+    next_before = fields.String(allow_none=True)
 
 
 class PageArgs(Schema):

@@ -9,8 +9,9 @@ from flask import request
 from flask.views import MethodView
 from flask_smorest import Blueprint, abort
 
+from broadcaster import audit
 from broadcaster.api import schemas
-from broadcaster.api.auth import require
+from broadcaster.api.auth import client_ip, require
 from broadcaster.services import services
 from broadcaster.subscribers import CsvHeaderError, csv_rows, import_rows
 from channels import PERSONAL
@@ -31,7 +32,7 @@ class Subscribers(MethodView):
         (or ``{"subscribers": [...]}``). Answers with counts and every rejected row with
         its reasons.
         """
-        require("subscribers")
+        principal = require("subscribers")
         body = request.get_json(silent=True)
         if isinstance(body, dict) and "subscribers" in body:
             body = body["subscribers"]
@@ -48,6 +49,7 @@ class Subscribers(MethodView):
             )
         svc = services()
         report = import_rows(enumerate(body), svc.plan, svc.subscribers)
+        _audit_import(principal.name, "json", report)
         if report["created"] + report["updated"] == 0:
             return report, 422
         return report
@@ -75,6 +77,19 @@ class Subscribers(MethodView):
         }
 
 
+def _audit_import(actor: str, source: str, report: dict[str, Any]) -> None:
+    audit.record(
+        services().redis,
+        actor,
+        "subscribers.imported",
+        ip=client_ip(),
+        source=source,
+        created=report["created"],
+        updated=report["updated"],
+        rejected=len(report["rejected"]),
+    )
+
+
 def _person(subscriber_id: str) -> dict[str, Any]:
     person = services().subscribers.get(subscriber_id)
     if person is None:
@@ -93,7 +108,7 @@ class SubscriberImport(MethodView):
         Header row with ``external_id,email,phone,locale,audiences,channels``
         (``;`` between list items). Rejected rows are reported by line number.
         """
-        require("subscribers")
+        principal = require("subscribers")
         if request.mimetype != "text/csv":
             abort(415, message="send the file as Content-Type: text/csv")
         # Large lists are the point of this route: lift the body limit for it alone.
@@ -106,6 +121,7 @@ class SubscriberImport(MethodView):
             abort(422, message=str(exc), errors={"file": [str(exc)]})
         except UnicodeDecodeError:
             abort(400, message="the file is not UTF-8 text")
+        _audit_import(principal.name, "csv", report)
         if report["created"] + report["updated"] == 0:
             return report, 422
         return report
@@ -122,9 +138,16 @@ class Subscriber(MethodView):
     @blp.response(204)
     def delete(self, subscriber_id: str) -> None:
         """Erase a subscriber's contact data; past deliveries keep only an anonymous id."""
-        require("subscribers")
+        principal = require("subscribers")
         if not services().subscribers.erase(subscriber_id):
             abort(404, message=f"no subscriber {subscriber_id!r}")
+        audit.record(
+            services().redis,
+            principal.name,
+            "subscriber.erased",
+            ip=client_ip(),
+            subscriber_id=subscriber_id,
+        )
 
 
 def _set_opt_outs(subscriber_id: str, data: dict[str, Any], opted_out: bool) -> dict[str, Any]:

@@ -1,0 +1,21 @@
+"""``/admin``: what needs attention now — open incidents and announcements awaiting approval."""
+
+from __future__ import annotations
+
+from flask import render_template
+
+from broadcaster.admin.blueprint import bp
+from broadcaster.admin.guard import signed_in
+from broadcaster.services import services
+
+
+@bp.get("/")
+@signed_in("read")
+def home():  # type: ignore[no-untyped-def]
+    """The start page after sign-in."""
+    store = services().announcements
+    _, incidents = store.incidents(0, 20)
+    open_incidents = [i for i in incidents if not i.get("resolved_at")]
+    return render_template(
+        "admin/home.html", open_incidents=open_incidents, pending=store.pending()
+    )
