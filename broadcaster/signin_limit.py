@@ -30,8 +30,9 @@ def failed(r: redis.Redis, email: str, ip: str) -> None:
     """Count one failed sign-in against the account and the IP."""
     with r.pipeline(transaction=True) as pipe:
         for key in _keys(email, ip):
+            # The window starts at the first failure (INCR keeps the TTL set here).
+            pipe.set(key, 0, ex=WINDOW_SECONDS, nx=True)
             pipe.incr(key)
-            pipe.expire(key, WINDOW_SECONDS, nx=True)
         pipe.execute()
 
 
