@@ -4,24 +4,25 @@ from __future__ import annotations
 
 import logging
 
-from rq import SimpleWorker
 from rq.serializers import JSONSerializer
 
 from broadcaster import config as settings
 from broadcaster import create_app
 from broadcaster.local_redis import discover
 from broadcaster.queues import QUEUE_NAMES, queue
+from broadcaster.recovery import BroadcastWorker
 from broadcaster.services import services
 
 
-def build_worker(burst_name: str | None = None) -> SimpleWorker:
+def build_worker(burst_name: str | None = None) -> BroadcastWorker:
     """A worker on every queue, plan first. Call inside an app context.
 
-    SimpleWorker runs jobs in this process: channels keep their HTTP connection pools and
-    SMS thread pools from job to job (a forked work-horse would lose both).
+    It runs jobs in this process (RQ's SimpleWorker): channels keep their HTTP connection
+    pools and SMS thread pools from job to job (a forked work-horse would lose both). Its
+    short heartbeats let another worker take over a killed worker's batch within a minute.
     """
     svc = services()
-    return SimpleWorker(
+    return BroadcastWorker(
         [queue(svc.redis, name) for name in QUEUE_NAMES],
         connection=svc.redis,
         serializer=JSONSerializer,

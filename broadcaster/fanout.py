@@ -9,17 +9,25 @@ its recipients just before the provider call and marks them after.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+import threading
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from broadcaster import publishing, queues, unsubscribe
+from broadcaster import metrics, pacing, publishing, queues, unsubscribe
 from broadcaster.ledger import Ledger
+from broadcaster.recovery import CLAIM_LEASE, LeaseKeeper
 from broadcaster.services import Services, services
 from broadcaster.subscribers import mask_contact
 from channels import CONTACT_FIELD
 from channels.base import UNSUBSCRIBE_PLACEHOLDER, Outgoing, Result
 
 log = logging.getLogger(__name__)
+
+# A provider paused (429) or down (breaker open) for longer than this: the batch is
+# rescheduled for when it may be up, instead of holding a worker (app config may override).
+INLINE_WAIT = 10.0
 
 
 def channels_for(
@@ -101,7 +109,8 @@ def batch_job(
     sender = svc.channels[channel]
     people = svc.subscribers.get_many(subscriber_ids)
     states = ledger.states(channel, subscriber_ids)
-    todo = [sid for sid in subscriber_ids if states.get(sid) == "queued"]
+    # "sending" too: after a crash the re-run takes over claims whose lease ran out.
+    todo = [sid for sid in subscriber_ids if states.get(sid) in ("queued", "sending")]
 
     # Erased, contact removed or opted out since planning: record why, send nothing.
     reasons = {}
@@ -131,29 +140,132 @@ def batch_job(
             personal[UNSUBSCRIBE_PLACEHOLDER] = unsubscribe.link(secret, public_url, sid)
         return Outgoing(sid, person[CONTACT_FIELD[channel]], rendered[key], personal)
 
-    counts = {"sent": 0, "failed": 0, "retry": 0, "skipped": len(gone)}
-    retry_ids: list[str] = []
-    retry_after = 0.0
-    # Claim only what is about to be in flight, so a crash strands at most one step.
-    step = (
-        max(1, len(todo)) if channel == "email" else max(1, int(getattr(sender, "concurrency", 16)))
-    )
-    for start in range(0, len(todo), step):
-        claimed = ledger.claim(channel, todo[start : start + step])
-        if not claimed:
-            continue
-        batch = [outgoing(sid) for sid in claimed]
-        results = sender.send(batch)
-        _record(ledger, channel, batch, results, attempt, sender.transport)
-        for result in results:
-            counts[result.outcome] += 1
-            if result.outcome == "retry":
-                retry_ids.append(result.subscriber_id)
-                retry_after = max(retry_after, result.retry_after or 0.0)
+    gate = pacing.gate_for(svc.redis, sender.transport, svc.config)
+    run = _Run(svc, ledger, channel, sender, gate, attempt, outgoing)
+    run.counts["skipped"] = len(gone)
+    with LeaseKeeper(ledger, channel) as keeper:
+        run.keeper = keeper
+        run.send_all(_units(channel, todo, people, announcement, sender))
+        # Claims still held by someone else: if their holder died, take them over once the
+        # lease runs out; a holder that is alive renews and finishes them itself.
+        held = [sid for sid, state in ledger.states(channel, todo).items() if state == "sending"]
+        if held and not run.deferred:
+            time.sleep(ledger.lease_left(channel, held) + 0.1)
+            run.send_all(_units(channel, held, people, announcement, sender))
 
-    if retry_ids:
-        _retry_later(svc, ledger, announcement_id, channel, retry_ids, attempt, retry_after)
-    return counts
+    if run.deferred:
+        # The provider is down or paused: come back when it may be up, without an attempt.
+        log.info(
+            "%s is paused: %d %s deliveries wait %.0fs",
+            sender.transport,
+            len(run.deferred),
+            channel,
+            run.defer_for,
+        )
+        queues.enqueue_batch(
+            svc.redis, announcement_id, channel, run.deferred, attempt, run.defer_for
+        )
+    if run.retry_ids:
+        _retry_later(svc, ledger, announcement_id, channel, run.retry_ids, attempt, run.retry_after)
+    if run.fallback:
+        _fall_back(svc, ledger, announcement_id, channel, run.fallback)
+    return run.counts
+
+
+def _units(
+    channel: str,
+    todo: list[str],
+    people: dict[str, dict[str, Any]],
+    announcement: dict[str, Any],
+    sender: Any,
+) -> list[list[str]]:
+    """The provider requests of a batch: one per SMS; one per rendering (≤ max) for email."""
+    if channel != "email":
+        return [[sid] for sid in todo]
+    groups: dict[tuple[str, tuple[str, ...]], list[str]] = {}
+    for sid in todo:
+        person = people[sid]
+        audiences = tuple(sorted(set(person["audiences"]) & set(announcement["audiences"])))
+        groups.setdefault((person["locale"], audiences), []).append(sid)
+    size = int(getattr(sender, "max_batch", 1000))
+    return [ids[i : i + size] for ids in groups.values() for i in range(0, len(ids), size)]
+
+
+class _Run:
+    """One batch job's sending: claim a unit just before its request, pace it, record it."""
+
+    def __init__(
+        self,
+        svc: Services,
+        ledger: Ledger,
+        channel: str,
+        sender: Any,
+        gate: pacing.Gate | None,
+        attempt: int,
+        outgoing: Callable[[str], Outgoing],
+    ) -> None:
+        self.svc, self.ledger, self.channel, self.sender = svc, ledger, channel, sender
+        self.gate, self.attempt, self.outgoing = gate, attempt, outgoing
+        self.keeper: LeaseKeeper | None = None
+        self.counts = {"sent": 0, "failed": 0, "retry": 0, "skipped": 0}
+        self.retry_ids: list[str] = []
+        self.retry_after = 0.0
+        self.deferred: list[str] = []
+        self.defer_for = 0.0
+        self.fallback: list[str] = []
+        self._lock = threading.Lock()
+        self._pausing = threading.Event()
+        self._inline_wait = float(svc.config.get("PROVIDER_WAIT_INLINE", INLINE_WAIT))
+
+    def send_all(self, units: list[list[str]]) -> None:
+        """Send every unit; SMS units concurrently (one request per message)."""
+        workers = int(getattr(self.sender, "concurrency", 1)) if self.channel == "sms" else 1
+        if workers <= 1 or len(units) <= 1:
+            for unit in units:
+                self._send(unit)
+            return
+        with ThreadPoolExecutor(max_workers=min(workers, len(units))) as pool:
+            for future in [pool.submit(self._send, unit) for unit in units]:
+                future.result()  # a bug in a unit is a bug in the job: let RQ see it
+
+    def _send(self, unit: list[str]) -> None:
+        if self._pausing.is_set():
+            self._defer(unit, 0.0)
+            return
+        claimed = self.ledger.claim(self.channel, unit, CLAIM_LEASE)
+        if not claimed:
+            return  # sent, or being sent, by another run
+        assert self.keeper is not None
+        self.keeper.hold(claimed)
+        try:
+            # Render before taking a rate slot, so the request leaves right on its slot.
+            batch = [self.outgoing(sid) for sid in claimed]
+            later = self.gate.wait_turn(self._inline_wait) if self.gate is not None else 0.0
+            if later:
+                self.ledger.release(self.channel, claimed)
+                self._pausing.set()
+                self._defer(claimed, later)
+                return
+            results = self.sender.send(batch)
+            if self.gate is not None:
+                self.gate.observe(results)
+            _record(self.ledger, self.channel, batch, results, self.attempt, self.sender.transport)
+        finally:
+            self.keeper.drop(claimed)
+        fallback = self.svc.plan.fallback.get(self.channel)
+        with self._lock:
+            for result in results:
+                self.counts[result.outcome] += 1
+                if result.outcome == "retry":
+                    self.retry_ids.append(result.subscriber_id)
+                    self.retry_after = max(self.retry_after, result.retry_after or 0.0)
+                elif result.outcome == "failed" and fallback:
+                    self.fallback.append(result.subscriber_id)
+
+    def _defer(self, unit: list[str], seconds: float) -> None:
+        with self._lock:
+            self.deferred.extend(unit)
+            self.defer_for = max(self.defer_for, seconds)
 
 
 def _record(
@@ -184,6 +296,30 @@ def _record(
     ledger.release(channel, by_outcome["retry"])
 
 
+def _fall_back(
+    svc: Services, ledger: Ledger, announcement_id: str, channel: str, ids: list[str]
+) -> None:
+    """Send by the plan's fallback channel (``fallback = {sms = "email"}``) what failed for good.
+
+    Only to people who have that contact and did not opt out of it; both deliveries say so.
+    Someone who already gets this announcement by that channel gets nothing more.
+    """
+    other = svc.plan.fallback[channel]
+    people = svc.subscribers.get_many(ids)
+    able = [
+        sid
+        for sid in ids
+        if people.get(sid, {}).get(CONTACT_FIELD[other])
+        and other not in (people[sid].get("opt_outs") or [])
+    ]
+    new = ledger.enqueue(other, able)
+    ledger.note(channel, {sid: {"fallback": other} for sid in new})
+    ledger.note(other, {sid: {"fallback_from": channel} for sid in new})
+    if new:
+        log.info("%s of %s: %d fall back to %s", channel, announcement_id, len(new), other)
+        queues.enqueue_batch(svc.redis, announcement_id, other, new)
+
+
 def _retry_later(
     svc: Services,
     ledger: Ledger,
@@ -202,4 +338,5 @@ def _retry_later(
         return
     delay = queues.retry_delay(svc.config, attempt, retry_after)
     log.info("retrying %d %s deliveries of %s in %.1fs", len(ids), channel, announcement_id, delay)
+    metrics.count(svc.redis, "retries", channel, amount=len(ids))
     queues.enqueue_batch(svc.redis, announcement_id, channel, ids, attempt + 1, delay)

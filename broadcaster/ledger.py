@@ -4,6 +4,11 @@ States move ``queued → sending → sent → delivered`` or end in ``failed`` /
 Every move is one atomic Lua call that also keeps the per-channel counts, so a recipient
 is *claimed* (``queued → sending``) before the provider call and a re-run batch skips anyone
 already claimed or sent: nobody is texted twice.
+
+A claim is a *lease*: it records until when its holder answers for it, and the holder
+renews it while it works. A worker killed mid-send leaves claims whose lease runs out; the
+batch's re-run (RQ requeues the abandoned job) takes those over, so a crash strands nobody
+and re-sends only what was in flight.
 """
 
 from __future__ import annotations
@@ -15,7 +20,18 @@ from typing import Any
 
 import redis
 
-STATES = ("queued", "sending", "sent", "delivered", "failed", "skipped")
+# delivered / undelivered / bounced / dropped come from provider receipts (receipts.py).
+STATES = (
+    "queued",
+    "sending",
+    "sent",
+    "delivered",
+    "undelivered",
+    "bounced",
+    "dropped",
+    "failed",
+    "skipped",
+)
 
 _TRANSITION = """
 local allowed = {}
@@ -26,6 +42,7 @@ for i = 4, #ARGV do
   local cur = redis.call('HGET', KEYS[1], sub)
   if allowed[cur or 'new'] then
     redis.call('HSET', KEYS[1], sub, ARGV[2])
+    if cur == 'sending' then redis.call('HDEL', KEYS[4], sub) end
     if cur then
       redis.call('HINCRBY', KEYS[2], ARGV[1] .. ':' .. cur, -1)
     else
@@ -37,6 +54,50 @@ for i = 4, #ARGV do
 end
 return moved
 """
+
+# Claim: queued, or sending whose lease ran out (its holder died). Redis' clock decides.
+# KEYS: state, counts, index, leases. ARGV: channel, lease (ms), ids…
+_CLAIM = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local claimed = {}
+for i = 3, #ARGV do
+  local sub = ARGV[i]
+  local cur = redis.call('HGET', KEYS[1], sub)
+  local take = cur == 'queued'
+  if cur == 'sending' then
+    -- A claim without a lease predates leases: leave it to whoever made it.
+    local lease = tonumber(redis.call('HGET', KEYS[4], sub) or '-1')
+    take = lease >= 0 and lease < now
+  end
+  if take then
+    if cur == 'queued' then
+      redis.call('HSET', KEYS[1], sub, 'sending')
+      redis.call('HINCRBY', KEYS[2], ARGV[1] .. ':queued', -1)
+      redis.call('HINCRBY', KEYS[2], ARGV[1] .. ':sending', 1)
+    end
+    redis.call('HSET', KEYS[4], sub, now + tonumber(ARGV[2]))
+    claimed[#claimed + 1] = sub
+  end
+end
+return claimed
+"""
+
+# Renew the leases of claims still in ``sending``. KEYS: state, leases. ARGV: lease ms, ids…
+_RENEW = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local n = 0
+for i = 2, #ARGV do
+  if redis.call('HGET', KEYS[1], ARGV[i]) == 'sending' then
+    redis.call('HSET', KEYS[2], ARGV[i], now + tonumber(ARGV[1]))
+    n = n + 1
+  end
+end
+return n
+"""
+
+DEFAULT_LEASE = 300.0  # seconds; holders that renew (batch jobs) use a much shorter one
 
 
 def _state_key(announcement_id: str, channel: str) -> str:
@@ -55,6 +116,10 @@ def _index_key(announcement_id: str) -> str:
     return f"bc:dlx:{announcement_id}"
 
 
+def _lease_key(announcement_id: str, channel: str) -> str:
+    return f"bc:dll:{announcement_id}:{channel}"
+
+
 class Ledger:
     """Delivery records of one announcement, kept in Redis."""
 
@@ -62,6 +127,8 @@ class Ledger:
         self.r = r
         self.announcement_id = announcement_id
         self._script = r.register_script(_TRANSITION)
+        self._claim = r.register_script(_CLAIM)
+        self._renew = r.register_script(_RENEW)
 
     def move(
         self,
@@ -81,6 +148,7 @@ class Ledger:
             _state_key(self.announcement_id, channel),
             _counts_key(self.announcement_id),
             _index_key(self.announcement_id),
+            _lease_key(self.announcement_id, channel),
         ]
         args = [channel, to_state, ",".join(from_states), *ids]
         return [m.decode() if isinstance(m, bytes) else m for m in self._script(keys, args)]
@@ -89,9 +157,45 @@ class Ledger:
         """Record new ``queued`` deliveries; existing ones are left as they are."""
         return self.move(channel, subscriber_ids, "queued", ["new"])
 
-    def claim(self, channel: str, subscriber_ids: Iterable[str]) -> list[str]:
-        """Claim queued recipients for sending; returns only those this caller may send to."""
-        return self.move(channel, subscriber_ids, "sending", ["queued"])
+    def claim(
+        self, channel: str, subscriber_ids: Iterable[str], lease: float = DEFAULT_LEASE
+    ) -> list[str]:
+        """Claim recipients for ``lease`` seconds; returns only those this caller may send to.
+
+        Queued recipients are claimed, and so are claims whose holder let the lease run out.
+        """
+        ids = list(subscriber_ids)
+        if not ids:
+            return []
+        keys = [
+            _state_key(self.announcement_id, channel),
+            _counts_key(self.announcement_id),
+            _index_key(self.announcement_id),
+            _lease_key(self.announcement_id, channel),
+        ]
+        claimed = self._claim(keys, [channel, int(lease * 1000), *ids])
+        return [m.decode() if isinstance(m, bytes) else m for m in claimed]
+
+    def renew(self, channel: str, subscriber_ids: Iterable[str], lease: float) -> int:
+        """Extend the leases of claims still held; returns how many were renewed."""
+        ids = list(subscriber_ids)
+        if not ids:
+            return 0
+        keys = [
+            _state_key(self.announcement_id, channel),
+            _lease_key(self.announcement_id, channel),
+        ]
+        return int(self._renew(keys, [int(lease * 1000), *ids]))
+
+    def lease_left(self, channel: str, subscriber_ids: list[str]) -> float:
+        """Seconds until the last of these claims' leases runs out (0: all expired or none)."""
+        if not subscriber_ids:
+            return 0.0
+        leases = self.r.hmget(_lease_key(self.announcement_id, channel), subscriber_ids)
+        seconds, micros = self.r.time()
+        now_ms = seconds * 1000 + micros // 1000
+        ends = [int(v) for v in leases if v is not None]
+        return max(0.0, (max(ends) - now_ms) / 1000) if ends else 0.0
 
     def release(self, channel: str, subscriber_ids: Iterable[str]) -> list[str]:
         """Give claimed recipients back after a transient failure, for a later retry."""
@@ -162,6 +266,32 @@ class Ledger:
                     "error": record.get("error"),
                     "message": record.get("message"),
                     "updated_at": record.get("updated_at"),
+                    # Plan fallback: the channel this went on to / came from.
+                    "fallback": record.get("fallback"),
+                    "fallback_from": record.get("fallback_from"),
                 }
             )
         return records
+
+    @staticmethod
+    def latest_reached(
+        r: redis.Redis,
+        announcement_ids: list[str],
+        channel: str,
+        subscriber_id: str,
+        states: Iterable[str],
+    ) -> str | None:
+        """The first of ``announcement_ids`` whose delivery to this person is in ``states``.
+
+        One round trip: used to find which announcement an inbound reply answers.
+        """
+        if not announcement_ids:
+            return None
+        pipe = r.pipeline(transaction=False)
+        for announcement_id in announcement_ids:
+            pipe.hget(_state_key(announcement_id, channel), subscriber_id)
+        wanted = {s.encode() for s in states}
+        for announcement_id, state in zip(announcement_ids, pipe.execute(), strict=True):
+            if state in wanted:
+                return announcement_id
+        return None

@@ -14,7 +14,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from broadcaster.monitoring_plan import Monitoring, parse_monitoring
-from channels import CHANNELS
+from channels import CHANNELS, CONTACT_FIELD
 from channels.base import PermanentDeliveryError
 from channels.webhook import WebhookTarget
 
@@ -73,6 +73,8 @@ class Plan:
     monitoring: Monitoring = field(default_factory=Monitoring)
     webhooks: tuple[WebhookTarget, ...] = ()
     source: str = ""
+    # channel → channel to use when a delivery fails for good (policy.fallback)
+    fallback: dict[str, str] = field(default_factory=dict)
 
 
 class _Checker:
@@ -153,7 +155,7 @@ def parse_plan(data: dict[str, Any], source: str) -> Plan:
         check.fail("organisation.default_region", "must be a two-letter country code")
 
     policy = check.table(data, "policy", required=False)
-    check.known_keys(policy, "policy", ("approval_required", "sms_max_segments"))
+    check.known_keys(policy, "policy", ("approval_required", "sms_max_segments", "fallback"))
     approval = policy.get("approval_required", [])
     if not isinstance(approval, list) or any(s not in SEVERITIES for s in approval):
         check.fail("policy.approval_required", f"must be a list of {', '.join(SEVERITIES)}")
@@ -162,6 +164,7 @@ def parse_plan(data: dict[str, Any], source: str) -> Plan:
     if not isinstance(segments, int) or isinstance(segments, bool) or not 1 <= segments <= 10:
         check.fail("policy.sms_max_segments", "must be a whole number from 1 to 10")
         segments = 2
+    fallback = _fallback(check, policy)
 
     by_severity_raw = check.table(data, "channels_by_severity")
     by_severity: dict[str, tuple[str, ...]] = {}
@@ -255,7 +258,29 @@ def parse_plan(data: dict[str, Any], source: str) -> Plan:
         monitoring=monitoring,
         webhooks=webhooks,
         source=source,
+        fallback=fallback,
     )
+
+
+def _fallback(check: _Checker, policy: dict[str, Any]) -> dict[str, str]:
+    """``policy.fallback = {sms = "email"}``: personal channel → another personal channel."""
+    raw = policy.get("fallback", {})
+    if not isinstance(raw, dict):
+        check.fail("policy.fallback", 'must be a table like {sms = "email"}')
+        return {}
+    personal = ", ".join(CONTACT_FIELD)
+    fallback = {}
+    for source, target in raw.items():
+        key = f"policy.fallback.{source}"
+        if source not in CONTACT_FIELD:
+            check.fail(key, f"only a personal channel can fall back (one of: {personal})")
+        elif target not in CONTACT_FIELD:
+            check.fail(key, f"must name a personal channel (one of: {personal}), not {target!r}")
+        elif target == source:
+            check.fail(key, "cannot fall back to itself")
+        else:
+            fallback[source] = target
+    return fallback
 
 
 def _webhooks(

@@ -21,6 +21,15 @@ QUEUE_NAMES = (PLAN_QUEUE, PUBLIC_QUEUE, "sms", "email")
 
 _RESULT_TTL = 24 * 3600
 _FAILURE_TTL = 7 * 24 * 3600
+# A batch paced at a provider's rate can run long (500 SMS at 1/s: over 8 minutes); a dead
+# worker is noticed by its missing heartbeat (recovery.py), not by this timeout.
+_BATCH_TIMEOUT = 6 * 3600
+
+
+def _retry() -> Retry:
+    """Requeue a crashed or abandoned job at once, at the front (its people waited long
+    enough); the ledger's claims stop any double send. Later retries back off."""
+    return Retry(max=3, interval=[0, 30, 120], enqueue_at_front=True)
 
 
 def queue(r: redis.Redis, name: str) -> Queue:
@@ -34,7 +43,7 @@ def enqueue_plan(r: redis.Redis, announcement_id: str, pipeline: Pipeline | None
         "broadcaster.fanout.plan_job",
         args=[announcement_id],
         job_id=f"plan-{announcement_id}",
-        retry=Retry(max=3, interval=[5, 30, 120]),
+        retry=_retry(),
         result_ttl=_RESULT_TTL,
         failure_ttl=_FAILURE_TTL,
         pipeline=pipeline,
@@ -53,8 +62,8 @@ def _enqueue(q: Queue, func: str, args: list, delay: float) -> None:
     options = {
         "result_ttl": _RESULT_TTL,
         "failure_ttl": _FAILURE_TTL,
-        # A crashed job is retried; claims in the ledger stop any double send.
-        "retry": Retry(max=3, interval=[5, 30, 120]),
+        "job_timeout": _BATCH_TIMEOUT,
+        "retry": _retry(),
     }
     if delay > 0:
         # RQ's schedule has one-second resolution and rounds down: round up instead, so a

@@ -37,6 +37,10 @@ class FakeProvider:
         self.violations: list[str] = []  # wire-format problems: tests assert this stays empty
         self.script: list[Scripted] = []
         self.delay = 0.0
+        self.throttle_rate = 0.0  # requests/s beyond which the fake answers 429 (0: never)
+        self.throttle_burst = 1.0
+        self._tokens = 0.0
+        self._refilled = 0.0
         self.generation = 0  # bumped by reset(): a request still in flight then is not recorded
         provider = self
 
@@ -86,12 +90,36 @@ class FakeProvider:
         with self.lock:
             self.script.append(Scripted(0, times, stall=seconds))
 
+    def throttle(self, rate: float, burst: float = 1.0) -> None:
+        """Answer 429 (with Retry-After) beyond ``rate`` requests/s, as a provider's limiter.
+
+        A token bucket of ``burst`` requests, full at the start, like the provider's own.
+        """
+        with self.lock:
+            self.throttle_rate, self.throttle_burst = rate, burst
+            self._tokens, self._refilled = burst, time.monotonic()
+
+    def _throttled(self) -> bool:
+        """Take a token; True when none is left (the request gets a 429)."""
+        with self.lock:
+            if not self.throttle_rate:
+                return False
+            now = time.monotonic()
+            elapsed = now - self._refilled
+            self._tokens = min(self.throttle_burst, self._tokens + elapsed * self.throttle_rate)
+            self._refilled = now
+            if self._tokens < 1:
+                return True
+            self._tokens -= 1
+            return False
+
     def reset(self) -> None:
         with self.lock:
             self.generation += 1
             self.requests.clear()
             self.violations.clear()
             self.script.clear()
+            self.throttle_rate = 0.0
         self.delay = 0.0
 
     def stop(self) -> None:
@@ -198,7 +226,11 @@ class FakeSendGrid(FakeProvider):
                 status, out_headers, body = 400, {}, {"errors": bad}
             else:
                 status, out_headers, body = 202, {"X-Message-Id": f"sg-{next(self._ids)}"}, {}
-        self._log(generation, {"json": data, "status": status, "at": time.monotonic()}, problems)
+        self._log(
+            generation,
+            {"json": data, "status": status, "at": time.monotonic(), "wall": time.time()},
+            problems,
+        )
         return status, out_headers, body
 
 
@@ -236,12 +268,17 @@ class FakeTwilio(FakeProvider):
             problems.append("missing Body")
         if bool(form.get("From")) == bool(form.get("MessagingServiceSid")):
             problems.append("exactly one of From / MessagingServiceSid is required")
+        arrived = time.monotonic()
+        throttled = self._throttled()
         if self.delay:
             time.sleep(self.delay)
         scripted = self._scripted()
         if scripted and scripted.stall:
             time.sleep(scripted.stall)
-        if scripted and scripted.status:
+        if throttled:
+            status, out_headers = 429, {"Retry-After": "1"}
+            body = {"code": 20429, "message": "Too Many Requests", "status": 429}
+        elif scripted and scripted.status:
             status, out_headers, body = scripted.status, scripted.headers, scripted.body
         elif problems:
             status, out_headers, body = (
@@ -269,5 +306,6 @@ class FakeTwilio(FakeProvider):
                 "messaging_service_sid": form.get("MessagingServiceSid"),
                 "num_segments": "1",
             }
-        self._log(generation, {"form": form, "status": status, "at": time.monotonic()}, problems)
+        record = {"form": form, "status": status, "at": time.monotonic(), "arrived": arrived}
+        self._log(generation, record, problems)
         return status, out_headers, body

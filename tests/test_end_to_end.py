@@ -34,6 +34,7 @@ def service_env(r, redis_server, providers, tmp_path):
         BROADCASTER_TWILIO_FROM=TWILIO_FROM,
         BROADCASTER_TWILIO_BASE_URL=twilio.url,
         BROADCASTER_RETRY_BACKOFF="0",
+        BROADCASTER_TWILIO_RATE="100",  # pacing is tested in test_ratelimit.py
     )
 
 

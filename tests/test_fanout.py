@@ -6,6 +6,7 @@ import time
 from collections import Counter
 
 from broadcaster import queues
+from broadcaster.ledger import STATES
 from tests.conftest import TWILIO_FROM, drain
 
 ANNOUNCEMENT = {
@@ -117,8 +118,8 @@ def test_email_and_sms_reach_everyone_once(client, tokens, run_jobs, providers):
         assert form["Body"].endswith("/status")
 
     assert counts(client, tokens["admin"], ann) == {
-        "email": {"queued": 0, "sending": 0, "sent": 3, "delivered": 0, "failed": 0, "skipped": 0},
-        "sms": {"queued": 0, "sending": 0, "sent": 4, "delivered": 0, "failed": 0, "skipped": 0},
+        "email": {**dict.fromkeys(STATES, 0), "sent": 3},
+        "sms": {**dict.fromkeys(STATES, 0), "sent": 4},
     }
     records = deliveries(client, tokens["admin"], ann)
     assert len(records) == 7
@@ -216,6 +217,24 @@ def test_sendgrid_429_honours_retry_after(client, tokens, run_jobs, providers):
     run_jobs()
     assert [req["status"] for req in sendgrid.requests] == [429, 202]
     assert sendgrid.requests[1]["at"] - sendgrid.requests[0]["at"] >= 0.95
+    [record] = deliveries(client, tokens["admin"], ann)
+    assert record["state"] == "sent" and record["attempts"] == 2
+
+
+def test_sendgrid_429_honours_x_ratelimit_reset(client, tokens, run_jobs, providers):
+    """SendGrid's 429 says when its window resets (epoch seconds): wait until then."""
+    sendgrid, _ = providers
+    subscribe(client, tokens["admin"], [{"email": "a@example.com", "audiences": ["consumers"]}])
+    reset = int(time.time()) + 2
+    sendgrid.fail_next(
+        429,
+        headers={"X-RateLimit-Reset": str(reset), "X-RateLimit-Limit": "600"},
+        body={"errors": [{"message": "too many requests"}]},
+    )
+    ann = announce(client, tokens["admin"], channels=["email"])
+    run_jobs()
+    assert [req["status"] for req in sendgrid.requests] == [429, 202]
+    assert sendgrid.requests[1]["wall"] >= reset, "retried before the limit reset"
     [record] = deliveries(client, tokens["admin"], ann)
     assert record["state"] == "sent" and record["attempts"] == 2
 

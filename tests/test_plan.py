@@ -277,7 +277,10 @@ BROKEN_PLANS = [
     (
         "unknown key in policy",
         rename(("policy", "approval_required"), "approval"),
-        ["policy.approval: unknown key (expected one of: approval_required, sms_max_segments)"],
+        [
+            "policy.approval: unknown key"
+            " (expected one of: approval_required, sms_max_segments, fallback)"
+        ],
     ),
     (
         "unknown key in a monitoring rule",
