@@ -10,12 +10,13 @@ import redis
 from flask import Flask
 from flask_smorest import Api
 
-from broadcaster import admin, hooks, public, unsubscribe
+from broadcaster import admin, hooks, inbound, limits, logs, metrics, public, receipts, unsubscribe
 from broadcaster import audit as audit_log
 from broadcaster import config as settings
 from broadcaster.api import announcements, audiences, audit, errors, incidents, subscribers
 from broadcaster.health import bp as health_bp
 from broadcaster.plan import load_plan
+from broadcaster.redis_server import client as redis_client
 from broadcaster.rendering import Renderer
 from broadcaster.services import Services
 from channels import build_channels, build_networks
@@ -46,17 +47,14 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         OPENAPI_URL_PREFIX="/api",
         OPENAPI_JSON_PATH="openapi.json",
         # Bodies are small; the CSV import lifts this for itself (MAX_IMPORT_BYTES).
-        MAX_CONTENT_LENGTH=app.config.get("MAX_CONTENT_LENGTH", 2 * 1024 * 1024),
+        # Flask's own default is None (no limit), so `.get(key, default)` never applied.
+        MAX_CONTENT_LENGTH=app.config.get("MAX_CONTENT_LENGTH") or 2 * 1024 * 1024,
     )
     app.json.sort_keys = False
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    # The Twilio SDK logs every request (phone numbers included) at INFO: keep that quiet.
-    logging.getLogger("twilio.http_client").setLevel(logging.WARNING)
+    logs.configure(app.config)  # text or JSON; contacts masked, secrets removed
 
     plan = load_plan(app.config.get("PLAN"))
-    connection = redis.Redis.from_url(str(app.config["REDIS_URL"]), health_check_interval=30)
+    connection = redis_client(str(app.config["REDIS_URL"]), health_check_interval=30)
     app.extensions["broadcaster"] = Services(
         redis=connection,
         plan=plan,
@@ -81,6 +79,10 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(unsubscribe.bp)
     app.register_blueprint(public.bp)
     app.register_blueprint(hooks.bp)
+    receipts.init_app(app)
+    app.register_blueprint(inbound.bp)
+    metrics.init_app(app)
+    limits.init_app(app)
     admin.init_app(app)
     errors.init_app(app)
     return app

@@ -30,6 +30,10 @@ _SETTINGS: list[tuple[str, tuple[str, ...], str | None]] = [
     ("BLUESKY_BASE_URL", ("BROADCASTER_BLUESKY_BASE_URL",), None),
     ("BLUESKY_HANDLE", ("BROADCASTER_BLUESKY_HANDLE",), None),
     ("BLUESKY_APP_PASSWORD", ("BROADCASTER_BLUESKY_APP_PASSWORD",), None),
+    ("SENDGRID_WEBHOOK_PUBLIC_KEY", ("BROADCASTER_SENDGRID_WEBHOOK_PUBLIC_KEY",), None),
+    ("METRICS_TOKEN", ("BROADCASTER_METRICS_TOKEN",), None),
+    ("LOG_FORMAT", ("BROADCASTER_LOG_FORMAT",), "text"),
+    ("LOG_LEVEL", ("BROADCASTER_LOG_LEVEL",), "INFO"),
 ]
 
 # Tunables with sensible production defaults; tests shorten the delays.
@@ -46,6 +50,14 @@ _NUMERIC: list[tuple[str, str, float]] = [
     ("BANNER_POLL", "BROADCASTER_BANNER_POLL", 30),
     ("BANNER_ALL_CLEAR_SECONDS", "BROADCASTER_BANNER_ALL_CLEAR_SECONDS", 3600),
     ("MAX_IMPORT_BYTES", "BROADCASTER_MAX_IMPORT_BYTES", 256 * 1024 * 1024),
+    # Provider rates shared by all workers (requests/s); Twilio 0 = 1 for a long code, 10
+    # for a messaging service. Breaker: transient failures in a row → down for COOLOFF s.
+    ("TWILIO_RATE", "BROADCASTER_TWILIO_RATE", 0),
+    ("SENDGRID_RATE", "BROADCASTER_SENDGRID_RATE", 10),
+    ("MASTODON_RATE", "BROADCASTER_MASTODON_RATE", 1),
+    ("BLUESKY_RATE", "BROADCASTER_BLUESKY_RATE", 0.4),
+    ("BREAKER_THRESHOLD", "BROADCASTER_BREAKER_THRESHOLD", 5),
+    ("BREAKER_COOLOFF", "BROADCASTER_BREAKER_COOLOFF", 60),
 ]
 
 

@@ -40,6 +40,13 @@ def cacheable(body: bytes, mimetype: str, max_age: int) -> Response:
     return response.make_conditional(request)
 
 
+def html_safe_json(data: Any) -> bytes:
+    """JSON with ``<``, ``>`` and ``&`` as \\u escapes: identical once parsed, but no
+    announcement text can close a ``<script>`` or open a tag if a page inlines it."""
+    text = json.dumps(data)
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026").encode()
+
+
 @bp.get("/banner.json")
 def banner_json() -> Response:
     """The active banners for ``?audience=`` (default: all) in ``?lang=``."""
@@ -56,9 +63,7 @@ def banner_json() -> Response:
         "status_url": svc.renderer.status_url,
         "locale": locale,
     }
-    return cacheable(
-        json.dumps(body).encode(), "application/json", int(svc.config["BANNER_MAX_AGE"])
-    )
+    return cacheable(html_safe_json(body), "application/json", int(svc.config["BANNER_MAX_AGE"]))
 
 
 @bp.get("/banner.js")
@@ -98,7 +103,7 @@ def status_page() -> Response:
 def status_json() -> Response:
     """The status page's data for machines."""
     svc = services()
-    body = json.dumps(_status_data(svc, locale_of(svc))).encode()
+    body = html_safe_json(_status_data(svc, locale_of(svc)))
     return cacheable(body, "application/json", int(svc.config["BANNER_MAX_AGE"]))
 
 

@@ -43,6 +43,9 @@ SEVERITY_COLOURS = {
 
 _WHITESPACE = re.compile(r"\s+")
 _PARAGRAPH = re.compile(r"\n[ \t]*\n")
+# C0/C1 control characters left after whitespace is collapsed (ESC, NUL, BEL…): a header
+# value may not carry them, and no reader wants them.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 @dataclass
@@ -163,7 +166,7 @@ class Renderer:
         if channel == "email":
             return self._email(announcement, ctx, language)
         if channel == "sms":
-            return self._sms(ctx, language)
+            return self._sms(announcement, ctx, language)
         if channel in segments.SOCIAL_LIMITS:
             post, length, cut = segments.fit_social(
                 one_line(self._template("social/post.txt", ctx)), self.status_url, channel
@@ -187,7 +190,7 @@ class Renderer:
         # title is shortened, so a long unbroken title is cut inside rather than dropped.
         prefix = one_line(self.plan.organisation) + ": "
         title, cut = segments.shorten(
-            one_line(ctx["title"]), lambda s: len(prefix) + len(s) <= SUBJECT_MAX
+            _CONTROL.sub("", one_line(ctx["title"])), lambda s: len(prefix) + len(s) <= SUBJECT_MAX
         )
         subject = prefix + title
         content = {
@@ -202,14 +205,16 @@ class Renderer:
             {"subject_length": len(subject), "subject_limit": SUBJECT_MAX, "cut": cut},
         )
 
-    def _sms(self, ctx: dict[str, Any], language: str) -> Rendering:
+    def _sms(self, announcement: dict[str, Any], ctx: dict[str, Any], language: str) -> Rendering:
         head = one_line(self._template("sms/head.txt", ctx)) + " "
         tail = " " + one_line(self._template("sms/tail.txt", ctx))
         text, cost, cut = segments.fit_sms(
             head, one_line(ctx["body"]), tail, self.plan.sms_max_segments
         )
         return Rendering(
-            {"text": text},
+            # The id travels with the message, as for email, so the SMS channel can ask
+            # Twilio for a status callback that names the delivery.
+            {"text": text, "announcement_id": announcement["id"]},
             language,
             {
                 "encoding": cost.encoding,

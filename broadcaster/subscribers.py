@@ -251,6 +251,11 @@ class SubscriberStore:
         )
         return {**person, "opt_outs": sorted(current)}
 
+    def find_by_contact(self, kind: str, value: str) -> str | None:
+        """The id of the subscriber with this ``email``/``phone``/``ext`` (as stored), or None."""
+        found = self.r.hget(INDEX_KEY, f"{kind}:{value}")
+        return found.decode() if found else None
+
     def erase(self, subscriber_id: str) -> bool:
         """Erase a person's contact data everywhere; deliveries keep only the bare id."""
         person = self.get(subscriber_id)

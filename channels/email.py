@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 import urllib.error
 from collections.abc import Mapping
 from typing import Any, ClassVar
@@ -16,6 +17,7 @@ from typing import Any, ClassVar
 import python_http_client.exceptions as http_errors
 from sendgrid import SendGridAPIClient
 
+from broadcaster.metrics import Meter
 from channels import outbox
 from channels.base import (
     UNSUBSCRIBE_PLACEHOLDER,
@@ -43,6 +45,7 @@ class EmailChannel:
         api_key = config.get("SENDGRID_API_KEY")
         self.transport = "sendgrid" if api_key else "outbox"
         self.client: SendGridAPIClient | None = None
+        self.meter = Meter.from_config(config)
         if api_key:
             self.client = SendGridAPIClient(
                 api_key=str(api_key), host=str(config["SENDGRID_BASE_URL"]).rstrip("/")
@@ -106,12 +109,20 @@ class EmailChannel:
         if first.get("announcement_id"):
             payload["custom_args"] = {"announcement_id": first["announcement_id"]}
         assert self.client is not None
+        started = time.perf_counter()
         try:
             response = self.client.send(payload)
         except http_errors.HTTPError as exc:
-            raise _classify(exc) from exc
+            self.meter.call("sendgrid", time.perf_counter() - started, int(exc.status_code))
+            error = _classify(exc)
+            transient = isinstance(error, TransientDeliveryError)
+            self.meter.error("sendgrid", "transient" if transient else "permanent")
+            raise error from exc
         except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
+            self.meter.call("sendgrid", time.perf_counter() - started)
+            self.meter.error("sendgrid", "transient")
             raise TransientDeliveryError(f"sendgrid unreachable: {exc}") from exc
+        self.meter.call("sendgrid", time.perf_counter() - started, response.status_code)
         headers = response.headers
         return headers.get("X-Message-Id") if headers is not None else None
 
@@ -139,6 +150,12 @@ def _classify(exc: http_errors.HTTPError) -> Exception:
     headers = exc.headers or {}
     if status == 429 or status >= 500 or status in (401, 403):
         retry_after = parse_retry_after(headers.get("Retry-After"))
+        if retry_after is None and headers.get("X-RateLimit-Reset"):
+            # SendGrid's own 429 names the epoch second its limit resets, not a delay.
+            try:
+                retry_after = max(0.0, float(headers["X-RateLimit-Reset"]) - time.time())
+            except ValueError:
+                retry_after = None
         return TransientDeliveryError(f"sendgrid HTTP {status}: {body[:300]}", retry_after)
     return PermanentDeliveryError(body)
 

@@ -25,6 +25,7 @@ from mastodon.errors import (
     MastodonRatelimitError,
 )
 
+from broadcaster.metrics import Meter
 from channels import outbox
 from channels.base import (
     ChannelConfigError,
@@ -77,6 +78,7 @@ class MastodonChannel:
         # The SDK's exceptions drop the response headers (X-RateLimit-Reset, Retry-After);
         # a response hook keeps the last ones per thread, where the error handler finds them.
         self._last = threading.local()
+        self.meter = Meter.from_config(config)
         if token:
             session = requests.Session()
             session.hooks["response"].append(self._remember)
@@ -127,8 +129,9 @@ class MastodonChannel:
         )
 
     def _remember(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
-        """requests response hook: keep this thread's last response headers."""
+        """requests response hook: keep this thread's last response headers (and time it)."""
         self._last.headers = response.headers
+        self.meter.call("mastodon", response.elapsed.total_seconds(), response.status_code)
 
     def _classify(self, exc: MastodonError) -> DeliveryError:
         headers = getattr(self._last, "headers", None) or {}

@@ -5,9 +5,11 @@ Without an account SID and auth token the channel uses the outbox transport.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, ClassVar
+from urllib.parse import urlencode
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -16,6 +18,7 @@ from twilio.http.http_client import TwilioHttpClient
 from twilio.http.response import Response
 from twilio.rest import Client
 
+from broadcaster.metrics import Meter
 from channels import outbox
 from channels.base import (
     ChannelConfigError,
@@ -36,19 +39,25 @@ class _HttpClient(TwilioHttpClient):
     we raise our own transient error here, where the headers are still at hand.
     """
 
-    def __init__(self, timeout: float, pool_size: int) -> None:
+    def __init__(self, timeout: float, pool_size: int, meter: Meter) -> None:
         super().__init__(timeout=timeout)
+        self.meter = meter
         adapter = HTTPAdapter(pool_connections=pool_size, pool_maxsize=pool_size)
         self.session.mount("https://", adapter)
         self.session.mount("http://", adapter)
 
     def request(self, *args: Any, **kwargs: Any) -> Response:
+        started = time.perf_counter()
         try:
             response = super().request(*args, **kwargs)
         except requests.RequestException as exc:
+            self.meter.call("twilio", time.perf_counter() - started)
+            self.meter.error("twilio", "transient")
             raise TransientDeliveryError(f"twilio unreachable: {exc}") from exc
         status = response.status_code
+        self.meter.call("twilio", time.perf_counter() - started, status)
         if status == 429 or status >= 500:
+            self.meter.error("twilio", "transient")
             headers = response.headers or {}
             raise TransientDeliveryError(
                 f"twilio HTTP {status}: {str(response.text)[:300]}",
@@ -69,6 +78,11 @@ class SmsChannel:
         self.concurrency = int(config.get("SMS_CONCURRENCY", 16))
         self.client: Client | None = None
         self.sender: dict[str, str] = {}
+        # Twilio reports delivery here; the query string names the delivery (receipts.py).
+        self.status_callback = str(config.get("PUBLIC_URL") or "").rstrip("/") + (
+            "/hooks/twilio/status"
+        )
+        self.meter = Meter.from_config(config)
         if sid and not token:
             raise ChannelConfigError("sms: BROADCASTER_TWILIO_AUTH_TOKEN is not set")
         if token and not sid:
@@ -82,7 +96,9 @@ class SmsChannel:
                 raise ChannelConfigError(
                     "sms: set BROADCASTER_TWILIO_FROM or BROADCASTER_TWILIO_MESSAGING_SERVICE_SID"
                 )
-            http = _HttpClient(float(config.get("PROVIDER_TIMEOUT", 15)), self.concurrency)
+            http = _HttpClient(
+                float(config.get("PROVIDER_TIMEOUT", 15)), self.concurrency, self.meter
+            )
             self.client = Client(str(sid), str(token), http_client=http)
             # The base URL is a real feature (regional endpoints, egress proxies).
             self.client.api.base_url = str(config["TWILIO_BASE_URL"]).rstrip("/")
@@ -96,14 +112,21 @@ class SmsChannel:
 
     def _send_one(self, item: Outgoing) -> Result:
         assert self.client is not None
+        options = dict(self.sender)
+        announcement_id = item.content.get("announcement_id")
+        if announcement_id and self.status_callback.startswith("http"):
+            query = urlencode({"a": announcement_id, "s": item.subscriber_id})
+            options["status_callback"] = f"{self.status_callback}?{query}"
         try:
             try:
                 message = self.client.messages.create(
-                    to=item.to, body=item.content["text"], **self.sender
+                    to=item.to, body=item.content["text"], **options
                 )
             except TwilioRestException as exc:
                 raise _classify(exc) from exc
         except DeliveryError as exc:
+            if isinstance(exc, PermanentDeliveryError):
+                self.meter.error("twilio", "permanent")
             return result_for(item, exc)
         return Result(item.subscriber_id, "sent", provider_id=message.sid)
 

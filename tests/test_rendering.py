@@ -197,7 +197,7 @@ def test_sms_exact_text(
     expected: str,
 ) -> None:
     rendering = renderer.render("sms", announcement(translations=translations), audiences, locale)
-    assert rendering.content == {"text": expected}
+    assert rendering.content == {"text": expected, "announcement_id": "ann_1"}
     assert rendering.measures == {
         "encoding": "GSM-7",
         "segments": 1,

@@ -11,6 +11,7 @@ from broadcaster.announcements import NotFound
 from broadcaster.api import schemas
 from broadcaster.api.auth import require
 from broadcaster.brief import brief
+from broadcaster.inbound import replies
 from broadcaster.monitoring import events, incident_events
 from broadcaster.services import services
 
@@ -44,6 +45,7 @@ class Incident(MethodView):
             **incident,
             "timeline": store.timeline(incident_id),
             "monitoring": incident_events(services(), incident_id),
+            "replies": replies(services().redis, incident_id),
         }
 
 

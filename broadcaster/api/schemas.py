@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from typing import Any
 
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, validates_schema
@@ -18,15 +19,27 @@ def not_blank(value: str) -> None:
         raise ValidationError("must not be blank")
 
 
+def one_line(text: str) -> None:
+    """A title is one line: CR/LF would let it inject an email header or break a layout."""
+    bad = next((ch for ch in text if unicodedata.category(ch) in ("Cc", "Zl", "Zp")), None)
+    if bad is not None:
+        raise ValidationError(
+            f"must be one line: no line breaks or control characters (found U+{ord(bad):04X})"
+        )
+
+
+TITLE = [validate.Length(min=1, max=200), one_line]
+
+
 class TranslationSchema(Schema):
-    title = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    title = fields.String(required=True, validate=TITLE)
     body = fields.String(required=True, validate=validate.Length(min=1))
 
 
 class AnnouncementIn(Schema):
     """A new announcement: what happened, for whom, on which channels."""
 
-    title = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    title = fields.String(required=True, validate=TITLE)
     body = fields.String(required=True, validate=validate.Length(min=1))
     severity = fields.String(required=True, validate=validate.OneOf(SEVERITIES))
     status = fields.String(load_default="investigating", validate=validate.OneOf(STATUSES))
@@ -135,7 +148,10 @@ class AuditArgs(Schema):
     action = fields.String(load_default=None, validate=validate.OneOf(audit.ACTIONS))
     before = fields.String(
         load_default=None,
-        validate=validate.Regexp(r"^\d+-\d+$", error="a stream id such as 1700000000000-0"),
+        # Both parts fit Redis' unsigned 64-bit ids, and nothing precedes 0-0 (Redis refuses).
+        validate=validate.Regexp(
+            r"^[1-9]\d{0,18}-\d{1,19}$", error="a stream id such as 1700000000000-0"
+        ),
         metadata={"description": "the `id` of the last entry of the previous page"},
     )
     limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=500))
@@ -161,7 +177,8 @@ class PageArgs(Schema):
     class Meta:
         unknown = EXCLUDE
 
-    page = fields.Integer(load_default=1, validate=validate.Range(min=1))
+    # Capped so the offset stays a 64-bit integer: Redis refuses anything larger (a 500).
+    page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=1_000_000))
     per_page = fields.Integer(load_default=100, validate=validate.Range(min=1, max=1000))
 
 
@@ -179,6 +196,12 @@ class DeliveryOut(Schema):
     error = fields.String(allow_none=True)
     message = fields.Dict(
         allow_none=True, metadata={"description": "rendered message (outbox transport)"}
+    )
+    fallback = fields.String(
+        allow_none=True, metadata={"description": "the channel used instead (SMS failed for good)"}
+    )
+    fallback_from = fields.String(
+        allow_none=True, metadata={"description": "the channel this delivery stands in for"}
     )
     updated_at = fields.Float(allow_none=True)
 
@@ -205,10 +228,25 @@ class IncidentSummary(Schema):
     resolved_at = fields.Float(allow_none=True)
 
 
+class ReplyOut(Schema):
+    at = fields.Float()
+    from_ = fields.String(
+        attribute="from", data_key="from", metadata={"description": "the phone number, masked"}
+    )
+    subscriber_id = fields.String()
+    announcement_id = fields.String(metadata={"description": "the message it answers"})
+    body = fields.String()
+    provider_id = fields.String(allow_none=True)
+
+
 class IncidentOut(IncidentSummary):
     timeline = fields.List(fields.Nested(TimelineEntry))
     monitoring = fields.List(
         fields.Dict(), metadata={"description": "events that opened, updated or resolved it"}
+    )
+    replies = fields.List(
+        fields.Nested(ReplyOut),
+        metadata={"description": "customers' SMS replies, oldest first (the latest 1,000)"},
     )
 
 
