@@ -95,6 +95,9 @@ def make_app(
             "PLAN": None,
             "RETRY_BACKOFF": 0,  # retry at once unless the provider says Retry-After
             "PROVIDER_TIMEOUT": 5,
+            # Pacing has its own tests (test_ratelimit.py): elsewhere it must not slow tests.
+            "TWILIO_RATE": 1000,
+            "SENDGRID_RATE": 1000,
             **provider_settings(*providers),
             **overrides,
         }
@@ -193,3 +196,65 @@ def bluesky(bluesky_server: FakeBluesky) -> Iterator[FakeBluesky]:
     bluesky_server.reset()
     yield bluesky_server
     assert bluesky_server.violations == []
+
+
+PASSWORD = "correct horse battery staple"
+# One person per role, plus a second approver (four eyes need two).
+PEOPLE = {
+    "helpdesk": ("hanna@acme.example", "Hanna Helpdesk"),
+    "approver": ("arne@acme.example", "Arne Approver"),
+    "approver2": ("bo@acme.example", "Bo Approver"),
+    "admin": ("ada@acme.example", "Ada Admin"),
+}
+
+
+_people_snapshot: dict[str, bytes] = {}
+
+
+@pytest.fixture
+def people(r: redis.Redis) -> dict[str, Any]:
+    """Admin-page users per role (password PASSWORD), keyed like ``tokens``.
+
+    Made with ``create_user`` once per session, then restored from a Redis DUMP: an argon2
+    hash costs most of a second by design, four per test would dominate the admin tests.
+    """
+    from broadcaster.users import USERS_KEY, create_user, get_user
+
+    if not _people_snapshot:
+        for key, (email, name) in PEOPLE.items():
+            create_user(r, email, name, key.rstrip("2"), PASSWORD)
+        for name in [f"bc:user:{email}" for email, _ in PEOPLE.values()] + [USERS_KEY]:
+            _people_snapshot[name] = r.dump(name)
+    else:
+        for name, value in _people_snapshot.items():
+            r.restore(name, 0, value, replace=True)
+    return {key: get_user(r, email) for key, (email, _) in PEOPLE.items()}
+
+
+def csrf_token(client: FlaskClient, path: str = "/admin/signin") -> str:
+    """The CSRF token a page carries in ``<meta name="csrf-token">``."""
+    import re
+
+    html = client.get(path).get_data(as_text=True)
+    found = re.search(r'name="csrf-token" content="([^"]+)"', html)
+    assert found, f"no CSRF token on {path}"
+    return found.group(1)
+
+
+def sign_in(client: FlaskClient, email: str, password: str = PASSWORD) -> str:
+    """Sign in through the real form; returns the CSRF token to post with afterwards.
+
+    The token rotates at sign-in (a fresh session), so it is read again from a page.
+    """
+    answer = client.post(
+        "/admin/signin",
+        data={"email": email, "password": password, "csrf_token": csrf_token(client)},
+    )
+    assert answer.status_code == 302, answer.get_data(as_text=True)
+    return csrf_token(client, "/admin/")
+
+
+@pytest.fixture
+def signed_in() -> Callable[..., str]:
+    """``signed_in(client, email)``: sign in through the form, get the CSRF token back."""
+    return sign_in

@@ -6,7 +6,17 @@ from datetime import timedelta
 
 from flask import Flask
 
-from broadcaster.admin import home, signin  # noqa: F401  (modules register their routes)
+from broadcaster.admin import (  # noqa: F401  (modules register their routes)
+    approvals,
+    audit_log,
+    compose,
+    home,
+    incidents,
+    monitoring,
+    people,
+    signin,
+    users,
+)
 from broadcaster.admin.blueprint import bp
 from broadcaster.admin.sessions import LIFETIME_SECONDS
 

@@ -38,6 +38,13 @@ def when(timestamp: float | None) -> str:
 # (endpoint, label, permission) of the pages in the top navigation, in order.
 NAV: list[tuple[str, str, str]] = [
     ("admin.home", "Now", "read"),
+    ("admin.compose", "Compose", "draft"),
+    ("admin.incidents", "Incidents", "read"),
+    ("admin.approvals", "Approvals", "read"),
+    ("admin.subscribers", "Subscribers", "subscribers"),
+    ("admin.monitoring", "Monitoring", "read"),
+    ("admin.audit_log", "Audit", "audit"),
+    ("admin.users", "Users", "users"),
 ]
 
 
