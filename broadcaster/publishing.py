@@ -11,11 +11,17 @@ import json
 import logging
 from typing import Any
 
-from broadcaster import queues
+from broadcaster import pacing, queues
 from broadcaster.brief import reply
 from broadcaster.ledger import Ledger
 from broadcaster.services import Services, services
-from channels.base import DeliveryError, PermanentDeliveryError, PublicPost, TransientDeliveryError
+from channels.base import (
+    DeliveryError,
+    PermanentDeliveryError,
+    PublicPost,
+    Result,
+    TransientDeliveryError,
+)
 
 log = logging.getLogger(__name__)
 
@@ -83,14 +89,32 @@ def public_job(announcement_id: str, channel: str, place: str, attempt: int = 1)
         ledger.release(channel, [place])
         queues.enqueue_public(svc.redis, announcement_id, channel, place, attempt, delay=2)
         return "waiting for the thread"
+    # A network's budget is shared by every worker: wait for our slot, or come back later
+    # when the network paused us (429) or is marked down, without spending an attempt.
+    gate = (
+        pacing.gate_for(svc.redis, svc.networks[place].transport, svc.config)
+        if channel == "social"
+        else None
+    )
+    later = gate.wait_turn(float(svc.config.get("PROVIDER_WAIT_INLINE", 10))) if gate else 0.0
+    if later:
+        svc.redis.delete(lock)
+        ledger.release(channel, [place])
+        queues.enqueue_public(svc.redis, announcement_id, channel, place, attempt, delay=later)
+        return f"waiting {later:.0f}s for {place}"
     try:
         result = _publish(svc, announcement, channel, place)
     except DeliveryError as exc:
+        if gate:
+            outcome = "retry" if isinstance(exc, TransientDeliveryError) else "failed"
+            gate.observe([Result(place, outcome, retry_after=exc.retry_after)])
         _failed(svc, ledger, announcement_id, channel, place, attempt, exc)
         return f"error: {exc.reason}"
     finally:
         if channel == "social":
             svc.redis.delete(lock)
+    if gate:
+        gate.observe([Result(place, "sent")])
     ledger.note(
         channel,
         {

@@ -98,6 +98,8 @@ def make_app(
             # Pacing has its own tests (test_ratelimit.py): elsewhere it must not slow tests.
             "TWILIO_RATE": 1000,
             "SENDGRID_RATE": 1000,
+            "MASTODON_RATE": 1000,
+            "BLUESKY_RATE": 1000,
             **provider_settings(*providers),
             **overrides,
         }

@@ -257,3 +257,32 @@ def test_rate_limited_network_retries_later_without_holding_up_email(
         if r["subscriber_id"] == "mastodon"
     ]
     assert record["state"] == "sent" and record["attempts"] == 2
+
+
+def test_social_posts_keep_to_the_networks_shared_rate(make_app, tokens, mastodon, bluesky):
+    """Mastodon at 2 posts/s: four incidents posted at once leave at least 0.5 s apart."""
+    app = make_app(
+        MASTODON_BASE_URL=mastodon.url,
+        MASTODON_ACCESS_TOKEN=mastodon.TOKEN,
+        MASTODON_RATE=2,
+    )
+    client = app.test_client()
+    for n in range(4):
+        body = {
+            "title": f"Outage {n}",
+            "body": "Card payments fail.",
+            "severity": "minor",
+            "audiences": ["consumers"],
+            "channels": ["social"],
+        }
+        answer = client.post("/api/v1/announcements", json=body, headers=tokens["admin"])
+        assert answer.status_code == 202
+    drain(app)
+    posted = [
+        req["at"]
+        for req in mastodon.requests
+        if req["path"] == "/api/v1/statuses" and req["status"] == 200
+    ]
+    assert len(posted) == 4 and len(mastodon.posts) == 4
+    gaps = [later - earlier for earlier, later in zip(posted, posted[1:], strict=False)]
+    assert min(gaps) >= 0.45, f"posts {gaps} apart at a limit of 2/s"
