@@ -162,6 +162,8 @@ class Processor:
             self.svc.redis.hset(group, mapping=state)
             self.svc.redis.expire(group, 90 * 86400)
         result["matched"] = True
+        # Kept with the event: the plan may change later, the rule that acted may not.
+        result["rule"] = self.monitoring.describe(rule)
         if result.get("incident_id"):
             self._note(result["incident_id"], event, result["outcome"])
         return result

@@ -68,6 +68,18 @@ class Monitoring:
         """The first rule that matches, in plan order."""
         return next((rule for rule in self.rules if rule.matches(labels)), None)
 
+    def describe(self, rule: MonitoringRule) -> str:
+        """How people see a rule: "rule 2: severity=critical service~pay.* → consumers; …"."""
+        parts = [f"{k}={v}" for k, v in rule.match.items()]
+        parts += [f"{k}~{v}" for k, v in rule.match_re.items()]
+        what = (
+            f"holding statement {rule.holding_statement}"
+            if rule.holding_statement and not rule.draft
+            else "a draft for approval"
+        )
+        number = self.rules.index(rule) + 1
+        return f"rule {number}: {' '.join(parts) or 'any'} → {', '.join(rule.audiences)}; {what}"
+
 
 def _minutes(check: Any, table: dict[str, Any], key: str, default: int) -> int:
     value = table.get(key, default)

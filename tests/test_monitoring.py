@@ -204,6 +204,9 @@ def test_grafana_payload(app, client, tokens, people, providers):
     assert result["outcome"] == "opened"
     drain(app)
     assert len(providers[1].accepted()) == 3
+    # The event keeps which rule acted, as it was then (the plan may change later).
+    [event] = client.get("/api/v1/hooks/events", headers=tokens["admin"]).get_json()["items"]
+    assert event["rule"].startswith("rule 1: severity=critical service=payments")
 
 
 def test_alerts_matching_no_rule_are_recorded_not_broadcast(client, tokens, providers):
