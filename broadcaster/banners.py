@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,6 +19,10 @@ from broadcaster.services import Services
 
 SEVERITY_ORDER = {"critical": 0, "major": 1, "minor": 2, "info": 3}
 ALL_AUDIENCES = ""
+# More than a handful of banners helps nobody; the status page lists every incident.
+MAX_BANNERS = 5
+_DIRTY_KEY = "bc:banner:dirty"
+_REFRESH_LOCK = "bc:banner:refreshing"
 
 
 def banner_key(audience: str, locale: str) -> str:
@@ -30,20 +35,43 @@ def iso(ts: float) -> str:
 
 def _banner_incidents(svc: Services) -> list[tuple[dict[str, Any], list[dict[str, Any]]]]:
     """(incident, its published timeline) for every incident that may show on the banner."""
-    store = svc.announcements
     now = time.time()
     keep = float(svc.config["BANNER_ALL_CLEAR_SECONDS"])
+    ids = sorted(raw.decode() for raw in svc.redis.smembers(ACTIVE_KEY))
     found = []
-    for raw in svc.redis.smembers(ACTIVE_KEY):
-        incident_id = raw.decode()
-        incident = store.get_incident(incident_id)
+    for incident, timeline in svc.announcements.with_timelines(ids):
         if incident.get("resolved_at") and now - incident["resolved_at"] > keep:
-            svc.redis.srem(ACTIVE_KEY, incident_id)  # the all-clear has had its time
+            svc.redis.srem(ACTIVE_KEY, incident["id"])  # the all-clear has had its time
             continue
-        published = [a for a in store.timeline(incident_id) if a["state"] == "published"]
+        published = [a for a in timeline if a["state"] == "published"]
         if any("banner" in a["channels"] for a in published):
             found.append((incident, published))
     return found
+
+
+def _ranked(
+    audience: str, incidents: list[tuple[dict[str, Any], list[dict[str, Any]]]]
+) -> list[tuple[dict[str, Any], dict[str, Any], list[str]]]:
+    """(incident, latest announcement, banner audiences) one audience sees, most pressing first.
+
+    Open before all-clear, then by severity, then the latest update first; at most
+    ``MAX_BANNERS``, so a storm of incidents costs a bounded number of renderings.
+    """
+    candidates = []
+    for incident, published in incidents:
+        with_banner = [a for a in published if "banner" in a["channels"]]
+        audiences = sorted({name for a in with_banner for name in a["audiences"]})
+        if audience and audience not in audiences:
+            continue
+        latest = published[-1]
+        rank = (
+            bool(incident.get("resolved_at")),
+            SEVERITY_ORDER[incident["severity"]],
+            -latest["published_at"],
+        )
+        candidates.append((rank, incident, latest, audiences))
+    candidates.sort(key=lambda item: item[0])
+    return [(inc, latest, auds) for _, inc, latest, auds in candidates[:MAX_BANNERS]]
 
 
 def build(
@@ -53,45 +81,54 @@ def build(
     incidents: list[tuple[dict[str, Any], list[dict[str, Any]]]],
 ) -> list[dict[str, Any]]:
     """The banners one audience sees in one locale, most severe first."""
-    ranked = []
     keep = float(svc.config["BANNER_ALL_CLEAR_SECONDS"])
-    for incident, published in incidents:
-        with_banner = [a for a in published if "banner" in a["channels"]]
-        audiences = sorted({name for a in with_banner for name in a["audiences"]})
-        if audience and audience not in audiences:
-            continue
-        latest = published[-1]
-        rendering = svc.renderer.render(
-            "banner", latest, [audience] if audience else audiences, locale
-        )
+    banners = []
+    for incident, latest, audiences in _ranked(audience, incidents):
+        shown_to = [audience] if audience else audiences
+        rendering = svc.renderer.render("banner", latest, shown_to, locale)
         resolved_at = incident.get("resolved_at")
-        rank = (bool(resolved_at), SEVERITY_ORDER[incident["severity"]], -latest["published_at"])
-        ranked.append(
-            (
-                rank,
-                {
-                    "incident_id": incident["id"],
-                    "announcement_id": latest["id"],
-                    "key": f"{incident['id']}:{latest['id']}",  # changes with every update: re-show
-                    "severity": incident["severity"],
-                    "status": incident["status"],
-                    "all_clear": bool(resolved_at),
-                    "title": rendering.content["title"],
-                    "text": rendering.content["text"],
-                    "updated_at": iso(latest["published_at"]),
-                    "expires_at": iso(resolved_at + keep) if resolved_at else None,
-                    "link": f"{svc.renderer.status_url}?lang={rendering.locale}#{incident['id']}",
-                    "locale": rendering.locale,
-                    "routes": routes_for(svc.plan, [audience] if audience else audiences, locale),
-                },
-            )
+        banners.append(
+            {
+                "incident_id": incident["id"],
+                "announcement_id": latest["id"],
+                "key": f"{incident['id']}:{latest['id']}",  # changes with every update: re-show
+                "severity": incident["severity"],
+                "status": incident["status"],
+                "all_clear": bool(resolved_at),
+                "title": rendering.content["title"],
+                "text": rendering.content["text"],
+                "updated_at": iso(latest["published_at"]),
+                "expires_at": iso(resolved_at + keep) if resolved_at else None,
+                "link": f"{svc.renderer.status_url}?lang={rendering.locale}#{incident['id']}",
+                "locale": rendering.locale,
+                "routes": routes_for(svc.plan, shown_to, locale),
+            }
         )
-    ranked.sort(key=lambda pair: pair[0])
-    return [banner for _, banner in ranked]
+    return banners
 
 
 def refresh(svc: Services) -> None:
-    """Recompute every (audience, locale) banner value; called after each publish."""
+    """Bring every (audience, locale) banner value up to date; called after each publish.
+
+    Single-flight: while one process recomputes, others only mark the banners dirty and
+    return, and the one recomputing goes round again until nothing is dirty. A burst of
+    publishes costs a few recomputations, not one each, and nobody's change is missed.
+    """
+    r = svc.redis
+    r.set(_DIRTY_KEY, 1)
+    while r.exists(_DIRTY_KEY):
+        token = uuid.uuid4().hex
+        if not r.set(_REFRESH_LOCK, token, nx=True, ex=30):
+            return  # the holder sees our dirty mark before it lets go
+        try:
+            while r.getdel(_DIRTY_KEY):
+                _recompute(svc)
+        finally:
+            if r.get(_REFRESH_LOCK) == token.encode():
+                r.delete(_REFRESH_LOCK)
+
+
+def _recompute(svc: Services) -> None:
     incidents = _banner_incidents(svc)  # read once, rendered for every audience and locale
     pipe = svc.redis.pipeline()
     for audience in (ALL_AUDIENCES, *svc.plan.audiences):

@@ -91,6 +91,33 @@ def test_most_severe_first_and_only_banner_announcements(client, tokens):
     assert titles == ["Gas leak", "Slow portal"]
 
 
+def test_a_storm_of_incidents_shows_the_five_most_pressing(client, tokens):
+    for n in range(6):
+        publish(client, tokens, title=f"Minor {n}", severity="minor")
+    publish(client, tokens, title="Gas leak", severity="critical")
+    titles = [b["title"] for b in client.get("/banner.json").get_json()["banners"]]
+    # Most severe first, then the latest update first; the status page lists the rest.
+    assert titles == ["Gas leak", "Minor 5", "Minor 4", "Minor 3", "Minor 2"]
+
+
+def test_concurrent_publishes_all_reach_the_banner(app, tokens, r):
+    """Refreshes are single-flight: a publish during another's refresh is not lost."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def post(n: int) -> None:
+        body = {**BASE, "title": f"Outage {n}"}
+        if n == 11:  # the one that must lead the banner, whenever its refresh ran
+            body.update(severity="critical", bypass_reason="test: no second person here")
+        answer = app.test_client().post("/api/v1/announcements", json=body, headers=tokens["admin"])
+        assert answer.status_code == 202
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(post, range(12)))
+    banners = app.test_client().get("/banner.json").get_json()["banners"]
+    assert banners[0]["title"] == "Outage 11" and len(banners) == 5
+    assert not r.exists("bc:banner:dirty") and not r.exists("bc:banner:refreshing")
+
+
 def test_resolved_incident_shows_all_clear_then_disappears(make_app, tokens):
     client = make_app(BANNER_ALL_CLEAR_SECONDS=2).test_client()
     created = publish(client, tokens)
