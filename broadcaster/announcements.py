@@ -24,6 +24,7 @@ from broadcaster.tokens import Principal
 ANNOUNCEMENTS_KEY = "bc:anns"
 INCIDENTS_KEY = "bc:incs"
 ACTIVE_KEY = "bc:incs:active"  # open incidents, and resolved ones still showing "all clear"
+BANNER_INCIDENTS_KEY = "bc:incs:banner"  # incidents with a published banner announcement
 PENDING_KEY = "bc:anns:pending"  # waiting for a second person, by creation time
 
 
@@ -303,6 +304,8 @@ class AnnouncementStore:
             pipe.set(_inc_key(incident["id"]), json.dumps(incident))
             if published:
                 pipe.sadd(ACTIVE_KEY, incident["id"])  # may show on the banner
+                if "banner" in announcement["channels"]:
+                    pipe.sadd(BANNER_INCIDENTS_KEY, incident["id"])
                 pipe.zrem(PENDING_KEY, announcement["id"])
             elif announcement["state"] == "pending_approval":
                 pipe.zadd(PENDING_KEY, {announcement["id"]: announcement["created_at"]})

@@ -13,7 +13,9 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from broadcaster.announcements import ACTIVE_KEY
+from flask import current_app, has_app_context
+
+from broadcaster.announcements import ACTIVE_KEY, BANNER_INCIDENTS_KEY
 from broadcaster.rendering import routes_for
 from broadcaster.services import Services
 
@@ -41,7 +43,9 @@ def _banner_incidents(svc: Services) -> list[tuple[dict[str, Any], list[dict[str
     found = []
     for incident, timeline in svc.announcements.with_timelines(ids):
         if incident.get("resolved_at") and now - incident["resolved_at"] > keep:
-            svc.redis.srem(ACTIVE_KEY, incident["id"])  # the all-clear has had its time
+            # The all-clear has had its time.
+            svc.redis.srem(ACTIVE_KEY, incident["id"])
+            svc.redis.srem(BANNER_INCIDENTS_KEY, incident["id"])
             continue
         published = [a for a in timeline if a["state"] == "published"]
         if any("banner" in a["channels"] for a in published):
@@ -107,6 +111,21 @@ def build(
     return banners
 
 
+def after_publish(svc: Services, announcement: dict[str, Any]) -> None:
+    """Refresh the banners at once if this publish changes them, before the fan-out.
+
+    Only announcements on the banner, or follow-ups of an incident that is on it (a
+    resolution without the banner channel still turns it into an all-clear), change it;
+    for the rest a publish costs no refresh at all.
+    """
+    if announcement["state"] != "published":
+        return
+    if "banner" in announcement["channels"] or svc.redis.sismember(
+        BANNER_INCIDENTS_KEY, announcement["incident_id"]
+    ):
+        refresh(svc)
+
+
 def refresh(svc: Services) -> None:
     """Bring every (audience, locale) banner value up to date; called after each publish.
 
@@ -129,6 +148,8 @@ def refresh(svc: Services) -> None:
 
 
 def _recompute(svc: Services) -> None:
+    if has_app_context():  # this process's copy of /banner.json is stale from now on
+        current_app.extensions.pop("banner_cache", None)
     incidents = _banner_incidents(svc)  # read once, rendered for every audience and locale
     pipe = svc.redis.pipeline()
     for audience in (ALL_AUDIENCES, *svc.plan.audiences):

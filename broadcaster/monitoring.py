@@ -273,7 +273,7 @@ class Processor:
         if announcement["state"] == "published":
             if set(channels) & set(PERSONAL):
                 self.svc.redis.set(_paced_key(announcement["incident_id"]), time.time())
-            banners.refresh(self.svc)
+            banners.after_publish(self.svc, announcement)
         return {
             "incident_id": announcement["incident_id"],
             "announcement_id": announcement["id"],

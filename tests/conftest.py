@@ -98,6 +98,7 @@ def make_app(
             # Pacing has its own tests (test_ratelimit.py): elsewhere it must not slow tests.
             "TWILIO_RATE": 1000,
             "SENDGRID_RATE": 1000,
+            "BANNER_PROCESS_CACHE": 0,  # tests read /banner.json right after publishing
             "MASTODON_RATE": 1000,
             "BLUESKY_RATE": 1000,
             **provider_settings(*providers),

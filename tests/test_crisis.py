@@ -177,6 +177,18 @@ def test_forged_or_expired_unsubscribe_links_are_refused(client, app, tokens):
     )
 
 
+def test_links_mailed_in_the_old_format_still_work_and_tampering_fails(app):
+    secret = app.config["SECRET_KEY"]
+    old = unsubscribe._serializer(secret).dumps({"s": "abc123", "c": "email"})
+    assert unsubscribe.read(secret, old) == {"s": "abc123", "c": "email"}
+    token = unsubscribe.link(secret, "http://x", "abc123", "sms").rsplit("/", 1)[1]
+    assert unsubscribe.read(secret, token) == {"s": "abc123", "c": "sms"}
+    someone_else = token.replace("abc123", "abc124", 1)
+    assert unsubscribe.read(secret, someone_else) is None
+    other_channel = token.replace(".sms.", ".email.", 1)
+    assert unsubscribe.read(secret, other_channel) is None
+
+
 def test_opt_out_api_and_opt_in(crisis, client, tokens, run_jobs, providers):
     _, twilio = providers
     _, ids = crisis

@@ -231,3 +231,40 @@ def test_agent_brief_in_every_language(client, tokens):
     assert (
         client.get("/api/v1/incidents/inc_nope/brief", headers=tokens["admin"]).status_code == 404
     )
+
+
+def test_publishes_off_the_banner_skip_the_refresh_but_follow_ups_do_not(client, tokens, r):
+    r.set("bc:banner::en", "[]")
+    r.set("bc:banner:dirty", "")  # nothing pending
+    email_only = publish(client, tokens, title="Invoices late", channels=["email"])
+    assert r.get("bc:banner::en") == b"[]", "an email-only publish left the banner alone"
+    on_banner = publish(client, tokens, title="Power outage")
+    assert [b["title"] for b in client.get("/banner.json").get_json()["banners"]] == [
+        "Power outage"
+    ]
+    # A resolution sent by email only still turns the banner into an all-clear.
+    publish(
+        client,
+        tokens,
+        incident_id=on_banner["incident_id"],
+        status="resolved",
+        channels=["email"],
+        title="Power is back",
+    )
+    [banner] = client.get("/banner.json").get_json()["banners"]
+    assert banner["all_clear"] is True
+    assert email_only["incident_id"] != on_banner["incident_id"]
+
+
+def test_each_web_process_keeps_the_banner_a_moment(make_app, tokens, r):
+    app = make_app(BANNER_PROCESS_CACHE=30)
+    client = app.test_client()
+    publish(client, tokens, title="Power outage")
+    first = client.get("/banner.json").get_json()["banners"]
+    # Another process refreshed Redis: this one keeps its copy for BANNER_PROCESS_CACHE…
+    r.set("bc:banner::en", "[]")
+    assert client.get("/banner.json").get_json()["banners"] == first
+    # …but its own publish makes it recompute and drop the copy at once.
+    publish(client, tokens, title="Gas leak", severity="minor")
+    titles = [b["title"] for b in client.get("/banner.json").get_json()["banners"]]
+    assert titles == ["Gas leak", "Power outage"]

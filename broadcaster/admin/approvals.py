@@ -72,7 +72,7 @@ def approve(announcement_id: str):  # type: ignore[no-untyped-def]
         abort(403, f"Not allowed: {exc}. Ask a colleague to approve it.")
     except StateConflict as exc:
         return _decided(exc)
-    banners.refresh(svc)
+    banners.after_publish(svc, approved)
     flash(f"Approved and published “{approved['title']}”.")
     return redirect(url_for("admin.incident", incident_id=approved["incident_id"]), 303)
 

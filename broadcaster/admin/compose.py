@@ -190,7 +190,7 @@ def compose():  # type: ignore[no-untyped-def]
                 status = 409
             else:
                 if announcement["state"] == "published":
-                    banners.refresh(svc)  # the website shows it now, not after the fan-out
+                    banners.after_publish(svc, announcement)
                     flash(f"Published “{announcement['title']}”.")
                 else:
                     flash(f"“{announcement['title']}” is waiting for approval by a second person.")

@@ -71,8 +71,7 @@ def _create(
         abort(422, message=f"{field}: {exc}", errors={field: [str(exc)]})
     except StateConflict as exc:
         abort(409, message=str(exc))
-    if announcement["state"] == "published":
-        banners.refresh(services())  # the website shows it now, not after the fan-out
+    banners.after_publish(services(), announcement)
     return announcement
 
 
@@ -149,7 +148,7 @@ class Approve(MethodView):
         load(announcement_id)
         try:
             approved = services().announcements.approve(announcement_id, principal, client_ip())
-            banners.refresh(services())
+            banners.after_publish(services(), approved)
             return with_counts(approved)
         except StateConflict as exc:
             abort(409, message=str(exc))
