@@ -10,32 +10,21 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
-import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from flask import Flask
-from werkzeug.serving import make_server
 
 from broadcaster.services import services
 from broadcaster.subscribers import import_rows
+from tests.browser import launch, serve, skip_without_chromium, stop
 from tests.conftest import PASSWORD, drain
 
-try:
-    from playwright.sync_api import Browser, Page, expect, sync_playwright
-except ImportError:  # pragma: no cover - depends on the environment
-    sync_playwright = None
+skip_without_chromium()
+from playwright.sync_api import Browser, Page, expect  # noqa: E402  (after the skip)
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-if sync_playwright is None:
-    pytest.skip("playwright is not installed (pip install playwright)", allow_module_level=True)
-if not CHROMIUM:
-    pytest.skip("no chromium or chromium-browser on PATH", allow_module_level=True)
-
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-sync"]
 SCREENSHOT = Path(__file__).resolve().parent.parent / "docs" / "compose.png"
 TITLE = "Card payments fail"
 BODY = "Card payments in shops fail since 09:10. Cash and the app still work. Next update 10:30."
@@ -61,28 +50,19 @@ PEOPLE_ROWS = [
 def live(make_app: Callable[..., Flask]) -> Iterator[tuple[str, Flask]]:
     """The app over real HTTP (threaded), PUBLIC_URL pointing at itself."""
     holder: dict[str, Flask] = {}
-    server = make_server("127.0.0.1", 0, lambda e, s: holder["app"](e, s), threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
+    server, thread = serve(lambda e, s: holder["app"](e, s))
     url = f"http://127.0.0.1:{server.port}"
     app = holder["app"] = make_app(PUBLIC_URL=url)
     with app.app_context():
         svc = services()
         import_rows(enumerate(PEOPLE_ROWS), svc.plan, svc.subscribers)
     yield url, app
-    server.shutdown()
-    server.server_close()
-    thread.join(5)
+    stop(server, thread)
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True
-        )
-        yield browser
-        browser.close()
+    yield from launch()
 
 
 @pytest.fixture

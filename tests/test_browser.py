@@ -7,8 +7,6 @@ another, so the embed runs cross-origin exactly as it would on a real website.
 from __future__ import annotations
 
 import json
-import shutil
-import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,27 +15,12 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from werkzeug.serving import BaseWSGIServer, make_server
 
-try:
-    from playwright.sync_api import Browser, Page, expect, sync_playwright
-except ImportError:  # pragma: no cover - depends on the environment
-    sync_playwright = None
+from tests.browser import launch, serve, skip_without_chromium, stop
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-if sync_playwright is None:
-    pytest.skip("playwright is not installed (pip install playwright)", allow_module_level=True)
-if not CHROMIUM:
-    pytest.skip("no chromium or chromium-browser on PATH", allow_module_level=True)
+skip_without_chromium()
+from playwright.sync_api import Browser, Page, expect  # noqa: E402  (after the skip)
 
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 EMBED = Path(__file__).resolve().parent.parent / "broadcaster" / "static" / "banner.js"
 BANNER = "[data-broadcaster-banner]"
 # Collects securitypolicyviolation events too: a second witness next to the console messages.
@@ -47,19 +30,6 @@ document.addEventListener('securitypolicyviolation', function (e) {
   window.__csp.push(e.violatedDirective + ' ' + e.blockedURI);
 });
 """
-
-
-def serve(wsgi: Callable[..., Any]) -> tuple[BaseWSGIServer, threading.Thread]:
-    server = make_server("127.0.0.1", 0, wsgi, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    return server, thread
-
-
-def stop(server: BaseWSGIServer, thread: threading.Thread) -> None:
-    server.shutdown()
-    server.server_close()
-    thread.join(5)
 
 
 @dataclass
@@ -160,12 +130,7 @@ def site(live: Live) -> Iterator[Site]:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True
-        )
-        yield browser
-        browser.close()
+    yield from launch()
 
 
 @dataclass
