@@ -1,0 +1,47 @@
+"""The scenarios of issue #8, by name; each takes ``Options`` and returns a ``Result``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from bench.report import Result
+
+
+@dataclass
+class Options:
+    """Command-line sizes; None means the scenario's default (the issue's size)."""
+
+    runs: int = 3
+    recipients: int | None = None
+    workers: int | None = None
+    requests: int | None = None  # api-accept: announcements posted; first-message: sequence
+    duration: float = 10.0  # banner-load: seconds per wrk run
+    baseline_budget: float = 10.0  # seconds the one-at-a-time baseline runs per run
+    keep: bool = False  # keep the temp dir (logs, ledgers) for a post-mortem
+
+
+def registry() -> dict[str, Callable[[Options], Result]]:
+    """Scenario name → function (imported here, so ``--help`` stays fast)."""
+    from bench.scenarios import banner, fanout, latency
+
+    return {
+        "fanout-email": fanout.fanout_email,
+        "fanout-sms": fanout.fanout_sms,
+        "first-message": latency.first_message,
+        "paced-sms": fanout.paced_sms,
+        "api-accept": latency.api_accept,
+        "banner-load": banner.banner_load,
+        "memory": fanout.memory,
+    }
+
+
+NAMES = (
+    "fanout-email",
+    "fanout-sms",
+    "first-message",
+    "paced-sms",
+    "api-accept",
+    "banner-load",
+    "memory",
+)
