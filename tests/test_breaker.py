@@ -68,3 +68,14 @@ def test_batches_wait_out_an_open_breaker_without_spending_attempts(make_app, to
     # The three that failed were tried twice; the five that waited spent no attempt.
     assert sorted(attempts.values()) == [1] * 5 + [2] * 3
     assert client.get("/readyz").get_json()["checks"]["providers"]["twilio"]["state"] == "closed"
+
+
+def test_the_admin_start_page_shows_a_provider_marked_down(client, r, people, signed_in):
+    signed_in(client, "hanna@acme.example")  # the helpdesk person of the `people` fixture
+    assert "Providers marked down" not in client.get("/admin/").get_data(as_text=True)
+    breaker = Breaker(r, "twilio", threshold=2, cooloff=60)
+    breaker.failure()
+    breaker.failure()
+    page = " ".join(client.get("/admin/").get_data(as_text=True).split())
+    assert "Providers marked down" in page
+    assert "<strong>twilio</strong> · open · 2 failures in a row · cool-off until" in page

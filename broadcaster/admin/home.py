@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import render_template
 
+from broadcaster import breaker
 from broadcaster.admin.blueprint import bp
 from broadcaster.admin.guard import signed_in
 from broadcaster.services import services
@@ -16,6 +17,15 @@ def home():  # type: ignore[no-untyped-def]
     store = services().announcements
     _, incidents = store.incidents(0, 20)
     open_incidents = [i for i in incidents if not i.get("resolved_at")]
+    # Providers marked down by the circuit breaker: their messages wait, people should know.
+    down = {
+        provider: state
+        for provider, state in breaker.status(services().redis).items()
+        if state["state"] != "closed"
+    }
     return render_template(
-        "admin/home.html", open_incidents=open_incidents, pending=store.pending()
+        "admin/home.html",
+        open_incidents=open_incidents,
+        pending=store.pending(),
+        providers_down=down,
     )
