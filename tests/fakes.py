@@ -53,6 +53,11 @@ class FakeProvider:
             def do_POST(self) -> None:  # noqa: N802 - http.server's naming
                 length = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(length)
+                if len(raw) < length:
+                    # The client died mid-request (a SIGKILLed worker): like a real provider,
+                    # act on nothing and record nothing — it is not the SDK's wire format.
+                    self.close_connection = True
+                    return
                 status, headers, body = provider.handle(self.path, dict(self.headers), raw)
                 payload = json.dumps(body).encode()
                 self.send_response(status)
