@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
+import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -25,6 +26,7 @@ from atproto_client.exceptions import (
 from atproto_client.models.common import XrpcError
 from atproto_core.exceptions import AtProtocolError
 
+from broadcaster.metrics import Meter
 from channels import outbox
 from channels.base import (
     ChannelConfigError,
@@ -93,6 +95,7 @@ class BlueskyChannel:
         self.client: Client | None = None
         self._account: tuple[str, str] | None = None  # (did, handle) of the current session
         self._login_lock = threading.Lock()
+        self.meter = Meter.from_config(config)
         if handle:
             timeout = float(config.get("PROVIDER_TIMEOUT", 15))
             self.client = Client(base_url=self.base_url, request=Request(timeout=timeout))
@@ -110,6 +113,7 @@ class BlueskyChannel:
             facets=link_facets(post.text, post.link) or None,
             reply=_reply_ref(post.reply_to),
         )
+        started, status = time.perf_counter(), None
         try:
             did, handle = self._logged_in()
             try:
@@ -121,10 +125,15 @@ class BlueskyChannel:
                 # that expired too or a session that was revoked.
                 did, handle = self._logged_in(fresh=True)
                 uri, cid, root = self._create(did, rkey, record)
+            status = 200
         except AtProtocolError as exc:
+            status = getattr(getattr(exc, "response", None), "status_code", None)
             raise self._classify(exc) from exc
         except httpx.HTTPError as exc:  # what the SDK does not wrap (e.g. a protocol error)
             raise TransientDeliveryError(f"bluesky unreachable: {exc!r}") from exc
+        finally:
+            # The SDK has no response hook: time the whole post (login included when needed).
+            self.meter.call("bluesky", time.perf_counter() - started, status)
         parent = {"uri": uri, "cid": cid}
         return PublishResult(
             provider_id=uri,

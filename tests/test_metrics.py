@@ -113,3 +113,30 @@ def test_breaker_state_is_exposed(client, r):
     for (provider, state), value in expected.items():
         key = ("broadcaster_breaker_state", (("provider", provider), ("state", state)))
         assert samples[key] == value
+
+
+def test_social_networks_are_timed_too(make_app, tokens, providers, mastodon, bluesky):
+    app = make_app(
+        MASTODON_BASE_URL=mastodon.url,
+        MASTODON_ACCESS_TOKEN=mastodon.TOKEN,
+        BLUESKY_BASE_URL=bluesky.url,
+        BLUESKY_HANDLE=bluesky.HANDLE,
+        BLUESKY_APP_PASSWORD=bluesky.APP_PASSWORD,
+    )
+    client = app.test_client()
+    body = {**ANNOUNCEMENT, "channels": ["social"]}
+    answer = client.post("/api/v1/announcements", json=body, headers=tokens["admin"])
+    assert answer.status_code == 202
+    bluesky.fail_next(
+        429,
+        headers={"ratelimit-remaining": "0", "ratelimit-reset": str(int(time.time()))},
+        body={"error": "RateLimitExceeded", "message": "Rate Limit Exceeded"},
+        endpoint="/xrpc/com.atproto.repo.createRecord",
+    )
+    drain(app)
+    after = scrape(client)
+    assert len(bluesky.posts) == 1 and len(mastodon.posts) == 1
+    # Two Bluesky posts were tried (one throttled), each timed once; one throttle counted.
+    assert after[("broadcaster_provider_latency_seconds_count", (("provider", "bluesky"),))] == 2
+    assert after[("broadcaster_provider_throttled_total", (("provider", "bluesky"),))] == 1
+    assert after[("broadcaster_provider_latency_seconds_count", (("provider", "mastodon"),))] >= 1
