@@ -2,24 +2,19 @@
 
 from __future__ import annotations
 
-import re
 import subprocess
 
 import pytest
 
 from broadcaster import audit, signin_limit
 from broadcaster.users import authenticate, create_user
+from tests.conftest import PASSWORD
+from tests.conftest import csrf_token as csrf
 from tests.processes import broadcaster_command, clean_env
-
-PASSWORD = "correct horse battery staple"
-
-
-def csrf(client, path="/admin/signin"):
-    html = client.get(path).get_data(as_text=True)
-    return re.search(r'name="csrf-token" content="([^"]+)"', html).group(1)
 
 
 def sign_in(client, email, password=PASSWORD, **kwargs):
+    """Post the sign-in form and return the answer, whatever it is (failures are tested)."""
     token = csrf(client)
     return client.post(
         "/admin/signin",
