@@ -68,10 +68,10 @@ class Breaker:
 
     def success(self) -> None:
         """The provider answered (even a permanent error is an answer): close the breaker."""
-        state = self.r.hget(self.key, "state")
+        state, failures = self.r.hmget(self.key, ["state", "failures"])
         if state is None or state == b"closed":
             # The common case: only reset the count, without a write when it is already 0.
-            if self.r.hget(self.key, "failures") not in (None, b"0"):
+            if failures not in (None, b"0"):
                 self.r.hset(self.key, "failures", 0)
             return
         self.r.hset(self.key, mapping={"state": "closed", "failures": 0, "probe": 0})

@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from typing import Any
 
 from broadcaster import metrics, pacing, publishing, queues, unsubscribe
@@ -179,9 +180,15 @@ def _units(
     announcement: dict[str, Any],
     sender: Any,
 ) -> list[list[str]]:
-    """The provider requests of a batch: one per SMS; one per rendering (≤ max) for email."""
+    """What is claimed, paced and recorded together.
+
+    Email: one provider request per rendering (≤ max personalizations). SMS: a *step* of
+    messages, one request each, sent concurrently; a step costs a handful of Redis round
+    trips (claim, rate reservation, record), not a handful per message.
+    """
     if channel != "email":
-        return [[sid] for sid in todo]
+        size = sms_steps(sender)[0]
+        return [todo[i : i + size] for i in range(0, len(todo), size)]
     groups: dict[tuple[str, tuple[str, ...]], list[str]] = {}
     for sid in todo:
         person = people[sid]
@@ -189,6 +196,19 @@ def _units(
         groups.setdefault((person["locale"], audiences), []).append(sid)
     size = int(getattr(sender, "max_batch", 1000))
     return [ids[i : i + size] for ids in groups.values() for i in range(0, len(ids), size)]
+
+
+# SMS steps a batch job works on at once: while one step waits for Twilio, the next is
+# being claimed and paced, and the last recorded. Together they hold SMS_CONCURRENCY claims
+# at most, so a crash re-sends no more than that.
+SMS_STEPS_IN_FLIGHT = 2
+
+
+def sms_steps(sender: Any) -> tuple[int, int]:
+    """(messages per SMS step, steps at once): SMS_CONCURRENCY requests in flight at most."""
+    concurrency = max(1, int(getattr(sender, "concurrency", 1)))
+    at_once = min(SMS_STEPS_IN_FLIGHT, concurrency)
+    return concurrency // at_once, at_once
 
 
 class _Run:
@@ -218,8 +238,8 @@ class _Run:
         self._inline_wait = float(svc.config.get("PROVIDER_WAIT_INLINE", INLINE_WAIT))
 
     def send_all(self, units: list[list[str]]) -> None:
-        """Send every unit; SMS units concurrently (one request per message)."""
-        workers = int(getattr(self.sender, "concurrency", 1)) if self.channel == "sms" else 1
+        """Send every unit; SMS steps a few at a time (each sends its messages concurrently)."""
+        workers = sms_steps(self.sender)[1] if self.channel == "sms" else 1
         if workers <= 1 or len(units) <= 1:
             for unit in units:
                 self._send(unit)
@@ -240,12 +260,17 @@ class _Run:
         try:
             # Render before taking a rate slot, so the request leaves right on its slot.
             batch = [self.outgoing(sid) for sid in claimed]
-            later = self.gate.wait_turn(self._inline_wait) if self.gate is not None else 0.0
+            n = 1 if self.channel == "email" else len(batch)  # provider requests
+            later = self.gate.wait_turn(self._inline_wait, n) if self.gate is not None else 0.0
             if later:
                 self.ledger.release(self.channel, claimed)
                 self._pausing.set()
                 self._defer(claimed, later)
                 return
+            if n > 1 and self.gate is not None and self.gate.spacing:
+                # One reservation for the step: each message leaves on its own slot.
+                first, spacing = time.monotonic(), self.gate.spacing
+                batch = [replace(m, not_before=first + i * spacing) for i, m in enumerate(batch)]
             results = self.sender.send(batch)
             if self.gate is not None:
                 self.gate.observe(results)

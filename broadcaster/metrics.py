@@ -18,6 +18,7 @@ import importlib
 import json
 import logging
 import time
+from collections import deque
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
@@ -104,39 +105,96 @@ def observe(r: redis.Redis | None, name: str, labels: Iterable[str], value: floa
     """Record one observation in histogram ``name`` (never raises)."""
     if r is None:
         return
-    buckets = HISTOGRAMS[name][3]
-    index = bisect.bisect_left(buckets, value)  # le semantics: value <= bucket bound
-    base = _field(name, labels)
     try:
         pipe = r.pipeline(transaction=False)
-        pipe.hincrby(HISTOGRAMS_KEY, f"{base}{_SEP}b{index}", 1)
-        pipe.hincrby(HISTOGRAMS_KEY, f"{base}{_SEP}count", 1)
-        pipe.hincrbyfloat(HISTOGRAMS_KEY, f"{base}{_SEP}sum", value)
+        _add(pipe, _observation(name, labels, value))
         pipe.execute()
     except redis.RedisError as exc:
         log.debug("metric %s not recorded: %s", name, exc)
 
 
-class Meter:
-    """What a channel needs to record provider calls; built from the app config."""
+# One metric write: (hash, field, amount).
+_Write = tuple[str, str, float]
 
-    def __init__(self, r: redis.Redis | None) -> None:
+
+def _observation(name: str, labels: Iterable[str], value: float) -> list[_Write]:
+    """The writes of one histogram observation: its bucket, the count and the sum."""
+    index = bisect.bisect_left(HISTOGRAMS[name][3], value)  # le semantics: value <= bound
+    base = _field(name, labels)
+    return [
+        (HISTOGRAMS_KEY, f"{base}{_SEP}b{index}", 1),
+        (HISTOGRAMS_KEY, f"{base}{_SEP}count", 1),
+        (HISTOGRAMS_KEY, f"{base}{_SEP}sum", value),
+    ]
+
+
+def _add(pipe: Any, writes: Iterable[_Write]) -> None:
+    for key, name, amount in writes:
+        if isinstance(amount, int):
+            pipe.hincrby(key, name, amount)
+        else:
+            pipe.hincrbyfloat(key, name, amount)
+
+
+class Meter:
+    """What a channel needs to record provider calls; built from the app config.
+
+    A *buffered* meter keeps its writes until ``flush()``: a channel sending hundreds of
+    requests a second then pays one Redis round trip per batch, not one per request.
+    """
+
+    def __init__(self, r: redis.Redis | None, buffered: bool = False) -> None:
         self.r = r
+        self._pending: deque[_Write] | None = deque() if buffered else None
 
     @classmethod
-    def from_config(cls, config: Mapping[str, Any]) -> Meter:
+    def from_config(cls, config: Mapping[str, Any], buffered: bool = False) -> Meter:
         """A meter on the configured Redis (a no-op meter without one)."""
         url = config.get("REDIS_URL")
-        return cls(redis.Redis.from_url(str(url), socket_timeout=2) if url else None)
+        client = redis.Redis.from_url(str(url), socket_timeout=2) if url else None
+        return cls(client, buffered)
 
     def call(self, provider: str, seconds: float, status: int | None = None) -> None:
         """One provider call took ``seconds``; HTTP ``status`` if it answered."""
-        observe(self.r, "provider_latency", [provider], seconds)
+        writes = _observation("provider_latency", [provider], seconds)
         if status == 429:
-            count(self.r, "throttled", provider)
+            writes.append((COUNTERS_KEY, _field("throttled", [provider]), 1))
+        self._write(writes)
 
     def error(self, provider: str, kind: str) -> None:
-        count(self.r, "provider_errors", provider, kind)
+        self._write([(COUNTERS_KEY, _field("provider_errors", [provider, kind]), 1)])
+
+    def flush(self) -> None:
+        """Send the buffered writes in one round trip (never raises)."""
+        if self._pending is None or self.r is None:
+            return
+        writes = []
+        while self._pending:  # deque.popleft is thread-safe: concurrent flushes split it
+            try:
+                writes.append(self._pending.popleft())
+            except IndexError:
+                break
+        if not writes:
+            return
+        try:
+            pipe = self.r.pipeline(transaction=False)
+            _add(pipe, writes)
+            pipe.execute()
+        except redis.RedisError as exc:
+            log.debug("%d metric writes not recorded: %s", len(writes), exc)
+
+    def _write(self, writes: list[_Write]) -> None:
+        if self.r is None:
+            return
+        if self._pending is not None:
+            self._pending.extend(writes)
+            return
+        try:
+            pipe = self.r.pipeline(transaction=False)
+            _add(pipe, writes)
+            pipe.execute()
+        except redis.RedisError as exc:
+            log.debug("metric writes not recorded: %s", exc)
 
 
 class _Timer:

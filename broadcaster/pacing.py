@@ -31,12 +31,19 @@ class Gate:
     limiter: Limiter | None
     breaker: Breaker
 
-    def wait_turn(self, max_wait: float, n: int = 1) -> float:
-        """Block until ``n`` requests may go; returns 0, or seconds to come back later.
+    @property
+    def spacing(self) -> float:
+        """Seconds between two requests at the provider's rate (0: not limited)."""
+        return 1.0 / self.limiter.rate if self.limiter is not None else 0.0
 
-        Waiting for the rate is always done here (that is the pacing); a pause or an open
-        breaker longer than ``max_wait`` is handed back so the batch can be rescheduled
-        instead of holding a worker.
+    def wait_turn(self, max_wait: float, n: int = 1) -> float:
+        """Block until the first of ``n`` requests may go; returns 0, or seconds to come back.
+
+        The ``n`` slots are reserved in one call; the others follow one every ``spacing``
+        seconds after the first (the caller sends them on those slots). Waiting for the rate
+        is always done here (that is the pacing); a pause or an open breaker longer than
+        ``max_wait`` is handed back so the batch can be rescheduled instead of holding a
+        worker.
         """
         while True:
             closed_in = self.breaker.allow()
@@ -54,6 +61,8 @@ class Gate:
                     return paused
                 time.sleep(max(paused, 0.01))
                 continue
+            # The reservation's wait is for its last slot; the first is (n - 1) slots earlier.
+            wait -= (n - 1) * self.spacing
             if wait > 0:
                 time.sleep(wait)
                 # A 429 may have paused the provider while we slept on our slot.

@@ -43,6 +43,9 @@ class Outgoing:
     to: str
     content: dict[str, str]  # email: subject/text/html; sms: text (shared by many recipients)
     personal: dict[str, str] = field(default_factory=dict)  # placeholder → value for this person
+    # time.monotonic() before which it must not leave: its slot in the provider's rate, when
+    # several messages were paced with one reservation (0: send at once).
+    not_before: float = 0.0
 
 
 @dataclass

@@ -5,17 +5,19 @@ Without an account SID and auth token the channel uses the outbox transport.
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, ClassVar
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
+import certifi
 import requests
-from requests.adapters import HTTPAdapter
+import urllib3
 from twilio.base.exceptions import TwilioRestException
-from twilio.http.http_client import TwilioHttpClient
+from twilio.http import HttpClient
 from twilio.http.response import Response
 from twilio.rest import Client
 
@@ -33,45 +35,72 @@ from channels.base import (
 )
 
 
-class _HttpClient(TwilioHttpClient):
-    """Twilio's HTTP client, with a pool sized for our concurrency and 429/5xx surfaced.
+class _HttpClient(HttpClient):
+    """The Twilio SDK's HTTP layer on one urllib3 pool, sized for our concurrency.
 
-    The SDK's exception drops the response headers, so a ``Retry-After`` would be lost;
-    we raise our own transient error here, where the headers are still at hand.
+    The SDK builds, signs and parses every request; only the transport is ours (the SDK's
+    ``http_client`` extension point). Its default client goes through ``requests``, which
+    re-encodes the form, merges settings and re-reads the environment per call: half of an
+    SMS's CPU in the benchmark. A 429/5xx becomes our transient error here, where the
+    ``Retry-After`` header is still at hand (the SDK's exception drops the headers).
     """
 
     def __init__(self, timeout: float, pool_size: int, meter: Meter, base_url: str) -> None:
-        super().__init__(timeout=timeout)
+        super().__init__(logging.getLogger("twilio.http_client"), is_async=False, timeout=timeout)
         self.meter = meter
-        adapter = HTTPAdapter(pool_connections=pool_size, pool_maxsize=pool_size)
-        self.session.mount("https://", adapter)
-        self.session.mount("http://", adapter)
-        # requests reads proxy and CA-bundle variables from the environment on every call,
-        # a tenth of an SMS's CPU in the benchmark: read them once here instead.
-        self.session.proxies.update(requests.utils.get_environ_proxies(base_url))
+        # Proxy and CA bundle as requests would take them from the environment, read once.
         bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
-        if bundle:
-            self.session.verify = bundle
-        self.session.trust_env = False
+        options: dict[str, Any] = {"maxsize": pool_size, "ca_certs": bundle or certifi.where()}
+        proxy = requests.utils.get_environ_proxies(base_url).get(urlsplit(base_url).scheme)
+        self.pool: urllib3.PoolManager = (
+            urllib3.ProxyManager(proxy, **options) if proxy else urllib3.PoolManager(**options)
+        )
 
-    def request(self, *args: Any, **kwargs: Any) -> Response:
+    def request(
+        self,
+        method: str,
+        url: str,
+        params: Mapping[str, Any] | None = None,
+        data: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+        auth: tuple[str, str] | None = None,
+        timeout: float | None = None,
+        allow_redirects: bool = False,
+    ) -> Response:
+        sent = dict(headers or {})
+        if auth:
+            sent["Authorization"] = urllib3.make_headers(basic_auth=":".join(auth))["authorization"]
+        body = None
+        if data:
+            body = urlencode(data, doseq=True)  # the SDK's lists (MediaUrl…) as repeated keys
+            sent["Content-Type"] = "application/x-www-form-urlencoded"
+        if params:
+            url = f"{url}?{urlencode(params, doseq=True)}"
         started = time.perf_counter()
         try:
-            response = super().request(*args, **kwargs)
-        except requests.RequestException as exc:
+            answer = self.pool.request(
+                method.upper(),
+                url,
+                body=body,
+                headers=sent,
+                timeout=timeout or self.timeout,
+                retries=False,  # a POST that may have gone is never resent blindly
+                redirect=allow_redirects,
+            )
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
             self.meter.call("twilio", time.perf_counter() - started)
             self.meter.error("twilio", "transient")
             raise TransientDeliveryError(f"twilio unreachable: {exc}") from exc
-        status = response.status_code
+        status = answer.status
         self.meter.call("twilio", time.perf_counter() - started, status)
+        text = answer.data.decode("utf-8", "replace")
         if status == 429 or status >= 500:
             self.meter.error("twilio", "transient")
-            headers = response.headers or {}
             raise TransientDeliveryError(
-                f"twilio HTTP {status}: {str(response.text)[:300]}",
-                parse_retry_after(headers.get("Retry-After")),
+                f"twilio HTTP {status}: {text[:300]}",
+                parse_retry_after(answer.headers.get("Retry-After")),
             )
-        return response
+        return Response(status, text, answer.headers)
 
 
 class SmsChannel:
@@ -90,7 +119,11 @@ class SmsChannel:
         self.status_callback = str(config.get("PUBLIC_URL") or "").rstrip("/") + (
             "/hooks/twilio/status"
         )
-        self.meter = Meter.from_config(config)
+        # Buffered: one Redis round trip of metrics per batch instead of one per message.
+        self.meter = Meter.from_config(config, buffered=True)
+        # After a 429 nobody in this process sends until its Retry-After has passed (the
+        # shared pause in Redis stops the other workers at their next reservation).
+        self._hold_until = 0.0
         if sid and not token:
             raise ChannelConfigError("sms: BROADCASTER_TWILIO_AUTH_TOKEN is not set")
         if token and not sid:
@@ -117,10 +150,19 @@ class SmsChannel:
         """Send every message concurrently; one Result per message, in order."""
         if self.client is None:
             return outbox.record(batch)
-        return list(self._pool.map(self._send_one, batch))
+        try:
+            return list(self._pool.map(self._send_one, batch))
+        finally:
+            self.meter.flush()
 
     def _send_one(self, item: Outgoing) -> Result:
         assert self.client is not None
+        time.sleep(max(0.0, item.not_before - time.monotonic()))  # its slot in the rate
+        held = self._hold_until - time.monotonic()
+        if held > 0:  # throttled while it waited for its slot: do not send into the 429
+            return Result(
+                item.subscriber_id, "retry", error="twilio is throttling (429)", retry_after=held
+            )
         options = dict(self.sender)
         announcement_id = item.content.get("announcement_id")
         if announcement_id and self.status_callback.startswith("http"):
@@ -136,6 +178,8 @@ class SmsChannel:
         except DeliveryError as exc:
             if isinstance(exc, PermanentDeliveryError):
                 self.meter.error("twilio", "permanent")
+            elif exc.retry_after:
+                self._hold_until = max(self._hold_until, time.monotonic() + exc.retry_after)
             return result_for(item, exc)
         return Result(item.subscriber_id, "sent", provider_id=message.sid)
 

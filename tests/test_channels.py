@@ -119,3 +119,75 @@ def test_redis_url_is_required(make_app):
 
     with pytest.raises(ConfigError, match="BROADCASTER_REDIS_URL"):
         make_app(REDIS_URL=None)
+
+
+class _ForwardProxy:
+    """A plain HTTP forward proxy on 127.0.0.1 that notes each request it relays."""
+
+    def __init__(self) -> None:
+        import http.client
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+        from urllib.parse import urlsplit
+
+        relayed: list[str] = []
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+                relayed.append(self.path)  # a proxy is asked for the absolute URL
+                target = urlsplit(self.path)
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                upstream = http.client.HTTPConnection(target.hostname, target.port, timeout=5)
+                headers = {k: v for k, v in self.headers.items() if k.lower() != "proxy-connection"}
+                upstream.request("POST", target.path, body=body, headers=headers)
+                answer = upstream.getresponse()
+                data = answer.read()
+                self.send_response(answer.status)
+                for key, value in answer.getheaders():
+                    if key.lower() not in ("transfer-encoding", "connection", "content-length"):
+                        self.send_header(key, value)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.relayed = relayed
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+def test_sms_goes_through_the_proxy_the_environment_names(make_app, tokens, providers, monkeypatch):
+    from tests.conftest import drain
+
+    proxy = _ForwardProxy()
+    try:
+        monkeypatch.setenv("HTTP_PROXY", proxy.url)
+        monkeypatch.delenv("NO_PROXY", raising=False)
+        monkeypatch.delenv("no_proxy", raising=False)
+        app = make_app()  # the channel reads the proxy once, when it is built
+        monkeypatch.delenv("HTTP_PROXY")
+        client = app.test_client()
+        client.post(
+            "/api/v1/subscribers",
+            headers=tokens["admin"],
+            json=[{"phone": "+31612345001", "audiences": ["consumers"]}],
+        )
+        body = {
+            "title": "Payments down",
+            "body": "Card payments fail; we are on it.",
+            "severity": "minor",
+            "audiences": ["consumers"],
+            "channels": ["sms"],
+        }
+        answer = client.post("/api/v1/announcements", json=body, headers=tokens["admin"])
+        assert answer.status_code == 202, answer.get_json()
+        drain(app)
+    finally:
+        proxy.server.shutdown()
+    _, twilio = providers
+    assert [form["To"] for form in twilio.accepted()] == ["+31612345001"]
+    path = f"/2010-04-01/Accounts/{twilio.ACCOUNT_SID}/Messages.json"
+    assert proxy.relayed == [f"{twilio.url}{path}"], "the request did not go through the proxy"

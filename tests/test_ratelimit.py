@@ -100,3 +100,39 @@ def test_a_429_pauses_that_provider_only_and_the_batch_resumes(
     assert during, "email waited for Twilio's pause"
     # The batch resumed where it stopped: everyone once, nobody twice.
     assert Counter(f["To"] for f in twilio.accepted()) == Counter(row["phone"] for row in rows)
+
+
+def test_a_429_mid_step_holds_the_rest_of_that_step_and_the_next(
+    make_app, r, redis_server, providers, tokens, tmp_path
+):
+    sendgrid, twilio = providers
+    # Steps of 8 (concurrency 16, two steps in flight), paced at 20/s: a step spans 0.35 s,
+    # so its later messages are still waiting for their slots when the first gets a 429.
+    twilio.fail_next(
+        429, headers={"Retry-After": "2"}, body={"code": 20429, "message": "Too Many Requests"}
+    )
+    env = worker_env(
+        redis_server.url, sendgrid, twilio, tmp_path / "data", BROADCASTER_TWILIO_RATE="20"
+    )
+    workers = Workers(env, tmp_path).start(r, 1)
+    try:
+        client = make_app().test_client()
+        phones = [f"+3161234{i:04d}" for i in range(24)]
+        subscribe(
+            client, tokens["admin"], [{"phone": p, "audiences": ["consumers"]} for p in phones]
+        )
+        ann = announce(client, tokens["admin"], channels=["sms"])
+        wait_for(
+            lambda: counts(client, tokens["admin"], ann)["sms"]["sent"] == 24,
+            timeout=30,
+            what="every SMS sent",
+        )
+    finally:
+        workers.stop()
+
+    first, *rest = twilio.requests
+    assert first["status"] == 429 and all(req["status"] == 201 for req in rest)
+    # The messages already paced into slots after the 429 were held, not sent into it.
+    resumed = min(req["arrived"] for req in rest)
+    assert resumed - first["arrived"] >= 1.9, f"resumed {resumed - first['arrived']:.2f}s later"
+    assert Counter(f["To"] for f in twilio.accepted()) == Counter(phones)
