@@ -10,7 +10,18 @@ import redis
 from flask import Flask
 from flask_smorest import Api
 
-from broadcaster import admin, hooks, inbound, limits, logs, metrics, public, receipts, unsubscribe
+from broadcaster import (
+    admin,
+    hooks,
+    inbound,
+    limits,
+    logs,
+    metrics,
+    microcache,
+    public,
+    receipts,
+    unsubscribe,
+)
 from broadcaster import audit as audit_log
 from broadcaster import config as settings
 from broadcaster.api import announcements, audiences, audit, errors, incidents, subscribers
@@ -85,4 +96,6 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     limits.init_app(app)
     admin.init_app(app)
     errors.init_app(app)
+    # Last, around everything: repeats of the public pages never enter Flask.
+    microcache.install(app)
     return app

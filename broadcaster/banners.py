@@ -15,6 +15,7 @@ from typing import Any
 
 from flask import current_app, has_app_context
 
+from broadcaster import microcache
 from broadcaster.announcements import ACTIVE_KEY, BANNER_INCIDENTS_KEY
 from broadcaster.rendering import routes_for
 from broadcaster.services import Services
@@ -120,6 +121,8 @@ def after_publish(svc: Services, announcement: dict[str, Any]) -> None:
     """
     if announcement["state"] != "published":
         return
+    if has_app_context():  # the status pages changed: this process shows it at once
+        microcache.clear(current_app)
     if "banner" in announcement["channels"] or svc.redis.sismember(
         BANNER_INCIDENTS_KEY, announcement["incident_id"]
     ):
@@ -148,8 +151,6 @@ def refresh(svc: Services) -> None:
 
 
 def _recompute(svc: Services) -> None:
-    if has_app_context():  # this process's copy of /banner.json is stale from now on
-        current_app.extensions.pop("banner_cache", None)
     incidents = _banner_incidents(svc)  # read once, rendered for every audience and locale
     pipe = svc.redis.pipeline()
     for audience in (ALL_AUDIENCES, *svc.plan.audiences):
@@ -157,6 +158,8 @@ def _recompute(svc: Services) -> None:
             value = build(svc, audience, locale, incidents)
             pipe.set(banner_key(audience, locale), json.dumps(value))
     pipe.execute()
+    if has_app_context():  # after the write: a miss from now on reads the new banners
+        microcache.clear(current_app)
 
 
 def current(svc: Services, audience: str, locale: str) -> list[dict[str, Any]]:

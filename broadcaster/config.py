@@ -48,7 +48,7 @@ _NUMERIC: list[tuple[str, str, float]] = [
     ("MAX_BODY_BYTES", "BROADCASTER_MAX_BODY_BYTES", 10_000),
     ("BANNER_MAX_AGE", "BROADCASTER_BANNER_MAX_AGE", 15),
     ("BANNER_POLL", "BROADCASTER_BANNER_POLL", 30),
-    # Each web process keeps a rendered /banner.json this long (seconds; 0: never).
+    # Each web process keeps /banner.json and the status pages this long (s; 0: never).
     ("BANNER_PROCESS_CACHE", "BROADCASTER_BANNER_PROCESS_CACHE", 1),
     ("BANNER_ALL_CLEAR_SECONDS", "BROADCASTER_BANNER_ALL_CLEAR_SECONDS", 3600),
     ("MAX_IMPORT_BYTES", "BROADCASTER_MAX_IMPORT_BYTES", 256 * 1024 * 1024),

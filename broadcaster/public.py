@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import time
 from pathlib import Path
 from typing import Any
 
 from feedgen.feed import FeedGenerator
-from flask import Blueprint, Response, current_app, render_template, request
+from flask import Blueprint, Response, render_template, request
 
 from broadcaster import banners, status
 from broadcaster.i18n import gettext_for
@@ -58,13 +57,8 @@ def banner_json() -> Response:
             404, f"unknown audience {audience!r} (known: {', '.join(svc.plan.audiences)})"
         )
     locale = locale_of(svc)
-    max_age = int(svc.config["BANNER_MAX_AGE"])
-    # Every site of the organisation polls this: keep the rendered answer in the process for
-    # a moment (clients may cache it for max_age anyway), so most requests skip Redis.
-    cache = current_app.extensions.setdefault("banner_cache", {})
-    hit = cache.get((audience, locale))
-    if hit and hit[0] > time.monotonic():
-        return cacheable(hit[1], "application/json", max_age)
+    # Every site of the organisation polls this; each web process answers repeats from
+    # its microcache (broadcaster/microcache.py) for BANNER_PROCESS_CACHE s, not from here.
     body = html_safe_json(
         {
             "banners": banners.current(svc, audience, locale),
@@ -73,10 +67,7 @@ def banner_json() -> Response:
             "locale": locale,
         }
     )
-    keep = float(svc.config.get("BANNER_PROCESS_CACHE", 0))
-    if keep > 0:
-        cache[(audience, locale)] = (time.monotonic() + keep, body)
-    return cacheable(body, "application/json", max_age)
+    return cacheable(body, "application/json", int(svc.config["BANNER_MAX_AGE"]))
 
 
 @bp.get("/banner.js")
