@@ -15,6 +15,7 @@ import redis
 
 from broadcaster import audit
 from broadcaster import config as settings
+from broadcaster.gunicorn_config import address_in_use
 from broadcaster.local_redis import forget_url, publish_url, redis_url
 from broadcaster.plan import PlanError, load_plan
 from broadcaster.redis_server import EmbeddedRedis, RedisServerError
@@ -54,6 +55,11 @@ def up(port: int, host: str, worker_count: int) -> None:
         load_plan(env["PLAN"])  # a bad plan stops us here, before anything starts
     except PlanError as exc:
         raise click.ClickException(str(exc)) from exc
+    if address_in_use(host, port):
+        raise click.ClickException(
+            f"port {port} on {host} is already in use (another broadcaster?); "
+            f"pick another with --port"
+        )
 
     embedded: EmbeddedRedis | None = None
     url = env["REDIS_URL"]
@@ -68,7 +74,7 @@ def up(port: int, host: str, worker_count: int) -> None:
     os.environ["BROADCASTER_DATA_DIR"] = str(data_dir)
 
     children: list[subprocess.Popen[bytes]] = []
-    stopping = False
+    stopping = failed = False
 
     def stop(*_: object) -> None:
         nonlocal stopping
@@ -84,6 +90,8 @@ def up(port: int, host: str, worker_count: int) -> None:
                     sys.executable,
                     "-m",
                     "gunicorn",
+                    "--config",
+                    "python:broadcaster.gunicorn_config",
                     "--bind",
                     f"{host}:{port}",
                     "--workers",
@@ -116,6 +124,7 @@ def up(port: int, host: str, worker_count: int) -> None:
         while not stopping:
             if any(child.poll() is not None for child in children):
                 click.echo("a child process exited; stopping everything", err=True)
+                failed = True
                 break
             time.sleep(0.2)
     finally:
@@ -133,6 +142,8 @@ def up(port: int, host: str, worker_count: int) -> None:
             forget_url(data_dir)
             embedded.stop()
         click.echo("stopped.")
+    if failed:
+        sys.exit(1)  # a supervisor (systemd, a shell script) must see that it did not run
 
 
 def _first_token(url: str) -> str:

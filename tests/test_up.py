@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import signal
 import socket
+import sys
 
 from broadcaster.redis_server import free_port
 from tests.processes import (
@@ -135,3 +136,39 @@ def test_up_refuses_a_bad_plan(tmp_path):
     )
     assert up.wait(30) != 0
     assert "plan.toml: not valid TOML" in (tmp_path / "up.log").read_text()
+
+
+def test_up_refuses_a_port_already_in_use(tmp_path):
+    # Gunicorn runs with reuse_port: without this check a second service would bind too
+    # and quietly take half of the first one's connections.
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        env = clean_env(BROADCASTER_DATA_DIR=str(tmp_path / "var"))
+        log = tmp_path / "up.log"
+        up = start([*broadcaster_command(), "up", "--port", str(port)], env, tmp_path, log)
+        assert up.wait(30) != 0
+    assert f"port {port} on 127.0.0.1 is already in use" in log.read_text()
+    assert not (tmp_path / "var" / "redis.url").exists(), "nothing was started"
+
+
+def test_gunicorn_with_our_config_refuses_a_port_already_in_use(redis_server, tmp_path):
+    # The Procfile's path: gunicorn itself, with -c python:broadcaster.gunicorn_config.
+    env = clean_env(
+        BROADCASTER_DATA_DIR=str(tmp_path / "var"), BROADCASTER_REDIS_URL=redis_server.url
+    )
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        command = [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "-c",
+            "python:broadcaster.gunicorn_config",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--no-control-socket",
+            "broadcaster:create_app()",
+        ]
+        web = start(command, env, tmp_path, tmp_path / "web.log")
+        assert web.wait(30) != 0
+    assert f"Address 127.0.0.1:{port} is already in use" in (tmp_path / "web.log").read_text()
