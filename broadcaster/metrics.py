@@ -103,14 +103,7 @@ def count(r: redis.Redis | None, name: str, *labels: str, amount: int = 1) -> No
 
 def observe(r: redis.Redis | None, name: str, labels: Iterable[str], value: float) -> None:
     """Record one observation in histogram ``name`` (never raises)."""
-    if r is None:
-        return
-    try:
-        pipe = r.pipeline(transaction=False)
-        _add(pipe, _observation(name, labels, value))
-        pipe.execute()
-    except redis.RedisError as exc:
-        log.debug("metric %s not recorded: %s", name, exc)
+    _apply(r, _observation(name, labels, value))
 
 
 # One metric write: (hash, field, amount).
@@ -128,12 +121,20 @@ def _observation(name: str, labels: Iterable[str], value: float) -> list[_Write]
     ]
 
 
-def _add(pipe: Any, writes: Iterable[_Write]) -> None:
-    for key, name, amount in writes:
-        if isinstance(amount, int):
-            pipe.hincrby(key, name, amount)
-        else:
-            pipe.hincrbyfloat(key, name, amount)
+def _apply(r: redis.Redis | None, writes: list[_Write]) -> None:
+    """Make the writes in one round trip (never raises: a metric must not break a send)."""
+    if r is None or not writes:
+        return
+    try:
+        pipe = r.pipeline(transaction=False)
+        for key, name, amount in writes:
+            if isinstance(amount, int):
+                pipe.hincrby(key, name, amount)
+            else:
+                pipe.hincrbyfloat(key, name, amount)
+        pipe.execute()
+    except redis.RedisError as exc:
+        log.debug("%d metric writes not recorded: %s", len(writes), exc)
 
 
 class Meter:
@@ -166,7 +167,7 @@ class Meter:
 
     def flush(self) -> None:
         """Send the buffered writes in one round trip (never raises)."""
-        if self._pending is None or self.r is None:
+        if self._pending is None:
             return
         writes = []
         while self._pending:  # deque.popleft is thread-safe: concurrent flushes split it
@@ -174,27 +175,15 @@ class Meter:
                 writes.append(self._pending.popleft())
             except IndexError:
                 break
-        if not writes:
-            return
-        try:
-            pipe = self.r.pipeline(transaction=False)
-            _add(pipe, writes)
-            pipe.execute()
-        except redis.RedisError as exc:
-            log.debug("%d metric writes not recorded: %s", len(writes), exc)
+        _apply(self.r, writes)
 
     def _write(self, writes: list[_Write]) -> None:
         if self.r is None:
             return
         if self._pending is not None:
             self._pending.extend(writes)
-            return
-        try:
-            pipe = self.r.pipeline(transaction=False)
-            _add(pipe, writes)
-            pipe.execute()
-        except redis.RedisError as exc:
-            log.debug("metric writes not recorded: %s", exc)
+        else:
+            _apply(self.r, writes)
 
 
 class _Timer:
