@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import os
 import signal
@@ -138,12 +139,45 @@ def up(port: int, host: str, worker_count: int) -> None:
             except subprocess.TimeoutExpired:
                 child.kill()
                 child.wait()
+        # Their own children (RQ's scheduler process, releasing its locks) still talk to
+        # Redis: stopping it under them left one retrying for a minute after "stopped.".
+        for child in children:
+            _wait_for_group(child.pid, deadline)
         if embedded:
             forget_url(data_dir)
             embedded.stop()
         click.echo("stopped.")
     if failed:
         sys.exit(1)  # a supervisor (systemd, a shell script) must see that it did not run
+
+
+def _wait_for_group(pgid: int, deadline: float) -> None:
+    """Wait until process group ``pgid`` (a child started in its own session) is empty."""
+    while _group_alive(pgid):
+        if time.monotonic() > deadline:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pgid, signal.SIGKILL)
+            return
+        time.sleep(0.05)
+
+
+def _group_alive(pgid: int) -> bool:
+    """Whether a live process is left in the group (zombies are not: nobody may reap them)."""
+    proc = Path("/proc")
+    if not proc.is_dir():  # not Linux: ask the kernel, counting zombies too
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return False
+        return True
+    for stat in proc.glob("[0-9]*/stat"):
+        try:
+            state, _ppid, group = stat.read_text().rsplit(")", 1)[1].split()[:3]
+        except (OSError, IndexError, ValueError):
+            continue  # gone meanwhile
+        if state != "Z" and int(group) == pgid:
+            return True
+    return False
 
 
 def _first_token(url: str) -> str:
