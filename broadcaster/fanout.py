@@ -281,7 +281,11 @@ class _Run:
         with self._lock:
             for result in results:
                 self.counts[result.outcome] += 1
-                if result.outcome == "retry":
+                if result.outcome == "retry" and result.extra.get("held"):
+                    # Held back by the channel, never sent: no attempt spent (as a pause).
+                    self.deferred.append(result.subscriber_id)
+                    self.defer_for = max(self.defer_for, result.retry_after or 0.0)
+                elif result.outcome == "retry":
                     self.retry_ids.append(result.subscriber_id)
                     self.retry_after = max(self.retry_after, result.retry_after or 0.0)
                 elif result.outcome == "failed" and fallback:

@@ -161,7 +161,11 @@ class SmsChannel:
         held = self._hold_until - time.monotonic()
         if held > 0:  # throttled while it waited for its slot: do not send into the 429
             return Result(
-                item.subscriber_id, "retry", error="twilio is throttling (429)", retry_after=held
+                item.subscriber_id,
+                "retry",
+                error="held: twilio is throttling (429)",
+                retry_after=held,
+                extra={"held": True},  # never sent: comes back without spending an attempt
             )
         options = dict(self.sender)
         announcement_id = item.content.get("announcement_id")

@@ -7,7 +7,7 @@ from collections import Counter
 from rq import Worker
 
 from tests.processes import wait_for
-from tests.test_fanout import announce, counts, subscribe
+from tests.test_fanout import announce, counts, deliveries, subscribe
 from tests.workers import Workers, worker_env
 
 RATE = 25  # messages per second: a short test, and room for a loaded CI machine's jitter
@@ -136,3 +136,6 @@ def test_a_429_mid_step_holds_the_rest_of_that_step_and_the_next(
     resumed = min(req["arrived"] for req in rest)
     assert resumed - first["arrived"] >= 1.9, f"resumed {resumed - first['arrived']:.2f}s later"
     assert Counter(f["To"] for f in twilio.accepted()) == Counter(phones)
+    # Only the throttled one spent an attempt; the held ones were never sent.
+    records = deliveries(client, tokens["admin"], ann)
+    assert sorted(d["attempts"] for d in records) == [1] * 23 + [2]
