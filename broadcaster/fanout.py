@@ -330,17 +330,22 @@ def _fall_back(
 ) -> None:
     """Send by the plan's fallback channel (``fallback = {sms = "email"}``) what failed for good.
 
-    Only to people who have that contact and did not opt out of it; both deliveries say so.
-    Someone who already gets this announcement by that channel gets nothing more.
+    Only to people who have that contact, did not opt out of it and, if they chose their
+    channels, chose it too; both deliveries say so. Someone who already gets this
+    announcement by that channel gets nothing more.
     """
     other = svc.plan.fallback[channel]
     people = svc.subscribers.get_many(ids)
-    able = [
-        sid
-        for sid in ids
-        if people.get(sid, {}).get(CONTACT_FIELD[other])
-        and other not in (people[sid].get("opt_outs") or [])
-    ]
+
+    def reachable(person: dict[str, Any]) -> bool:
+        chosen = person.get("channels")
+        return bool(
+            person.get(CONTACT_FIELD[other])
+            and other not in (person.get("opt_outs") or [])
+            and (not chosen or other in chosen)
+        )
+
+    able = [sid for sid in ids if sid in people and reachable(people[sid])]
     new = ledger.enqueue(other, able)
     ledger.note(channel, {sid: {"fallback": other} for sid in new})
     ledger.note(other, {sid: {"fallback_from": channel} for sid in new})

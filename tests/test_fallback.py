@@ -21,7 +21,9 @@ def test_a_failed_sms_goes_by_email_to_those_who_can_get_it(
     app, client, tokens, run_jobs, providers
 ):
     sendgrid, twilio = providers
-    twilio.invalid_numbers.update({"+31612345001", "+31612345002", "+31612345003"})
+    twilio.invalid_numbers.update(
+        {"+31612345001", "+31612345002", "+31612345003", "+31612345005"}
+    )
     subscribe(
         client,
         tokens["admin"],
@@ -34,6 +36,13 @@ def test_a_failed_sms_goes_by_email_to_those_who_can_get_it(
             {"phone": "+31612345003", "email": "no-mail@example.com", "audiences": ["consumers"]},
             # A good number: no fallback.
             {"phone": "+31612345004", "email": "fine@example.com", "audiences": ["consumers"]},
+            # Chose SMS only: their choice stands, no email.
+            {
+                "phone": "+31612345005",
+                "email": "sms-only@example.com",
+                "channels": ["sms"],
+                "audiences": ["consumers"],
+            },
         ],
     )
     people = client.get("/api/v1/subscribers", headers=tokens["admin"]).get_json()["items"]
@@ -55,7 +64,8 @@ def test_a_failed_sms_goes_by_email_to_those_who_can_get_it(
     assert records[("sms", "+316…002")]["fallback"] is None
     assert records[("sms", "+316…003")]["fallback"] is None
     assert records[("sms", "+316…004")]["state"] == "sent"
-    assert Counter(channel for channel, _ in records) == {"sms": 4, "email": 1}
+    assert records[("sms", "+316…005")]["fallback"] is None
+    assert Counter(channel for channel, _ in records) == {"sms": 5, "email": 1}
     # The API shows both sides of the fallback too.
     shown = client.get(f"/api/v1/announcements/{ann}/deliveries", headers=tokens["admin"])
     pairs = {(d["channel"], d["fallback"], d["fallback_from"]) for d in shown.get_json()["items"]}
