@@ -12,6 +12,11 @@ import socket
 import sys
 from typing import Any
 
+from gunicorn import glogging
+
+from broadcaster import config as settings
+from broadcaster import logs
+
 # Each worker listens on its own socket and the kernel spreads new connections over them.
 # With one shared socket the worker that wins the accept race takes nearly all of a burst
 # of connections — in the benchmark often all 50, halving throughput and doubling p99.
@@ -54,3 +59,27 @@ def post_worker_init(worker: Any) -> None:
     """
     gc.collect()
     gc.freeze()
+
+
+class Logger(glogging.Logger):
+    """gunicorn's own log (start, workers booting and exiting) in the app's log format.
+
+    With ``BROADCASTER_LOG_FORMAT=json`` a log shipper would otherwise get gunicorn's
+    plain-text lines mixed into the JSON ones; contacts and secrets are masked as in the
+    app's lines.
+    """
+
+    def setup(self, cfg: Any) -> None:
+        super().setup(cfg)
+        try:
+            env = settings.from_environment()
+        except settings.ConfigError:
+            return  # the app names the bad setting when it starts
+        if str(env.get("LOG_FORMAT") or "text").lower() != "json":
+            return
+        for handler in self.error_log.handlers:
+            handler.setFormatter(logs.formatter("json"))
+            handler.addFilter(logs.redactor(env))
+
+
+logger_class = Logger

@@ -161,6 +161,11 @@ def formatter(kind: str) -> logging.Formatter:
     return TextFormatter()
 
 
+def redactor(config: Mapping[str, Any]) -> Redactor:
+    """The filter that masks contacts and removes this configuration's secrets."""
+    return Redactor([str(config[k]) for k in SECRET_SETTINGS if config.get(k)])
+
+
 def configure(config: Mapping[str, Any], stream: TextIO | None = None) -> logging.Handler:
     """Install (or update) the one root handler; safe to call once per app created."""
     from broadcaster.config import ConfigError
@@ -182,7 +187,7 @@ def configure(config: Mapping[str, Any], stream: TextIO | None = None) -> loggin
     handler.setFormatter(formatter(kind))
     for old in list(handler.filters):
         handler.removeFilter(old)
-    handler.addFilter(Redactor([str(config[k]) for k in SECRET_SETTINGS if config.get(k)]))
+    handler.addFilter(redactor(config))
     root.setLevel(level)
     # The Twilio SDK logs every request (phone numbers included) at INFO: keep that quiet.
     logging.getLogger("twilio.http_client").setLevel(logging.WARNING)

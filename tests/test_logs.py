@@ -114,3 +114,41 @@ def test_text_format_appends_ids(make_app, output):
 def test_unknown_log_format_fails_at_start_up(make_app):
     with pytest.raises(ConfigError, match="BROADCASTER_LOG_FORMAT"):
         make_app(LOG_FORMAT="xml")
+
+
+def test_gunicorn_logs_in_json_too_when_asked(redis_server, tmp_path):
+    # A log shipper reading the web process's output must get JSON only, gunicorn's own
+    # lines (booting, signals, exits) included.
+    import signal
+
+    from broadcaster.redis_server import free_port
+    from tests.processes import clean_env, http, start, wait_for
+
+    port = free_port()
+    env = clean_env(
+        BROADCASTER_DATA_DIR=str(tmp_path / "var"),
+        BROADCASTER_REDIS_URL=redis_server.url,
+        BROADCASTER_LOG_FORMAT="json",
+    )
+    command = [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "-c",
+        "python:broadcaster.gunicorn_config",
+        "--bind",
+        f"127.0.0.1:{port}",
+        "--no-control-socket",
+        "broadcaster:create_app()",
+    ]
+    log = tmp_path / "web.log"
+    web = start(command, env, tmp_path, log)
+    try:
+        wait_for(lambda: http("GET", f"http://127.0.0.1:{port}/healthz")[0] == 200, what="web up")
+    finally:
+        web.send_signal(signal.SIGTERM)
+        web.wait(30)
+    lines = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+    gunicorn = [line["message"] for line in lines if line["logger"] == "gunicorn.error"]
+    assert any(m.startswith("Booting worker with pid") for m in gunicorn), gunicorn
+    assert "Shutting down: Master" in gunicorn
