@@ -97,6 +97,25 @@ def alive(pid: int) -> bool:
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
+def web_command(port: int, *options: str) -> list[str]:
+    """gunicorn as the Procfile runs it (our config module), on 127.0.0.1:``port``.
+
+    ``--no-control-socket``: not the ~/.gunicorn/gunicorn.ctl shared by every test's server.
+    """
+    return [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "-c",
+        "python:broadcaster.gunicorn_config",
+        "--bind",
+        f"127.0.0.1:{port}",
+        "--no-control-socket",
+        *options,
+        "broadcaster:create_app()",
+    ]
+
+
 def start(command: list[str], env: dict[str, str], cwd: Path, log: Path) -> subprocess.Popen[bytes]:
     handle = log.open("wb")
     return subprocess.Popen(

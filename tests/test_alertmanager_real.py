@@ -22,7 +22,7 @@ from broadcaster.tokens import create_token
 from tests.alertmanager import BINARY, GROUP_INTERVAL, Alertmanager, alert, rfc3339, stop
 from tests.conftest import TWILIO_FROM
 from tests.fakes import FakeSendGrid, FakeTwilio
-from tests.processes import clean_env, http, start, wait_for
+from tests.processes import clean_env, http, start, wait_for, web_command
 
 if BINARY is None:
     pytest.skip(
@@ -93,19 +93,7 @@ def test_alertmanager_opens_incident_texts_consumers_and_drafts_resolution(
 
     try:
         web = start(
-            [
-                sys.executable,
-                "-m",
-                "gunicorn",
-                "--bind",
-                f"127.0.0.1:{port}",
-                "--workers",
-                "1",
-                "--threads",
-                "4",
-                "--no-control-socket",  # not the shared ~/.gunicorn/gunicorn.ctl
-                "broadcaster:create_app()",
-            ],
+            web_command(port, "--workers", "1", "--threads", "4"),
             env,
             tmp_path,
             tmp_path / "web.log",

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import signal
 import socket
-import sys
 import threading
 import time
 import urllib.error
@@ -19,7 +18,7 @@ from rq.serializers import JSONSerializer
 
 from broadcaster.redis_server import EmbeddedRedis, free_port
 from broadcaster.tokens import create_token
-from tests.processes import http, start, wait_for
+from tests.processes import http, start, wait_for, web_command
 from tests.test_fanout import announce, counts, subscribe
 from tests.workers import Workers, worker_env
 
@@ -176,18 +175,7 @@ def _recv(sock: socket.socket) -> bytes:
 
 def _gunicorn(env: dict[str, str], tmp_path, name: str):  # type: ignore[no-untyped-def]
     port = free_port()
-    command = [
-        sys.executable,
-        "-m",
-        "gunicorn",
-        "--bind",
-        f"127.0.0.1:{port}",
-        "--workers",
-        "1",
-        "--no-control-socket",
-        "broadcaster:create_app()",
-    ]
-    process = start(command, env, tmp_path, tmp_path / f"{name}.log")
+    process = start(web_command(port, "--workers", "1"), env, tmp_path, tmp_path / f"{name}.log")
     base = f"http://127.0.0.1:{port}"
     wait_for(lambda: http("GET", base + "/healthz")[0] == 200, what=f"{name} up")
     return process, base

@@ -15,7 +15,7 @@ from broadcaster import queues
 from broadcaster.redis_server import free_port
 from tests.conftest import TWILIO_FROM
 from tests.fakes import FakeSendGrid, FakeTwilio
-from tests.processes import broadcaster_command, clean_env, http, start, wait_for
+from tests.processes import broadcaster_command, clean_env, http, start, wait_for, web_command
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -53,19 +53,7 @@ def test_token_subscribers_announcement_worker(service_env, providers, r, tmp_pa
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     web = start(
-        [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "--bind",
-            f"127.0.0.1:{port}",
-            "--workers",
-            "1",
-            "--threads",
-            "4",
-            "--no-control-socket",
-            "broadcaster:create_app()",
-        ],
+        web_command(port, "--workers", "1", "--threads", "4"),
         service_env,
         tmp_path,
         tmp_path / "web.log",

@@ -21,9 +21,7 @@ def test_a_failed_sms_goes_by_email_to_those_who_can_get_it(
     app, client, tokens, run_jobs, providers
 ):
     sendgrid, twilio = providers
-    twilio.invalid_numbers.update(
-        {"+31612345001", "+31612345002", "+31612345003", "+31612345005"}
-    )
+    twilio.invalid_numbers.update({"+31612345001", "+31612345002", "+31612345003", "+31612345005"})
     subscribe(
         client,
         tokens["admin"],

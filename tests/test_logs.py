@@ -122,7 +122,7 @@ def test_gunicorn_logs_in_json_too_when_asked(redis_server, tmp_path):
     import signal
 
     from broadcaster.redis_server import free_port
-    from tests.processes import clean_env, http, start, wait_for
+    from tests.processes import clean_env, http, start, wait_for, web_command
 
     port = free_port()
     env = clean_env(
@@ -130,19 +130,8 @@ def test_gunicorn_logs_in_json_too_when_asked(redis_server, tmp_path):
         BROADCASTER_REDIS_URL=redis_server.url,
         BROADCASTER_LOG_FORMAT="json",
     )
-    command = [
-        sys.executable,
-        "-m",
-        "gunicorn",
-        "-c",
-        "python:broadcaster.gunicorn_config",
-        "--bind",
-        f"127.0.0.1:{port}",
-        "--no-control-socket",
-        "broadcaster:create_app()",
-    ]
     log = tmp_path / "web.log"
-    web = start(command, env, tmp_path, log)
+    web = start(web_command(port), env, tmp_path, log)
     try:
         wait_for(lambda: http("GET", f"http://127.0.0.1:{port}/healthz")[0] == 200, what="web up")
     finally:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 import signal
 import socket
-import sys
 
 from broadcaster.redis_server import free_port
 from tests.processes import (
@@ -16,6 +15,7 @@ from tests.processes import (
     http,
     start,
     wait_for,
+    web_command,
 )
 
 
@@ -158,17 +158,6 @@ def test_gunicorn_with_our_config_refuses_a_port_already_in_use(redis_server, tm
     )
     with socket.create_server(("127.0.0.1", 0)) as taken:
         port = taken.getsockname()[1]
-        command = [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "-c",
-            "python:broadcaster.gunicorn_config",
-            "--bind",
-            f"127.0.0.1:{port}",
-            "--no-control-socket",
-            "broadcaster:create_app()",
-        ]
-        web = start(command, env, tmp_path, tmp_path / "web.log")
+        web = start(web_command(port), env, tmp_path, tmp_path / "web.log")
         assert web.wait(30) != 0
     assert f"Address 127.0.0.1:{port} is already in use" in (tmp_path / "web.log").read_text()
