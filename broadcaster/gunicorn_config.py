@@ -49,6 +49,12 @@ def on_starting(server: Any) -> None:
             sys.exit(1)
 
 
+def when_ready(server: Any) -> None:
+    """Say where we listen: with ``reuse_port`` gunicorn's own line shows no address."""
+    bound = [f"http://{a[0]}:{a[1]}" for a in server.cfg.address if isinstance(a, tuple)]
+    server.log.info("Listening at: %s (a socket per worker: reuse_port)", ", ".join(bound))
+
+
 def post_worker_init(worker: Any) -> None:
     """Move the loaded app out of the garbage collector's sight, once per worker.
 

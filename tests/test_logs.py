@@ -141,3 +141,4 @@ def test_gunicorn_logs_in_json_too_when_asked(redis_server, tmp_path):
     gunicorn = [line["message"] for line in lines if line["logger"] == "gunicorn.error"]
     assert any(m.startswith("Booting worker with pid") for m in gunicorn), gunicorn
     assert "Shutting down: Master" in gunicorn
+    assert f"Listening at: http://127.0.0.1:{port} (a socket per worker: reuse_port)" in gunicorn
