@@ -268,3 +268,43 @@ def test_each_web_process_keeps_the_banner_a_moment(make_app, tokens, r):
     publish(client, tokens, title="Gas leak", severity="minor")
     titles = [b["title"] for b in client.get("/banner.json").get_json()["banners"]]
     assert titles == ["Gas leak", "Power outage"]
+
+
+def test_public_pages_served_by_gunicorn_carry_one_date_header(redis_server, tmp_path):
+    # Two Date headers (werkzeug's and gunicorn's) are a protocol error proxies may refuse;
+    # checked on a miss, on a microcache hit and on a 304, through the real server.
+    import signal
+    from http.client import HTTPConnection
+
+    from broadcaster.redis_server import free_port
+    from tests.processes import clean_env, http, start, wait_for, web_command
+
+    port = free_port()
+    env = clean_env(
+        BROADCASTER_DATA_DIR=str(tmp_path / "var"), BROADCASTER_REDIS_URL=redis_server.url
+    )
+    web = start(web_command(port, "--workers", "1"), env, tmp_path, tmp_path / "web.log")
+    try:
+        wait_for(lambda: http("GET", f"http://127.0.0.1:{port}/healthz")[0] == 200, what="web up")
+        connection = HTTPConnection("127.0.0.1", port, timeout=10)
+        answers = []
+        for path, headers in (
+            ("/banner.json", {}),
+            ("/banner.json", {}),  # within the second: from the microcache
+            ("/status", {}),
+            ("/banner.json", {"Authorization": "Bearer x"}),  # past the microcache: Flask's own
+        ):
+            connection.request("GET", path, headers=headers)
+            answer = connection.getresponse()
+            answer.read()
+            answers.append(answer)
+        etag = answers[0].getheader("ETag")
+        connection.request("GET", "/banner.json", headers={"If-None-Match": etag})
+        answer = connection.getresponse()
+        answer.read()
+        answers.append(answer)
+    finally:
+        web.send_signal(signal.SIGTERM)
+        web.wait(30)
+    assert [a.status for a in answers] == [200, 200, 200, 200, 304]
+    assert [len(a.headers.get_all("Date") or []) for a in answers] == [1, 1, 1, 1, 1]
