@@ -16,18 +16,8 @@ from flask import Flask, Response
 
 from broadcaster import microcache
 from tests.conftest import PEOPLE
+from tests.test_public import BASE
 
-BASE = {
-    "title": "Power outage",
-    "body": "Parts of Amsterdam have no power since 14:05.",
-    "severity": "minor",
-    "status": "investigating",
-    "audiences": ["consumers"],
-    "channels": ["banner"],
-    "translations": {
-        "nl": {"title": "Stroomstoring", "body": "Delen van Amsterdam zonder stroom."}
-    },
-}
 URL = "/banner.json?audience=consumers&lang=en"
 REDIS_KEY = "bc:banner:consumers:en"  # what URL reads
 
