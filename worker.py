@@ -8,9 +8,9 @@ from rq.serializers import JSONSerializer
 
 from broadcaster import config as settings
 from broadcaster import create_app
-from broadcaster.local_redis import discover
-from broadcaster.queues import QUEUE_NAMES, queue
-from broadcaster.recovery import BroadcastWorker
+from broadcaster.delivery.queues import QUEUE_NAMES, queue
+from broadcaster.delivery.recovery import BroadcastWorker
+from broadcaster.infra.local_redis import discover
 from broadcaster.services import services
 
 

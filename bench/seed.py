@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 import redis
 
-from broadcaster.subscribers import SubscriberStore
+from broadcaster.domain.subscribers import SubscriberStore
 
 AUDIENCE = "everyone"
 BATCH = 5000

@@ -22,8 +22,8 @@ from typing import Any
 import redis
 
 from bench import fakes
-from broadcaster.redis_server import EmbeddedRedis, free_port
-from broadcaster.tokens import create_token
+from broadcaster.domain.tokens import create_token
+from broadcaster.infra.redis_server import EmbeddedRedis, free_port
 
 # Where the bench package lives, and the service code it runs: the working tree, or a
 # snapshot of a git revision (``--source REV``, set up by ``bench.__main__``).
@@ -192,7 +192,7 @@ class Stack:
         app = "broadcaster:create_app()"
         command = [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}"]
         if (ROOT / "broadcaster" / "gunicorn_config.py").exists():  # older --source revs lack it
-            command += ["--config", "python:broadcaster.gunicorn_config"]
+            command += ["--config", "python:broadcaster.infra.gunicorn_config"]
         command += [*shape.split(), "--no-control-socket", "--graceful-timeout", "5", app]
         process = self._spawn(command, "web", self.processes)
         wait_port(port, timeout=60, process=process)

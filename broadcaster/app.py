@@ -10,26 +10,18 @@ import redis
 from flask import Flask
 from flask_smorest import Api
 
-from broadcaster import (
-    admin,
-    hooks,
-    inbound,
-    limits,
-    logs,
-    metrics,
-    microcache,
-    public,
-    receipts,
-    unsubscribe,
-)
-from broadcaster import audit as audit_log
 from broadcaster import config as settings
-from broadcaster.api import announcements, audiences, audit, errors, incidents, subscribers
-from broadcaster.health import bp as health_bp
-from broadcaster.plan import load_plan
-from broadcaster.redis_server import client as redis_client
-from broadcaster.rendering import Renderer
+from broadcaster.domain import audit as audit_log
+from broadcaster.domain.plan import load_plan
+from broadcaster.infra import logs, metrics, microcache
+from broadcaster.infra.redis_server import client as redis_client
+from broadcaster.rendering.messages import Renderer
 from broadcaster.services import Services
+from broadcaster.web import admin, errors, limits, public, unsubscribe
+from broadcaster.web.api import announcements, audiences, audit, incidents, subscribers
+from broadcaster.web.health import bp as health_bp
+from broadcaster.web.hooks import inbound, receipts
+from broadcaster.web.hooks import monitoring as hooks
 from channels import build_channels, build_networks
 from channels.webhook import WebhookChannel
 

@@ -14,15 +14,15 @@ from pathlib import Path
 import click
 import redis
 
-from broadcaster import audit
 from broadcaster import config as settings
-from broadcaster.gunicorn_config import address_in_use
-from broadcaster.local_redis import forget_url, publish_url, redis_url
-from broadcaster.plan import PlanError, load_plan
-from broadcaster.redis_server import EmbeddedRedis, RedisServerError
-from broadcaster.subscribers import CsvHeaderError, SubscriberStore, csv_rows, import_rows
-from broadcaster.tokens import ROLES, create_token
-from broadcaster.users import USER_ROLES, UserError, create_user
+from broadcaster.domain import audit
+from broadcaster.domain.plan import PlanError, load_plan
+from broadcaster.domain.subscribers import CsvHeaderError, SubscriberStore, csv_rows, import_rows
+from broadcaster.domain.tokens import ROLES, create_token
+from broadcaster.domain.users import USER_ROLES, UserError, create_user
+from broadcaster.infra.gunicorn_config import address_in_use
+from broadcaster.infra.local_redis import forget_url, publish_url, redis_url
+from broadcaster.infra.redis_server import EmbeddedRedis, RedisServerError
 
 
 def _operator() -> str:
@@ -92,7 +92,7 @@ def up(port: int, host: str, worker_count: int) -> None:
                     "-m",
                     "gunicorn",
                     "--config",
-                    "python:broadcaster.gunicorn_config",
+                    "python:broadcaster.infra.gunicorn_config",
                     "--bind",
                     f"{host}:{port}",
                     "--workers",

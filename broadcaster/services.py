@@ -8,10 +8,10 @@ from typing import Any
 import redis
 from flask import current_app
 
-from broadcaster.announcements import AnnouncementStore
-from broadcaster.plan import Plan
-from broadcaster.rendering import Renderer
-from broadcaster.subscribers import SubscriberStore
+from broadcaster.domain.announcements import AnnouncementStore
+from broadcaster.domain.plan import Plan
+from broadcaster.domain.subscribers import SubscriberStore
+from broadcaster.rendering.messages import Renderer
 from channels import Channel
 from channels.base import PublicChannel
 from channels.webhook import WebhookChannel

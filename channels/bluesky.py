@@ -26,7 +26,7 @@ from atproto_client.exceptions import (
 from atproto_client.models.common import XrpcError
 from atproto_core.exceptions import AtProtocolError
 
-from broadcaster.metrics import Meter
+from broadcaster.infra.metrics import Meter
 from channels import outbox
 from channels.base import (
     ChannelConfigError,

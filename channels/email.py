@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 import python_http_client.exceptions as http_errors
 from sendgrid import SendGridAPIClient
 
-from broadcaster.metrics import Meter
+from broadcaster.infra.metrics import Meter
 from channels import outbox
 from channels.base import (
     UNSUBSCRIBE_PLACEHOLDER,

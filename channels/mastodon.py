@@ -25,7 +25,7 @@ from mastodon.errors import (
     MastodonRatelimitError,
 )
 
-from broadcaster.metrics import Meter
+from broadcaster.infra.metrics import Meter
 from channels import outbox
 from channels.base import (
     ChannelConfigError,

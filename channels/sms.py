@@ -21,7 +21,7 @@ from twilio.http import HttpClient
 from twilio.http.response import Response
 from twilio.rest import Client
 
-from broadcaster.metrics import Meter
+from broadcaster.infra.metrics import Meter
 from channels import outbox
 from channels.base import (
     ChannelConfigError,

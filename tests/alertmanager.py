@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from broadcaster.redis_server import free_port
+from broadcaster.infra.redis_server import free_port
 from tests.processes import clean_env, http, start
 
 # Debian's package names it prometheus-alertmanager; upstream's tarball alertmanager.

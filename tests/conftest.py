@@ -16,9 +16,9 @@ from rq.serializers import JSONSerializer
 
 import worker
 from broadcaster import create_app
-from broadcaster.queues import QUEUE_NAMES, queue
-from broadcaster.redis_server import EmbeddedRedis
-from broadcaster.tokens import create_token
+from broadcaster.delivery.queues import QUEUE_NAMES, queue
+from broadcaster.domain.tokens import create_token
+from broadcaster.infra.redis_server import EmbeddedRedis
 from tests.fakes import FakeSendGrid, FakeTwilio
 from tests.fakes_social import FakeBluesky, FakeMastodon
 
@@ -221,7 +221,7 @@ def people(r: redis.Redis) -> dict[str, Any]:
     Made with ``create_user`` once per session, then restored from a Redis DUMP: an argon2
     hash costs most of a second by design, four per test would dominate the admin tests.
     """
-    from broadcaster.users import USERS_KEY, create_user, get_user
+    from broadcaster.domain.users import USERS_KEY, create_user, get_user
 
     if not _people_snapshot:
         for key, (email, name) in PEOPLE.items():

@@ -107,7 +107,7 @@ def web_command(port: int, *options: str) -> list[str]:
         "-m",
         "gunicorn",
         "-c",
-        "python:broadcaster.gunicorn_config",
+        "python:broadcaster.infra.gunicorn_config",
         "--bind",
         f"127.0.0.1:{port}",
         "--no-control-socket",

@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 from flask import Flask
 
+from broadcaster.domain.subscribers import import_rows
 from broadcaster.services import services
-from broadcaster.subscribers import import_rows
 from tests.browser import launch, serve, skip_without_chromium, stop
 from tests.conftest import PASSWORD, drain
 

@@ -13,10 +13,10 @@ import redis
 from flask import Flask
 from flask.testing import FlaskClient
 
-from broadcaster import audit
+from broadcaster.domain import audit
+from broadcaster.domain.tokens import Principal
+from broadcaster.domain.users import authenticate
 from broadcaster.services import services
-from broadcaster.tokens import Principal
-from broadcaster.users import authenticate
 from tests.conftest import PASSWORD
 
 HOSTILE = "<script>alert(1)</script>"
@@ -458,7 +458,7 @@ def test_incident_page_shows_deliveries_failures_and_the_brief(
     _, twilio = providers
     twilio.invalid_numbers.add("+31612345679")
     with app.app_context():
-        from broadcaster.subscribers import import_rows
+        from broadcaster.domain.subscribers import import_rows
 
         svc = services()
         rows = [

@@ -16,9 +16,9 @@ from typing import Any
 import pytest
 from rq import Worker
 
-from broadcaster import queues
-from broadcaster.redis_server import free_port
-from broadcaster.tokens import create_token
+from broadcaster.delivery import queues
+from broadcaster.domain.tokens import create_token
+from broadcaster.infra.redis_server import free_port
 from tests.alertmanager import BINARY, GROUP_INTERVAL, Alertmanager, alert, rfc3339, stop
 from tests.conftest import TWILIO_FROM
 from tests.fakes import FakeSendGrid, FakeTwilio

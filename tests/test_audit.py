@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from broadcaster import audit, create_app
-from broadcaster.tokens import create_token
+from broadcaster import create_app
+from broadcaster.domain import audit
+from broadcaster.domain.tokens import create_token
 
 MAJOR = {
     "title": "Power outage in the north",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from broadcaster.breaker import Breaker, status
+from broadcaster.delivery.breaker import Breaker, status
 from tests.conftest import drain
 from tests.test_fanout import announce, deliveries, subscribe
 

@@ -100,7 +100,7 @@ def test_long_sms_is_shortened_keeping_the_link(make_app, tokens):
 
 
 def test_bad_plan_fails_at_start_up_with_file_and_key(make_app, tmp_path):
-    from broadcaster.plan import PlanError
+    from broadcaster.domain.plan import PlanError
 
     plan = tmp_path / "plan.toml"
     plan.write_text(

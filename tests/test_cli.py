@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import subprocess
 
-from broadcaster.tokens import lookup
+from broadcaster.domain.tokens import lookup
 from tests.processes import broadcaster_command, clean_env
 
 

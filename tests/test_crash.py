@@ -16,8 +16,8 @@ from rq import Worker
 from rq.job import Job
 from rq.serializers import JSONSerializer
 
-from broadcaster.redis_server import EmbeddedRedis, free_port
-from broadcaster.tokens import create_token
+from broadcaster.domain.tokens import create_token
+from broadcaster.infra.redis_server import EmbeddedRedis, free_port
 from tests.processes import http, start, wait_for, web_command
 from tests.test_fanout import announce, counts, subscribe
 from tests.workers import Workers, worker_env

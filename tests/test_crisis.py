@@ -6,7 +6,7 @@ from collections import Counter
 
 import pytest
 
-from broadcaster import unsubscribe
+from broadcaster.web import unsubscribe
 
 ANNOUNCEMENT = {
     "title": "Power outage",

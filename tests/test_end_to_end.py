@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from rq import Worker
 
-from broadcaster import queues
-from broadcaster.redis_server import free_port
+from broadcaster.delivery import queues
+from broadcaster.infra.redis_server import free_port
 from tests.conftest import TWILIO_FROM
 from tests.fakes import FakeSendGrid, FakeTwilio
 from tests.processes import broadcaster_command, clean_env, http, start, wait_for, web_command

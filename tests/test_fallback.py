@@ -7,8 +7,8 @@ from collections import Counter
 
 import pytest
 
-from broadcaster.ledger import Ledger
-from broadcaster.plan import BUNDLED_PLAN, PlanError, parse_plan
+from broadcaster.domain.ledger import Ledger
+from broadcaster.domain.plan import BUNDLED_PLAN, PlanError, parse_plan
 from tests.test_fanout import announce, subscribe
 
 
@@ -46,7 +46,7 @@ def test_a_failed_sms_goes_by_email_to_those_who_can_get_it(
     people = client.get("/api/v1/subscribers", headers=tokens["admin"]).get_json()["items"]
     opted = next(p for p in people if p.get("email") == "no-mail@example.com")
     r = app.extensions["broadcaster"].redis
-    from broadcaster.subscribers import SubscriberStore
+    from broadcaster.domain.subscribers import SubscriberStore
 
     SubscriberStore(r).set_opt_outs(opted["id"], ["email"], opted_out=True)
     ann = announce(client, tokens["admin"], channels=["sms"])  # SMS only

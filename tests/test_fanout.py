@@ -5,8 +5,8 @@ from __future__ import annotations
 import time
 from collections import Counter
 
-from broadcaster import queues
-from broadcaster.ledger import STATES
+from broadcaster.delivery import queues
+from broadcaster.domain.ledger import STATES
 from tests.conftest import TWILIO_FROM, drain
 
 ANNOUNCEMENT = {

@@ -12,8 +12,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from jinja2.exceptions import SecurityError
 
-from broadcaster import segments
-from broadcaster.rendering import Renderer
+from broadcaster.rendering import segments
+from broadcaster.rendering.messages import Renderer
 
 GSM_BASIC = sorted(segments.GSM7_BASIC)
 GSM_EXTENSION = sorted(segments.GSM7_EXTENSION)

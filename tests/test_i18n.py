@@ -12,8 +12,14 @@ from babel.messages.catalog import Catalog
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 
-from broadcaster.i18n import LOCALES, TRANSLATIONS_DIR, format_timestamp, gettext_for, translations
-from broadcaster.segments import is_gsm7
+from broadcaster.rendering.i18n import (
+    LOCALES,
+    TRANSLATIONS_DIR,
+    format_timestamp,
+    gettext_for,
+    translations,
+)
+from broadcaster.rendering.segments import is_gsm7
 
 TRANSLATED = [locale for locale in LOCALES if locale != "en"]
 POT = TRANSLATIONS_DIR / "messages.pot"

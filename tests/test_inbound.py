@@ -11,7 +11,7 @@ import itertools
 import pytest
 from twilio.request_validator import RequestValidator
 
-from broadcaster.inbound import keyword
+from broadcaster.web.hooks.inbound import keyword
 from tests.conftest import drain
 from tests.fakes import FakeTwilio
 

@@ -11,8 +11,8 @@ from collections.abc import Iterator
 import pytest
 from twilio.request_validator import RequestValidator
 
-from broadcaster import logs
 from broadcaster.config import ConfigError
+from broadcaster.infra import logs
 from tests.conftest import drain
 from tests.fakes import FakeSendGrid, FakeTwilio
 
@@ -121,7 +121,7 @@ def test_gunicorn_logs_in_json_too_when_asked(redis_server, tmp_path):
     # lines (booting, signals, exits) included.
     import signal
 
-    from broadcaster.redis_server import free_port
+    from broadcaster.infra.redis_server import free_port
     from tests.processes import clean_env, http, start, wait_for, web_command
 
     port = free_port()

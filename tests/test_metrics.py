@@ -8,8 +8,8 @@ import time
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from broadcaster.announcements import ANNOUNCEMENTS_KEY
-from broadcaster.metrics import SETTLE_SECONDS
+from broadcaster.domain.announcements import ANNOUNCEMENTS_KEY
+from broadcaster.infra.metrics import SETTLE_SECONDS
 from tests.conftest import drain
 
 ANNOUNCEMENT = {
@@ -97,11 +97,11 @@ def test_metrics_token_is_required_when_set(make_app):
 
 
 @pytest.mark.skipif(
-    importlib.util.find_spec("broadcaster.breaker") is None,
+    importlib.util.find_spec("broadcaster.delivery.breaker") is None,
     reason="broadcaster/breaker.py (circuit breakers) is not in this version",
 )
 def test_breaker_state_is_exposed(client, r):
-    from broadcaster.breaker import Breaker
+    from broadcaster.delivery.breaker import Breaker
 
     twilio = Breaker(r, "twilio", threshold=2)
     sendgrid = Breaker(r, "sendgrid", threshold=2)

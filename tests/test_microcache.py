@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from flask import Flask, Response
 
-from broadcaster import microcache
+from broadcaster.infra import microcache
 from tests.conftest import PEOPLE
 from tests.test_public import BASE
 

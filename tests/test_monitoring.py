@@ -164,7 +164,7 @@ def test_flapping_reopens_the_same_incident_without_texting_again(
 
 def test_outside_the_reopen_window_a_new_incident_opens(make_app, tokens, tmp_path, providers):
     plan = tmp_path / "plan.toml"
-    from broadcaster.plan import BUNDLED_PLAN
+    from broadcaster.domain.plan import BUNDLED_PLAN
 
     plan.write_text(
         BUNDLED_PLAN.read_text().replace("reopen_window_minutes = 30", "reopen_window_minutes = 0")
@@ -178,7 +178,7 @@ def test_outside_the_reopen_window_a_new_incident_opens(make_app, tokens, tmp_pa
 
 
 def test_all_clear_rule_publishes_the_resolution(make_app, tokens, tmp_path, providers):
-    from broadcaster.plan import BUNDLED_PLAN
+    from broadcaster.domain.plan import BUNDLED_PLAN
 
     plan = tmp_path / "plan.toml"
     plan.write_text(

@@ -6,8 +6,9 @@ import subprocess
 
 import pytest
 
-from broadcaster import audit, signin_limit
-from broadcaster.users import authenticate, create_user
+from broadcaster.domain import audit
+from broadcaster.domain.users import authenticate, create_user
+from broadcaster.web import signin_limit
 from tests.conftest import PASSWORD
 from tests.conftest import csrf_token as csrf
 from tests.processes import broadcaster_command, clean_env

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from broadcaster.monitoring_plan import MonitoringRule
-from broadcaster.plan import (
+from broadcaster.domain.monitoring_rules import MonitoringRule
+from broadcaster.domain.plan import (
     BUNDLED_PLAN,
     SEVERITIES,
     Plan,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from broadcaster.segments import sms_cost
+from broadcaster.rendering.segments import sms_cost
 
 ANNOUNCEMENT = {
     "title": "Storing betalingen",

@@ -276,7 +276,7 @@ def test_public_pages_served_by_gunicorn_carry_one_date_header(redis_server, tmp
     import signal
     from http.client import HTTPConnection
 
-    from broadcaster.redis_server import free_port
+    from broadcaster.infra.redis_server import free_port
     from tests.processes import clean_env, http, start, wait_for, web_command
 
     port = free_port()

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from broadcaster.plan import PlanError
+from broadcaster.domain.plan import PlanError
 from channels.webhook import SIGNATURE_HEADER, verify
 from tests.conftest import drain
 from tests.test_webhook import SECRET, Answer, Receiver
@@ -108,7 +108,7 @@ def test_failing_target_is_retried_and_a_rerun_sends_nothing_more(hooked, tokens
     deliveries = client.get(f"/api/v1/announcements/{ann}/deliveries", headers=tokens["admin"])
     [record] = deliveries.get_json()["items"]
     assert record["channel"] == "webhook" and record["state"] == "sent" and record["attempts"] == 3
-    from broadcaster import queues
+    from broadcaster.delivery import queues
 
     queues.enqueue_public(hooked.extensions["broadcaster"].redis, ann, "webhook", "helpdesk")
     drain(hooked)

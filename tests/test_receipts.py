@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from twilio.request_validator import RequestValidator
 
 from broadcaster.config import ConfigError
-from broadcaster.ledger import STATES
+from broadcaster.domain.ledger import STATES
 from tests.conftest import drain
 from tests.fakes import FakeTwilio
 

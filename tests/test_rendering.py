@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 from flask import Flask
 
-from broadcaster.plan import load_plan
-from broadcaster.rendering import SUBJECT_MAX, Renderer, routes_for
-from broadcaster.segments import (
+from broadcaster.domain.plan import load_plan
+from broadcaster.rendering.messages import SUBJECT_MAX, Renderer, routes_for
+from broadcaster.rendering.segments import (
     BANNER_MAX,
     ELLIPSIS,
     ELLIPSIS_GSM,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from broadcaster.tokens import PERMISSIONS
+from broadcaster.domain.tokens import PERMISSIONS
 
 ANNOUNCEMENT = {
     "title": "Payments delayed",

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from broadcaster.segments import (
+from broadcaster.rendering.segments import (
     BANNER_MAX,
     ELLIPSIS,
     ELLIPSIS_GSM,

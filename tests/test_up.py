@@ -6,7 +6,7 @@ import re
 import signal
 import socket
 
-from broadcaster.redis_server import free_port
+from broadcaster.infra.redis_server import free_port
 from tests.processes import (
     alive,
     broadcaster_command,
@@ -152,7 +152,7 @@ def test_up_refuses_a_port_already_in_use(tmp_path):
 
 
 def test_gunicorn_with_our_config_refuses_a_port_already_in_use(redis_server, tmp_path):
-    # The Procfile's path: gunicorn itself, with -c python:broadcaster.gunicorn_config.
+    # The Procfile's path: gunicorn itself, with -c python:broadcaster.infra.gunicorn_config.
     env = clean_env(
         BROADCASTER_DATA_DIR=str(tmp_path / "var"), BROADCASTER_REDIS_URL=redis_server.url
     )

@@ -1,0 +1,378 @@
+"""The fan-out jobs: one plan job per announcement, then batch jobs per channel.
+
+The plan job streams the audiences' subscribers, picks each person's channels, records a
+``queued`` delivery per (channel, person) — the ledger refuses a second record, which is
+what deduplicates people in several audiences — and enqueues batches. A batch job claims
+its recipients just before the provider call and marks them after.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+from typing import Any
+
+from broadcaster.delivery import pacing, publishing, queues
+from broadcaster.delivery.recovery import CLAIM_LEASE, LeaseKeeper
+from broadcaster.domain.ledger import Ledger
+from broadcaster.domain.subscribers import mask_contact
+from broadcaster.infra import metrics
+from broadcaster.services import Services, services
+from broadcaster.web import unsubscribe
+from channels import CONTACT_FIELD
+from channels.base import UNSUBSCRIBE_PLACEHOLDER, Outgoing, Result
+
+log = logging.getLogger(__name__)
+
+# A provider paused (429) or down (breaker open) for longer than this: the batch is
+# rescheduled for when it may be up, instead of holding a worker (app config may override).
+INLINE_WAIT = 10.0
+
+
+def channels_for(
+    subscriber: dict[str, Any], announcement: dict[str, Any], svc: Services
+) -> tuple[list[str], list[str]]:
+    """One person's channels: (to send, opted out).
+
+    Announcement ∩ their audiences' channels ∩ their own preference ∩ the contacts they have;
+    opted-out channels are returned apart, to be recorded as skipped.
+    """
+    wanted = set(announcement["channels"])
+    audience_channels: set[str] = set()
+    for name in set(subscriber["audiences"]) & set(announcement["audiences"]):
+        audience = svc.plan.audiences.get(name)
+        if audience:
+            audience_channels.update(audience.channels)
+    wanted &= audience_channels
+    if subscriber.get("channels"):
+        wanted &= set(subscriber["channels"])
+    reachable = sorted(c for c in wanted if c in CONTACT_FIELD and subscriber.get(CONTACT_FIELD[c]))
+    opted_out = set(subscriber.get("opt_outs") or [])
+    return [c for c in reachable if c not in opted_out], [c for c in reachable if c in opted_out]
+
+
+def plan_job(announcement_id: str) -> dict[str, int]:
+    """Resolve audiences to recipients and enqueue batch jobs; returns recipients per channel."""
+    svc = services()
+    announcement = svc.announcements.get(announcement_id)
+    ledger = Ledger(svc.redis, announcement_id)
+    # A re-run after a crash must also pick up people it queued but never batched.
+    rerun = not svc.redis.set(f"bc:plan:{announcement_id}:started", 1, nx=True, ex=7 * 24 * 3600)
+    sizes = {name: int(getattr(svc.channels[name], "max_batch", 500)) for name in svc.channels}
+    sizes["email"] = min(sizes.get("email", 1000), int(svc.config["EMAIL_BATCH_SIZE"]))
+    sizes["sms"] = min(sizes.get("sms", 500), int(svc.config["SMS_BATCH_SIZE"]))
+    pending: dict[str, list[str]] = {name: [] for name in svc.channels}
+    totals: dict[str, int] = dict.fromkeys(svc.channels, 0)
+
+    for chunk in svc.subscribers.ids_in(announcement["audiences"]):
+        people = svc.subscribers.get_many(chunk)
+        by_channel: dict[str, list[str]] = {}
+        opted_out: dict[str, list[str]] = {}
+        for sid, person in people.items():
+            send, skip = channels_for(person, announcement, svc)
+            for channel in send:
+                by_channel.setdefault(channel, []).append(sid)
+            for channel in skip:
+                opted_out.setdefault(channel, []).append(sid)
+        for channel, ids in opted_out.items():
+            skipped = ledger.move(channel, ids, "skipped", ["new"])
+            ledger.note(channel, {sid: {"error": "opted out"} for sid in skipped})
+        for channel, ids in by_channel.items():
+            new = ledger.enqueue(channel, ids)
+            if rerun:
+                states = ledger.states(channel, [i for i in ids if i not in set(new)])
+                new += [sid for sid, state in states.items() if state == "queued"]
+            pending[channel].extend(new)
+            totals[channel] += len(new)
+            while len(pending[channel]) >= sizes[channel]:
+                batch, pending[channel] = (
+                    pending[channel][: sizes[channel]],
+                    pending[channel][sizes[channel] :],
+                )
+                queues.enqueue_batch(svc.redis, announcement_id, channel, batch)
+    for channel, ids in pending.items():
+        if ids:
+            queues.enqueue_batch(svc.redis, announcement_id, channel, ids)
+    totals["public"] = publishing.plan_public(svc, announcement, ledger)
+    log.info("planned %s: %s", announcement_id, totals)
+    return totals
+
+
+def batch_job(
+    announcement_id: str, channel: str, subscriber_ids: list[str], attempt: int = 1
+) -> dict[str, int]:
+    """Send one channel's batch; returns counts of sent, failed, retried and skipped."""
+    svc = services()
+    announcement = svc.announcements.get(announcement_id)
+    ledger = Ledger(svc.redis, announcement_id)
+    sender = svc.channels[channel]
+    people = svc.subscribers.get_many(subscriber_ids)
+    states = ledger.states(channel, subscriber_ids)
+    # "sending" too: after a crash the re-run takes over claims whose lease ran out.
+    todo = [sid for sid in subscriber_ids if states.get(sid) in ("queued", "sending")]
+
+    # Erased, contact removed or opted out since planning: record why, send nothing.
+    reasons = {}
+    for sid in todo:
+        person = people.get(sid)
+        if not person or not person.get(CONTACT_FIELD[channel]):
+            reasons[sid] = "no contact for this channel any more"
+        elif channel in (person.get("opt_outs") or []):
+            reasons[sid] = "opted out"
+    gone = ledger.move(channel, list(reasons), "skipped", ["queued"])
+    ledger.note(channel, {sid: {"error": reasons[sid]} for sid in gone})
+    todo = [sid for sid in todo if sid not in reasons]
+
+    rendered: dict[tuple[str, tuple[str, ...]], dict[str, str]] = {}
+    secret, public_url = str(svc.config["SECRET_KEY"]), str(svc.config["PUBLIC_URL"])
+
+    def outgoing(sid: str) -> Outgoing:
+        person = people[sid]
+        audiences = tuple(sorted(set(person["audiences"]) & set(announcement["audiences"])))
+        key = (person["locale"], audiences)
+        if key not in rendered:  # render once per locale × audience set, not per person
+            rendered[key] = svc.renderer.render(
+                channel, announcement, list(audiences), person["locale"]
+            ).content
+        personal = {}
+        if channel == "email":
+            personal[UNSUBSCRIBE_PLACEHOLDER] = unsubscribe.link(secret, public_url, sid)
+        return Outgoing(sid, person[CONTACT_FIELD[channel]], rendered[key], personal)
+
+    gate = pacing.gate_for(svc.redis, sender.transport, svc.config)
+    run = _Run(svc, ledger, channel, sender, gate, attempt, outgoing)
+    run.counts["skipped"] = len(gone)
+    with LeaseKeeper(ledger, channel) as keeper:
+        run.keeper = keeper
+        run.send_all(_units(channel, todo, people, announcement, sender))
+        # Claims still held by someone else: if their holder died, take them over once the
+        # lease runs out; a holder that is alive renews and finishes them itself.
+        held = [sid for sid, state in ledger.states(channel, todo).items() if state == "sending"]
+        if held and not run.deferred:
+            time.sleep(ledger.lease_left(channel, held) + 0.1)
+            run.send_all(_units(channel, held, people, announcement, sender))
+
+    if run.deferred:
+        # The provider is down or paused: come back when it may be up, without an attempt.
+        log.info(
+            "%s is paused: %d %s deliveries wait %.0fs",
+            sender.transport,
+            len(run.deferred),
+            channel,
+            run.defer_for,
+        )
+        queues.enqueue_batch(
+            svc.redis, announcement_id, channel, run.deferred, attempt, run.defer_for
+        )
+    if run.retry_ids:
+        _retry_later(svc, ledger, announcement_id, channel, run.retry_ids, attempt, run.retry_after)
+    if run.fallback:
+        _fall_back(svc, ledger, announcement_id, channel, run.fallback)
+    return run.counts
+
+
+def _units(
+    channel: str,
+    todo: list[str],
+    people: dict[str, dict[str, Any]],
+    announcement: dict[str, Any],
+    sender: Any,
+) -> list[list[str]]:
+    """What is claimed, paced and recorded together.
+
+    Email: one provider request per rendering (≤ max personalizations). SMS: a *step* of
+    messages, one request each, sent concurrently; a step costs a handful of Redis round
+    trips (claim, rate reservation, record), not a handful per message.
+    """
+    if channel != "email":
+        size = sms_steps(sender)[0]
+        return [todo[i : i + size] for i in range(0, len(todo), size)]
+    groups: dict[tuple[str, tuple[str, ...]], list[str]] = {}
+    for sid in todo:
+        person = people[sid]
+        audiences = tuple(sorted(set(person["audiences"]) & set(announcement["audiences"])))
+        groups.setdefault((person["locale"], audiences), []).append(sid)
+    size = int(getattr(sender, "max_batch", 1000))
+    return [ids[i : i + size] for ids in groups.values() for i in range(0, len(ids), size)]
+
+
+# SMS steps a batch job works on at once: while one step waits for Twilio, the next is
+# being claimed and paced, and the last recorded. Together they hold SMS_CONCURRENCY claims
+# at most, so a crash re-sends no more than that.
+SMS_STEPS_IN_FLIGHT = 2
+
+
+def sms_steps(sender: Any) -> tuple[int, int]:
+    """(messages per SMS step, steps at once): SMS_CONCURRENCY requests in flight at most."""
+    concurrency = max(1, int(getattr(sender, "concurrency", 1)))
+    at_once = min(SMS_STEPS_IN_FLIGHT, concurrency)
+    return concurrency // at_once, at_once
+
+
+class _Run:
+    """One batch job's sending: claim a unit just before its request, pace it, record it."""
+
+    def __init__(
+        self,
+        svc: Services,
+        ledger: Ledger,
+        channel: str,
+        sender: Any,
+        gate: pacing.Gate | None,
+        attempt: int,
+        outgoing: Callable[[str], Outgoing],
+    ) -> None:
+        self.svc, self.ledger, self.channel, self.sender = svc, ledger, channel, sender
+        self.gate, self.attempt, self.outgoing = gate, attempt, outgoing
+        self.keeper: LeaseKeeper | None = None
+        self.counts = {"sent": 0, "failed": 0, "retry": 0, "skipped": 0}
+        self.retry_ids: list[str] = []
+        self.retry_after = 0.0
+        self.deferred: list[str] = []
+        self.defer_for = 0.0
+        self.fallback: list[str] = []
+        self._lock = threading.Lock()
+        self._pausing = threading.Event()
+        self._inline_wait = float(svc.config.get("PROVIDER_WAIT_INLINE", INLINE_WAIT))
+
+    def send_all(self, units: list[list[str]]) -> None:
+        """Send every unit; SMS steps a few at a time (each sends its messages concurrently)."""
+        workers = sms_steps(self.sender)[1] if self.channel == "sms" else 1
+        if workers <= 1 or len(units) <= 1:
+            for unit in units:
+                self._send(unit)
+            return
+        with ThreadPoolExecutor(max_workers=min(workers, len(units))) as pool:
+            for future in [pool.submit(self._send, unit) for unit in units]:
+                future.result()  # a bug in a unit is a bug in the job: let RQ see it
+
+    def _send(self, unit: list[str]) -> None:
+        if self._pausing.is_set():
+            self._defer(unit, 0.0)
+            return
+        claimed = self.ledger.claim(self.channel, unit, CLAIM_LEASE)
+        if not claimed:
+            return  # sent, or being sent, by another run
+        assert self.keeper is not None
+        self.keeper.hold(claimed)
+        try:
+            # Render before taking a rate slot, so the request leaves right on its slot.
+            batch = [self.outgoing(sid) for sid in claimed]
+            n = 1 if self.channel == "email" else len(batch)  # provider requests
+            later = self.gate.wait_turn(self._inline_wait, n) if self.gate is not None else 0.0
+            if later:
+                self.ledger.release(self.channel, claimed)
+                self._pausing.set()
+                self._defer(claimed, later)
+                return
+            if n > 1 and self.gate is not None and self.gate.spacing:
+                # One reservation for the step: each message leaves on its own slot.
+                first, spacing = time.monotonic(), self.gate.spacing
+                batch = [replace(m, not_before=first + i * spacing) for i, m in enumerate(batch)]
+            results = self.sender.send(batch)
+            if self.gate is not None:
+                self.gate.observe(results)
+            _record(self.ledger, self.channel, batch, results, self.attempt, self.sender.transport)
+        finally:
+            self.keeper.drop(claimed)
+        fallback = self.svc.plan.fallback.get(self.channel)
+        with self._lock:
+            for result in results:
+                self.counts[result.outcome] += 1
+                if result.outcome == "retry" and result.extra.get("held"):
+                    # Held back by the channel, never sent: no attempt spent (as a pause).
+                    self.deferred.append(result.subscriber_id)
+                    self.defer_for = max(self.defer_for, result.retry_after or 0.0)
+                elif result.outcome == "retry":
+                    self.retry_ids.append(result.subscriber_id)
+                    self.retry_after = max(self.retry_after, result.retry_after or 0.0)
+                elif result.outcome == "failed" and fallback:
+                    self.fallback.append(result.subscriber_id)
+
+    def _defer(self, unit: list[str], seconds: float) -> None:
+        with self._lock:
+            self.deferred.extend(unit)
+            self.defer_for = max(self.defer_for, seconds)
+
+
+def _record(
+    ledger: Ledger,
+    channel: str,
+    batch: list[Outgoing],
+    results: Iterable[Result],
+    attempt: int,
+    transport: str,
+) -> None:
+    """Move each claimed delivery to its outcome and keep the details."""
+    to = {item.subscriber_id: item.to for item in batch}
+    by_outcome: dict[str, list[str]] = {"sent": [], "failed": [], "retry": []}
+    details: dict[str, dict[str, Any]] = {}
+    for result in results:
+        by_outcome[result.outcome].append(result.subscriber_id)
+        details[result.subscriber_id] = {
+            "to": mask_contact(to[result.subscriber_id]),
+            "attempts": attempt,
+            "transport": transport,
+            "provider_id": result.provider_id,
+            "error": result.error,
+            **result.extra,
+        }
+    ledger.note(channel, details)
+    ledger.move(channel, by_outcome["sent"], "sent", ["sending"])
+    ledger.move(channel, by_outcome["failed"], "failed", ["sending"])
+    ledger.release(channel, by_outcome["retry"])
+
+
+def _fall_back(
+    svc: Services, ledger: Ledger, announcement_id: str, channel: str, ids: list[str]
+) -> None:
+    """Send by the plan's fallback channel (``fallback = {sms = "email"}``) what failed for good.
+
+    Only to people who have that contact, did not opt out of it and, if they chose their
+    channels, chose it too; both deliveries say so. Someone who already gets this
+    announcement by that channel gets nothing more.
+    """
+    other = svc.plan.fallback[channel]
+    people = svc.subscribers.get_many(ids)
+
+    def reachable(person: dict[str, Any]) -> bool:
+        chosen = person.get("channels")
+        return bool(
+            person.get(CONTACT_FIELD[other])
+            and other not in (person.get("opt_outs") or [])
+            and (not chosen or other in chosen)
+        )
+
+    able = [sid for sid in ids if sid in people and reachable(people[sid])]
+    new = ledger.enqueue(other, able)
+    ledger.note(channel, {sid: {"fallback": other} for sid in new})
+    ledger.note(other, {sid: {"fallback_from": channel} for sid in new})
+    if new:
+        log.info("%s of %s: %d fall back to %s", channel, announcement_id, len(new), other)
+        queues.enqueue_batch(svc.redis, announcement_id, other, new)
+
+
+def _retry_later(
+    svc: Services,
+    ledger: Ledger,
+    announcement_id: str,
+    channel: str,
+    ids: list[str],
+    attempt: int,
+    retry_after: float,
+) -> None:
+    """Enqueue a retry batch with backoff (honouring Retry-After), or give up after the last."""
+    if attempt >= int(svc.config["MAX_ATTEMPTS"]):
+        moved = ledger.move(channel, ids, "failed", ["queued"])
+        ledger.note(
+            channel, {sid: {"gave_up": f"gave up after {attempt} attempts"} for sid in moved}
+        )
+        return
+    delay = queues.retry_delay(svc.config, attempt, retry_after)
+    log.info("retrying %d %s deliveries of %s in %.1fs", len(ids), channel, announcement_id, delay)
+    metrics.count(svc.redis, "retries", channel, amount=len(ids))
+    queues.enqueue_batch(svc.redis, announcement_id, channel, ids, attempt + 1, delay)

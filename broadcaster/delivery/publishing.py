@@ -1,0 +1,190 @@
+"""Public channels: one job per announcement and place (a social network, a webhook target).
+
+Social posts of one incident form one thread: each post replies to the incident's
+previous post on that network. The thread reference lives in Redis; a short lock per
+(incident, network) keeps two quick updates from both replying to the same parent.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from broadcaster.delivery import pacing, queues
+from broadcaster.domain.ledger import Ledger
+from broadcaster.rendering.brief import reply
+from broadcaster.services import Services, services
+from channels.base import (
+    DeliveryError,
+    PermanentDeliveryError,
+    PublicPost,
+    Result,
+    TransientDeliveryError,
+)
+
+log = logging.getLogger(__name__)
+
+LOCK_SECONDS = 120
+
+
+def _thread_key(incident_id: str, network: str) -> str:
+    return f"bc:thread:{incident_id}:{network}"
+
+
+def places(svc: Services, announcement: dict[str, Any]) -> list[tuple[str, str]]:
+    """(ledger channel, place) pairs this announcement is posted to."""
+    found: list[tuple[str, str]] = []
+    if "social" in announcement["channels"]:
+        found += [("social", network) for network in svc.networks]
+    if "webhook" in announcement["channels"]:
+        for target in svc.plan.webhooks:
+            if target.wants(announcement["audiences"]):
+                found.append(("webhook", target.name))
+    return found
+
+
+def plan_public(svc: Services, announcement: dict[str, Any], ledger: Ledger) -> int:
+    """Record and enqueue one job per public place; returns how many were new."""
+    count = 0
+    for channel, place in places(svc, announcement):
+        if ledger.enqueue(channel, [place]):
+            queues.enqueue_public(svc.redis, announcement["id"], channel, place)
+            count += 1
+    return count
+
+
+def event_for(svc: Services, announcement: dict[str, Any]) -> dict[str, Any]:
+    """The announcement's public facts, as sent to webhooks."""
+    keys = (
+        "id",
+        "incident_id",
+        "title",
+        "body",
+        "severity",
+        "status",
+        "audiences",
+        "translations",
+        "corrects",
+        "published_at",
+        "next_update_at",
+    )
+    event = {key: announcement.get(key) for key in keys}
+    event["status_url"] = svc.renderer.status_url
+    # The same words every agent uses (see the agent brief).
+    event["reply"] = reply(svc, announcement, svc.plan.default_locale)[1]
+    return event
+
+
+def public_job(announcement_id: str, channel: str, place: str, attempt: int = 1) -> str:
+    """Post one announcement to one public place; returns the outcome."""
+    svc = services()
+    announcement = svc.announcements.get(announcement_id)
+    ledger = Ledger(svc.redis, announcement_id)
+    if not ledger.claim(channel, [place]):
+        return "skipped: already claimed or sent"
+    lock = f"bc:lock:{_thread_key(announcement['incident_id'], place)}"
+    if channel == "social" and not svc.redis.set(lock, announcement_id, nx=True, ex=LOCK_SECONDS):
+        # Another update of this incident is being posted: wait for it, then reply to it.
+        ledger.release(channel, [place])
+        queues.enqueue_public(svc.redis, announcement_id, channel, place, attempt, delay=2)
+        return "waiting for the thread"
+    # A network's budget is shared by every worker: wait for our slot, or come back later
+    # when the network paused us (429) or is marked down, without spending an attempt.
+    gate = (
+        pacing.gate_for(svc.redis, svc.networks[place].transport, svc.config)
+        if channel == "social"
+        else None
+    )
+    later = gate.wait_turn(float(svc.config.get("PROVIDER_WAIT_INLINE", 10))) if gate else 0.0
+    if later:
+        svc.redis.delete(lock)
+        ledger.release(channel, [place])
+        queues.enqueue_public(svc.redis, announcement_id, channel, place, attempt, delay=later)
+        return f"waiting {later:.0f}s for {place}"
+    try:
+        result = _publish(svc, announcement, channel, place)
+    except DeliveryError as exc:
+        if gate:
+            outcome = "retry" if isinstance(exc, TransientDeliveryError) else "failed"
+            gate.observe([Result(place, outcome, retry_after=exc.retry_after)])
+        _failed(svc, ledger, announcement_id, channel, place, attempt, exc)
+        return f"error: {exc.reason}"
+    finally:
+        if channel == "social":
+            svc.redis.delete(lock)
+    if gate:
+        gate.observe([Result(place, "sent")])
+    ledger.note(
+        channel,
+        {
+            place: {
+                "attempts": attempt,
+                "provider_id": result.provider_id,
+                "url": result.url,
+                "error": None,
+                "to": place,
+                **result.extra,
+            }
+        },
+    )
+    ledger.move(channel, [place], "sent", ["sending"])
+    return "sent"
+
+
+def _publish(svc: Services, announcement: dict[str, Any], channel: str, place: str):  # type: ignore[no-untyped-def]
+    locale = svc.plan.default_locale
+    key = f"{announcement['id']}:{place}"
+    if channel == "social":
+        network = svc.networks[place]
+        rendering = svc.renderer.render(place, announcement, announcement["audiences"], locale)
+        raw = svc.redis.get(_thread_key(announcement["incident_id"], place))
+        post = PublicPost(
+            announcement["id"],
+            announcement["incident_id"],
+            rendering.content["text"],
+            svc.renderer.status_url,
+            locale,
+            key,
+            reply_to=json.loads(raw) if raw else None,
+            event={"published_at": announcement["published_at"]},  # dates Bluesky's record key
+        )
+        result = network.publish(post)
+        if result.thread:
+            svc.redis.set(
+                _thread_key(announcement["incident_id"], place), json.dumps(result.thread)
+            )
+        return result
+    target = next((t for t in svc.plan.webhooks if t.name == place), None)
+    if target is None:
+        raise PermanentDeliveryError(f"webhook target {place!r} is no longer in the plan")
+    rendering = svc.renderer.render("banner", announcement, announcement["audiences"], locale)
+    post = PublicPost(
+        announcement["id"],
+        announcement["incident_id"],
+        rendering.content["text"],
+        svc.renderer.status_url,
+        locale,
+        key,
+        event=event_for(svc, announcement),
+    )
+    return svc.webhook.deliver(target, post)
+
+
+def _failed(
+    svc: Services,
+    ledger: Ledger,
+    announcement_id: str,
+    channel: str,
+    place: str,
+    attempt: int,
+    exc: DeliveryError,
+) -> None:
+    ledger.note(channel, {place: {"attempts": attempt, "error": exc.reason, "to": place}})
+    if isinstance(exc, TransientDeliveryError) and attempt < int(svc.config["MAX_ATTEMPTS"]):
+        ledger.release(channel, [place])
+        delay = queues.retry_delay(svc.config, attempt, exc.retry_after)
+        log.info("retrying %s %s of %s in %.1fs", channel, place, announcement_id, delay)
+        queues.enqueue_public(svc.redis, announcement_id, channel, place, attempt + 1, delay)
+        return
+    ledger.move(channel, [place], "failed", ["sending"])

@@ -1,0 +1,117 @@
+"""RQ queues: one for planning and one per channel, so a slow provider never blocks the rest."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import redis
+from redis.client import Pipeline
+from rq import Queue, Retry
+from rq.serializers import JSONSerializer
+
+PLAN_QUEUE = "plan"
+PUBLIC_QUEUE = "public"
+# Workers take queues in this order: planning first, so fan-out starts at once; public
+# posts are one job each and quick, so they never wait behind a large email batch.
+QUEUE_NAMES = (PLAN_QUEUE, PUBLIC_QUEUE, "sms", "email")
+
+# Jobs name their function by dotted path. Jobs queued by a version before the layered
+# layout name the old flat modules; the worker renames them, so an upgrade in the middle
+# of an incident loses no announcement.
+LEGACY_JOB_NAMES = {
+    "broadcaster.fanout.plan_job": "broadcaster.delivery.fanout.plan_job",
+    "broadcaster.fanout.batch_job": "broadcaster.delivery.fanout.batch_job",
+    "broadcaster.publishing.public_job": "broadcaster.delivery.publishing.public_job",
+}
+
+_RESULT_TTL = 24 * 3600
+_FAILURE_TTL = 7 * 24 * 3600
+# A batch paced at a provider's rate can run long (500 SMS at 1/s: over 8 minutes); a dead
+# worker is noticed by its missing heartbeat (recovery.py), not by this timeout.
+_BATCH_TIMEOUT = 6 * 3600
+
+
+def _retry() -> Retry:
+    """Requeue a crashed or abandoned job at once, at the front (its people waited long
+    enough); the ledger's claims stop any double send. Later retries back off."""
+    return Retry(max=3, interval=[0, 30, 120], enqueue_at_front=True)
+
+
+def queue(r: redis.Redis, name: str) -> Queue:
+    """An RQ queue using the JSON serializer (jobs carry ids and plain JSON only)."""
+    return Queue(name, connection=r, serializer=JSONSerializer)
+
+
+def enqueue_plan(r: redis.Redis, announcement_id: str, pipeline: Pipeline | None = None) -> None:
+    """Enqueue the plan job of a published announcement (inside ``pipeline`` if given)."""
+    queue(r, PLAN_QUEUE).enqueue_call(
+        "broadcaster.delivery.fanout.plan_job",
+        args=[announcement_id],
+        job_id=f"plan-{announcement_id}",
+        retry=_retry(),
+        result_ttl=_RESULT_TTL,
+        failure_ttl=_FAILURE_TTL,
+        pipeline=pipeline,
+    )
+
+
+def retry_delay(config: Mapping[str, Any], attempt: int, retry_after: float | None) -> float:
+    """Seconds before attempt ``attempt + 1``: doubling backoff, capped, never under Retry-After."""
+    backoff = min(
+        float(config["RETRY_BACKOFF"]) * 2 ** (attempt - 1), float(config["RETRY_BACKOFF_MAX"])
+    )
+    return max(backoff, retry_after or 0.0)
+
+
+def _enqueue(q: Queue, func: str, args: list, delay: float) -> None:
+    options = {
+        "result_ttl": _RESULT_TTL,
+        "failure_ttl": _FAILURE_TTL,
+        "job_timeout": _BATCH_TIMEOUT,
+        "retry": _retry(),
+    }
+    if delay > 0:
+        # RQ's schedule has one-second resolution and rounds down: round up instead, so a
+        # provider's Retry-After is never cut short.
+        when = datetime.fromtimestamp(math.ceil(time.time() + delay), tz=UTC)
+        q.enqueue_at(when, func, *args, **options)
+    else:
+        q.enqueue(func, *args, **options)
+
+
+def enqueue_public(
+    r: redis.Redis,
+    announcement_id: str,
+    channel: str,
+    place: str,
+    attempt: int = 1,
+    delay: float = 0,
+) -> None:
+    """Enqueue the job that posts an announcement to one public place."""
+    _enqueue(
+        queue(r, PUBLIC_QUEUE),
+        "broadcaster.delivery.publishing.public_job",
+        [announcement_id, channel, place, attempt],
+        delay,
+    )
+
+
+def enqueue_batch(
+    r: redis.Redis,
+    announcement_id: str,
+    channel: str,
+    subscriber_ids: list[str],
+    attempt: int = 1,
+    delay: float = 0,
+) -> None:
+    """Enqueue one batch job for a channel, now or after ``delay`` seconds."""
+    _enqueue(
+        queue(r, channel),
+        "broadcaster.delivery.fanout.batch_job",
+        [announcement_id, channel, subscriber_ids, attempt],
+        delay,
+    )

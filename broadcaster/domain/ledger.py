@@ -1,0 +1,313 @@
+"""The delivery ledger: one record per (announcement, channel, subscriber).
+
+States move ``queued → sending → sent → delivered`` or end in ``failed`` / ``skipped``.
+Every move is one atomic Lua call that also keeps the per-channel counts, so a recipient
+is *claimed* (``queued → sending``) before the provider call and a re-run batch skips anyone
+already claimed or sent: nobody is texted twice.
+
+A claim is a *lease*: it records until when its holder answers for it, and the holder
+renews it while it works. A worker killed mid-send leaves claims whose lease runs out; the
+batch's re-run (RQ requeues the abandoned job) takes those over, so a crash strands nobody
+and re-sends only what was in flight.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterable
+from typing import Any
+
+import redis
+
+# delivered / undelivered / bounced / dropped come from provider receipts (receipts.py).
+STATES = (
+    "queued",
+    "sending",
+    "sent",
+    "delivered",
+    "undelivered",
+    "bounced",
+    "dropped",
+    "failed",
+    "skipped",
+)
+
+_TRANSITION = """
+local allowed = {}
+for s in string.gmatch(ARGV[3], '[^,]+') do allowed[s] = true end
+local moved = {}
+for i = 4, #ARGV do
+  local sub = ARGV[i]
+  local cur = redis.call('HGET', KEYS[1], sub)
+  if allowed[cur or 'new'] then
+    redis.call('HSET', KEYS[1], sub, ARGV[2])
+    if cur == 'sending' then redis.call('HDEL', KEYS[4], sub) end
+    if cur then
+      redis.call('HINCRBY', KEYS[2], ARGV[1] .. ':' .. cur, -1)
+    else
+      redis.call('ZADD', KEYS[3], 0, ARGV[1] .. ':' .. sub)
+    end
+    redis.call('HINCRBY', KEYS[2], ARGV[1] .. ':' .. ARGV[2], 1)
+    moved[#moved + 1] = sub
+  end
+end
+return moved
+"""
+
+# Claim: queued, or sending whose lease ran out (its holder died). Redis' clock decides.
+# KEYS: state, counts, index, leases. ARGV: channel, lease (ms), ids…
+_CLAIM = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local claimed = {}
+for i = 3, #ARGV do
+  local sub = ARGV[i]
+  local cur = redis.call('HGET', KEYS[1], sub)
+  local take = cur == 'queued'
+  if cur == 'sending' then
+    -- A claim without a lease predates leases: leave it to whoever made it.
+    local lease = tonumber(redis.call('HGET', KEYS[4], sub) or '-1')
+    take = lease >= 0 and lease < now
+  end
+  if take then
+    if cur == 'queued' then
+      redis.call('HSET', KEYS[1], sub, 'sending')
+      redis.call('HINCRBY', KEYS[2], ARGV[1] .. ':queued', -1)
+      redis.call('HINCRBY', KEYS[2], ARGV[1] .. ':sending', 1)
+    end
+    redis.call('HSET', KEYS[4], sub, now + tonumber(ARGV[2]))
+    claimed[#claimed + 1] = sub
+  end
+end
+return claimed
+"""
+
+# Renew the leases of claims still in ``sending``. KEYS: state, leases. ARGV: lease ms, ids…
+_RENEW = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local n = 0
+for i = 2, #ARGV do
+  if redis.call('HGET', KEYS[1], ARGV[i]) == 'sending' then
+    redis.call('HSET', KEYS[2], ARGV[i], now + tonumber(ARGV[1]))
+    n = n + 1
+  end
+end
+return n
+"""
+
+DEFAULT_LEASE = 300.0  # seconds; holders that renew (batch jobs) use a much shorter one
+
+
+def _state_key(announcement_id: str, channel: str) -> str:
+    return f"bc:dl:{announcement_id}:{channel}"
+
+
+def _info_key(announcement_id: str, channel: str) -> str:
+    return f"bc:dli:{announcement_id}:{channel}"
+
+
+def _counts_key(announcement_id: str) -> str:
+    return f"bc:dlc:{announcement_id}"
+
+
+def _index_key(announcement_id: str) -> str:
+    return f"bc:dlx:{announcement_id}"
+
+
+def _lease_key(announcement_id: str, channel: str) -> str:
+    return f"bc:dll:{announcement_id}:{channel}"
+
+
+class Ledger:
+    """Delivery records of one announcement, kept in Redis."""
+
+    def __init__(self, r: redis.Redis, announcement_id: str) -> None:
+        self.r = r
+        self.announcement_id = announcement_id
+        self._script = r.register_script(_TRANSITION)
+        self._claim = r.register_script(_CLAIM)
+        self._renew = r.register_script(_RENEW)
+
+    def move(
+        self,
+        channel: str,
+        subscriber_ids: Iterable[str],
+        to_state: str,
+        from_states: Iterable[str],
+    ) -> list[str]:
+        """Move the subscribers whose state is in ``from_states`` (``new``: no record yet).
+
+        Returns the ids that moved; the others were already elsewhere (e.g. sent).
+        """
+        ids = list(subscriber_ids)
+        if not ids:
+            return []
+        keys = [
+            _state_key(self.announcement_id, channel),
+            _counts_key(self.announcement_id),
+            _index_key(self.announcement_id),
+            _lease_key(self.announcement_id, channel),
+        ]
+        args = [channel, to_state, ",".join(from_states), *ids]
+        return [m.decode() if isinstance(m, bytes) else m for m in self._script(keys, args)]
+
+    def enqueue(self, channel: str, subscriber_ids: Iterable[str]) -> list[str]:
+        """Record new ``queued`` deliveries; existing ones are left as they are."""
+        return self.move(channel, subscriber_ids, "queued", ["new"])
+
+    def claim(
+        self, channel: str, subscriber_ids: Iterable[str], lease: float = DEFAULT_LEASE
+    ) -> list[str]:
+        """Claim recipients for ``lease`` seconds; returns only those this caller may send to.
+
+        Queued recipients are claimed, and so are claims whose holder let the lease run out.
+        """
+        ids = list(subscriber_ids)
+        if not ids:
+            return []
+        keys = [
+            _state_key(self.announcement_id, channel),
+            _counts_key(self.announcement_id),
+            _index_key(self.announcement_id),
+            _lease_key(self.announcement_id, channel),
+        ]
+        claimed = self._claim(keys, [channel, int(lease * 1000), *ids])
+        return [m.decode() if isinstance(m, bytes) else m for m in claimed]
+
+    def renew(self, channel: str, subscriber_ids: Iterable[str], lease: float) -> int:
+        """Extend the leases of claims still held; returns how many were renewed."""
+        ids = list(subscriber_ids)
+        if not ids:
+            return 0
+        keys = [
+            _state_key(self.announcement_id, channel),
+            _lease_key(self.announcement_id, channel),
+        ]
+        return int(self._renew(keys, [int(lease * 1000), *ids]))
+
+    def lease_left(self, channel: str, subscriber_ids: list[str]) -> float:
+        """Seconds until the last of these claims' leases runs out (0: all expired or none)."""
+        if not subscriber_ids:
+            return 0.0
+        leases = self.r.hmget(_lease_key(self.announcement_id, channel), subscriber_ids)
+        seconds, micros = self.r.time()
+        now_ms = seconds * 1000 + micros // 1000
+        ends = [int(v) for v in leases if v is not None]
+        return max(0.0, (max(ends) - now_ms) / 1000) if ends else 0.0
+
+    def release(self, channel: str, subscriber_ids: Iterable[str]) -> list[str]:
+        """Give claimed recipients back after a transient failure, for a later retry."""
+        return self.move(channel, subscriber_ids, "queued", ["sending"])
+
+    def states(self, channel: str, subscriber_ids: list[str]) -> dict[str, str | None]:
+        """Current state per subscriber id (None: no record)."""
+        if not subscriber_ids:
+            return {}
+        values = self.r.hmget(_state_key(self.announcement_id, channel), subscriber_ids)
+        return {
+            sid: (v.decode() if isinstance(v, bytes) else v)
+            for sid, v in zip(subscriber_ids, values, strict=True)
+        }
+
+    def note(self, channel: str, details: dict[str, dict[str, Any]]) -> None:
+        """Merge details (attempts, provider id, error, message…) into the records."""
+        if not details:
+            return
+        key = _info_key(self.announcement_id, channel)
+        ids = list(details)
+        current = self.r.hmget(key, ids)
+        now = time.time()
+        merged = {}
+        for sid, raw in zip(ids, current, strict=True):
+            record = json.loads(raw) if raw else {}
+            record.update(details[sid])
+            record["updated_at"] = now
+            merged[sid] = json.dumps(record)
+        self.r.hset(key, mapping=merged)
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        """Per-channel counts of every state."""
+        raw = self.r.hgetall(_counts_key(self.announcement_id))
+        result: dict[str, dict[str, int]] = {}
+        for field, value in raw.items():
+            channel, state = field.decode().rsplit(":", 1)
+            result.setdefault(channel, dict.fromkeys(STATES, 0))[state] = int(value)
+        return result
+
+    def total(self) -> int:
+        """Number of delivery records."""
+        return int(self.r.zcard(_index_key(self.announcement_id)))
+
+    def page(self, offset: int, limit: int) -> list[dict[str, Any]]:
+        """Delivery records in a stable order (channel, subscriber id)."""
+        members = self.r.zrange(_index_key(self.announcement_id), offset, offset + limit - 1)
+        pipe = self.r.pipeline(transaction=False)
+        pairs = []
+        for member in members:
+            channel, sid = member.decode().split(":", 1)
+            pairs.append((channel, sid))
+            pipe.hget(_state_key(self.announcement_id, channel), sid)
+            pipe.hget(_info_key(self.announcement_id, channel), sid)
+        values = pipe.execute()
+        records = []
+        for i, (channel, sid) in enumerate(pairs):
+            state, info = values[2 * i], values[2 * i + 1]
+            record = json.loads(info) if info else {}
+            records.append(
+                {
+                    "channel": channel,
+                    "subscriber_id": sid,
+                    "state": state.decode() if state else None,
+                    "attempts": record.get("attempts", 0),
+                    "to": record.get("to"),
+                    "provider_id": record.get("provider_id"),
+                    "error": record.get("error"),
+                    "message": record.get("message"),
+                    "updated_at": record.get("updated_at"),
+                    # Plan fallback: the channel this went on to / came from.
+                    "fallback": record.get("fallback"),
+                    "fallback_from": record.get("fallback_from"),
+                }
+            )
+        return records
+
+    @staticmethod
+    def latest_reached(
+        r: redis.Redis,
+        announcement_ids: list[str],
+        channel: str,
+        subscriber_id: str,
+        states: Iterable[str],
+    ) -> str | None:
+        """The first of ``announcement_ids`` whose delivery to this person is in ``states``.
+
+        One round trip: used to find which announcement an inbound reply answers.
+        """
+        if not announcement_ids:
+            return None
+        pipe = r.pipeline(transaction=False)
+        for announcement_id in announcement_ids:
+            pipe.hget(_state_key(announcement_id, channel), subscriber_id)
+        wanted = {s.encode() for s in states}
+        for announcement_id, state in zip(announcement_ids, pipe.execute(), strict=True):
+            if state in wanted:
+                return announcement_id
+        return None
+
+
+def summed_counts(r: redis.Redis, announcement_ids: list[str]) -> dict[str, int]:
+    """``channel:state`` delivery counts summed over many announcements (for metrics).
+
+    One pipeline per 500 announcements instead of a round trip each.
+    """
+    totals: dict[str, int] = {}
+    for start in range(0, len(announcement_ids), 500):
+        pipe = r.pipeline(transaction=False)
+        for announcement_id in announcement_ids[start : start + 500]:
+            pipe.hgetall(_counts_key(announcement_id))
+        for counts in pipe.execute():
+            for field, value in counts.items():
+                totals[field.decode()] = totals.get(field.decode(), 0) + int(value)
+    return totals

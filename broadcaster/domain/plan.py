@@ -1,0 +1,352 @@
+"""The crisis plan: organisation, audiences and their routes, channels per severity, policy.
+
+Loaded once at start-up from TOML; a bad plan stops the service with the file, the key and
+what is wrong, so nobody discovers a typo in the middle of a crisis.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from broadcaster.domain.monitoring_rules import Monitoring, parse_monitoring
+from channels import CHANNELS, CONTACT_FIELD
+from channels.base import PermanentDeliveryError
+from channels.webhook import WebhookTarget
+
+SEVERITIES = ("info", "minor", "major", "critical")
+STATUSES = ("investigating", "identified", "monitoring", "resolved")
+
+_TOP_KEYS = (
+    "organisation",
+    "policy",
+    "channels_by_severity",
+    "audiences",
+    "monitoring",
+    "holding_statements",
+    "webhooks",
+)
+
+BUNDLED_PLAN = Path(__file__).resolve().parents[2] / "examples" / "plan.toml"
+
+
+class PlanError(Exception):
+    """The plan file is unreadable or invalid; the message names file, key and reason."""
+
+
+@dataclass(frozen=True)
+class Route:
+    """For one need: the best channel, its contact and hours."""
+
+    need: dict[str, str]  # locale → label; "" is the label for every locale
+    channel: str
+    contact: str
+    hours: str = ""
+
+    def need_for(self, locale: str, default_locale: str) -> str:
+        return self.need.get(locale) or self.need.get(default_locale) or self.need.get("", "")
+
+
+@dataclass(frozen=True)
+class Audience:
+    name: str
+    description: str
+    channels: tuple[str, ...]
+    routes: tuple[Route, ...]
+
+
+@dataclass(frozen=True)
+class Plan:
+    organisation: str
+    default_locale: str
+    locales: tuple[str, ...]
+    default_region: str | None
+    timezone: str
+    approval_required: frozenset[str]
+    sms_max_segments: int
+    channels_by_severity: dict[str, tuple[str, ...]]
+    audiences: dict[str, Audience] = field(default_factory=dict)
+    monitoring: Monitoring = field(default_factory=Monitoring)
+    webhooks: tuple[WebhookTarget, ...] = ()
+    source: str = ""
+    # channel → channel to use when a delivery fails for good (policy.fallback)
+    fallback: dict[str, str] = field(default_factory=dict)
+
+
+class _Checker:
+    """Collects every problem in a plan so one start-up shows them all."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.problems: list[str] = []
+
+    def fail(self, key: str, reason: str) -> None:
+        self.problems.append(f"{self.source}: {key}: {reason}")
+
+    def known_keys(self, data: dict[str, Any], prefix: str, known: tuple[str, ...]) -> None:
+        """Flag keys we do not know: a typo must not silently disable part of the plan."""
+        for key in data:
+            if key not in known:
+                where = f"{prefix}.{key}" if prefix else key
+                self.fail(where, f"unknown key (expected one of: {', '.join(known)})")
+
+    def table(self, data: dict[str, Any], key: str, required: bool = True) -> dict[str, Any]:
+        value = data.get(key.rsplit(".", 1)[-1])
+        if value is None:
+            if required:
+                self.fail(key, "missing")
+            return {}
+        if not isinstance(value, dict):
+            self.fail(key, f"must be a table, not {type(value).__name__}")
+            return {}
+        return value
+
+    def string(self, data: dict[str, Any], key: str, default: str | None = None) -> str:
+        value = data.get(key.rsplit(".", 1)[-1], default)
+        if value is None:
+            self.fail(key, "missing")
+            return ""
+        if not isinstance(value, str) or not value.strip():
+            self.fail(key, "must be a non-empty string")
+            return ""
+        return value
+
+    def channel_list(self, value: Any, key: str) -> tuple[str, ...]:
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            self.fail(key, "must be a list of channel names")
+            return ()
+        unknown = [v for v in value if v not in CHANNELS]
+        if unknown:
+            self.fail(key, f"unknown channel {unknown[0]!r} (known: {', '.join(CHANNELS)})")
+        return tuple(v for v in value if v in CHANNELS)
+
+
+def parse_plan(data: dict[str, Any], source: str) -> Plan:
+    """Validate plan data; raise PlanError listing every problem."""
+    check = _Checker(source)
+    check.known_keys(data, "", _TOP_KEYS)
+    org = check.table(data, "organisation")
+    check.known_keys(
+        org, "organisation", ("name", "default_locale", "locales", "default_region", "timezone")
+    )
+    timezone = org.get("timezone", "UTC")
+    try:
+        ZoneInfo(str(timezone))
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        check.fail(
+            "organisation.timezone", f"unknown time zone {timezone!r} (e.g. Europe/Amsterdam)"
+        )
+        timezone = "UTC"
+    has_org = isinstance(data.get("organisation"), dict)
+    name = check.string(org, "organisation.name") if has_org else ""
+    default_locale = check.string(org, "organisation.default_locale", "en") if has_org else "en"
+    locales = org.get("locales", [default_locale])
+    if not isinstance(locales, list) or not all(isinstance(x, str) for x in locales):
+        check.fail("organisation.locales", "must be a list of locale codes")
+        locales = [default_locale]
+    if default_locale not in locales:
+        locales = [default_locale, *locales]
+    region = org.get("default_region")
+    if region is not None and (not isinstance(region, str) or len(region) != 2):
+        check.fail("organisation.default_region", "must be a two-letter country code")
+
+    policy = check.table(data, "policy", required=False)
+    check.known_keys(policy, "policy", ("approval_required", "sms_max_segments", "fallback"))
+    approval = policy.get("approval_required", [])
+    if not isinstance(approval, list) or any(s not in SEVERITIES for s in approval):
+        check.fail("policy.approval_required", f"must be a list of {', '.join(SEVERITIES)}")
+        approval = []
+    segments = policy.get("sms_max_segments", 2)
+    if not isinstance(segments, int) or isinstance(segments, bool) or not 1 <= segments <= 10:
+        check.fail("policy.sms_max_segments", "must be a whole number from 1 to 10")
+        segments = 2
+    fallback = _fallback(check, policy)
+
+    by_severity_raw = check.table(data, "channels_by_severity")
+    by_severity: dict[str, tuple[str, ...]] = {}
+    for severity, value in by_severity_raw.items():
+        if severity not in SEVERITIES:
+            check.fail(f"channels_by_severity.{severity}", "unknown severity")
+            continue
+        by_severity[severity] = check.channel_list(value, f"channels_by_severity.{severity}")
+    if by_severity_raw:
+        # A severity left out would silently send nothing by default: say so now.
+        for severity in SEVERITIES:
+            if severity not in by_severity_raw:
+                check.fail(f"channels_by_severity.{severity}", "missing (use [] for no channels)")
+
+    audiences: dict[str, Audience] = {}
+    for aname, raw in check.table(data, "audiences").items():
+        key = f"audiences.{aname}"
+        if not isinstance(raw, dict):
+            check.fail(key, "must be a table")
+            continue
+        check.known_keys(raw, key, ("description", "channels", "routes"))
+        channels = check.channel_list(raw.get("channels", list(CHANNELS)), f"{key}.channels")
+        routes = []
+        raw_routes = raw.get("routes", [])
+        if not isinstance(raw_routes, list):
+            check.fail(f"{key}.routes", "must be an array of tables ([[...routes]])")
+            raw_routes = []
+        for i, route in enumerate(raw_routes):
+            rkey = f"{key}.routes[{i}]"
+            if not isinstance(route, dict):
+                check.fail(rkey, "must be a table")
+                continue
+            check.known_keys(route, rkey, ("need", "channel", "contact", "hours"))
+            need = route.get("need")
+            if isinstance(need, str) and need.strip():
+                labels = {"": need}
+            elif (
+                isinstance(need, dict)
+                and need
+                and all(isinstance(v, str) and v.strip() for v in need.values())
+            ):
+                labels = dict(need)
+                if default_locale not in labels:
+                    check.fail(
+                        f"{rkey}.need", f"needs a label for the default locale {default_locale!r}"
+                    )
+                unknown = [k for k in labels if k not in locales]
+                if unknown and "locales" in org:  # without a locale list, nothing to check
+                    check.fail(
+                        f"{rkey}.need",
+                        f"unknown locale {unknown[0]!r} (plan has: {', '.join(locales)})",
+                    )
+            else:
+                check.fail(
+                    f"{rkey}.need",
+                    "missing" if need is None else "must be text or a table of locale = text",
+                )
+                labels = {}
+            routes.append(
+                Route(
+                    need=labels,
+                    channel=check.string(route, f"{rkey}.channel"),
+                    contact=check.string(route, f"{rkey}.contact"),
+                    hours=str(route.get("hours", "")),
+                )
+            )
+        audiences[aname] = Audience(
+            name=aname,
+            description=str(raw.get("description", "")),
+            channels=channels,
+            routes=tuple(routes),
+        )
+    if not audiences and "audiences" in data:
+        check.fail("audiences", "declare at least one audience")
+
+    monitoring = parse_monitoring(check, data, audiences, tuple(locales), default_locale)
+    webhooks = _webhooks(check, data, audiences)
+
+    if check.problems:
+        raise PlanError("invalid crisis plan:\n  " + "\n  ".join(check.problems))
+    return Plan(
+        organisation=name,
+        default_locale=default_locale,
+        locales=tuple(locales),
+        default_region=region,
+        timezone=str(timezone),
+        approval_required=frozenset(approval),
+        sms_max_segments=segments,
+        channels_by_severity=by_severity,
+        audiences=audiences,
+        monitoring=monitoring,
+        webhooks=webhooks,
+        source=source,
+        fallback=fallback,
+    )
+
+
+def _fallback(check: _Checker, policy: dict[str, Any]) -> dict[str, str]:
+    """``policy.fallback = {sms = "email"}``: personal channel → another personal channel."""
+    raw = policy.get("fallback", {})
+    if not isinstance(raw, dict):
+        check.fail("policy.fallback", 'must be a table like {sms = "email"}')
+        return {}
+    personal = ", ".join(CONTACT_FIELD)
+    fallback = {}
+    for source, target in raw.items():
+        key = f"policy.fallback.{source}"
+        if source not in CONTACT_FIELD:
+            check.fail(key, f"only a personal channel can fall back (one of: {personal})")
+        elif target not in CONTACT_FIELD:
+            check.fail(key, f"must name a personal channel (one of: {personal}), not {target!r}")
+        elif target == source:
+            check.fail(key, "cannot fall back to itself")
+        else:
+            fallback[source] = target
+    return fallback
+
+
+def _webhooks(
+    check: _Checker, data: dict[str, Any], audiences: dict[str, Audience]
+) -> tuple[WebhookTarget, ...]:
+    raw_targets = data.get("webhooks", [])
+    if not isinstance(raw_targets, list):
+        check.fail("webhooks", "must be an array of tables ([[webhooks]])")
+        return ()
+    targets = []
+    names: set[str] = set()
+    for i, raw in enumerate(raw_targets):
+        key = f"webhooks[{i}]"
+        if not isinstance(raw, dict):
+            check.fail(key, "must be a table")
+            continue
+        problems_before = len(check.problems)
+        check.known_keys(raw, key, ("name", "url", "secret", "secret_env", "audiences", "format"))
+        name = check.string(raw, f"{key}.name")
+        if name in names:
+            check.fail(f"{key}.name", f"{name!r} is used twice")
+        names.add(name)
+        url = check.string(raw, f"{key}.url")
+        if url and not url.startswith(("https://", "http://")):
+            check.fail(f"{key}.url", "must be an http(s) URL")
+        # Secrets belong in the environment; a literal one is allowed for local set-ups.
+        secret = raw.get("secret")
+        if raw.get("secret_env"):
+            secret = os.environ.get(str(raw["secret_env"]))
+            if not secret:
+                check.fail(
+                    f"{key}.secret_env", f"environment variable {raw['secret_env']} is not set"
+                )
+        elif not isinstance(secret, str) or len(secret) < 16:
+            check.fail(f"{key}.secret", "missing or shorter than 16 characters (or use secret_env)")
+        wanted = raw.get("audiences", [])
+        if not isinstance(wanted, list) or any(a not in audiences for a in wanted):
+            check.fail(f"{key}.audiences", f"must list known audiences ({', '.join(audiences)})")
+            wanted = []
+        fmt = raw.get("format", "json")
+        if fmt not in ("json", "slack"):
+            check.fail(f"{key}.format", "must be 'json' or 'slack'")
+        if len(check.problems) > problems_before:
+            continue  # reported above; a half-valid target is never built
+        try:
+            target = WebhookTarget(
+                name=name, url=url, secret=str(secret), audiences=tuple(wanted), format=str(fmt)
+            )
+        except PermanentDeliveryError as exc:
+            check.fail(key, exc.reason)
+            continue
+        targets.append(target)
+    return tuple(targets)
+
+
+def load_plan(path: str | Path | None) -> Plan:
+    """Read and validate the plan at ``path`` (default: the bundled example plan)."""
+    file = Path(path) if path else BUNDLED_PLAN
+    try:
+        data = tomllib.loads(file.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise PlanError(f"{file}: file not found (BROADCASTER_PLAN)") from exc
+    except UnicodeDecodeError as exc:
+        raise PlanError(f"{file}: not UTF-8 text: {exc}") from exc
+    except OSError as exc:
+        raise PlanError(f"{file}: cannot read: {exc.strerror or exc}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise PlanError(f"{file}: not valid TOML: {exc}") from exc
+    return parse_plan(data, file.name)

@@ -1,0 +1,388 @@
+"""Subscribers: validation of contact data and their Redis store.
+
+A subscriber is found again by ``external_id``, else by email, else by phone, so importing
+the same list twice updates people instead of duplicating them.
+"""
+
+from __future__ import annotations
+
+import csv
+import time
+import uuid
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import phonenumbers
+import redis
+from email_validator import EmailNotValidError, validate_email
+from marshmallow import Schema, ValidationError, fields, post_load, validates_schema
+
+from broadcaster.domain.plan import Plan
+from channels import PERSONAL
+
+ALL_KEY = "bc:subs"
+INDEX_KEY = "bc:subx"
+SEQ_KEY = "bc:subs:seq"
+_CLAIM = """
+local won = {}
+for i = 1, #ARGV, 2 do won[#won + 1] = redis.call('HSETNX', KEYS[1], ARGV[i], ARGV[i + 1]) end
+return won
+"""
+# How a person is found again, in order of preference: (index prefix, field).
+_LOOKUPS = (("ext", "external_id"), ("email", "email"), ("phone", "phone"))
+
+
+def _sub_key(subscriber_id: str) -> str:
+    return f"bc:sub:{subscriber_id}"
+
+
+def audience_key(audience: str) -> str:
+    return f"bc:aud:{audience}"
+
+
+def mask_contact(value: str) -> str:
+    """Enough of an address to recognise it, not enough to use it (for logs and the ledger)."""
+    if "@" in value:
+        local, _, domain = value.partition("@")
+        return f"{local[:1]}…@{domain}"
+    return value[:4] + "…" + value[-3:] if len(value) > 7 else "…" + value[-2:]
+
+
+def normalise_phone(value: str, region: str | None) -> str:
+    """E.164 form of a phone number, or ValidationError with the reason."""
+    try:
+        number = phonenumbers.parse(value, region)
+    except phonenumbers.NumberParseException as exc:
+        hint = "" if region else " (write it with a country code, e.g. +31…)"
+        raise ValidationError(f"not a phone number: {exc}{hint}") from exc
+    if not phonenumbers.is_valid_number(number):
+        raise ValidationError(f"{value!r} is not a valid phone number")
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def normalise_email(value: str) -> str:
+    """Normalised email address, or ValidationError with the reason."""
+    try:
+        return validate_email(value, check_deliverability=False).normalized
+    except EmailNotValidError as exc:
+        raise ValidationError(str(exc)) from exc
+
+
+class SubscriberRow(Schema):
+    """One incoming subscriber: at least one contact, known audiences, known channels."""
+
+    external_id = fields.String(load_default=None, validate=lambda s: 0 < len(s) <= 200)
+    email = fields.String(load_default=None)
+    phone = fields.String(load_default=None)
+    locale = fields.String(load_default=None)
+    audiences = fields.List(fields.String(), required=True)
+    channels = fields.List(fields.String(), load_default=None)
+
+    def __init__(self, plan: Plan, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.plan = plan
+
+    @validates_schema
+    def _check(self, data: dict[str, Any], **_: Any) -> None:
+        errors: dict[str, list[str]] = {}
+        if not data.get("email") and not data.get("phone"):
+            errors["_schema"] = ["give at least one contact: email or phone"]
+        for name, normalise in (
+            ("email", normalise_email),
+            ("phone", lambda v: normalise_phone(v, self.plan.default_region)),
+        ):
+            if data.get(name):
+                try:
+                    data[name] = normalise(data[name].strip())
+                except ValidationError as exc:
+                    errors[name] = exc.messages if isinstance(exc.messages, list) else [str(exc)]
+        unknown = [a for a in data.get("audiences") or [] if a not in self.plan.audiences]
+        if not data.get("audiences"):
+            errors["audiences"] = ["give at least one audience"]
+        elif unknown:
+            known = ", ".join(self.plan.audiences)
+            errors["audiences"] = [f"unknown audience {unknown[0]!r} (known: {known})"]
+        bad = [c for c in data.get("channels") or [] if c not in PERSONAL]
+        if bad:
+            errors["channels"] = [f"unknown channel {bad[0]!r} (known: {', '.join(PERSONAL)})"]
+        locale = data.get("locale")
+        if locale and locale not in self.plan.locales:
+            errors["locale"] = [
+                f"unknown locale {locale!r} (plan has: {', '.join(self.plan.locales)})"
+            ]
+        if errors:
+            raise ValidationError(errors)
+
+    @post_load
+    def _defaults(self, data: dict[str, Any], **_: Any) -> dict[str, Any]:
+        data["locale"] = data.get("locale") or self.plan.default_locale
+        data["audiences"] = sorted(set(data["audiences"]))
+        return data
+
+
+class SubscriberStore:
+    """Subscribers in Redis, indexed by contact and by audience."""
+
+    def __init__(self, r: redis.Redis) -> None:
+        self.r = r
+        self._claim_script = r.register_script(_CLAIM)
+
+    def upsert(self, row: dict[str, Any]) -> tuple[str, bool]:
+        """Create or update one validated subscriber; returns (id, created)."""
+        return self.upsert_many([row])[0]
+
+    def upsert_many(self, rows: list[dict[str, Any]]) -> list[tuple[str, bool]]:
+        """Create or update validated subscribers in a few round trips; (id, created) per row.
+
+        A person is matched by external_id, else email, else phone; a later row for the
+        same person in the same call updates the earlier one.
+        """
+        lookups = [
+            [f"{kind}:{row[field]}" for kind, field in _LOOKUPS if row.get(field)] for row in rows
+        ]
+        flat = sorted({key for keys in lookups for key in keys})
+        known = dict(zip(flat, self.r.hmget(INDEX_KEY, flat), strict=True)) if flat else {}
+        known = {k: v.decode() for k, v in known.items() if v}
+        ids: list[str] = []
+        created: list[bool] = []
+        fresh: dict[str, str] = {}  # primary lookup → new id, claimed below
+        for keys in lookups:
+            found = next((known[k] for k in keys if k in known), None)
+            if found is None:
+                found = uuid.uuid4().hex[:16]
+                fresh[keys[0]] = found
+                created.append(True)
+            else:
+                created.append(False)
+            for key in keys:  # later rows in this call find this person too
+                known.setdefault(key, found)
+            ids.append(found)
+        if fresh:
+            won = self._claim(list(fresh.items()))
+            lost = [key for key, ok in zip(fresh, won, strict=True) if not ok]
+            # Someone created the same person a moment ago: update theirs instead.
+            for key in lost:
+                theirs = self.r.hget(INDEX_KEY, key).decode()
+                ids = [theirs if sid == fresh[key] else sid for sid in ids]
+                created = [c and sid != theirs for c, sid in zip(created, ids, strict=True)]
+        new_ids = set(fresh.values())
+        olds = self.get_many(sorted({sid for sid in ids if sid not in new_ids}))
+        now = time.time()
+        # Listing order is creation order: a counter, since many rows share one timestamp.
+        newcomers = [sid for sid in dict.fromkeys(ids) if sid not in olds]
+        last = self.r.incrby(SEQ_KEY, len(newcomers)) if newcomers else 0
+        seqs = {sid: last - len(newcomers) + n + 1 for n, sid in enumerate(newcomers)}
+        original = dict(olds)
+        records: dict[str, dict[str, Any]] = {}
+        for row, sid in zip(rows, ids, strict=True):
+            old = olds.get(sid) or {}
+            channels = row["channels"] if row.get("channels") is not None else old.get("channels")
+            records[sid] = {
+                "id": sid,
+                "external_id": row.get("external_id") or old.get("external_id") or "",
+                "email": row.get("email") or old.get("email") or "",
+                "phone": row.get("phone") or old.get("phone") or "",
+                "locale": row["locale"],
+                "audiences": ",".join(row["audiences"]),
+                "channels": ",".join(channels or []),
+                "opt_outs": ",".join(old.get("opt_outs") or []),  # opt-outs survive re-imports
+                "created_at": old.get("created_at", now),
+                "updated_at": now,
+                "seq": old.get("seq") or seqs[sid],
+            }
+            # A later row for the same person builds on this one.
+            olds[sid] = {
+                **old,
+                **row,
+                "channels": channels,
+                "seq": records[sid]["seq"],
+                "created_at": records[sid]["created_at"],
+            }
+        # Few large commands rather than several per row: imports are bulk by nature.
+        index_set: dict[str, str] = {}
+        index_del: set[str] = set()
+        joins: dict[str, dict[str, int]] = {}
+        leaves: dict[str, list[str]] = {}
+        for sid, record in records.items():
+            old = original.get(sid) or {}
+            for kind, field in _LOOKUPS:
+                if old.get(field) and old[field] != record[field]:
+                    index_del.add(f"{kind}:{old[field]}")
+                if record[field]:
+                    index_set[f"{kind}:{record[field]}"] = sid
+            audiences = record["audiences"].split(",")
+            for audience in set(old.get("audiences", [])) - set(audiences):
+                leaves.setdefault(audience, []).append(sid)
+            for audience in audiences:
+                joins.setdefault(audience, {})[sid] = record["seq"]
+        pipe = self.r.pipeline()
+        stale = sorted(index_del - set(index_set))
+        if stale:
+            pipe.hdel(INDEX_KEY, *stale)
+        if index_set:
+            pipe.hset(INDEX_KEY, mapping=index_set)
+        for audience, members in leaves.items():
+            pipe.zrem(audience_key(audience), *members)
+        for audience, members in joins.items():
+            pipe.zadd(audience_key(audience), members, nx=True)
+        pipe.zadd(ALL_KEY, {sid: r["seq"] for sid, r in records.items()}, nx=True)
+        for sid, record in records.items():
+            pipe.hset(_sub_key(sid), mapping=record)
+        pipe.execute()
+        return list(zip(ids, created, strict=True))
+
+    def _claim(self, pairs: list[tuple[str, str]]) -> list[int]:
+        """HSETNX index entries for new people in one round trip; 1 where we won."""
+        flat = [part for pair in pairs for part in pair]
+        return [int(x) for x in self._claim_script(keys=[INDEX_KEY], args=flat)]
+
+    def set_opt_outs(
+        self, subscriber_id: str, channels: list[str], opted_out: bool
+    ) -> dict[str, Any]:
+        """Opt a subscriber out of (or back into) channels; returns the subscriber."""
+        person = self.get(subscriber_id)
+        if person is None:
+            raise KeyError(subscriber_id)
+        current = set(person["opt_outs"])
+        current = current | set(channels) if opted_out else current - set(channels)
+        self.r.hset(
+            _sub_key(subscriber_id),
+            mapping={"opt_outs": ",".join(sorted(current)), "updated_at": time.time()},
+        )
+        return {**person, "opt_outs": sorted(current)}
+
+    def find_by_contact(self, kind: str, value: str) -> str | None:
+        """The id of the subscriber with this ``email``/``phone``/``ext`` (as stored), or None."""
+        found = self.r.hget(INDEX_KEY, f"{kind}:{value}")
+        return found.decode() if found else None
+
+    def erase(self, subscriber_id: str) -> bool:
+        """Erase a person's contact data everywhere; deliveries keep only the bare id."""
+        person = self.get(subscriber_id)
+        if person is None:
+            return False
+        pipe = self.r.pipeline()
+        for kind, field in _LOOKUPS:
+            if person.get(field):
+                pipe.hdel(INDEX_KEY, f"{kind}:{person[field]}")
+        for audience in person["audiences"]:
+            pipe.zrem(audience_key(audience), subscriber_id)
+        pipe.zrem(ALL_KEY, subscriber_id)
+        pipe.delete(_sub_key(subscriber_id))
+        pipe.execute()
+        return True
+
+    def get(self, subscriber_id: str) -> dict[str, Any] | None:
+        """One subscriber as a plain dict, or None."""
+        raw = self.r.hgetall(_sub_key(subscriber_id))
+        return _decode(raw) if raw else None
+
+    def get_many(self, subscriber_ids: list[str]) -> dict[str, dict[str, Any]]:
+        """Subscribers by id (missing ones, e.g. erased, are left out)."""
+        pipe = self.r.pipeline(transaction=False)
+        for sid in subscriber_ids:
+            pipe.hgetall(_sub_key(sid))
+        return {
+            sid: _decode(raw)
+            for sid, raw in zip(subscriber_ids, pipe.execute(), strict=True)
+            if raw
+        }
+
+    def count(self, audience: str | None = None) -> int:
+        return int(self.r.zcard(audience_key(audience) if audience else ALL_KEY))
+
+    def page(self, offset: int, limit: int, audience: str | None = None) -> list[dict[str, Any]]:
+        """Subscribers in order of creation."""
+        key = audience_key(audience) if audience else ALL_KEY
+        ids = [m.decode() for m in self.r.zrange(key, offset, offset + limit - 1)]
+        found = self.get_many(ids)
+        return [found[i] for i in ids if i in found]
+
+    def ids_in(self, audiences: Iterable[str], chunk: int = 5000) -> Iterator[list[str]]:
+        """Stream the audiences' subscriber ids in chunks (a person may repeat across audiences)."""
+        for audience in audiences:
+            start = 0
+            while True:
+                ids = self.r.zrange(audience_key(audience), start, start + chunk - 1)
+                if not ids:
+                    break
+                yield [i.decode() for i in ids]
+                start += chunk
+
+
+def _decode(raw: dict[bytes, bytes]) -> dict[str, Any]:
+    data = {k.decode(): v.decode() for k, v in raw.items()}
+    return {
+        "id": data["id"],
+        "external_id": data.get("external_id") or None,
+        "email": data.get("email") or None,
+        "phone": data.get("phone") or None,
+        "locale": data.get("locale"),
+        "audiences": [a for a in data.get("audiences", "").split(",") if a],
+        "channels": [c for c in data.get("channels", "").split(",") if c] or None,
+        "opt_outs": [c for c in data.get("opt_outs", "").split(",") if c],
+        "created_at": float(data.get("created_at", 0)),
+        "updated_at": float(data.get("updated_at", 0)),
+        "seq": int(data.get("seq", 0)),
+    }
+
+
+def import_rows(
+    rows: Iterable[tuple[int, Any]], plan: Plan, store: SubscriberStore, chunk: int = 500
+) -> dict[str, Any]:
+    """Validate and upsert (position, row) pairs in chunks, streaming.
+
+    Rejected rows are reported with their position and reasons, never dropped silently.
+    """
+    schema = SubscriberRow(plan)
+    report: dict[str, Any] = {"created": 0, "updated": 0, "rejected": []}
+    pending: list[dict[str, Any]] = []
+
+    def flush() -> None:
+        for _, created in store.upsert_many(pending):
+            report["created" if created else "updated"] += 1
+        pending.clear()
+
+    for index, row in rows:
+        if not isinstance(row, dict):
+            errors = {"_schema": ["each row must be an object"]}
+            report["rejected"].append({"index": index, "external_id": None, "errors": errors})
+            continue
+        try:
+            pending.append(schema.load(row))
+        except ValidationError as exc:
+            report["rejected"].append(
+                {"index": index, "external_id": row.get("external_id"), "errors": exc.messages}
+            )
+        if len(pending) >= chunk:
+            flush()
+    if pending:
+        flush()
+    return report
+
+
+CSV_COLUMNS = ("external_id", "email", "phone", "locale", "audiences", "channels")
+
+
+class CsvHeaderError(ValueError):
+    """The CSV file's header row is missing or names no 'audiences' column."""
+
+
+def csv_rows(lines: Iterable[str], name: str = "file") -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line number, row) from CSV text, streamed; lists are ``;``-separated."""
+    reader = csv.DictReader(lines)
+    if not reader.fieldnames or "audiences" not in reader.fieldnames:
+        raise CsvHeaderError(
+            f"{name}: the header row must name an 'audiences' column "
+            f"(columns: {','.join(CSV_COLUMNS)})"
+        )
+    for row in reader:
+        clean = {k: (v or "").strip() for k, v in row.items() if k}
+        record: dict[str, Any] = {
+            k: v for k, v in clean.items() if v and k in ("external_id", "email", "phone", "locale")
+        }
+        for field in ("audiences", "channels"):
+            if clean.get(field):
+                record[field] = [p.strip() for p in clean[field].split(";") if p.strip()]
+        record.setdefault("audiences", [])
+        yield reader.line_num, record

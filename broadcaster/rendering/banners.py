@@ -1,0 +1,172 @@
+"""The website banner: one precomputed JSON value per (audience, locale) in Redis.
+
+Recomputed whenever an announcement is published, so ``/banner.json`` is one Redis GET
+(no rendering on the hot path) and reflects a publish at once. An incident shows while it
+is open and, once resolved, as an "all clear" for ``BANNER_ALL_CLEAR_SECONDS``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from flask import current_app, has_app_context
+
+from broadcaster.domain.announcements import ACTIVE_KEY, BANNER_INCIDENTS_KEY
+from broadcaster.infra import microcache
+from broadcaster.rendering.messages import routes_for
+from broadcaster.services import Services
+
+SEVERITY_ORDER = {"critical": 0, "major": 1, "minor": 2, "info": 3}
+ALL_AUDIENCES = ""
+# More than a handful of banners helps nobody; the status page lists every incident.
+MAX_BANNERS = 5
+_DIRTY_KEY = "bc:banner:dirty"
+_REFRESH_LOCK = "bc:banner:refreshing"
+
+
+def banner_key(audience: str, locale: str) -> str:
+    return f"bc:banner:{audience}:{locale}"
+
+
+def iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def _banner_incidents(svc: Services) -> list[tuple[dict[str, Any], list[dict[str, Any]]]]:
+    """(incident, its published timeline) for every incident that may show on the banner."""
+    now = time.time()
+    keep = float(svc.config["BANNER_ALL_CLEAR_SECONDS"])
+    ids = sorted(raw.decode() for raw in svc.redis.smembers(ACTIVE_KEY))
+    found = []
+    for incident, timeline in svc.announcements.with_timelines(ids):
+        if incident.get("resolved_at") and now - incident["resolved_at"] > keep:
+            # The all-clear has had its time.
+            svc.redis.srem(ACTIVE_KEY, incident["id"])
+            svc.redis.srem(BANNER_INCIDENTS_KEY, incident["id"])
+            continue
+        published = [a for a in timeline if a["state"] == "published"]
+        if any("banner" in a["channels"] for a in published):
+            found.append((incident, published))
+    return found
+
+
+def _ranked(
+    audience: str, incidents: list[tuple[dict[str, Any], list[dict[str, Any]]]]
+) -> list[tuple[dict[str, Any], dict[str, Any], list[str]]]:
+    """(incident, latest announcement, banner audiences) one audience sees, most pressing first.
+
+    Open before all-clear, then by severity, then the latest update first; at most
+    ``MAX_BANNERS``, so a storm of incidents costs a bounded number of renderings.
+    """
+    candidates = []
+    for incident, published in incidents:
+        with_banner = [a for a in published if "banner" in a["channels"]]
+        audiences = sorted({name for a in with_banner for name in a["audiences"]})
+        if audience and audience not in audiences:
+            continue
+        latest = published[-1]
+        rank = (
+            bool(incident.get("resolved_at")),
+            SEVERITY_ORDER[incident["severity"]],
+            -latest["published_at"],
+        )
+        candidates.append((rank, incident, latest, audiences))
+    candidates.sort(key=lambda item: item[0])
+    return [(inc, latest, auds) for _, inc, latest, auds in candidates[:MAX_BANNERS]]
+
+
+def build(
+    svc: Services,
+    audience: str,
+    locale: str,
+    incidents: list[tuple[dict[str, Any], list[dict[str, Any]]]],
+) -> list[dict[str, Any]]:
+    """The banners one audience sees in one locale, most severe first."""
+    keep = float(svc.config["BANNER_ALL_CLEAR_SECONDS"])
+    banners = []
+    for incident, latest, audiences in _ranked(audience, incidents):
+        shown_to = [audience] if audience else audiences
+        rendering = svc.renderer.render("banner", latest, shown_to, locale)
+        resolved_at = incident.get("resolved_at")
+        banners.append(
+            {
+                "incident_id": incident["id"],
+                "announcement_id": latest["id"],
+                "key": f"{incident['id']}:{latest['id']}",  # changes with every update: re-show
+                "severity": incident["severity"],
+                "status": incident["status"],
+                "all_clear": bool(resolved_at),
+                "title": rendering.content["title"],
+                "text": rendering.content["text"],
+                "updated_at": iso(latest["published_at"]),
+                "expires_at": iso(resolved_at + keep) if resolved_at else None,
+                "link": f"{svc.renderer.status_url}?lang={rendering.locale}#{incident['id']}",
+                "locale": rendering.locale,
+                "routes": routes_for(svc.plan, shown_to, locale),
+            }
+        )
+    return banners
+
+
+def after_publish(svc: Services, announcement: dict[str, Any]) -> None:
+    """Refresh the banners at once if this publish changes them, before the fan-out.
+
+    Only announcements on the banner, or follow-ups of an incident that is on it (a
+    resolution without the banner channel still turns it into an all-clear), change it;
+    for the rest a publish costs no refresh at all.
+    """
+    if announcement["state"] != "published":
+        return
+    if has_app_context():  # the status pages changed: this process shows it at once
+        microcache.clear(current_app)
+    if "banner" in announcement["channels"] or svc.redis.sismember(
+        BANNER_INCIDENTS_KEY, announcement["incident_id"]
+    ):
+        refresh(svc)
+
+
+def refresh(svc: Services) -> None:
+    """Bring every (audience, locale) banner value up to date; called after each publish.
+
+    Single-flight: while one process recomputes, others only mark the banners dirty and
+    return, and the one recomputing goes round again until nothing is dirty. A burst of
+    publishes costs a few recomputations, not one each, and nobody's change is missed.
+    """
+    r = svc.redis
+    r.set(_DIRTY_KEY, 1)
+    while r.exists(_DIRTY_KEY):
+        token = uuid.uuid4().hex
+        if not r.set(_REFRESH_LOCK, token, nx=True, ex=30):
+            return  # the holder sees our dirty mark before it lets go
+        try:
+            while r.getdel(_DIRTY_KEY):
+                _recompute(svc)
+        finally:
+            if r.get(_REFRESH_LOCK) == token.encode():
+                r.delete(_REFRESH_LOCK)
+
+
+def _recompute(svc: Services) -> None:
+    incidents = _banner_incidents(svc)  # read once, rendered for every audience and locale
+    pipe = svc.redis.pipeline()
+    for audience in (ALL_AUDIENCES, *svc.plan.audiences):
+        for locale in svc.plan.locales:
+            value = build(svc, audience, locale, incidents)
+            pipe.set(banner_key(audience, locale), json.dumps(value))
+    pipe.execute()
+    if has_app_context():  # after the write: a miss from now on reads the new banners
+        microcache.clear(current_app)
+
+
+def current(svc: Services, audience: str, locale: str) -> list[dict[str, Any]]:
+    """The stored banners, minus all-clears whose time is up (no recomputation)."""
+    raw = svc.redis.get(banner_key(audience, locale))
+    if raw is None:
+        refresh(svc)
+        raw = svc.redis.get(banner_key(audience, locale)) or b"[]"
+    now = iso(time.time())
+    return [b for b in json.loads(raw) if not b["expires_at"] or b["expires_at"] > now]

@@ -1,0 +1,227 @@
+"""Render one announcement for one channel, audience set and locale, from ``templates/``.
+
+Every channel is rendered from the same facts within its own hard limits: SMS within the
+plan's segment cap (link always kept), email subject within 78 characters, social posts
+within each network's limit, the banner as one line. Fixed strings come from the Babel
+catalogues; announcement text is escaped wherever HTML is produced.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from flask import Flask
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+from broadcaster.domain.plan import Plan
+from broadcaster.rendering import segments
+from broadcaster.rendering.i18n import N_, format_timestamp, gettext_for
+from channels.base import UNSUBSCRIBE_PLACEHOLDER
+
+SUBJECT_MAX = 78
+# Marked for extraction: ``_()`` of a variable would not be found by ``pybabel extract``.
+SEVERITY_LABELS = {
+    "info": N_("Info"),
+    "minor": N_("Minor"),
+    "major": N_("Major"),
+    "critical": N_("Critical"),
+}
+STATUS_LABELS = {
+    "investigating": N_("Investigating"),
+    "identified": N_("Identified"),
+    "monitoring": N_("Monitoring"),
+    "resolved": N_("Resolved"),
+}
+SEVERITY_COLOURS = {
+    "critical": "#b00020",
+    "major": "#c0392b",
+    "minor": "#9a6700",
+    "info": "#2e6da4",
+}
+
+_WHITESPACE = re.compile(r"\s+")
+_PARAGRAPH = re.compile(r"\n[ \t]*\n")
+# C0/C1 control characters left after whitespace is collapsed (ESC, NUL, BEL…): a header
+# value may not carry them, and no reader wants them.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+@dataclass
+class Rendering:
+    """A channel's content for one audience set and locale, with its measurements."""
+
+    content: dict[str, str]
+    locale: str  # the language actually used (the default when no translation exists)
+    measures: dict[str, Any] = field(default_factory=dict)
+
+
+def language_for(announcement: dict[str, Any], locale: str, default_locale: str) -> str:
+    """The subscriber's locale if the announcement speaks it, else the default language."""
+    if locale == default_locale or locale in (announcement.get("translations") or {}):
+        return locale
+    return default_locale
+
+
+def content_for(announcement: dict[str, Any], locale: str) -> dict[str, str]:
+    """Title and body in ``locale``, falling back to the original text."""
+    translated = (announcement.get("translations") or {}).get(locale) or {}
+    return {
+        "title": translated.get("title") or announcement["title"],
+        "body": translated.get("body") or announcement["body"],
+    }
+
+
+def routes_for(plan: Plan, audiences: list[str], locale: str) -> list[dict[str, str]]:
+    """The routes of every audience, merged without duplicates, labels in ``locale``."""
+    seen: set[tuple[str, str, str]] = set()
+    routes = []
+    wanted = set(audiences)
+    # Plan order, not the caller's: the plan lists the most important audience first.
+    for name in (n for n in plan.audiences if n in wanted):
+        for route in plan.audiences[name].routes:
+            need = route.need_for(locale, plan.default_locale)
+            key = (need, route.channel, route.contact)
+            if key not in seen:
+                seen.add(key)
+                routes.append(
+                    {
+                        "need": need,
+                        "channel": route.channel,
+                        "contact": route.contact,
+                        "hours": route.hours,
+                    }
+                )
+    return routes
+
+
+def one_line(text: str) -> str:
+    return _WHITESPACE.sub(" ", text).strip()
+
+
+class Renderer:
+    """Renders announcements with Jinja templates in a sandbox (HTML autoescaped)."""
+
+    def __init__(self, app: Flask, plan: Plan) -> None:
+        # A sandboxed environment: templates are ours, but they print user text, and a
+        # sandbox makes sure nothing in that text can reach Python objects.
+        self.env = ImmutableSandboxedEnvironment(
+            loader=app.jinja_loader,
+            autoescape=lambda name: bool(name and name.endswith(".html")),
+            keep_trailing_newline=False,
+        )
+        self.plan = plan
+        self.public_url = str(app.config["PUBLIC_URL"]).rstrip("/")
+        self.status_url = self.public_url + "/status"
+
+    def context(
+        self, announcement: dict[str, Any], audiences: list[str], locale: str
+    ) -> dict[str, Any]:
+        """Everything a template may print, in ``locale``."""
+        _ = gettext_for(locale)
+        routes = routes_for(self.plan, audiences, locale)
+        tz = self.plan.timezone
+        # Looked up first: pybabel would take a key inside _() for a message to translate.
+        severity_label = SEVERITY_LABELS[announcement["severity"]]
+        status_label = STATUS_LABELS[announcement["status"]]
+        updated = announcement.get("published_at") or announcement.get("created_at")
+        content = content_for(announcement, locale)
+        title = one_line(content["title"])
+        body = content["body"].replace("\r\n", "\n").replace("\r", "\n")
+        return {
+            **content,
+            # Titles end a sentence in one-line formats; don't add a dot after "?" or ".".
+            "headline": title if title.endswith((".", "!", "?", "…")) else title + ".",
+            "paragraphs": [p.strip() for p in _PARAGRAPH.split(body) if p.strip()],
+            "_": _,
+            "locale": locale,
+            "severity": announcement["severity"],
+            "severity_label": _(severity_label),
+            "status_label": _(status_label),
+            "colour": SEVERITY_COLOURS.get(announcement["severity"], "#2e6da4"),
+            "corrects": announcement.get("corrects"),
+            "updated": f"{format_timestamp(updated, locale, tz)} ({tz})" if updated else "",
+            "next_update": (
+                f"{format_timestamp(announcement['next_update_at'], locale, tz)} ({tz})"
+                if announcement.get("next_update_at")
+                else ""
+            ),
+            "organisation": self.plan.organisation,
+            "status_url": self.status_url,
+            "routes": routes,
+            "top_route": routes[0] if routes else None,
+            "unsubscribe_url": UNSUBSCRIBE_PLACEHOLDER,
+        }
+
+    def _template(self, name: str, ctx: dict[str, Any]) -> str:
+        return self.env.get_template(name).render(ctx)
+
+    def render(
+        self, channel: str, announcement: dict[str, Any], audiences: list[str], locale: str
+    ) -> Rendering:
+        """The channel's content for this audience set, in the subscriber's ``locale``."""
+        language = language_for(announcement, locale, self.plan.default_locale)
+        ctx = self.context(announcement, audiences, language)
+        if channel == "email":
+            return self._email(announcement, ctx, language)
+        if channel == "sms":
+            return self._sms(announcement, ctx, language)
+        if channel in segments.SOCIAL_LIMITS:
+            post, length, cut = segments.fit_social(
+                one_line(self._template("social/post.txt", ctx)), self.status_url, channel
+            )
+            return Rendering(
+                {"text": post},
+                language,
+                {"length": length, "limit": segments.SOCIAL_LIMITS[channel], "cut": cut},
+            )
+        if channel == "banner":
+            line, cut = segments.fit_line(self._template("banner/line.txt", ctx))
+            return Rendering(
+                {"title": one_line(ctx["title"]), "text": line, "link": self.status_url},
+                language,
+                {"length": len(line), "limit": segments.BANNER_MAX, "cut": cut},
+            )
+        raise ValueError(f"no renderer for channel {channel!r}")
+
+    def _email(self, announcement: dict[str, Any], ctx: dict[str, Any], language: str) -> Rendering:
+        # One line, no control characters: a subject can never inject a header. Only the
+        # title is shortened, so a long unbroken title is cut inside rather than dropped.
+        prefix = one_line(self.plan.organisation) + ": "
+        title, cut = segments.shorten(
+            _CONTROL.sub("", one_line(ctx["title"])), lambda s: len(prefix) + len(s) <= SUBJECT_MAX
+        )
+        subject = prefix + title
+        content = {
+            "subject": subject,
+            "text": self._template("email/announcement.txt", ctx),
+            "html": self._template("email/announcement.html", ctx),
+            "announcement_id": announcement["id"],
+        }
+        return Rendering(
+            content,
+            language,
+            {"subject_length": len(subject), "subject_limit": SUBJECT_MAX, "cut": cut},
+        )
+
+    def _sms(self, announcement: dict[str, Any], ctx: dict[str, Any], language: str) -> Rendering:
+        head = one_line(self._template("sms/head.txt", ctx)) + " "
+        tail = " " + one_line(self._template("sms/tail.txt", ctx))
+        text, cost, cut = segments.fit_sms(
+            head, one_line(ctx["body"]), tail, self.plan.sms_max_segments
+        )
+        return Rendering(
+            # The id travels with the message, as for email, so the SMS channel can ask
+            # Twilio for a status callback that names the delivery.
+            {"text": text, "announcement_id": announcement["id"]},
+            language,
+            {
+                "encoding": cost.encoding,
+                "segments": cost.segments,
+                "units": cost.units,
+                "chars": cost.chars,
+                "max_segments": self.plan.sms_max_segments,
+                "cut": cut,
+            },
+        )

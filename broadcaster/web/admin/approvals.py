@@ -1,0 +1,100 @@
+"""``/admin/approvals``: announcements waiting for a second person; approve or reject.
+
+The store refuses the author (PermissionError): the page shows that as 403, like the API.
+"""
+
+from __future__ import annotations
+
+from flask import abort, flash, redirect, render_template, url_for
+from flask_wtf import FlaskForm
+from wtforms import TextAreaField
+from wtforms.validators import DataRequired, Length
+
+from broadcaster.domain.announcements import NotFound, StateConflict
+from broadcaster.rendering import banners
+from broadcaster.services import services
+from broadcaster.web.admin.blueprint import bp
+from broadcaster.web.admin.forms import CSRF_FAILED, INVALID, csrf_failed
+from broadcaster.web.admin.guard import principal, signed_in
+from broadcaster.web.auth import client_ip
+
+
+class ApproveForm(FlaskForm):
+    pass
+
+
+class RejectForm(FlaskForm):
+    reason = TextAreaField(
+        "Reason",
+        validators=[
+            DataRequired("Say why, so the author can fix it."),
+            Length(max=2000),
+        ],
+    )
+
+
+def _page(reject_forms: dict[str, RejectForm] | None = None, status: int = 200):  # type: ignore[no-untyped-def]
+    pending = services().announcements.pending()
+    forms = reject_forms or {}
+    return render_template(
+        "admin/approvals.html",
+        pending=pending,
+        reject_forms={a["id"]: forms.get(a["id"]) or RejectForm(formdata=None) for a in pending},
+    ), status
+
+
+@bp.get("/approvals")
+@signed_in("read")
+def approvals():  # type: ignore[no-untyped-def]
+    """Everything pending, oldest first; buttons for those who may decide."""
+    return _page()
+
+
+def _decided(exc: StateConflict):  # type: ignore[no-untyped-def]
+    # Someone else decided first: not an error of this person's, just news.
+    flash(f"Not changed: {exc}.")
+    return redirect(url_for("admin.approvals"), 303)
+
+
+@bp.post("/approvals/<announcement_id>/approve")
+@signed_in("approve")
+def approve(announcement_id: str):  # type: ignore[no-untyped-def]
+    """Publish a pending announcement (never the author's own: 403)."""
+    form = ApproveForm()
+    if not form.validate():
+        abort(CSRF_FAILED, "The form's security token is missing or stale: reload the page.")
+    svc = services()
+    try:
+        approved = svc.announcements.approve(announcement_id, principal(), client_ip())
+    except NotFound:
+        abort(404, f"There is no announcement {announcement_id}.")
+    except PermissionError as exc:
+        abort(403, f"Not allowed: {exc}. Ask a colleague to approve it.")
+    except StateConflict as exc:
+        return _decided(exc)
+    banners.after_publish(svc, approved)
+    flash(f"Approved and published “{approved['title']}”.")
+    return redirect(url_for("admin.incident", incident_id=approved["incident_id"]), 303)
+
+
+@bp.post("/approvals/<announcement_id>/reject")
+@signed_in("approve")
+def reject(announcement_id: str):  # type: ignore[no-untyped-def]
+    """Reject a pending announcement; the reason is required and kept on it."""
+    form = RejectForm()
+    if not form.validate():
+        if csrf_failed(form):
+            abort(CSRF_FAILED, "The form's security token is missing or stale: reload the page.")
+        return _page({announcement_id: form}, INVALID)
+    try:
+        rejected = services().announcements.reject(
+            announcement_id, principal(), form.reason.data.strip(), client_ip()
+        )
+    except NotFound:
+        abort(404, f"There is no announcement {announcement_id}.")
+    except PermissionError as exc:
+        abort(403, f"Not allowed: {exc}.")
+    except StateConflict as exc:
+        return _decided(exc)
+    flash(f"Rejected “{rejected['title']}”; the reason is kept on it.")
+    return redirect(url_for("admin.approvals"), 303)

@@ -1,0 +1,69 @@
+"""The admin blueprint, its HTML error pages and what every admin template can use."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from flask import Blueprint, current_app, g, render_template
+from flask_wtf.csrf import generate_csrf
+from werkzeug.exceptions import HTTPException
+
+bp = Blueprint(
+    "admin",
+    __name__,
+    url_prefix="/admin",
+    static_folder=str(Path(__file__).resolve().parents[2] / "static" / "admin"),
+    static_url_path="/static",
+)
+
+
+@bp.errorhandler(HTTPException)
+def _error(exc: HTTPException):  # type: ignore[no-untyped-def]
+    """People get a page, not JSON: what went wrong and where to go."""
+    code = exc.code or 500
+    return render_template("admin/error.html", code=code, message=exc.description), code
+
+
+@bp.app_template_filter("when")
+def when(timestamp: float | None) -> str:
+    """A timestamp as the admin pages show it (UTC, to the second)."""
+    import time
+
+    if not timestamp:
+        return "—"
+    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(float(timestamp)))
+
+
+# (endpoint, label, permission) of the pages in the top navigation, in order.
+NAV: list[tuple[str, str, str]] = [
+    ("admin.home", "Now", "read"),
+    ("admin.compose", "Compose", "draft"),
+    ("admin.incidents", "Incidents", "read"),
+    ("admin.approvals", "Approvals", "read"),
+    ("admin.subscribers", "Subscribers", "subscribers"),
+    ("admin.monitoring", "Monitoring", "read"),
+    ("admin.audit_log", "Audit", "audit"),
+    ("admin.users", "Users", "users"),
+]
+
+
+def admin_nav() -> list[tuple[str, str]]:
+    """The navigation entries the signed-in person may open."""
+    who = g.get("principal")
+    return [
+        (endpoint, label)
+        for endpoint, label, permission in NAV
+        if who and who.may(permission) and endpoint in current_app.view_functions
+    ]
+
+
+@bp.context_processor
+def _who() -> dict[str, Any]:
+    return {
+        "me": g.get("user"),
+        "principal": g.get("principal"),
+        "admin_nav": admin_nav,
+        # Forms check it (FlaskForm); page scripts send it as X-CSRFToken to the API.
+        "csrf_token": generate_csrf,
+    }

@@ -1,0 +1,31 @@
+"""``/admin``: what needs attention now — open incidents and announcements awaiting approval."""
+
+from __future__ import annotations
+
+from flask import render_template
+
+from broadcaster.delivery import breaker
+from broadcaster.services import services
+from broadcaster.web.admin.blueprint import bp
+from broadcaster.web.admin.guard import signed_in
+
+
+@bp.get("/")
+@signed_in("read")
+def home():  # type: ignore[no-untyped-def]
+    """The start page after sign-in."""
+    store = services().announcements
+    _, incidents = store.incidents(0, 20)
+    open_incidents = [i for i in incidents if not i.get("resolved_at")]
+    # Providers marked down by the circuit breaker: their messages wait, people should know.
+    down = {
+        provider: state
+        for provider, state in breaker.status(services().redis).items()
+        if state["state"] != "closed"
+    }
+    return render_template(
+        "admin/home.html",
+        open_incidents=open_incidents,
+        pending=store.pending(),
+        providers_down=down,
+    )

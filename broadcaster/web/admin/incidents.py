@@ -1,0 +1,92 @@
+"""``/admin/incidents``: open and recent incidents; one incident's timeline and deliveries."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import abort, render_template
+
+from broadcaster.domain.announcements import NotFound
+from broadcaster.domain.ledger import STATES, Ledger
+from broadcaster.rendering.brief import brief
+from broadcaster.services import services
+from broadcaster.web.admin.blueprint import bp
+from broadcaster.web.admin.guard import signed_in
+from broadcaster.web.hooks.alerts import incident_events
+from broadcaster.web.hooks.inbound import replies
+
+RECENT = 100
+FAILED_SHOWN = 50  # per announcement: enough to see the pattern, not a data dump
+SCAN_CHUNK = 500
+SCAN_MAX = 20_000  # delivery records read to find failures on one page view
+FAILED_STATES = ("failed", "undelivered", "bounced", "dropped")  # provider said no, for good
+# Columns of the counts table: the states an announcement's deliveries usually reach.
+COLUMNS = ("queued", "sending", "sent", "delivered", "failed", "skipped")
+
+
+@bp.get("/incidents")
+@signed_in("read")
+def incidents():  # type: ignore[no-untyped-def]
+    """Open incidents first, then the recently resolved ones."""
+    _, recent = services().announcements.incidents(0, RECENT)
+    return render_template(
+        "admin/incidents.html",
+        open_incidents=[i for i in recent if not i.get("resolved_at")],
+        resolved=[i for i in recent if i.get("resolved_at")],
+    )
+
+
+def failures(ledger: Ledger, failed: int) -> list[dict[str, Any]]:
+    """Up to FAILED_SHOWN failed deliveries with the provider's reason."""
+    found: list[dict[str, Any]] = []
+    offset = 0
+    # The ledger has no index by state; read pages only when the counts say something failed.
+    while failed and len(found) < min(failed, FAILED_SHOWN) and offset < SCAN_MAX:
+        page = ledger.page(offset, SCAN_CHUNK)
+        if not page:
+            break
+        found.extend(r for r in page if r["state"] in FAILED_STATES)
+        offset += SCAN_CHUNK
+    return found[:FAILED_SHOWN]
+
+
+def _counts(announcement: dict[str, Any]) -> tuple[dict[str, dict[str, int]], list[dict]]:
+    ledger = Ledger(services().redis, announcement["id"])
+    counts = ledger.counts()
+    for channel in announcement["channels"]:
+        counts.setdefault(channel, dict.fromkeys(STATES, 0))
+    failed = sum(c.get(s, 0) for c in counts.values() for s in FAILED_STATES)
+    return counts, failures(ledger, failed)
+
+
+@bp.get("/incidents/<incident_id>")
+@signed_in("read")
+def incident(incident_id: str):  # type: ignore[no-untyped-def]
+    """The timeline with live delivery counts, failures, the agent brief and replies."""
+    svc = services()
+    store = svc.announcements
+    try:
+        found = store.get_incident(incident_id)
+    except NotFound:
+        abort(404, f"There is no incident {incident_id}.")
+    timeline = []
+    for announcement in store.timeline(incident_id):
+        counts, failed = _counts(announcement)
+        timeline.append({"a": announcement, "counts": counts, "failed": failed})
+    return render_template(
+        "admin/incident.html",
+        incident=found,
+        timeline=timeline,
+        # Receipt states (undelivered, bounced…) get a column only when they happened.
+        failed_shown=FAILED_SHOWN,
+        columns=COLUMNS
+        + tuple(
+            s
+            for s in STATES
+            if s not in COLUMNS and any(c.get(s) for t in timeline for c in t["counts"].values())
+        ),
+        brief=brief(svc, incident_id),
+        replies=replies(svc.redis, incident_id),
+        monitoring=incident_events(svc, incident_id),
+        titles={a["a"]["id"]: a["a"]["title"] for a in timeline},
+    )

@@ -1,0 +1,196 @@
+"""``/api/v1/announcements``: create, read, deliveries, approve, reject."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import request, url_for
+from flask.views import MethodView
+from flask_smorest import Blueprint, abort
+
+from broadcaster.domain import idempotency as idem
+from broadcaster.domain.announcements import NotFound, StateConflict
+from broadcaster.domain.ledger import STATES, Ledger
+from broadcaster.domain.tokens import Principal
+from broadcaster.rendering import banners
+from broadcaster.rendering.preview import preview
+from broadcaster.services import services
+from broadcaster.web.api import schemas
+from broadcaster.web.auth import client_ip, require
+
+blp = Blueprint("announcements", __name__, url_prefix="/api/v1", description="Announcements")
+
+
+def links(announcement_id: str, incident_id: str) -> dict[str, str]:
+    return {
+        "self": url_for("announcements.Announcement", announcement_id=announcement_id),
+        "deliveries": url_for("announcements.Deliveries", announcement_id=announcement_id),
+        "incident": url_for("incidents.Incident", incident_id=incident_id),
+        "preview": url_for("announcements.Preview", announcement_id=announcement_id),
+    }
+
+
+def accepted(announcement_id: str, incident_id: str, state: str) -> dict[str, Any]:
+    return {
+        "id": announcement_id,
+        "incident_id": incident_id,
+        "state": state,
+        "links": links(announcement_id, incident_id),
+    }
+
+
+def load(announcement_id: str) -> dict[str, Any]:
+    try:
+        return services().announcements.get(announcement_id)
+    except NotFound as exc:
+        abort(404, message=str(exc))
+
+
+def with_counts(announcement: dict[str, Any]) -> dict[str, Any]:
+    counts = Ledger(services().redis, announcement["id"]).counts()
+    for channel in announcement["channels"]:
+        counts.setdefault(channel, dict.fromkeys(STATES, 0))
+    return {
+        **announcement,
+        "deliveries": counts,
+        "links": links(announcement["id"], announcement["incident_id"]),
+    }
+
+
+def _create(
+    data: dict[str, Any], principal: Principal, guard: tuple[str, str] | None
+) -> dict[str, Any]:
+    try:
+        announcement = services().announcements.create(
+            data, principal, idempotency=guard, ip=client_ip()
+        )
+    except PermissionError as exc:
+        abort(403, message=str(exc))
+    except NotFound as exc:
+        field = "corrects" if data.get("corrects") else "incident_id"
+        abort(422, message=f"{field}: {exc}", errors={field: [str(exc)]})
+    except StateConflict as exc:
+        abort(409, message=str(exc))
+    banners.after_publish(services(), announcement)
+    return announcement
+
+
+@blp.route("/announcements")
+class Announcements(MethodView):
+    @blp.arguments(schemas.AnnouncementIn)
+    @blp.response(202, schemas.AcceptedSchema)
+    @blp.alt_response(
+        409, description="State conflict (e.g. correcting an unpublished announcement)"
+    )
+    def post(self, data: dict[str, Any]) -> dict[str, Any]:
+        """Accept an announcement; publish and fan it out unless it needs approval.
+
+        Send an ``Idempotency-Key`` header to make retries safe: the same key returns
+        the same answer and never broadcasts twice.
+        """
+        principal = require("draft")
+        svc = services()
+        key = request.headers.get("Idempotency-Key", "").strip()
+        guard = None
+        if key:
+            if len(key) > 255:
+                abort(400, message="Idempotency-Key: at most 255 characters")
+            guard = (idem.key_for(principal.name, key), idem.fingerprint(request.get_json()))
+            try:
+                done = idem.begin(svc.redis, *guard)
+            except idem.IdempotencyConflict as exc:
+                abort(409, message=str(exc))
+            if done:
+                original = svc.announcements.get(done["announcement_id"])
+                return accepted(original["id"], original["incident_id"], done["state"])
+        try:
+            announcement = _create(data, principal, guard)
+        except BaseException:
+            if guard:
+                idem.abandon(svc.redis, guard[0])  # let the client retry with the same key
+            raise
+        return accepted(announcement["id"], announcement["incident_id"], announcement["state"])
+
+
+@blp.route("/announcements/<announcement_id>")
+class Announcement(MethodView):
+    @blp.response(200, schemas.AnnouncementOut)
+    def get(self, announcement_id: str) -> dict[str, Any]:
+        """The announcement with per-channel delivery counts."""
+        require("read")
+        return with_counts(load(announcement_id))
+
+
+@blp.route("/announcements/<announcement_id>/deliveries")
+class Deliveries(MethodView):
+    @blp.arguments(schemas.PageArgs, location="query")
+    @blp.response(200, schemas.DeliveryPage)
+    def get(self, args: dict[str, int], announcement_id: str) -> dict[str, Any]:
+        """Per-recipient delivery records, paginated."""
+        require("read")
+        load(announcement_id)
+        ledger = Ledger(services().redis, announcement_id)
+        page, per_page = args["page"], args["per_page"]
+        return {
+            "items": ledger.page((page - 1) * per_page, per_page),
+            "page": page,
+            "per_page": per_page,
+            "total": ledger.total(),
+        }
+
+
+@blp.route("/announcements/<announcement_id>/approve")
+class Approve(MethodView):
+    @blp.response(200, schemas.AnnouncementOut)
+    def post(self, announcement_id: str) -> dict[str, Any]:
+        """Approve and publish a pending announcement (not by its author)."""
+        principal = require("approve")
+        load(announcement_id)
+        try:
+            approved = services().announcements.approve(announcement_id, principal, client_ip())
+            banners.after_publish(services(), approved)
+            return with_counts(approved)
+        except StateConflict as exc:
+            abort(409, message=str(exc))
+        except PermissionError as exc:
+            abort(403, message=str(exc))
+
+
+@blp.route("/announcements/<announcement_id>/reject")
+class Reject(MethodView):
+    @blp.arguments(schemas.RejectIn)
+    @blp.response(200, schemas.AnnouncementOut)
+    def post(self, data: dict[str, str], announcement_id: str) -> dict[str, Any]:
+        """Reject a pending announcement with a reason (not by its author)."""
+        principal = require("approve")
+        load(announcement_id)
+        try:
+            return with_counts(
+                services().announcements.reject(
+                    announcement_id, principal, data["reason"], client_ip()
+                )
+            )
+        except StateConflict as exc:
+            abort(409, message=str(exc))
+        except PermissionError as exc:
+            abort(403, message=str(exc))
+
+
+@blp.route("/announcements/<announcement_id>/preview")
+class Preview(MethodView):
+    @blp.response(200, schemas.PreviewOut)
+    def get(self, announcement_id: str) -> dict[str, Any]:
+        """Every channel × audience × locale rendering, measures, recipients and warnings."""
+        require("preview")
+        return preview(services(), load(announcement_id))
+
+
+@blp.route("/preview")
+class PreviewUnsaved(MethodView):
+    @blp.arguments(schemas.AnnouncementIn)
+    @blp.response(200, schemas.PreviewOut)
+    def post(self, data: dict[str, Any]) -> dict[str, Any]:
+        """Preview an announcement that is not saved: nothing is stored or sent."""
+        principal = require("preview")
+        svc = services()
+        return preview(svc, svc.announcements.draft(data, principal, data.get("incident_id")))

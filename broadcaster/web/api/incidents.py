@@ -1,0 +1,76 @@
+"""``/api/v1/incidents``: incidents and their timelines."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask.views import MethodView
+from flask_smorest import Blueprint, abort
+
+from broadcaster.domain.announcements import NotFound
+from broadcaster.rendering.brief import brief
+from broadcaster.services import services
+from broadcaster.web.api import schemas
+from broadcaster.web.auth import require
+from broadcaster.web.hooks.alerts import events, incident_events
+from broadcaster.web.hooks.inbound import replies
+
+blp = Blueprint("incidents", __name__, url_prefix="/api/v1", description="Incidents")
+
+
+@blp.route("/incidents")
+class Incidents(MethodView):
+    @blp.arguments(schemas.PageArgs, location="query")
+    @blp.response(200, schemas.IncidentPage)
+    def get(self, args: dict[str, int]) -> dict[str, Any]:
+        """Incidents, most recently opened first."""
+        require("read")
+        page, per_page = args["page"], args["per_page"]
+        total, items = services().announcements.incidents((page - 1) * per_page, per_page)
+        return {"items": items, "page": page, "per_page": per_page, "total": total}
+
+
+@blp.route("/incidents/<incident_id>")
+class Incident(MethodView):
+    @blp.response(200, schemas.IncidentOut)
+    def get(self, incident_id: str) -> dict[str, Any]:
+        """One incident with its whole timeline, oldest announcement first."""
+        require("read")
+        store = services().announcements
+        try:
+            incident = store.get_incident(incident_id)
+        except NotFound as exc:
+            abort(404, message=str(exc))
+        return {
+            **incident,
+            "timeline": store.timeline(incident_id),
+            "monitoring": incident_events(services(), incident_id),
+            "replies": replies(services().redis, incident_id),
+        }
+
+
+@blp.route("/incidents/<incident_id>/brief")
+class Brief(MethodView):
+    @blp.response(200, schemas.BriefOut)
+    def get(self, incident_id: str) -> dict[str, Any]:
+        """What every agent should tell customers now, in every language, and whom to send where."""
+        require("read")
+        try:
+            result = brief(services(), incident_id)
+        except NotFound as exc:
+            abort(404, message=str(exc))
+        if result is None:
+            abort(409, message="nothing about this incident is published yet")
+        return result
+
+
+@blp.route("/hooks/events")
+class HookEvents(MethodView):
+    @blp.arguments(schemas.PageArgs, location="query")
+    @blp.response(200, schemas.HookEventPage)
+    def get(self, args: dict[str, int]) -> dict[str, Any]:
+        """Monitoring webhook deliveries, newest first: raw payload and what was done with it."""
+        require("read")
+        page, per_page = args["page"], args["per_page"]
+        total, items = events(services(), (page - 1) * per_page, per_page)
+        return {"items": items, "page": page, "per_page": per_page, "total": total}

@@ -1,0 +1,368 @@
+"""Request and response schemas (marshmallow): the API's documented contract."""
+
+from __future__ import annotations
+
+import unicodedata
+from typing import Any
+
+from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, validates_schema
+
+from broadcaster.domain import audit
+from broadcaster.domain.plan import SEVERITIES, STATUSES
+from broadcaster.services import services
+from channels import CHANNELS, PERSONAL
+
+
+def not_blank(value: str) -> None:
+    """Refuse text that is only whitespace (a reason must say something)."""
+    if not value.strip():
+        raise ValidationError("must not be blank")
+
+
+def one_line(text: str) -> None:
+    """A title is one line: CR/LF would let it inject an email header or break a layout."""
+    bad = next((ch for ch in text if unicodedata.category(ch) in ("Cc", "Zl", "Zp")), None)
+    if bad is not None:
+        raise ValidationError(
+            f"must be one line: no line breaks or control characters (found U+{ord(bad):04X})"
+        )
+
+
+TITLE = [validate.Length(min=1, max=200), one_line]
+
+
+class TranslationSchema(Schema):
+    title = fields.String(required=True, validate=TITLE)
+    body = fields.String(required=True, validate=validate.Length(min=1))
+
+
+class AnnouncementIn(Schema):
+    """A new announcement: what happened, for whom, on which channels."""
+
+    title = fields.String(required=True, validate=TITLE)
+    body = fields.String(required=True, validate=validate.Length(min=1))
+    severity = fields.String(required=True, validate=validate.OneOf(SEVERITIES))
+    status = fields.String(load_default="investigating", validate=validate.OneOf(STATUSES))
+    audiences = fields.List(fields.String(), required=True, validate=validate.Length(min=1))
+    channels = fields.List(
+        fields.String(validate=validate.OneOf(list(CHANNELS))), load_default=None
+    )
+    incident_id = fields.String(load_default=None)
+    translations = fields.Dict(
+        keys=fields.String(), values=fields.Nested(TranslationSchema), load_default=dict
+    )
+    corrects = fields.String(load_default=None)
+    next_update_at = fields.AwareDateTime(
+        load_default=None, metadata={"description": "when the next update is promised (ISO 8601)"}
+    )
+    bypass_reason = fields.String(
+        load_default=None,
+        validate=[validate.Length(min=5, max=2000), not_blank],
+        metadata={
+            "description": "admins only: publish at once without a second person's approval; "
+            "the reason is recorded on the announcement and in the audit log"
+        },
+    )
+
+    @validates_schema(skip_on_field_errors=False)
+    def _against_plan(self, data: dict[str, Any], **_: Any) -> None:
+        plan = services().plan
+        limit = int(services().config["MAX_BODY_BYTES"])
+        errors: dict[str, list[str]] = {}
+        unknown = [a for a in data.get("audiences") or [] if a not in plan.audiences]
+        if unknown:
+            errors["audiences"] = [
+                f"unknown audience {unknown[0]!r} (known: {', '.join(plan.audiences)})"
+            ]
+        texts = {"body": data.get("body") or ""}
+        texts.update(
+            {
+                f"translations.{k}.body": v.get("body", "")
+                for k, v in (data.get("translations") or {}).items()
+                if isinstance(v, dict)
+            }
+        )
+        for field, text in texts.items():
+            size = len(text.encode())
+            if size > limit:
+                errors[field] = [f"too long: {size} bytes, at most {limit}"]
+        bad_locales = [k for k in data.get("translations") or {} if k not in plan.locales]
+        if bad_locales:
+            errors["translations"] = [
+                f"unknown locale {bad_locales[0]!r} (plan has: {', '.join(plan.locales)})"
+            ]
+        if errors:
+            raise ValidationError(errors)
+
+
+class Links(Schema):
+    self = fields.String()
+    deliveries = fields.String()
+    incident = fields.String()
+    preview = fields.String()
+
+
+class AcceptedSchema(Schema):
+    id = fields.String()
+    incident_id = fields.String()
+    state = fields.String()
+    links = fields.Nested(Links)
+
+
+class AnnouncementOut(Schema):
+    id = fields.String()
+    incident_id = fields.String()
+    title = fields.String()
+    body = fields.String()
+    severity = fields.String()
+    status = fields.String()
+    audiences = fields.List(fields.String())
+    channels = fields.List(fields.String())
+    translations = fields.Dict()
+    corrects = fields.String(allow_none=True)
+    next_update_at = fields.Float(allow_none=True)
+    author = fields.String()
+    state = fields.String()
+    created_at = fields.Float()
+    published_at = fields.Float(allow_none=True)
+    approved_by = fields.String(allow_none=True)
+    rejected_by = fields.String(allow_none=True)
+    reason = fields.String(allow_none=True)
+    bypass_reason = fields.String(allow_none=True)
+    deliveries = fields.Dict(
+        metadata={"description": "per channel: queued, sending, sent, delivered, failed, skipped"}
+    )
+    links = fields.Nested(Links)
+
+
+class RejectIn(Schema):
+    reason = fields.String(required=True, validate=[validate.Length(min=1, max=2000), not_blank])
+
+
+class AuditArgs(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+    incident_id = fields.String(load_default=None)
+    actor = fields.String(load_default=None, metadata={"description": "user email or token name"})
+    action = fields.String(load_default=None, validate=validate.OneOf(audit.ACTIONS))
+    before = fields.String(
+        load_default=None,
+        # Both parts fit Redis' unsigned 64-bit ids, and nothing precedes 0-0 (Redis refuses).
+        validate=validate.Regexp(
+            r"^[1-9]\d{0,18}-\d{1,19}$", error="a stream id such as 1700000000000-0"
+        ),
+        metadata={"description": "the `id` of the last entry of the previous page"},
+    )
+    limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=500))
+
+
+class AuditEntry(Schema):
+    id = fields.String()
+    at = fields.Float()
+    actor = fields.String()
+    action = fields.String()
+    ip = fields.String(allow_none=True)
+    incident_id = fields.String(allow_none=True)
+    announcement_id = fields.String(allow_none=True)
+    details = fields.Dict()
+
+
+class AuditPage(Schema):
+    items = fields.List(fields.Nested(AuditEntry))
+    next_before = fields.String(allow_none=True)
+
+
+class PageArgs(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+    # Capped so the offset stays a 64-bit integer: Redis refuses anything larger (a 500).
+    page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=1_000_000))
+    per_page = fields.Integer(load_default=100, validate=validate.Range(min=1, max=1000))
+
+
+class SubscriberPageArgs(PageArgs):
+    audience = fields.String(load_default=None)
+
+
+class DeliveryOut(Schema):
+    channel = fields.String()
+    subscriber_id = fields.String()
+    state = fields.String()
+    attempts = fields.Integer()
+    to = fields.String(allow_none=True)
+    provider_id = fields.String(allow_none=True)
+    error = fields.String(allow_none=True)
+    message = fields.Dict(
+        allow_none=True, metadata={"description": "rendered message (outbox transport)"}
+    )
+    fallback = fields.String(
+        allow_none=True, metadata={"description": "the channel used instead (SMS failed for good)"}
+    )
+    fallback_from = fields.String(
+        allow_none=True, metadata={"description": "the channel this delivery stands in for"}
+    )
+    updated_at = fields.Float(allow_none=True)
+
+
+class DeliveryPage(Schema):
+    items = fields.List(fields.Nested(DeliveryOut))
+    page = fields.Integer()
+    per_page = fields.Integer()
+    total = fields.Integer()
+
+
+class TimelineEntry(AnnouncementOut):
+    class Meta:
+        exclude = ("deliveries", "links")
+
+
+class IncidentSummary(Schema):
+    id = fields.String()
+    title = fields.String()
+    status = fields.String()
+    severity = fields.String()
+    opened_at = fields.Float()
+    updated_at = fields.Float()
+    resolved_at = fields.Float(allow_none=True)
+
+
+class ReplyOut(Schema):
+    at = fields.Float()
+    from_ = fields.String(
+        attribute="from", data_key="from", metadata={"description": "the phone number, masked"}
+    )
+    subscriber_id = fields.String()
+    announcement_id = fields.String(metadata={"description": "the message it answers"})
+    body = fields.String()
+    provider_id = fields.String(allow_none=True)
+
+
+class IncidentOut(IncidentSummary):
+    timeline = fields.List(fields.Nested(TimelineEntry))
+    monitoring = fields.List(
+        fields.Dict(), metadata={"description": "events that opened, updated or resolved it"}
+    )
+    replies = fields.List(
+        fields.Nested(ReplyOut),
+        metadata={"description": "customers' SMS replies, oldest first (the latest 1,000)"},
+    )
+
+
+class IncidentPage(Schema):
+    items = fields.List(fields.Nested(IncidentSummary))
+    page = fields.Integer()
+    per_page = fields.Integer()
+    total = fields.Integer()
+
+
+class SubscriberOut(Schema):
+    id = fields.String()
+    external_id = fields.String(allow_none=True)
+    email = fields.String(allow_none=True)
+    phone = fields.String(allow_none=True)
+    locale = fields.String()
+    audiences = fields.List(fields.String())
+    channels = fields.List(fields.String(), allow_none=True)
+    opt_outs = fields.List(fields.String())
+    created_at = fields.Float()
+    updated_at = fields.Float()
+
+
+class SubscriberPage(Schema):
+    items = fields.List(fields.Nested(SubscriberOut))
+    page = fields.Integer()
+    per_page = fields.Integer()
+    total = fields.Integer()
+
+
+class RejectedRow(Schema):
+    index = fields.Integer(metadata={"description": "position in the request list (0-based)"})
+    external_id = fields.String(allow_none=True)
+    errors = fields.Dict()
+
+
+class ImportReport(Schema):
+    created = fields.Integer()
+    updated = fields.Integer()
+    rejected = fields.List(fields.Nested(RejectedRow))
+
+
+class OptOutIn(Schema):
+    channels = fields.List(
+        fields.String(validate=validate.OneOf(list(PERSONAL))), load_default=None
+    )
+
+
+class RenderingOut(Schema):
+    channel = fields.String()
+    audience = fields.String()
+    locale = fields.String(metadata={"description": "the subscriber locale this is for"})
+    language = fields.String(
+        metadata={"description": "the language used (default if untranslated)"}
+    )
+    content = fields.Dict(metadata={"description": "subject/text/html, or text"})
+    measures = fields.Dict(
+        metadata={"description": "lengths against limits; SMS encoding and segments"}
+    )
+
+
+class PublicRenderingOut(RenderingOut):
+    class Meta:
+        exclude = ("audience",)
+
+
+class PreviewOut(Schema):
+    renderings = fields.List(fields.Nested(RenderingOut))
+    public = fields.List(fields.Nested(PublicRenderingOut))
+    recipients = fields.Dict(
+        metadata={"description": "per channel: recipients, skipped (opted out)"}
+    )
+    warnings = fields.List(fields.String())
+
+
+class RouteOut(Schema):
+    need = fields.Dict(metadata={"description": "locale → label ('' = every locale)"})
+    channel = fields.String()
+    contact = fields.String()
+    hours = fields.String()
+
+
+class AudienceOut(Schema):
+    name = fields.String()
+    description = fields.String()
+    channels = fields.List(fields.String())
+    routes = fields.List(fields.Nested(RouteOut))
+    subscribers = fields.Integer()
+
+
+class AudienceList(Schema):
+    items = fields.List(fields.Nested(AudienceOut))
+
+
+class BriefReply(Schema):
+    locale = fields.String()
+    language = fields.String()
+    text = fields.String()
+
+
+class BriefOut(Schema):
+    incident_id = fields.String()
+    title = fields.String()
+    status = fields.String()
+    severity = fields.String()
+    facts = fields.String(metadata={"description": "the latest published announcement's body"})
+    updated_at = fields.String()
+    next_update_at = fields.String(allow_none=True)
+    status_url = fields.String()
+    replies = fields.List(fields.Nested(BriefReply), metadata={"description": "ready to paste"})
+    routes = fields.List(fields.Dict())
+    timeline = fields.List(fields.Dict())
+
+
+class HookEventPage(Schema):
+    items = fields.List(fields.Dict())
+    page = fields.Integer()
+    per_page = fields.Integer()
+    total = fields.Integer()

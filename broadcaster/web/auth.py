@@ -1,0 +1,53 @@
+"""Who is calling the API: a Bearer token, or a person signed in to the admin pages.
+
+A signed-in browser sends its session cookie; for anything but GET it must also send the
+page's CSRF token in ``X-CSRFToken``, so another site cannot post with that cookie.
+"""
+
+from __future__ import annotations
+
+from flask import g, request
+from flask_smorest import abort
+from flask_wtf.csrf import CSRFError, validate_csrf
+from wtforms import ValidationError
+
+from broadcaster.domain.tokens import Principal, lookup
+from broadcaster.services import services
+from broadcaster.web import sessions
+
+SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
+
+
+def _from_session() -> Principal | None:
+    principal = sessions.current_principal(services().redis)
+    if principal and request.method not in SAFE_METHODS:
+        try:
+            validate_csrf(request.headers.get("X-CSRFToken", ""))
+        except (ValidationError, CSRFError) as exc:
+            abort(403, message=f"CSRF check failed: {exc}; reload the page")
+    return principal
+
+
+def require(permission: str) -> Principal:
+    """The calling principal; aborts 401 without valid credentials, 403 without the permission."""
+    header = request.headers.get("Authorization", "")
+    if header:
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            abort(401, message="send an API token: 'Authorization: Bearer <token>'")
+        principal = lookup(services().redis, token.strip())
+        if principal is None:
+            abort(401, message="unknown or revoked API token")
+    else:
+        principal = _from_session()
+        if principal is None:
+            abort(401, message="send an API token: 'Authorization: Bearer <token>'")
+    if not principal.may(permission):
+        abort(403, message=f"role {principal.role!r} may not {permission}")
+    g.principal = principal
+    return principal
+
+
+def client_ip() -> str:
+    """The caller's address, for the audit log."""
+    return request.remote_addr or "unknown"

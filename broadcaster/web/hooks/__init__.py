@@ -1,0 +1,1 @@
+"""Inbound webhooks: monitoring alerts, provider receipts and inbound SMS."""

@@ -1,0 +1,145 @@
+"""``POST /hooks/twilio/inbound``: SMS replies to our number.
+
+An opt-out word (STOP, STOPP, AFMELD… in any language of the plan) opts the sender out of
+SMS through the same helper as the unsubscribe link; START/UNSTOP opts them back in. Any
+other text is kept, append-only, on the incident of the latest announcement we texted to
+that number, and shown in ``GET /api/v1/incidents/{id}`` as ``replies`` (phone masked).
+Twilio gets an empty TwiML answer: no automatic reply goes out from here.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+from typing import Any
+
+import redis
+from flask import Blueprint, Response, request
+from twilio.twiml.messaging_response import MessagingResponse
+
+from broadcaster.domain.announcements import ANNOUNCEMENTS_KEY, NotFound
+from broadcaster.domain.ledger import Ledger
+from broadcaster.domain.subscribers import mask_contact
+from broadcaster.infra import metrics
+from broadcaster.services import Services, services
+from broadcaster.web.hooks.receipts import SEEN_TTL, twilio_verified
+
+log = logging.getLogger(__name__)
+
+bp = Blueprint("inbound", __name__, url_prefix="/hooks")
+
+# Opt-out words per locale, upper case. STOP works everywhere (carriers and Twilio's own
+# filtering use it); the others are what people write in each language. The words of
+# every plan locale apply to everyone: a Dane living in the Netherlands may answer in Danish.
+OPT_OUT_WORDS: dict[str, tuple[str, ...]] = {
+    "en": ("STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "REVOKE", "OPTOUT"),
+    "nl": ("STOP", "STOPPEN", "AFMELDEN", "UITSCHRIJVEN"),
+    "da": ("STOP", "AFMELD", "AFMELDE", "FRAMELD"),
+    "sv": ("STOPP", "STOP", "AVSLUTA", "AVREGISTRERA"),
+    "nb": ("STOPP", "STOP", "AVSLUTT", "AVMELD"),
+    "de": ("STOP", "STOPP", "ABMELDEN"),
+    "fr": ("STOP", "ARRET", "ARRÊT", "DESABONNER", "DÉSABONNER"),
+    "fi": ("STOP", "LOPETA"),
+}
+# Everyday words that start ordinary replies ("End of the outage when?"): they opt out
+# only when they are the whole message, as Twilio's own STOP filtering does.
+WHOLE_MESSAGE_ONLY = frozenset({"CANCEL", "END", "QUIT"})
+OPT_IN_WORDS = frozenset({"START", "UNSTOP"})  # Twilio's standard words to undo a STOP
+REPLY_MAX = 1600  # Twilio's limit for one (concatenated) message body
+REPLIES_SHOWN = 1000
+RECENT_ANNOUNCEMENTS = 100  # how far back a reply looks for what it answers
+_WORDS = re.compile(r"[^\W\d_]+")
+
+
+def _replies_key(incident_id: str) -> str:
+    return f"bc:inc:{incident_id}:replies"
+
+
+def keyword(body: str, locales: tuple[str, ...]) -> str | None:
+    """``"opt_out"``, ``"opt_in"`` or None for an SMS body (case-insensitive, first word)."""
+    words = _WORDS.findall(body.upper())
+    if not words:
+        return None
+    first, alone = words[0], len(words) == 1
+    opt_out = {"STOP"}.union(*(OPT_OUT_WORDS.get(loc.split("-")[0], ()) for loc in locales))
+    if first in opt_out and (alone or first not in WHOLE_MESSAGE_ONLY):
+        return "opt_out"
+    if first in OPT_IN_WORDS and alone:
+        return "opt_in"
+    return None
+
+
+def replies(r: redis.Redis, incident_id: str) -> list[dict[str, Any]]:
+    """The incident's customer replies, oldest first (the latest REPLIES_SHOWN)."""
+    return [json.loads(raw) for raw in r.lrange(_replies_key(incident_id), -REPLIES_SHOWN, -1)]
+
+
+def _answered(svc: Services, subscriber_id: str) -> str | None:
+    """The latest announcement texted to this person (None if we never texted them)."""
+    recent = [
+        member.decode()
+        for member in svc.redis.zrevrange(ANNOUNCEMENTS_KEY, 0, RECENT_ANNOUNCEMENTS - 1)
+    ]
+    return Ledger.latest_reached(
+        svc.redis, recent, "sms", subscriber_id, ("sending", "sent", "delivered")
+    )
+
+
+def _twiml() -> Response:
+    return Response(str(MessagingResponse()), mimetype="text/xml")
+
+
+@bp.post("/twilio/inbound")
+def twilio_inbound():  # type: ignore[no-untyped-def]
+    """An SMS to our number: opt-out/opt-in word, or a reply kept on the incident."""
+    refused = twilio_verified()
+    if refused:
+        return refused
+    svc = services()
+    message_sid = request.form.get("MessageSid", "")
+    if message_sid and not svc.redis.set(
+        f"bc:rcpt:seen:tw-in:{message_sid}", 1, nx=True, ex=SEEN_TTL
+    ):
+        return _twiml()  # Twilio retried a request we already handled
+    phone, body = request.form.get("From", ""), request.form.get("Body", "")
+    subscriber_id = svc.subscribers.find_by_contact("phone", phone) if phone else None
+    kind = keyword(body, svc.plan.locales)
+    if kind and subscriber_id:
+        try:
+            svc.subscribers.set_opt_outs(subscriber_id, ["sms"], opted_out=kind == "opt_out")
+        except KeyError:
+            subscriber_id = None  # erased between the lookup and now
+        else:
+            log.info("%s by SMS from %s", kind.replace("_", "-"), mask_contact(phone))
+            metrics.count(svc.redis, "inbound_sms", kind)
+            return _twiml()
+    announcement_id = _answered(svc, subscriber_id) if subscriber_id else None
+    incident_id = None
+    if announcement_id:
+        try:
+            incident_id = svc.announcements.get(announcement_id)["incident_id"]
+        except NotFound:
+            incident_id = None
+    if not incident_id:
+        # Nothing we sent them: Twilio's console keeps the message; we only count it.
+        log.info("SMS from %s answers no announcement of ours", mask_contact(phone))
+        metrics.count(svc.redis, "inbound_sms", "unmatched")
+        return _twiml()
+    reply = {
+        "at": time.time(),
+        "from": mask_contact(phone),
+        "subscriber_id": subscriber_id,
+        "announcement_id": announcement_id,
+        "body": body[:REPLY_MAX],
+        "provider_id": message_sid or None,
+    }
+    svc.redis.rpush(_replies_key(incident_id), json.dumps(reply))
+    log.info(
+        "customer reply by SMS from %s",
+        mask_contact(phone),
+        extra={"announcement_id": announcement_id, "incident_id": incident_id},
+    )
+    metrics.count(svc.redis, "inbound_sms", "reply")
+    return _twiml()

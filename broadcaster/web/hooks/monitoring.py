@@ -1,0 +1,142 @@
+"""Inbound monitoring webhooks: ``/hooks/alertmanager``, ``/hooks/grafana``, ``/hooks/generic``.
+
+Authenticated first (a ``monitor`` token as Bearer or as the Basic-auth password; for the
+generic hook also an HMAC signature): without it nothing is recorded. Then the raw payload
+is kept, validated (400 with the reason), and handed to the monitoring rules.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from flask import Blueprint, Response, current_app, jsonify, request
+from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
+
+from broadcaster.domain.tokens import lookup
+from broadcaster.services import services
+from broadcaster.web.errors import error_body, summarise
+from broadcaster.web.hooks.alerts import (
+    MonitorEvent,
+    Processor,
+    from_alertmanager,
+    from_generic,
+    record_event,
+)
+from channels.webhook import SIGNATURE_HEADER, verify
+
+bp = Blueprint("hooks", __name__, url_prefix="/hooks")
+
+_Labels = fields.Dict(keys=fields.String(), values=fields.String(), load_default=dict)
+
+
+class _AlertSchema(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+    status = fields.String(required=True, validate=validate.OneOf(["firing", "resolved"]))
+    labels = fields.Dict(keys=fields.String(), values=fields.String(), required=True)
+    annotations = _Labels
+    startsAt = fields.String(load_default=None)  # noqa: N815 - the wire names
+    endsAt = fields.String(load_default=None)  # noqa: N815
+    fingerprint = fields.String(load_default=None)
+
+
+class AlertmanagerSchema(Schema):
+    """Alertmanager's webhook payload, version 4 (Grafana sends the same, plus extras)."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+    version = fields.String(load_default="4")
+    groupKey = fields.String(required=True, validate=validate.Length(min=1))  # noqa: N815
+    status = fields.String(required=True, validate=validate.OneOf(["firing", "resolved"]))
+    truncatedAlerts = fields.Integer(load_default=0)  # noqa: N815
+    groupLabels = _Labels  # noqa: N815
+    commonLabels = _Labels  # noqa: N815
+    commonAnnotations = _Labels  # noqa: N815
+    alerts = fields.List(
+        fields.Nested(_AlertSchema), required=True, validate=validate.Length(min=1)
+    )
+    title = fields.String(load_default=None)
+
+
+class GenericSchema(Schema):
+    """``{"key", "status": "firing"|"resolved", "title", "summary", "severity", "labels"}``."""
+
+    key = fields.String(required=True, validate=validate.Length(min=1, max=500))
+    status = fields.String(required=True, validate=validate.OneOf(["firing", "resolved"]))
+    title = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    summary = fields.String(load_default=None)
+    severity = fields.String(
+        load_default=None, validate=validate.OneOf(["info", "minor", "major", "critical"])
+    )
+    labels = _Labels
+
+
+def _json_error(code: int, message: str, errors: dict | None = None) -> tuple[Response, int]:
+    return jsonify(error_body(code, message, errors)), code
+
+
+def _authorised(signed: bool) -> bool:
+    """A monitor (or admin) token as Bearer or Basic password; or, if allowed, an HMAC."""
+    header = request.headers.get("Authorization", "")
+    token = ""
+    if header.lower().startswith("bearer "):
+        token = header[7:].strip()
+    elif request.authorization and request.authorization.type == "basic":
+        token = request.authorization.password or ""
+    if token:
+        principal = lookup(services().redis, token)
+        return principal is not None and principal.may("hooks")
+    secret = current_app.config.get("HOOKS_SECRET")
+    if signed and secret and request.headers.get(SIGNATURE_HEADER):
+        return verify(str(secret), request.headers[SIGNATURE_HEADER], request.get_data())
+    return False
+
+
+def _receive(source: str, schema: Schema, convert: Any, signed: bool = False):  # type: ignore[no-untyped-def]
+    if not _authorised(signed):
+        return _json_error(
+            401,
+            "send a monitor token (Bearer or Basic password)"
+            + (" or an X-Broadcaster-Signature" if signed else ""),
+        )
+    svc = services()
+    raw = request.get_data(as_text=True)
+    try:
+        payload = json.loads(raw)
+    except ValueError as exc:
+        event_id = record_event(svc, source, raw, {"outcome": f"rejected: not JSON ({exc})"})
+        return _json_error(400, f"body is not JSON: {exc}", {"event_id": [event_id]})
+    try:
+        data = schema.load(payload)
+    except ValidationError as exc:
+        errors = exc.messages if isinstance(exc.messages, dict) else {"_schema": exc.messages}
+        reason = summarise(errors)
+        event_id = record_event(svc, source, raw, {"outcome": f"rejected: {reason}"})
+        return _json_error(400, f"not a valid {source} payload: {reason}", errors)
+    event: MonitorEvent = convert(data)
+    result = Processor(svc).handle(event)
+    event_id = record_event(
+        svc, source, raw, {**result, "group_key": event.group_key, "status": event.status}
+    )
+    return jsonify({"event_id": event_id, **result})
+
+
+@bp.post("/alertmanager")
+def alertmanager():  # type: ignore[no-untyped-def]
+    """Prometheus Alertmanager's webhook receiver (payload v4)."""
+    return _receive("alertmanager", AlertmanagerSchema(), from_alertmanager)
+
+
+@bp.post("/grafana")
+def grafana():  # type: ignore[no-untyped-def]
+    """Grafana unified-alerting webhook contact point."""
+    return _receive("grafana", AlertmanagerSchema(), lambda d: from_alertmanager(d, "grafana"))
+
+
+@bp.post("/generic")
+def generic():  # type: ignore[no-untyped-def]
+    """Any tool: the small generic shape, with a token or an HMAC signature."""
+    return _receive("generic", GenericSchema(), from_generic, signed=True)

@@ -1,0 +1,156 @@
+"""Public endpoints (no auth, cacheable, CORS open for GET): banner, embed, status, feed."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+from feedgen.feed import FeedGenerator
+from flask import Blueprint, Response, render_template, request
+
+from broadcaster.rendering import banners, status
+from broadcaster.rendering.i18n import gettext_for
+from broadcaster.rendering.messages import SEVERITY_COLOURS, SEVERITY_LABELS, STATUS_LABELS
+from broadcaster.services import Services, services
+
+bp = Blueprint("public", __name__)
+
+STATIC = Path(__file__).resolve().parents[1] / "static"
+
+
+def locale_of(svc: Services) -> str:
+    """``?lang=`` if the plan speaks it, else the best of Accept-Language, else the default."""
+    wanted = request.args.get("lang", "")
+    if wanted in svc.plan.locales:
+        return wanted
+    best = request.accept_languages.best_match(svc.plan.locales)
+    return best or svc.plan.default_locale
+
+
+def cacheable(body: bytes, mimetype: str, max_age: int) -> Response:
+    """A public response with an ETag (304 on If-None-Match) and CORS open for GET."""
+    etag = hashlib.sha256(body).hexdigest()[:32]
+    response = Response(body, mimetype=mimetype)
+    response.set_etag(etag)
+    response.headers["Cache-Control"] = f"public, max-age={max_age}"
+    response.headers["Access-Control-Allow-Origin"] = "*"
+    response.headers["Vary"] = "Accept-Language"
+    return response.make_conditional(request)
+
+
+def html_safe_json(data: Any) -> bytes:
+    """JSON with ``<``, ``>`` and ``&`` as \\u escapes: identical once parsed, but no
+    announcement text can close a ``<script>`` or open a tag if a page inlines it."""
+    text = json.dumps(data)
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026").encode()
+
+
+@bp.get("/banner.json")
+def banner_json() -> Response:
+    """The active banners for ``?audience=`` (default: all) in ``?lang=``."""
+    svc = services()
+    audience = request.args.get("audience", "")
+    if audience and audience not in svc.plan.audiences:
+        return _json_error(
+            404, f"unknown audience {audience!r} (known: {', '.join(svc.plan.audiences)})"
+        )
+    locale = locale_of(svc)
+    # Every site of the organisation polls this; each web process answers repeats from
+    # its microcache (broadcaster/microcache.py) for BANNER_PROCESS_CACHE s, not from here.
+    body = html_safe_json(
+        {
+            "banners": banners.current(svc, audience, locale),
+            "poll": int(svc.config["BANNER_POLL"]),
+            "status_url": svc.renderer.status_url,
+            "locale": locale,
+        }
+    )
+    return cacheable(body, "application/json", int(svc.config["BANNER_MAX_AGE"]))
+
+
+@bp.get("/banner.js")
+def banner_js() -> Response:
+    """The dependency-free embed: ``<script src=".../banner.js" data-audience=… async>``."""
+    return cacheable((STATIC / "banner.js").read_bytes(), "text/javascript", 300)
+
+
+def _status_data(svc: Services, locale: str) -> dict[str, Any]:
+    return {
+        "organisation": svc.plan.organisation,
+        "locale": locale,
+        **status.incidents(svc, locale),
+        "routes": status.audience_routes(svc, locale),
+    }
+
+
+@bp.get("/status")
+def status_page() -> Response:
+    """The status page: open incidents with their timelines, recent ones, and the routes."""
+    svc = services()
+    locale = locale_of(svc)
+    data = _status_data(svc, locale)
+    html = render_template(
+        "public/status.html",
+        **data,
+        _=gettext_for(locale),
+        locales=svc.plan.locales,
+        colours=SEVERITY_COLOURS,
+        severity_labels=SEVERITY_LABELS,
+        status_labels=STATUS_LABELS,
+    )
+    return cacheable(html.encode(), "text/html", int(svc.config["BANNER_MAX_AGE"]))
+
+
+@bp.get("/status.json")
+def status_json() -> Response:
+    """The status page's data for machines."""
+    svc = services()
+    body = html_safe_json(_status_data(svc, locale_of(svc)))
+    return cacheable(body, "application/json", int(svc.config["BANNER_MAX_AGE"]))
+
+
+@bp.get("/status.atom")
+def status_atom() -> Response:
+    """An Atom feed: one entry per published announcement, newest first."""
+    svc = services()
+    locale = locale_of(svc)
+    data = status.incidents(svc, locale)
+    feed = FeedGenerator()
+    feed.id(svc.renderer.status_url)
+    feed.title(f"{svc.plan.organisation} status")
+    feed.link(href=svc.renderer.status_url, rel="alternate")
+    feed.link(href=f"{svc.renderer.public_url}/status.atom", rel="self")
+    feed.language(locale)
+    entries = [
+        (incident, update)
+        for group in (data["open"], data["resolved"])
+        for incident in group
+        for update in incident["updates"]
+    ]
+    entries.sort(key=lambda pair: pair[1]["published_at"], reverse=True)
+    for incident, update in entries:  # newest first
+        entry = feed.add_entry(order="append")
+        entry.id(f"{svc.renderer.status_url}#{update['id']}")
+        entry.title(update["title"])
+        entry.link(href=f"{svc.renderer.status_url}?lang={locale}#{incident['id']}")
+        entry.content(update["body"], type="text")
+        entry.published(update["published_at"])
+        entry.updated(update["published_at"])
+        entry.category(term=update["status"])
+    if not entries:
+        feed.updated("1970-01-01T00:00:00Z")
+    return cacheable(
+        feed.atom_str(pretty=True), "application/atom+xml", int(svc.config["BANNER_MAX_AGE"])
+    )
+
+
+def _json_error(code: int, message: str) -> Response:
+    from broadcaster.web.errors import error_body
+
+    response = Response(
+        json.dumps(error_body(code, message)), status=code, mimetype="application/json"
+    )
+    response.headers["Access-Control-Allow-Origin"] = "*"
+    return response
