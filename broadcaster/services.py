@@ -1,16 +1,24 @@
-"""The long-lived parts one app (web or worker) shares: Redis, plan, channels, renderer."""
+"""The composition root: the long-lived parts one app (web or worker) shares.
+
+Redis, plan, channels, renderer, and the announcement service wired to the layers it
+must not import itself (the fan-out queue and the banner refresh).
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import redis
 from flask import current_app
 
+from broadcaster.delivery import queues
+from broadcaster.domain.announcement_service import AnnouncementService
 from broadcaster.domain.announcements import AnnouncementStore
 from broadcaster.domain.plan import Plan
 from broadcaster.domain.subscribers import SubscriberStore
+from broadcaster.rendering import banners
 from broadcaster.rendering.messages import Renderer
 from channels import Channel
 from channels.base import PublicChannel
@@ -27,9 +35,18 @@ class Services:
     renderer: Renderer
     config: dict[str, Any]
 
-    @property
-    def announcements(self) -> AnnouncementStore:
-        return AnnouncementStore(self.redis, self.plan)
+    @cached_property
+    def announcements(self) -> AnnouncementService:
+        """The one way in for announcements, wired to the fan-out and the banner."""
+        return AnnouncementService(
+            AnnouncementStore(self.redis),
+            self.plan,
+            enqueue_plan=lambda pipe, announcement_id: queues.enqueue_plan(
+                self.redis, announcement_id, pipeline=pipe
+            ),
+            on_published=lambda announcement: banners.after_publish(self, announcement),
+            max_body_bytes=int(self.config["MAX_BODY_BYTES"]),
+        )
 
     @property
     def subscribers(self) -> SubscriberStore:

@@ -12,6 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from jinja2.exceptions import SecurityError
 
+from broadcaster.domain.announcement import Announcement
 from broadcaster.rendering import segments
 from broadcaster.rendering.messages import Renderer
 
@@ -121,17 +122,20 @@ def renderer(app) -> Renderer:
 @given(title=title_text, body=body_text, locale=st.sampled_from(["en", "nl", "da", "sv"]))
 @settings(FIXTURES, max_examples=60)
 def test_renderers_never_raise_and_never_emit_markup(renderer, title, body, locale):
-    announcement = {
-        "id": "ann_1",
-        "title": title,
-        "body": body,
-        "severity": "critical",
-        "status": "investigating",
-        "audiences": ["consumers"],
-        "channels": ["email", "sms"],
-        "translations": {"nl": {"title": body[:200] or "x", "body": title}},
-        "created_at": 1.7e9,
-    }
+    announcement = Announcement(
+        id="ann_1",
+        incident_id="inc_1",
+        title=title,
+        body=body,
+        severity="critical",
+        status="investigating",
+        audiences=["consumers"],
+        channels=["email", "sms"],
+        translations={"nl": {"title": body[:200] or "x", "body": title}},
+        author="lead",
+        state="published",
+        created_at=1.7e9,
+    )
     for channel in ("email", "sms", "mastodon", "bluesky", "banner"):
         rendering = renderer.render(channel, announcement, ["consumers"], locale)
         assert rendering.content
@@ -147,16 +151,19 @@ def test_templates_render_in_a_sandbox(renderer):
     with pytest.raises(SecurityError):
         renderer.env.from_string("{{ ''.__class__.__mro__[1].__subclasses__() }}").render()
     assert renderer.env.autoescape("email/announcement.html") is True
-    announcement = {
-        "id": "ann_1",
-        "title": "{{ 7*7 }}",
-        "body": "{% raw %}x",
-        "severity": "major",
-        "status": "identified",
-        "audiences": ["consumers"],
-        "channels": ["email"],
-        "translations": {},
-    }
+    announcement = Announcement(
+        id="ann_1",
+        incident_id="inc_1",
+        title="{{ 7*7 }}",
+        body="{% raw %}x",
+        severity="major",
+        status="identified",
+        audiences=["consumers"],
+        channels=["email"],
+        author="lead",
+        state="published",
+        created_at=1.7e9,
+    )
     email = renderer.render("email", announcement, ["consumers"], "en").content
     assert "{{ 7*7 }}" in email["text"] and "49" not in email["subject"]  # text, not template
 

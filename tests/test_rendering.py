@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from flask import Flask
 
+from broadcaster.domain.announcement import Announcement
 from broadcaster.domain.plan import load_plan
 from broadcaster.rendering.messages import SUBJECT_MAX, Renderer, routes_for
 from broadcaster.rendering.segments import (
@@ -69,8 +70,8 @@ TRANSLATIONS = {
 }
 
 
-def announcement(**overrides: Any) -> dict[str, Any]:
-    ann = {
+def announcement(**overrides: Any) -> Announcement:
+    ann: dict[str, Any] = {
         "id": "ann_1",
         "title": "Power outage",
         "body": "We are working on it.",
@@ -82,9 +83,12 @@ def announcement(**overrides: Any) -> dict[str, Any]:
         "corrects": None,
         "published_at": TS,
         "created_at": TS,
+        "incident_id": "inc_1",
+        "author": "lead",
+        "state": "published",
     }
     ann.update(overrides)
-    return ann
+    return Announcement.from_dict(ann)
 
 
 def filler(n: int, word: str = "power") -> str:
@@ -302,7 +306,7 @@ def test_sms_long_body_is_cut_at_a_word_within_the_plan_cap(
     ann = announcement(body=LONG_EN, translations=translations)
     rendering = renderer.render("sms", ann, ["consumers"], locale)
     text = rendering.content["text"]
-    title = translations[locale]["title"] if translations else ann["title"]
+    title = translations[locale]["title"] if translations else ann.title
     head = f"{ORG}: {title}. "
     assert sms_cost(head + body + tail).segments > 2  # the uncut text would not fit
     assert renderer.plan.sms_max_segments == 2
@@ -865,7 +869,7 @@ def test_banner_short_line(renderer: Renderer, locale: str, body: str, expected:
     ann = announcement(body=body or "unused", translations={"nl": TRANSLATIONS["nl"]})
     rendering = renderer.render("banner", ann, ["consumers"], locale)
     assert rendering.content == {
-        "title": ann["title"] if locale == "en" else "Stroomstoring",
+        "title": ann.title if locale == "en" else "Stroomstoring",
         "text": expected,
         "link": STATUS_URL,
     }

@@ -18,8 +18,9 @@ from typing import Any
 
 from broadcaster.delivery import pacing, publishing, queues
 from broadcaster.delivery.recovery import CLAIM_LEASE, LeaseKeeper
+from broadcaster.domain.announcement import Announcement
 from broadcaster.domain.ledger import Ledger
-from broadcaster.domain.subscribers import mask_contact
+from broadcaster.domain.subscribers import channels_for, mask_contact
 from broadcaster.infra import metrics
 from broadcaster.services import Services, services
 from broadcaster.web import unsubscribe
@@ -31,28 +32,6 @@ log = logging.getLogger(__name__)
 # A provider paused (429) or down (breaker open) for longer than this: the batch is
 # rescheduled for when it may be up, instead of holding a worker (app config may override).
 INLINE_WAIT = 10.0
-
-
-def channels_for(
-    subscriber: dict[str, Any], announcement: dict[str, Any], svc: Services
-) -> tuple[list[str], list[str]]:
-    """One person's channels: (to send, opted out).
-
-    Announcement ∩ their audiences' channels ∩ their own preference ∩ the contacts they have;
-    opted-out channels are returned apart, to be recorded as skipped.
-    """
-    wanted = set(announcement["channels"])
-    audience_channels: set[str] = set()
-    for name in set(subscriber["audiences"]) & set(announcement["audiences"]):
-        audience = svc.plan.audiences.get(name)
-        if audience:
-            audience_channels.update(audience.channels)
-    wanted &= audience_channels
-    if subscriber.get("channels"):
-        wanted &= set(subscriber["channels"])
-    reachable = sorted(c for c in wanted if c in CONTACT_FIELD and subscriber.get(CONTACT_FIELD[c]))
-    opted_out = set(subscriber.get("opt_outs") or [])
-    return [c for c in reachable if c not in opted_out], [c for c in reachable if c in opted_out]
 
 
 def plan_job(announcement_id: str) -> dict[str, int]:
@@ -68,12 +47,12 @@ def plan_job(announcement_id: str) -> dict[str, int]:
     pending: dict[str, list[str]] = {name: [] for name in svc.channels}
     totals: dict[str, int] = dict.fromkeys(svc.channels, 0)
 
-    for chunk in svc.subscribers.ids_in(announcement["audiences"]):
+    for chunk in svc.subscribers.ids_in(announcement.audiences):
         people = svc.subscribers.get_many(chunk)
         by_channel: dict[str, list[str]] = {}
         opted_out: dict[str, list[str]] = {}
         for sid, person in people.items():
-            send, skip = channels_for(person, announcement, svc)
+            send, skip = channels_for(person, announcement, svc.plan)
             for channel in send:
                 by_channel.setdefault(channel, []).append(sid)
             for channel in skip:
@@ -132,7 +111,7 @@ def batch_job(
 
     def outgoing(sid: str) -> Outgoing:
         person = people[sid]
-        audiences = tuple(sorted(set(person["audiences"]) & set(announcement["audiences"])))
+        audiences = tuple(sorted(set(person["audiences"]) & set(announcement.audiences)))
         key = (person["locale"], audiences)
         if key not in rendered:  # render once per locale × audience set, not per person
             rendered[key] = svc.renderer.render(
@@ -179,7 +158,7 @@ def _units(
     channel: str,
     todo: list[str],
     people: dict[str, dict[str, Any]],
-    announcement: dict[str, Any],
+    announcement: Announcement,
     sender: Any,
 ) -> list[list[str]]:
     """What is claimed, paced and recorded together.
@@ -194,7 +173,7 @@ def _units(
     groups: dict[tuple[str, tuple[str, ...]], list[str]] = {}
     for sid in todo:
         person = people[sid]
-        audiences = tuple(sorted(set(person["audiences"]) & set(announcement["audiences"])))
+        audiences = tuple(sorted(set(person["audiences"]) & set(announcement.audiences)))
         groups.setdefault((person["locale"], audiences), []).append(sid)
     size = int(getattr(sender, "max_batch", 1000))
     return [ids[i : i + size] for ids in groups.values() for i in range(0, len(ids), size)]

@@ -12,6 +12,7 @@ import logging
 from typing import Any
 
 from broadcaster.delivery import pacing, queues
+from broadcaster.domain.announcement import Announcement
 from broadcaster.domain.ledger import Ledger
 from broadcaster.rendering.brief import reply
 from broadcaster.services import Services, services
@@ -32,29 +33,29 @@ def _thread_key(incident_id: str, network: str) -> str:
     return f"bc:thread:{incident_id}:{network}"
 
 
-def places(svc: Services, announcement: dict[str, Any]) -> list[tuple[str, str]]:
+def places(svc: Services, announcement: Announcement) -> list[tuple[str, str]]:
     """(ledger channel, place) pairs this announcement is posted to."""
     found: list[tuple[str, str]] = []
-    if "social" in announcement["channels"]:
+    if "social" in announcement.channels:
         found += [("social", network) for network in svc.networks]
-    if "webhook" in announcement["channels"]:
+    if "webhook" in announcement.channels:
         for target in svc.plan.webhooks:
-            if target.wants(announcement["audiences"]):
+            if target.wants(announcement.audiences):
                 found.append(("webhook", target.name))
     return found
 
 
-def plan_public(svc: Services, announcement: dict[str, Any], ledger: Ledger) -> int:
+def plan_public(svc: Services, announcement: Announcement, ledger: Ledger) -> int:
     """Record and enqueue one job per public place; returns how many were new."""
     count = 0
     for channel, place in places(svc, announcement):
         if ledger.enqueue(channel, [place]):
-            queues.enqueue_public(svc.redis, announcement["id"], channel, place)
+            queues.enqueue_public(svc.redis, announcement.id, channel, place)
             count += 1
     return count
 
 
-def event_for(svc: Services, announcement: dict[str, Any]) -> dict[str, Any]:
+def event_for(svc: Services, announcement: Announcement) -> dict[str, Any]:
     """The announcement's public facts, as sent to webhooks."""
     keys = (
         "id",
@@ -69,7 +70,7 @@ def event_for(svc: Services, announcement: dict[str, Any]) -> dict[str, Any]:
         "published_at",
         "next_update_at",
     )
-    event = {key: announcement.get(key) for key in keys}
+    event = {key: getattr(announcement, key) for key in keys}
     event["status_url"] = svc.renderer.status_url
     # The same words every agent uses (see the agent brief).
     event["reply"] = reply(svc, announcement, svc.plan.default_locale)[1]
@@ -83,7 +84,7 @@ def public_job(announcement_id: str, channel: str, place: str, attempt: int = 1)
     ledger = Ledger(svc.redis, announcement_id)
     if not ledger.claim(channel, [place]):
         return "skipped: already claimed or sent"
-    lock = f"bc:lock:{_thread_key(announcement['incident_id'], place)}"
+    lock = f"bc:lock:{_thread_key(announcement.incident_id, place)}"
     if channel == "social" and not svc.redis.set(lock, announcement_id, nx=True, ex=LOCK_SECONDS):
         # Another update of this incident is being posted: wait for it, then reply to it.
         ledger.release(channel, [place])
@@ -132,36 +133,34 @@ def public_job(announcement_id: str, channel: str, place: str, attempt: int = 1)
     return "sent"
 
 
-def _publish(svc: Services, announcement: dict[str, Any], channel: str, place: str):  # type: ignore[no-untyped-def]
+def _publish(svc: Services, announcement: Announcement, channel: str, place: str):  # type: ignore[no-untyped-def]
     locale = svc.plan.default_locale
-    key = f"{announcement['id']}:{place}"
+    key = f"{announcement.id}:{place}"
     if channel == "social":
         network = svc.networks[place]
-        rendering = svc.renderer.render(place, announcement, announcement["audiences"], locale)
-        raw = svc.redis.get(_thread_key(announcement["incident_id"], place))
+        rendering = svc.renderer.render(place, announcement, announcement.audiences, locale)
+        raw = svc.redis.get(_thread_key(announcement.incident_id, place))
         post = PublicPost(
-            announcement["id"],
-            announcement["incident_id"],
+            announcement.id,
+            announcement.incident_id,
             rendering.content["text"],
             svc.renderer.status_url,
             locale,
             key,
             reply_to=json.loads(raw) if raw else None,
-            event={"published_at": announcement["published_at"]},  # dates Bluesky's record key
+            event={"published_at": announcement.published_at},  # dates Bluesky's record key
         )
         result = network.publish(post)
         if result.thread:
-            svc.redis.set(
-                _thread_key(announcement["incident_id"], place), json.dumps(result.thread)
-            )
+            svc.redis.set(_thread_key(announcement.incident_id, place), json.dumps(result.thread))
         return result
     target = next((t for t in svc.plan.webhooks if t.name == place), None)
     if target is None:
         raise PermanentDeliveryError(f"webhook target {place!r} is no longer in the plan")
-    rendering = svc.renderer.render("banner", announcement, announcement["audiences"], locale)
+    rendering = svc.renderer.render("banner", announcement, announcement.audiences, locale)
     post = PublicPost(
-        announcement["id"],
-        announcement["incident_id"],
+        announcement.id,
+        announcement.incident_id,
         rendering.content["text"],
         svc.renderer.status_url,
         locale,

@@ -17,8 +17,9 @@ import redis
 from email_validator import EmailNotValidError, validate_email
 from marshmallow import Schema, ValidationError, fields, post_load, validates_schema
 
+from broadcaster.domain.announcement import Announcement
 from broadcaster.domain.plan import Plan
-from channels import PERSONAL
+from channels import CONTACT_FIELD, PERSONAL
 
 ALL_KEY = "bc:subs"
 INDEX_KEY = "bc:subx"
@@ -386,3 +387,25 @@ def csv_rows(lines: Iterable[str], name: str = "file") -> Iterator[tuple[int, di
                 record[field] = [p.strip() for p in clean[field].split(";") if p.strip()]
         record.setdefault("audiences", [])
         yield reader.line_num, record
+
+
+def channels_for(
+    subscriber: dict[str, Any], announcement: Announcement, plan: Plan
+) -> tuple[list[str], list[str]]:
+    """One person's channels: (to send, opted out).
+
+    Announcement ∩ their audiences' channels ∩ their own preference ∩ the contacts they have;
+    opted-out channels are returned apart, to be recorded as skipped.
+    """
+    wanted = set(announcement.channels)
+    audience_channels: set[str] = set()
+    for name in set(subscriber["audiences"]) & set(announcement.audiences):
+        audience = plan.audiences.get(name)
+        if audience:
+            audience_channels.update(audience.channels)
+    wanted &= audience_channels
+    if subscriber.get("channels"):
+        wanted &= set(subscriber["channels"])
+    reachable = sorted(c for c in wanted if c in CONTACT_FIELD and subscriber.get(CONTACT_FIELD[c]))
+    opted_out = set(subscriber.get("opt_outs") or [])
+    return [c for c in reachable if c not in opted_out], [c for c in reachable if c in opted_out]

@@ -87,7 +87,7 @@ def _incident(announcement_id: str) -> dict[str, str]:
     if announcement_id not in _incident_of:
         services = current_app.extensions.get("broadcaster")
         try:
-            found = services.announcements.get(announcement_id)["incident_id"]
+            found = services.announcements.get(announcement_id).incident_id
         except Exception:  # noqa: BLE001 - logging must never fail because of a lookup
             return {}
         if len(_incident_of) > 10_000:

@@ -11,14 +11,17 @@ import json
 import time
 import uuid
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flask import current_app, has_app_context
 
+from broadcaster.domain.announcement import Announcement
 from broadcaster.domain.announcements import ACTIVE_KEY, BANNER_INCIDENTS_KEY
 from broadcaster.infra import microcache
 from broadcaster.rendering.messages import routes_for
-from broadcaster.services import Services
+
+if TYPE_CHECKING:
+    from broadcaster.services import Services  # the composition root; types only
 
 SEVERITY_ORDER = {"critical": 0, "major": 1, "minor": 2, "info": 3}
 ALL_AUDIENCES = ""
@@ -36,7 +39,7 @@ def iso(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
-def _banner_incidents(svc: Services) -> list[tuple[dict[str, Any], list[dict[str, Any]]]]:
+def _banner_incidents(svc: Services) -> list[tuple[dict[str, Any], list[Announcement]]]:
     """(incident, its published timeline) for every incident that may show on the banner."""
     now = time.time()
     keep = float(svc.config["BANNER_ALL_CLEAR_SECONDS"])
@@ -48,15 +51,15 @@ def _banner_incidents(svc: Services) -> list[tuple[dict[str, Any], list[dict[str
             svc.redis.srem(ACTIVE_KEY, incident["id"])
             svc.redis.srem(BANNER_INCIDENTS_KEY, incident["id"])
             continue
-        published = [a for a in timeline if a["state"] == "published"]
-        if any("banner" in a["channels"] for a in published):
+        published = [a for a in timeline if a.state == "published"]
+        if any("banner" in a.channels for a in published):
             found.append((incident, published))
     return found
 
 
 def _ranked(
-    audience: str, incidents: list[tuple[dict[str, Any], list[dict[str, Any]]]]
-) -> list[tuple[dict[str, Any], dict[str, Any], list[str]]]:
+    audience: str, incidents: list[tuple[dict[str, Any], list[Announcement]]]
+) -> list[tuple[dict[str, Any], Announcement, list[str]]]:
     """(incident, latest announcement, banner audiences) one audience sees, most pressing first.
 
     Open before all-clear, then by severity, then the latest update first; at most
@@ -64,15 +67,15 @@ def _ranked(
     """
     candidates = []
     for incident, published in incidents:
-        with_banner = [a for a in published if "banner" in a["channels"]]
-        audiences = sorted({name for a in with_banner for name in a["audiences"]})
+        with_banner = [a for a in published if "banner" in a.channels]
+        audiences = sorted({name for a in with_banner for name in a.audiences})
         if audience and audience not in audiences:
             continue
         latest = published[-1]
         rank = (
             bool(incident.get("resolved_at")),
             SEVERITY_ORDER[incident["severity"]],
-            -latest["published_at"],
+            -latest.published_at,
         )
         candidates.append((rank, incident, latest, audiences))
     candidates.sort(key=lambda item: item[0])
@@ -83,7 +86,7 @@ def build(
     svc: Services,
     audience: str,
     locale: str,
-    incidents: list[tuple[dict[str, Any], list[dict[str, Any]]]],
+    incidents: list[tuple[dict[str, Any], list[Announcement]]],
 ) -> list[dict[str, Any]]:
     """The banners one audience sees in one locale, most severe first."""
     keep = float(svc.config["BANNER_ALL_CLEAR_SECONDS"])
@@ -95,14 +98,14 @@ def build(
         banners.append(
             {
                 "incident_id": incident["id"],
-                "announcement_id": latest["id"],
-                "key": f"{incident['id']}:{latest['id']}",  # changes with every update: re-show
+                "announcement_id": latest.id,
+                "key": f"{incident['id']}:{latest.id}",  # changes with every update: re-show
                 "severity": incident["severity"],
                 "status": incident["status"],
                 "all_clear": bool(resolved_at),
                 "title": rendering.content["title"],
                 "text": rendering.content["text"],
-                "updated_at": iso(latest["published_at"]),
+                "updated_at": iso(latest.published_at),
                 "expires_at": iso(resolved_at + keep) if resolved_at else None,
                 "link": f"{svc.renderer.status_url}?lang={rendering.locale}#{incident['id']}",
                 "locale": rendering.locale,
@@ -112,19 +115,19 @@ def build(
     return banners
 
 
-def after_publish(svc: Services, announcement: dict[str, Any]) -> None:
+def after_publish(svc: Services, announcement: Announcement) -> None:
     """Refresh the banners at once if this publish changes them, before the fan-out.
 
     Only announcements on the banner, or follow-ups of an incident that is on it (a
     resolution without the banner channel still turns it into an all-clear), change it;
     for the rest a publish costs no refresh at all.
     """
-    if announcement["state"] != "published":
+    if announcement.state != "published":
         return
     if has_app_context():  # the status pages changed: this process shows it at once
         microcache.clear(current_app)
-    if "banner" in announcement["channels"] or svc.redis.sismember(
-        BANNER_INCIDENTS_KEY, announcement["incident_id"]
+    if "banner" in announcement.channels or svc.redis.sismember(
+        BANNER_INCIDENTS_KEY, announcement.incident_id
     ):
         refresh(svc)
 

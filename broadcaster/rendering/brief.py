@@ -5,28 +5,32 @@ So every agent on the phone, in chat or on social says the same thing.
 
 from __future__ import annotations
 
-from typing import Any
+import dataclasses
+from typing import TYPE_CHECKING, Any
 
+from broadcaster.domain.announcement import Announcement
 from broadcaster.rendering.banners import iso
 from broadcaster.rendering.i18n import format_timestamp, gettext_for
 from broadcaster.rendering.messages import STATUS_LABELS, content_for, language_for, routes_for
-from broadcaster.services import Services
+
+if TYPE_CHECKING:
+    from broadcaster.services import Services  # the composition root; types only
 
 
-def reply(svc: Services, announcement: dict[str, Any], locale: str) -> tuple[str, str]:
+def reply(svc: Services, announcement: Announcement, locale: str) -> tuple[str, str]:
     """(language used, reply text) for customers who ask about the incident."""
     language = language_for(announcement, locale, svc.plan.default_locale)
     _ = gettext_for(language)
     content = content_for(announcement, language)
-    status_label = STATUS_LABELS[announcement["status"]]
+    status_label = STATUS_LABELS[announcement.status]
     lines = [
         _("Thank you for contacting us."),
         _("We know about this problem: %(title)s.", title=content["title"].rstrip(".")),
         content["body"].strip(),
         _("Current status: %(status)s.", status=_(status_label)),
     ]
-    if announcement.get("next_update_at"):
-        when = format_timestamp(announcement["next_update_at"], language, svc.plan.timezone)
+    if announcement.next_update_at:
+        when = format_timestamp(announcement.next_update_at, language, svc.plan.timezone)
         lines.append(_("We will share the next update by %(time)s.", time=when))
     lines.append(_("Latest information: %(url)s", url=f"{svc.renderer.status_url}?lang={language}"))
     return language, "\n".join(lines)
@@ -36,25 +40,23 @@ def brief(svc: Services, incident_id: str) -> dict[str, Any] | None:
     """The brief for an incident, or None when nothing about it is published yet."""
     store = svc.announcements
     incident = store.get_incident(incident_id)
-    published = [a for a in store.timeline(incident_id) if a["state"] == "published"]
+    published = [a for a in store.timeline(incident_id) if a.state == "published"]
     if not published:
         return None
     latest = published[-1]
-    next_update = next(
-        (a["next_update_at"] for a in reversed(published) if a.get("next_update_at")), None
-    )
+    next_update = next((a.next_update_at for a in reversed(published) if a.next_update_at), None)
     replies = []
     for locale in svc.plan.locales:
-        language, text = reply(svc, {**latest, "next_update_at": next_update}, locale)
+        language, text = reply(svc, dataclasses.replace(latest, next_update_at=next_update), locale)
         replies.append({"locale": locale, "language": language, "text": text})
-    audiences = sorted({name for a in published for name in a["audiences"]})
+    audiences = sorted({name for a in published for name in a.audiences})
     return {
         "incident_id": incident_id,
-        "title": latest["title"],
+        "title": latest.title,
         "status": incident["status"],
         "severity": incident["severity"],
-        "facts": latest["body"],
-        "updated_at": iso(latest["published_at"]),
+        "facts": latest.body,
+        "updated_at": iso(latest.published_at),
         "next_update_at": iso(next_update) if next_update else None,
         "status_url": svc.renderer.status_url,
         "replies": replies,
@@ -64,11 +66,11 @@ def brief(svc: Services, incident_id: str) -> dict[str, Any] | None:
         ],
         "timeline": [
             {
-                "id": a["id"],
-                "title": a["title"],
-                "status": a["status"],
-                "published_at": iso(a["published_at"]),
-                "corrects": a.get("corrects"),
+                "id": a.id,
+                "title": a.title,
+                "status": a.status,
+                "published_at": iso(a.published_at),
+                "corrects": a.corrects,
             }
             for a in reversed(published)
         ],

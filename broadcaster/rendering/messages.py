@@ -15,6 +15,7 @@ from typing import Any
 from flask import Flask
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
+from broadcaster.domain.announcement import Announcement
 from broadcaster.domain.plan import Plan
 from broadcaster.rendering import segments
 from broadcaster.rendering.i18n import N_, format_timestamp, gettext_for
@@ -57,19 +58,19 @@ class Rendering:
     measures: dict[str, Any] = field(default_factory=dict)
 
 
-def language_for(announcement: dict[str, Any], locale: str, default_locale: str) -> str:
+def language_for(announcement: Announcement, locale: str, default_locale: str) -> str:
     """The subscriber's locale if the announcement speaks it, else the default language."""
-    if locale == default_locale or locale in (announcement.get("translations") or {}):
+    if locale == default_locale or locale in (announcement.translations or {}):
         return locale
     return default_locale
 
 
-def content_for(announcement: dict[str, Any], locale: str) -> dict[str, str]:
+def content_for(announcement: Announcement, locale: str) -> dict[str, str]:
     """Title and body in ``locale``, falling back to the original text."""
-    translated = (announcement.get("translations") or {}).get(locale) or {}
+    translated = (announcement.translations or {}).get(locale) or {}
     return {
-        "title": translated.get("title") or announcement["title"],
-        "body": translated.get("body") or announcement["body"],
+        "title": translated.get("title") or announcement.title,
+        "body": translated.get("body") or announcement.body,
     }
 
 
@@ -116,16 +117,16 @@ class Renderer:
         self.status_url = self.public_url + "/status"
 
     def context(
-        self, announcement: dict[str, Any], audiences: list[str], locale: str
+        self, announcement: Announcement, audiences: list[str], locale: str
     ) -> dict[str, Any]:
         """Everything a template may print, in ``locale``."""
         _ = gettext_for(locale)
         routes = routes_for(self.plan, audiences, locale)
         tz = self.plan.timezone
         # Looked up first: pybabel would take a key inside _() for a message to translate.
-        severity_label = SEVERITY_LABELS[announcement["severity"]]
-        status_label = STATUS_LABELS[announcement["status"]]
-        updated = announcement.get("published_at") or announcement.get("created_at")
+        severity_label = SEVERITY_LABELS[announcement.severity]
+        status_label = STATUS_LABELS[announcement.status]
+        updated = announcement.published_at or announcement.created_at
         content = content_for(announcement, locale)
         title = one_line(content["title"])
         body = content["body"].replace("\r\n", "\n").replace("\r", "\n")
@@ -136,15 +137,15 @@ class Renderer:
             "paragraphs": [p.strip() for p in _PARAGRAPH.split(body) if p.strip()],
             "_": _,
             "locale": locale,
-            "severity": announcement["severity"],
+            "severity": announcement.severity,
             "severity_label": _(severity_label),
             "status_label": _(status_label),
-            "colour": SEVERITY_COLOURS.get(announcement["severity"], "#2e6da4"),
-            "corrects": announcement.get("corrects"),
+            "colour": SEVERITY_COLOURS.get(announcement.severity, "#2e6da4"),
+            "corrects": announcement.corrects,
             "updated": f"{format_timestamp(updated, locale, tz)} ({tz})" if updated else "",
             "next_update": (
-                f"{format_timestamp(announcement['next_update_at'], locale, tz)} ({tz})"
-                if announcement.get("next_update_at")
+                f"{format_timestamp(announcement.next_update_at, locale, tz)} ({tz})"
+                if announcement.next_update_at
                 else ""
             ),
             "organisation": self.plan.organisation,
@@ -158,7 +159,7 @@ class Renderer:
         return self.env.get_template(name).render(ctx)
 
     def render(
-        self, channel: str, announcement: dict[str, Any], audiences: list[str], locale: str
+        self, channel: str, announcement: Announcement, audiences: list[str], locale: str
     ) -> Rendering:
         """The channel's content for this audience set, in the subscriber's ``locale``."""
         language = language_for(announcement, locale, self.plan.default_locale)
@@ -185,7 +186,7 @@ class Renderer:
             )
         raise ValueError(f"no renderer for channel {channel!r}")
 
-    def _email(self, announcement: dict[str, Any], ctx: dict[str, Any], language: str) -> Rendering:
+    def _email(self, announcement: Announcement, ctx: dict[str, Any], language: str) -> Rendering:
         # One line, no control characters: a subject can never inject a header. Only the
         # title is shortened, so a long unbroken title is cut inside rather than dropped.
         prefix = one_line(self.plan.organisation) + ": "
@@ -197,7 +198,7 @@ class Renderer:
             "subject": subject,
             "text": self._template("email/announcement.txt", ctx),
             "html": self._template("email/announcement.html", ctx),
-            "announcement_id": announcement["id"],
+            "announcement_id": announcement.id,
         }
         return Rendering(
             content,
@@ -205,7 +206,7 @@ class Renderer:
             {"subject_length": len(subject), "subject_limit": SUBJECT_MAX, "cut": cut},
         )
 
-    def _sms(self, announcement: dict[str, Any], ctx: dict[str, Any], language: str) -> Rendering:
+    def _sms(self, announcement: Announcement, ctx: dict[str, Any], language: str) -> Rendering:
         head = one_line(self._template("sms/head.txt", ctx)) + " "
         tail = " " + one_line(self._template("sms/tail.txt", ctx))
         text, cost, cut = segments.fit_sms(
@@ -214,7 +215,7 @@ class Renderer:
         return Rendering(
             # The id travels with the message, as for email, so the SMS channel can ask
             # Twilio for a status callback that names the delivery.
-            {"text": text, "announcement_id": announcement["id"]},
+            {"text": text, "announcement_id": announcement.id},
             language,
             {
                 "encoding": cost.encoding,

@@ -7,22 +7,25 @@ sender should know before pressing publish. It never sends or records a delivery
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from broadcaster.delivery.fanout import channels_for
-from broadcaster.services import Services
+from broadcaster.domain.announcement import Announcement
+from broadcaster.domain.subscribers import channels_for
 from channels import PERSONAL
+
+if TYPE_CHECKING:
+    from broadcaster.services import Services  # the composition root; types only
 
 PUBLIC_RENDERINGS = ("banner", "mastodon", "bluesky")  # shown whatever the channels: a preview
 
 
-def recipient_counts(svc: Services, announcement: dict[str, Any]) -> dict[str, dict[str, int]]:
+def recipient_counts(svc: Services, announcement: Announcement) -> dict[str, dict[str, int]]:
     """Per channel: how many people would get it, and how many are skipped (opted out)."""
     seen: dict[str, set[str]] = {}
     skipped: dict[str, set[str]] = {}
-    for chunk in svc.subscribers.ids_in(announcement["audiences"]):
+    for chunk in svc.subscribers.ids_in(announcement.audiences):
         for sid, person in svc.subscribers.get_many(chunk).items():
-            send, skip = channels_for(person, announcement, svc)
+            send, skip = channels_for(person, announcement, svc.plan)
             for channel in send:
                 seen.setdefault(channel, set()).add(sid)
             for channel in skip:
@@ -32,15 +35,15 @@ def recipient_counts(svc: Services, announcement: dict[str, Any]) -> dict[str, d
             "recipients": len(seen.get(channel, ())),
             "skipped": len(skipped.get(channel, ())),
         }
-        for channel in announcement["channels"]
+        for channel in announcement.channels
         if channel in PERSONAL
     }
 
 
-def preview(svc: Services, announcement: dict[str, Any]) -> dict[str, Any]:
+def preview(svc: Services, announcement: Announcement) -> dict[str, Any]:
     """Every rendering with its measures, recipient counts per channel, and warnings."""
     plan, renderer = svc.plan, svc.renderer
-    translations = announcement.get("translations") or {}
+    translations = announcement.translations or {}
     warnings: list[str] = []
     for locale in plan.locales:
         if locale != plan.default_locale and locale not in translations:
@@ -48,13 +51,13 @@ def preview(svc: Services, announcement: dict[str, Any]) -> dict[str, Any]:
                 f"no {locale} translation: {locale} subscribers get the {plan.default_locale} text"
             )
     renderings: list[dict[str, Any]] = []
-    for name in announcement["audiences"]:
+    for name in announcement.audiences:
         audience = plan.audiences[name]
         if not audience.routes:
             warnings.append(
                 f"audience {name} has no routes: messages say nothing about whom to contact"
             )
-        channels = [c for c in announcement["channels"] if c in audience.channels and c in PERSONAL]
+        channels = [c for c in announcement.channels if c in audience.channels and c in PERSONAL]
         for channel in channels:
             for locale in plan.locales:
                 rendering = renderer.render(channel, announcement, [name], locale)
@@ -72,9 +75,7 @@ def preview(svc: Services, announcement: dict[str, Any]) -> dict[str, Any]:
     public = []
     for channel in PUBLIC_RENDERINGS:
         for locale in plan.locales:
-            rendering = renderer.render(
-                channel, announcement, list(announcement["audiences"]), locale
-            )
+            rendering = renderer.render(channel, announcement, list(announcement.audiences), locale)
             public.append(
                 {
                     "channel": channel,

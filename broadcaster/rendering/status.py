@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from broadcaster.domain.announcement import Announcement
 from broadcaster.rendering.banners import iso
 from broadcaster.rendering.messages import content_for, language_for, routes_for
-from broadcaster.services import Services
+
+if TYPE_CHECKING:
+    from broadcaster.services import Services  # the composition root; types only
 
 RECENT_DAYS = 14
 
@@ -20,7 +23,7 @@ def incidents(svc: Services, locale: str) -> dict[str, Any]:
     # Incidents opened long ago may still be open: look through all, newest first.
     for incident_id in (i.decode() for i in svc.redis.zrevrange("bc:incs", 0, -1)):
         incident = store.get_incident(incident_id)
-        published = [a for a in store.timeline(incident_id) if a["state"] == "published"]
+        published = [a for a in store.timeline(incident_id) if a.state == "published"]
         if not published:
             continue  # nothing public yet (waiting for approval)
         if incident.get("resolved_at") and incident["resolved_at"] < cutoff:
@@ -33,7 +36,7 @@ def incidents(svc: Services, locale: str) -> dict[str, Any]:
 
 
 def _incident(
-    svc: Services, incident: dict[str, Any], published: list[dict[str, Any]], locale: str
+    svc: Services, incident: dict[str, Any], published: list[Announcement], locale: str
 ) -> dict[str, Any]:
     latest = published[-1]
     language = language_for(latest, locale, svc.plan.default_locale)
@@ -42,13 +45,13 @@ def _incident(
         lang = language_for(announcement, locale, svc.plan.default_locale)
         updates.append(
             {
-                "id": announcement["id"],
+                "id": announcement.id,
                 **content_for(announcement, lang),
                 "language": lang,
-                "status": announcement["status"],
-                "severity": announcement["severity"],
-                "published_at": iso(announcement["published_at"]),
-                "corrects": announcement.get("corrects"),
+                "status": announcement.status,
+                "severity": announcement.severity,
+                "published_at": iso(announcement.published_at),
+                "corrects": announcement.corrects,
             }
         )
     return {
@@ -57,10 +60,10 @@ def _incident(
         "status": incident["status"],
         "severity": incident["severity"],
         "opened_at": iso(incident["opened_at"]),
-        "updated_at": iso(latest["published_at"]),
+        "updated_at": iso(latest.published_at),
         "resolved_at": iso(incident["resolved_at"]) if incident.get("resolved_at") else None,
-        "audiences": sorted({n for a in published for n in a["audiences"]}),
-        "next_update_at": iso(latest["next_update_at"]) if latest.get("next_update_at") else None,
+        "audiences": sorted({n for a in published for n in a.audiences}),
+        "next_update_at": iso(latest.next_update_at) if latest.next_update_at else None,
         "updates": updates,
     }
 

@@ -3,16 +3,41 @@
 from __future__ import annotations
 
 import logging
+from http import HTTPStatus
 
 from flask import Flask, jsonify
+from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException, InternalServerError
+
+from broadcaster.domain.errors import Conflict, DomainError, Forbidden, Invalid, NotFound
 
 log = logging.getLogger(__name__)
 
 
-def error_body(code: int, message: str, errors: dict | None = None) -> dict:
-    from http import HTTPStatus
+# The one mapping from domain errors to HTTP: the API answers JSON, the admin pages HTML,
+# both with this status.
+STATUS_OF: dict[type[DomainError], int] = {
+    NotFound: 404,
+    Forbidden: 403,
+    Conflict: 409,
+    Invalid: 422,
+}
 
+
+def status_for(exc: DomainError) -> int:
+    """The HTTP status of a domain error."""
+    return next((code for kind, code in STATUS_OF.items() if isinstance(exc, kind)), 400)
+
+
+def domain_message(exc: DomainError) -> str:
+    """One line saying what is wrong: for Invalid, ``field: first message`` per field."""
+    if isinstance(exc, Invalid):
+        return "invalid input: " + summarise(exc.errors)
+    return str(exc)
+
+
+def error_body(code: int, message: str, errors: dict | None = None) -> dict:
+    """The one JSON error shape: ``{code, status, message, errors?}``."""
     body = {"code": code, "status": HTTPStatus(code).phrase, "message": message}
     if errors:
         body["errors"] = errors
@@ -34,8 +59,14 @@ def summarise(errors: dict) -> str:
 def init_app(app: Flask) -> None:
     """Make every error JSON, including the ones Flask raises itself (404, 405, 413, 400)."""
 
+    @app.errorhandler(DomainError)
+    def _domain(exc: DomainError) -> ResponseReturnValue:
+        code = status_for(exc)
+        errors = exc.errors if isinstance(exc, Invalid) else None
+        return jsonify(error_body(code, domain_message(exc), errors)), code
+
     @app.errorhandler(HTTPException)
-    def _http(exc: HTTPException):  # type: ignore[no-untyped-def]
+    def _http(exc: HTTPException) -> ResponseReturnValue:
         data = getattr(exc, "data", None) or {}
         message = data.get("message") or exc.description or ""
         errors = data.get("errors") or data.get("messages")
@@ -54,6 +85,6 @@ def init_app(app: Flask) -> None:
         return jsonify(error_body(code, message, errors)), code, headers
 
     @app.errorhandler(Exception)
-    def _unexpected(exc: Exception):  # type: ignore[no-untyped-def]
+    def _unexpected(exc: Exception) -> ResponseReturnValue:
         log.exception("unhandled error")
         return jsonify(error_body(500, InternalServerError.description)), 500

@@ -1,17 +1,17 @@
 """``/admin/approvals``: announcements waiting for a second person; approve or reject.
 
-The store refuses the author (PermissionError): the page shows that as 403, like the API.
+The service refuses the author (Forbidden): the page shows that as 403, like the API.
 """
 
 from __future__ import annotations
 
 from flask import abort, flash, redirect, render_template, url_for
+from flask.typing import ResponseReturnValue
 from flask_wtf import FlaskForm
 from wtforms import TextAreaField
 from wtforms.validators import DataRequired, Length
 
-from broadcaster.domain.announcements import NotFound, StateConflict
-from broadcaster.rendering import banners
+from broadcaster.domain.errors import Conflict
 from broadcaster.services import services
 from broadcaster.web.admin.blueprint import bp
 from broadcaster.web.admin.forms import CSRF_FAILED, INVALID, csrf_failed
@@ -39,7 +39,7 @@ def _page(reject_forms: dict[str, RejectForm] | None = None, status: int = 200):
     return render_template(
         "admin/approvals.html",
         pending=pending,
-        reject_forms={a["id"]: forms.get(a["id"]) or RejectForm(formdata=None) for a in pending},
+        reject_forms={a.id: forms.get(a.id) or RejectForm(formdata=None) for a in pending},
     ), status
 
 
@@ -50,7 +50,7 @@ def approvals():  # type: ignore[no-untyped-def]
     return _page()
 
 
-def _decided(exc: StateConflict):  # type: ignore[no-untyped-def]
+def _decided(exc: Conflict) -> ResponseReturnValue:
     # Someone else decided first: not an error of this person's, just news.
     flash(f"Not changed: {exc}.")
     return redirect(url_for("admin.approvals"), 303)
@@ -63,18 +63,12 @@ def approve(announcement_id: str):  # type: ignore[no-untyped-def]
     form = ApproveForm()
     if not form.validate():
         abort(CSRF_FAILED, "The form's security token is missing or stale: reload the page.")
-    svc = services()
     try:
-        approved = svc.announcements.approve(announcement_id, principal(), client_ip())
-    except NotFound:
-        abort(404, f"There is no announcement {announcement_id}.")
-    except PermissionError as exc:
-        abort(403, f"Not allowed: {exc}. Ask a colleague to approve it.")
-    except StateConflict as exc:
+        approved = services().announcements.approve(announcement_id, principal(), client_ip())
+    except Conflict as exc:  # someone decided first: say so, back to the list
         return _decided(exc)
-    banners.after_publish(svc, approved)
-    flash(f"Approved and published “{approved['title']}”.")
-    return redirect(url_for("admin.incident", incident_id=approved["incident_id"]), 303)
+    flash(f"Approved and published “{approved.title}”.")
+    return redirect(url_for("admin.incident", incident_id=approved.incident_id), 303)
 
 
 @bp.post("/approvals/<announcement_id>/reject")
@@ -90,11 +84,7 @@ def reject(announcement_id: str):  # type: ignore[no-untyped-def]
         rejected = services().announcements.reject(
             announcement_id, principal(), form.reason.data.strip(), client_ip()
         )
-    except NotFound:
-        abort(404, f"There is no announcement {announcement_id}.")
-    except PermissionError as exc:
-        abort(403, f"Not allowed: {exc}.")
-    except StateConflict as exc:
+    except Conflict as exc:
         return _decided(exc)
-    flash(f"Rejected “{rejected['title']}”; the reason is kept on it.")
+    flash(f"Rejected “{rejected.title}”; the reason is kept on it.")
     return redirect(url_for("admin.approvals"), 303)

@@ -6,8 +6,12 @@ from pathlib import Path
 from typing import Any
 
 from flask import Blueprint, current_app, g, render_template
+from flask.typing import ResponseReturnValue
 from flask_wtf.csrf import generate_csrf
 from werkzeug.exceptions import HTTPException
+
+from broadcaster.domain.errors import DomainError
+from broadcaster.web.errors import domain_message, status_for
 
 bp = Blueprint(
     "admin",
@@ -19,10 +23,17 @@ bp = Blueprint(
 
 
 @bp.errorhandler(HTTPException)
-def _error(exc: HTTPException):  # type: ignore[no-untyped-def]
+def _error(exc: HTTPException) -> ResponseReturnValue:
     """People get a page, not JSON: what went wrong and where to go."""
     code = exc.code or 500
     return render_template("admin/error.html", code=code, message=exc.description), code
+
+
+@bp.errorhandler(DomainError)
+def _refused(exc: DomainError) -> ResponseReturnValue:
+    """A domain refusal (not found, not allowed, conflict) as a page, with its one status."""
+    code = status_for(exc)
+    return render_template("admin/error.html", code=code, message=domain_message(exc)), code
 
 
 @bp.app_template_filter("when")

@@ -13,9 +13,9 @@ from flask_wtf import FlaskForm
 from marshmallow import ValidationError
 from wtforms import BooleanField, SelectField, StringField, TextAreaField
 
-from broadcaster.domain.announcements import AnnouncementStore, NotFound, StateConflict
+from broadcaster.domain.announcement_service import AnnouncementService
+from broadcaster.domain.errors import Conflict, Invalid
 from broadcaster.domain.plan import SEVERITIES, STATUSES, Plan
-from broadcaster.rendering import banners
 from broadcaster.services import services
 from broadcaster.web.admin.blueprint import bp
 from broadcaster.web.admin.forms import (
@@ -71,7 +71,7 @@ def form_for(plan: Plan) -> type[ComposeForm]:
     return _FORMS[locales]
 
 
-def _choices(store: AnnouncementStore) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+def _choices(store: AnnouncementService) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
     """(open incidents, published announcements of those) as select choices."""
     _, recent = store.incidents(0, RECENT_INCIDENTS)
     incidents = [("", "— a new incident —")]
@@ -83,8 +83,8 @@ def _choices(store: AnnouncementStore) -> tuple[list[tuple[str, str]], list[tupl
             (incident["id"], f"{incident['title']} ({incident['severity']}, {incident['status']})")
         )
         for ann in store.timeline(incident["id"]):
-            if ann["state"] == "published":
-                corrects.append((ann["id"], f"{incident['title']} › {ann['title']}"))
+            if ann.published:
+                corrects.append((ann.id, f"{incident['title']} › {ann.title}"))
     return incidents, corrects
 
 
@@ -180,22 +180,19 @@ def compose():  # type: ignore[no-untyped-def]
         else:
             try:
                 announcement = store.create(loaded, who, ip=client_ip())
-            except PermissionError as exc:
-                abort(403, str(exc))
-            except NotFound as exc:
-                add_error(form, "corrects" if loaded.get("corrects") else "incident_id", str(exc))
+            except Invalid as exc:
+                _show_errors(form, exc.errors)
                 status = INVALID
-            except StateConflict as exc:
+            except Conflict as exc:
                 add_error(form, "corrects", str(exc))
                 status = 409
             else:
-                if announcement["state"] == "published":
-                    banners.after_publish(svc, announcement)
-                    flash(f"Published “{announcement['title']}”.")
+                if announcement.published:
+                    flash(f"Published “{announcement.title}”.")
                 else:
-                    flash(f"“{announcement['title']}” is waiting for approval by a second person.")
+                    flash(f"“{announcement.title}” is waiting for approval by a second person.")
                 return redirect(
-                    url_for("admin.incident", incident_id=announcement["incident_id"]), 303
+                    url_for("admin.incident", incident_id=announcement.incident_id), 303
                 )
     return render_template(
         "admin/compose.html",

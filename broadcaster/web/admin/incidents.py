@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import abort, render_template
+from flask import render_template
 
-from broadcaster.domain.announcements import NotFound
+from broadcaster.domain.announcement import Announcement
 from broadcaster.domain.ledger import STATES, Ledger
 from broadcaster.rendering.brief import brief
 from broadcaster.services import services
@@ -50,10 +50,10 @@ def failures(ledger: Ledger, failed: int) -> list[dict[str, Any]]:
     return found[:FAILED_SHOWN]
 
 
-def _counts(announcement: dict[str, Any]) -> tuple[dict[str, dict[str, int]], list[dict]]:
-    ledger = Ledger(services().redis, announcement["id"])
+def _counts(announcement: Announcement) -> tuple[dict[str, dict[str, int]], list[dict]]:
+    ledger = Ledger(services().redis, announcement.id)
     counts = ledger.counts()
-    for channel in announcement["channels"]:
+    for channel in announcement.channels:
         counts.setdefault(channel, dict.fromkeys(STATES, 0))
     failed = sum(c.get(s, 0) for c in counts.values() for s in FAILED_STATES)
     return counts, failures(ledger, failed)
@@ -65,10 +65,7 @@ def incident(incident_id: str):  # type: ignore[no-untyped-def]
     """The timeline with live delivery counts, failures, the agent brief and replies."""
     svc = services()
     store = svc.announcements
-    try:
-        found = store.get_incident(incident_id)
-    except NotFound:
-        abort(404, f"There is no incident {incident_id}.")
+    found = store.get_incident(incident_id)
     timeline = []
     for announcement in store.timeline(incident_id):
         counts, failed = _counts(announcement)
@@ -88,5 +85,5 @@ def incident(incident_id: str):  # type: ignore[no-untyped-def]
         brief=brief(svc, incident_id),
         replies=replies(svc.redis, incident_id),
         monitoring=incident_events(svc, incident_id),
-        titles={a["a"]["id"]: a["a"]["title"] for a in timeline},
+        titles={t["a"].id: t["a"].title for t in timeline},
     )

@@ -8,11 +8,9 @@ from flask import request, url_for
 from flask.views import MethodView
 from flask_smorest import Blueprint, abort
 
+from broadcaster.domain import announcement as model
 from broadcaster.domain import idempotency as idem
-from broadcaster.domain.announcements import NotFound, StateConflict
 from broadcaster.domain.ledger import STATES, Ledger
-from broadcaster.domain.tokens import Principal
-from broadcaster.rendering import banners
 from broadcaster.rendering.preview import preview
 from broadcaster.services import services
 from broadcaster.web.api import schemas
@@ -39,40 +37,15 @@ def accepted(announcement_id: str, incident_id: str, state: str) -> dict[str, An
     }
 
 
-def load(announcement_id: str) -> dict[str, Any]:
-    try:
-        return services().announcements.get(announcement_id)
-    except NotFound as exc:
-        abort(404, message=str(exc))
-
-
-def with_counts(announcement: dict[str, Any]) -> dict[str, Any]:
-    counts = Ledger(services().redis, announcement["id"]).counts()
-    for channel in announcement["channels"]:
+def with_counts(announcement: model.Announcement) -> dict[str, Any]:
+    counts = Ledger(services().redis, announcement.id).counts()
+    for channel in announcement.channels:
         counts.setdefault(channel, dict.fromkeys(STATES, 0))
     return {
-        **announcement,
+        **announcement.to_dict(),
         "deliveries": counts,
-        "links": links(announcement["id"], announcement["incident_id"]),
+        "links": links(announcement.id, announcement.incident_id),
     }
-
-
-def _create(
-    data: dict[str, Any], principal: Principal, guard: tuple[str, str] | None
-) -> dict[str, Any]:
-    try:
-        announcement = services().announcements.create(
-            data, principal, idempotency=guard, ip=client_ip()
-        )
-    except PermissionError as exc:
-        abort(403, message=str(exc))
-    except NotFound as exc:
-        field = "corrects" if data.get("corrects") else "incident_id"
-        abort(422, message=f"{field}: {exc}", errors={field: [str(exc)]})
-    except StateConflict as exc:
-        abort(409, message=str(exc))
-    banners.after_publish(services(), announcement)
-    return announcement
 
 
 @blp.route("/announcements")
@@ -102,14 +75,16 @@ class Announcements(MethodView):
                 abort(409, message=str(exc))
             if done:
                 original = svc.announcements.get(done["announcement_id"])
-                return accepted(original["id"], original["incident_id"], done["state"])
+                return accepted(original.id, original.incident_id, done["state"])
         try:
-            announcement = _create(data, principal, guard)
+            announcement = svc.announcements.create(
+                data, principal, idempotency=guard, ip=client_ip()
+            )
         except BaseException:
             if guard:
                 idem.abandon(svc.redis, guard[0])  # let the client retry with the same key
             raise
-        return accepted(announcement["id"], announcement["incident_id"], announcement["state"])
+        return accepted(announcement.id, announcement.incident_id, announcement.state)
 
 
 @blp.route("/announcements/<announcement_id>")
@@ -118,7 +93,7 @@ class Announcement(MethodView):
     def get(self, announcement_id: str) -> dict[str, Any]:
         """The announcement with per-channel delivery counts."""
         require("read")
-        return with_counts(load(announcement_id))
+        return with_counts(services().announcements.get(announcement_id))
 
 
 @blp.route("/announcements/<announcement_id>/deliveries")
@@ -128,7 +103,7 @@ class Deliveries(MethodView):
     def get(self, args: dict[str, int], announcement_id: str) -> dict[str, Any]:
         """Per-recipient delivery records, paginated."""
         require("read")
-        load(announcement_id)
+        services().announcements.get(announcement_id)  # 404 for an unknown id
         ledger = Ledger(services().redis, announcement_id)
         page, per_page = args["page"], args["per_page"]
         return {
@@ -145,15 +120,8 @@ class Approve(MethodView):
     def post(self, announcement_id: str) -> dict[str, Any]:
         """Approve and publish a pending announcement (not by its author)."""
         principal = require("approve")
-        load(announcement_id)
-        try:
-            approved = services().announcements.approve(announcement_id, principal, client_ip())
-            banners.after_publish(services(), approved)
-            return with_counts(approved)
-        except StateConflict as exc:
-            abort(409, message=str(exc))
-        except PermissionError as exc:
-            abort(403, message=str(exc))
+        approved = services().announcements.approve(announcement_id, principal, client_ip())
+        return with_counts(approved)
 
 
 @blp.route("/announcements/<announcement_id>/reject")
@@ -163,17 +131,10 @@ class Reject(MethodView):
     def post(self, data: dict[str, str], announcement_id: str) -> dict[str, Any]:
         """Reject a pending announcement with a reason (not by its author)."""
         principal = require("approve")
-        load(announcement_id)
-        try:
-            return with_counts(
-                services().announcements.reject(
-                    announcement_id, principal, data["reason"], client_ip()
-                )
-            )
-        except StateConflict as exc:
-            abort(409, message=str(exc))
-        except PermissionError as exc:
-            abort(403, message=str(exc))
+        rejected = services().announcements.reject(
+            announcement_id, principal, data["reason"], client_ip()
+        )
+        return with_counts(rejected)
 
 
 @blp.route("/announcements/<announcement_id>/preview")
@@ -182,7 +143,8 @@ class Preview(MethodView):
     def get(self, announcement_id: str) -> dict[str, Any]:
         """Every channel × audience × locale rendering, measures, recipients and warnings."""
         require("preview")
-        return preview(services(), load(announcement_id))
+        svc = services()
+        return preview(svc, svc.announcements.get(announcement_id))
 
 
 @blp.route("/preview")
@@ -193,4 +155,4 @@ class PreviewUnsaved(MethodView):
         """Preview an announcement that is not saved: nothing is stored or sent."""
         principal = require("preview")
         svc = services()
-        return preview(svc, svc.announcements.draft(data, principal, data.get("incident_id")))
+        return preview(svc, svc.announcements.draft(data, principal))

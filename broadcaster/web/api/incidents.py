@@ -7,7 +7,6 @@ from typing import Any
 from flask.views import MethodView
 from flask_smorest import Blueprint, abort
 
-from broadcaster.domain.announcements import NotFound
 from broadcaster.rendering.brief import brief
 from broadcaster.services import services
 from broadcaster.web.api import schemas
@@ -37,10 +36,7 @@ class Incident(MethodView):
         """One incident with its whole timeline, oldest announcement first."""
         require("read")
         store = services().announcements
-        try:
-            incident = store.get_incident(incident_id)
-        except NotFound as exc:
-            abort(404, message=str(exc))
+        incident = store.get_incident(incident_id)
         return {
             **incident,
             "timeline": store.timeline(incident_id),
@@ -55,10 +51,7 @@ class Brief(MethodView):
     def get(self, incident_id: str) -> dict[str, Any]:
         """What every agent should tell customers now, in every language, and whom to send where."""
         require("read")
-        try:
-            result = brief(services(), incident_id)
-        except NotFound as exc:
-            abort(404, message=str(exc))
+        result = brief(services(), incident_id)
         if result is None:
             abort(409, message="nothing about this incident is published yet")
         return result

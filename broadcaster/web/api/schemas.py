@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import unicodedata
-from typing import Any
+from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
 
-from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, validates_schema
-
-from broadcaster.domain import audit
+from broadcaster.domain import audit, text_policy
 from broadcaster.domain.plan import SEVERITIES, STATUSES
-from broadcaster.services import services
 from channels import CHANNELS, PERSONAL
 
 
@@ -20,15 +16,15 @@ def not_blank(value: str) -> None:
 
 
 def one_line(text: str) -> None:
-    """A title is one line: CR/LF would let it inject an email header or break a layout."""
-    bad = next((ch for ch in text if unicodedata.category(ch) in ("Cc", "Zl", "Zp")), None)
-    if bad is not None:
-        raise ValidationError(
-            f"must be one line: no line breaks or control characters (found U+{ord(bad):04X})"
-        )
+    """The text policy's one-line rule, so the schema refuses what the service would."""
+    problem = text_policy.one_line_problem(text)
+    if problem:
+        raise ValidationError(problem)
 
 
-TITLE = [validate.Length(min=1, max=200), one_line]
+# The types and shapes are checked here; the plan (audiences, locales) and the text policy
+# by the announcement service, the one way in (domain/announcement_service.py).
+TITLE = [validate.Length(min=1, max=text_policy.TITLE_MAX), one_line]
 
 
 class TranslationSchema(Schema):
@@ -63,36 +59,6 @@ class AnnouncementIn(Schema):
             "the reason is recorded on the announcement and in the audit log"
         },
     )
-
-    @validates_schema(skip_on_field_errors=False)
-    def _against_plan(self, data: dict[str, Any], **_: Any) -> None:
-        plan = services().plan
-        limit = int(services().config["MAX_BODY_BYTES"])
-        errors: dict[str, list[str]] = {}
-        unknown = [a for a in data.get("audiences") or [] if a not in plan.audiences]
-        if unknown:
-            errors["audiences"] = [
-                f"unknown audience {unknown[0]!r} (known: {', '.join(plan.audiences)})"
-            ]
-        texts = {"body": data.get("body") or ""}
-        texts.update(
-            {
-                f"translations.{k}.body": v.get("body", "")
-                for k, v in (data.get("translations") or {}).items()
-                if isinstance(v, dict)
-            }
-        )
-        for field, text in texts.items():
-            size = len(text.encode())
-            if size > limit:
-                errors[field] = [f"too long: {size} bytes, at most {limit}"]
-        bad_locales = [k for k in data.get("translations") or {} if k not in plan.locales]
-        if bad_locales:
-            errors["translations"] = [
-                f"unknown locale {bad_locales[0]!r} (plan has: {', '.join(plan.locales)})"
-            ]
-        if errors:
-            raise ValidationError(errors)
 
 
 class Links(Schema):

@@ -19,7 +19,8 @@ import redis
 from flask import Blueprint, Response, request
 from twilio.twiml.messaging_response import MessagingResponse
 
-from broadcaster.domain.announcements import ANNOUNCEMENTS_KEY, NotFound
+from broadcaster.domain.announcements import ANNOUNCEMENTS_KEY
+from broadcaster.domain.errors import NotFound
 from broadcaster.domain.ledger import Ledger
 from broadcaster.domain.subscribers import mask_contact
 from broadcaster.infra import metrics
@@ -119,7 +120,7 @@ def twilio_inbound():  # type: ignore[no-untyped-def]
     incident_id = None
     if announcement_id:
         try:
-            incident_id = svc.announcements.get(announcement_id)["incident_id"]
+            incident_id = svc.announcements.get(announcement_id).incident_id
         except NotFound:
             incident_id = None
     if not incident_id:

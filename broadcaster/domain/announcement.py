@@ -1,0 +1,66 @@
+"""The announcement: one message in an incident's timeline, as a typed value.
+
+Published announcements never change; every state change makes a new value
+(``dataclasses.replace``) that the service stores. Stored as JSON with the same keys as
+the attributes, so records written by earlier versions load unchanged.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+STATES = ("pending_approval", "published", "rejected")
+
+
+@dataclass(frozen=True)
+class Announcement:
+    """One announcement. ``state`` is ``pending_approval``, ``published`` or ``rejected``."""
+
+    id: str
+    incident_id: str
+    title: str
+    body: str
+    severity: str
+    status: str
+    audiences: list[str]
+    channels: list[str]
+    author: str
+    state: str
+    created_at: float
+    translations: dict[str, dict[str, str]] = field(default_factory=dict)
+    corrects: str | None = None
+    next_update_at: float | None = None
+    published_at: float | None = None
+    approved_by: str | None = None
+    rejected_by: str | None = None
+    rejected_at: float | None = None
+    reason: str | None = None
+    bypass_reason: str | None = None
+
+    @property
+    def published(self) -> bool:
+        return self.state == "published"
+
+    def reaches(self, channel: str) -> bool:
+        """Whether this announcement goes out on ``channel``."""
+        return channel in self.channels
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready data (API bodies, webhooks, storage)."""
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict())
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Announcement:
+        """Load a stored record; keys this version does not know are ignored."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+    @classmethod
+    def from_json(cls, raw: str | bytes) -> Announcement:
+        return cls.from_dict(json.loads(raw))

@@ -1,0 +1,308 @@
+"""The one way in for an announcement: create, follow up, correct, approve, reject.
+
+Every door (the API, the admin pages, monitoring) calls this service; none of them builds
+an announcement or writes one itself. It validates against the plan and the text policy,
+stores the announcement, its incident, its audit entries, the idempotency record and the
+plan job in one Redis transaction (so an accepted announcement is never lost between
+storing and enqueuing), and then lets the public documents refresh.
+
+What it needs from the layers above comes in when it is built (``enqueue_plan``,
+``on_published``), so the domain imports neither RQ nor the renderer.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from redis.client import Pipeline
+
+from broadcaster.domain import audit, text_policy
+from broadcaster.domain import idempotency as idem
+from broadcaster.domain.announcement import Announcement
+from broadcaster.domain.announcements import AnnouncementStore, new_id
+from broadcaster.domain.errors import Conflict, Forbidden, Invalid, NotFound
+from broadcaster.domain.plan import Plan
+from broadcaster.domain.tokens import Principal
+
+EnqueuePlan = Callable[[Pipeline, str], None]
+OnPublished = Callable[[Announcement], None]
+
+
+class AnnouncementService:
+    """Announcements and incidents: the only code that changes them."""
+
+    def __init__(
+        self,
+        store: AnnouncementStore,
+        plan: Plan,
+        *,
+        enqueue_plan: EnqueuePlan,
+        on_published: OnPublished,
+        max_body_bytes: int,
+    ) -> None:
+        self.store = store
+        self.plan = plan
+        self.enqueue_plan = enqueue_plan
+        self.on_published = on_published
+        self.max_body_bytes = max_body_bytes
+
+    # Reads, so callers need one object for announcements.
+    def get(self, announcement_id: str) -> Announcement:
+        return self.store.get(announcement_id)
+
+    def get_incident(self, incident_id: str) -> dict[str, Any]:
+        return self.store.get_incident(incident_id)
+
+    def timeline(self, incident_id: str) -> list[Announcement]:
+        return self.store.timeline(incident_id)
+
+    def with_timelines(self, ids: list[str]) -> list[tuple[dict[str, Any], list[Announcement]]]:
+        return self.store.with_timelines(ids)
+
+    def incidents(self, offset: int, limit: int) -> tuple[int, list[dict[str, Any]]]:
+        return self.store.incidents(offset, limit)
+
+    def pending(self, limit: int = 100) -> list[Announcement]:
+        return self.store.pending(limit)
+
+    def draft(
+        self,
+        data: dict[str, Any],
+        author: Principal,
+        preapproved: bool = False,
+        sanitise: bool = False,
+    ) -> Announcement:
+        """The announcement ``data`` describes, validated but not stored (also the preview).
+
+        ``sanitise`` (monitoring) fits the text to the policy instead of refusing it.
+        Raises Invalid with every problem by field.
+        """
+        if sanitise:
+            data = text_policy.sanitise(data, self.max_body_bytes)
+        errors = text_policy.problems(data, self.plan, self.max_body_bytes)
+        if errors:
+            raise Invalid(errors)
+        now = time.time()
+        severity = data["severity"]
+        channels = list(data.get("channels") or self.plan.channels_by_severity.get(severity, ()))
+        # A holding statement in the plan was approved with the plan: it goes out at once.
+        needs_approval = not preapproved and (
+            severity in self.plan.approval_required or not author.may("publish")
+        )
+        # An admin may skip the second person, but only on the record, with a reason.
+        bypassed = needs_approval and bool(data.get("bypass_reason")) and author.may("bypass")
+        needs_approval = needs_approval and not bypassed
+        promised = data.get("next_update_at")
+        return Announcement(
+            id=new_id("ann"),
+            incident_id=data.get("incident_id") or new_id("inc"),
+            title=data["title"],
+            body=data["body"],
+            severity=severity,
+            status=data.get("status") or "investigating",
+            audiences=sorted(set(data["audiences"])),
+            channels=channels,
+            translations=data.get("translations") or {},
+            corrects=data.get("corrects"),
+            next_update_at=promised.timestamp() if isinstance(promised, datetime) else promised,
+            author=author.name,
+            state="pending_approval" if needs_approval else "published",
+            created_at=now,
+            published_at=None if needs_approval else now,
+            bypass_reason=data["bypass_reason"] if bypassed else None,
+        )
+
+    def create(
+        self,
+        data: dict[str, Any],
+        author: Principal,
+        *,
+        idempotency: tuple[str, str] | None = None,
+        preapproved: bool = False,
+        sanitise: bool = False,
+        ip: str | None = None,
+    ) -> Announcement:
+        """Store a new announcement (opening an incident if needed); publish it if allowed.
+
+        ``data`` may name an ``incident_id`` (a follow-up) or ``corrects`` (a correction).
+        ``idempotency`` is (redis key, request fingerprint): its final record is written
+        in the same transaction as the announcement.
+        """
+        if data.get("bypass_reason") and not author.may("bypass"):
+            raise Forbidden(f"role {author.role!r} may not publish without approval")
+        incident_id = data.get("incident_id")
+        corrects = data.get("corrects")
+        if corrects:
+            corrected = self._referenced("corrects", corrects)
+            if not corrected.published:
+                raise Conflict(f"announcement {corrects} is not published; edit it instead")
+            if incident_id and corrected.incident_id != incident_id:
+                raise Conflict(f"announcement {corrects} belongs to another incident")
+            incident_id = corrected.incident_id
+        incident = self._incident(incident_id) if incident_id else None
+        announcement = self.draft(
+            {**data, "incident_id": incident_id}, author, preapproved, sanitise
+        )
+        if incident is None:
+            incident = {
+                "id": announcement.incident_id,
+                "title": announcement.title,
+                "opened_at": announcement.created_at,
+                "resolved_at": None,
+            }
+        result = {"announcement_id": announcement.id, "state": announcement.state}
+
+        def extra(pipe: Pipeline) -> None:
+            if idempotency:
+                idem.record(pipe, idempotency[0], idempotency[1], result)
+            _audit(pipe, announcement, author.name, "announcement.created", ip)
+            if announcement.bypass_reason:
+                _audit(
+                    pipe,
+                    announcement,
+                    author.name,
+                    "announcement.bypassed",
+                    ip,
+                    reason=announcement.bypass_reason,
+                )
+
+        self._save(announcement, incident, new=True, extra=extra, actor=author.name, ip=ip)
+        return announcement
+
+    def follow_up(
+        self, incident_id: str, data: dict[str, Any], author: Principal, **options: Any
+    ) -> Announcement:
+        """A new announcement in an existing incident's timeline."""
+        return self.create({**data, "incident_id": incident_id}, author, **options)
+
+    def correct(
+        self, announcement_id: str, data: dict[str, Any], author: Principal, **options: Any
+    ) -> Announcement:
+        """A new announcement that corrects a published one (which stays as it was)."""
+        return self.create({**data, "corrects": announcement_id}, author, **options)
+
+    def approve(
+        self, announcement_id: str, approver: Principal, ip: str | None = None
+    ) -> Announcement:
+        """Publish a pending announcement; the author may never approve their own."""
+        announcement = dataclasses.replace(
+            self._pending(announcement_id, approver),
+            state="published",
+            published_at=time.time(),
+            approved_by=approver.name,
+        )
+        self._save(
+            announcement,
+            self.store.get_incident(announcement.incident_id),
+            new=False,
+            extra=lambda pipe: _audit(
+                pipe, announcement, approver.name, "announcement.approved", ip
+            ),
+            actor=approver.name,
+            ip=ip,
+        )
+        return announcement
+
+    def reject(
+        self, announcement_id: str, approver: Principal, reason: str, ip: str | None = None
+    ) -> Announcement:
+        """Reject a pending announcement, keeping the reason."""
+        announcement = dataclasses.replace(
+            self._pending(announcement_id, approver),
+            state="rejected",
+            rejected_by=approver.name,
+            reason=reason,
+            rejected_at=time.time(),
+        )
+        self._save(
+            announcement,
+            self.store.get_incident(announcement.incident_id),
+            new=False,
+            extra=lambda pipe: _audit(
+                pipe, announcement, approver.name, "announcement.rejected", ip, reason=reason
+            ),
+            actor=approver.name,
+            ip=ip,
+        )
+        return announcement
+
+    def _referenced(self, field: str, announcement_id: str) -> Announcement:
+        # A reference to nothing is bad input (422), not a missing resource (404).
+        try:
+            return self.store.get(announcement_id)
+        except NotFound as exc:
+            raise Invalid({field: [str(exc)]}) from exc
+
+    def _incident(self, incident_id: str) -> dict[str, Any]:
+        try:
+            return self.store.get_incident(incident_id)
+        except NotFound as exc:
+            raise Invalid({"incident_id": [str(exc)]}) from exc
+
+    def _pending(self, announcement_id: str, approver: Principal) -> Announcement:
+        announcement = self.store.get(announcement_id)
+        if announcement.state != "pending_approval":
+            raise Conflict(f"announcement is {announcement.state}, not pending_approval")
+        if announcement.author == approver.name:
+            raise Forbidden("the author cannot approve or reject their own announcement")
+        return announcement
+
+    def _save(
+        self,
+        announcement: Announcement,
+        incident: dict[str, Any],
+        new: bool,
+        extra: Callable[[Pipeline], None],
+        actor: str,
+        ip: str | None,
+    ) -> None:
+        """Write announcement + incident and, if published, enqueue the fan-out: one MULTI."""
+        if announcement.published:
+            # The incident shows the latest published facts.
+            incident.update(
+                severity=announcement.severity,
+                status=announcement.status,
+                updated_at=announcement.published_at,
+            )
+            if announcement.status == "resolved":
+                incident["resolved_at"] = incident.get("resolved_at") or announcement.published_at
+            else:
+                incident["resolved_at"] = None
+        incident.setdefault("severity", announcement.severity)
+        incident.setdefault("status", announcement.status)
+        incident.setdefault("updated_at", announcement.created_at)
+        with self.store.r.pipeline(transaction=True) as pipe:
+            pipe.multi()  # explicit MULTI: RQ's enqueue joins it instead of starting its own
+            self.store.write(pipe, announcement, incident, new)
+            if announcement.published:
+                self.enqueue_plan(pipe, announcement.id)
+                _audit(pipe, announcement, actor, "announcement.published", ip)
+            extra(pipe)
+            pipe.execute()
+        if announcement.published:
+            self.on_published(announcement)
+
+
+def _audit(
+    pipe: Pipeline,
+    announcement: Announcement,
+    actor: str,
+    action: str,
+    ip: str | None,
+    **details: Any,
+) -> None:
+    audit.record(
+        pipe,
+        actor,
+        action,
+        ip=ip,
+        incident_id=announcement.incident_id,
+        announcement_id=announcement.id,
+        title=announcement.title,
+        severity=announcement.severity,
+        **details,
+    )
