@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 from broadcaster.delivery.breaker import Breaker, status
-from tests.conftest import drain
+from tests.helpers import drain
 from tests.test_fanout import announce, deliveries, subscribe
 
 

@@ -9,6 +9,7 @@ import pytest
 
 from broadcaster.domain.ledger import Ledger
 from broadcaster.domain.plan import BUNDLED_PLAN, PlanError, parse_plan
+from tests.helpers import drain
 from tests.test_fanout import announce, subscribe
 
 
@@ -101,8 +102,6 @@ def test_without_the_setting_a_failed_sms_stays_failed(make_app, tokens, provide
         tokens["admin"],
         [{"phone": "+31612345001", "email": "x@example.com", "audiences": ["consumers"]}],
     )
-    from tests.conftest import drain
-
     announce(client, tokens["admin"], channels=["sms"])
     drain(app)
     assert sendgrid.requests == [] and [q["status"] for q in twilio.requests] == [400]

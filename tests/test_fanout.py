@@ -7,7 +7,8 @@ from collections import Counter
 
 from broadcaster.delivery import queues
 from broadcaster.domain.ledger import STATES
-from tests.conftest import TWILIO_FROM, drain
+from tests.conftest import TWILIO_FROM
+from tests.helpers import drain
 
 ANNOUNCEMENT = {
     "title": "Payments down",

@@ -12,8 +12,8 @@ import pytest
 from twilio.request_validator import RequestValidator
 
 from broadcaster.web.hooks.inbound import keyword
-from tests.conftest import drain
 from tests.fakes import FakeTwilio
+from tests.helpers import drain
 
 URL = "http://127.0.0.1:8000/hooks/twilio/inbound"  # the default BROADCASTER_PUBLIC_URL
 PLAN_LOCALES = ("en", "nl", "da", "sv")

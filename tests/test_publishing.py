@@ -8,7 +8,7 @@ import pytest
 
 from broadcaster.domain.plan import PlanError
 from channels.webhook import SIGNATURE_HEADER, verify
-from tests.conftest import drain
+from tests.helpers import drain
 from tests.test_webhook import SECRET, Answer, Receiver
 
 PLAN = """

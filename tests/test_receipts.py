@@ -19,8 +19,8 @@ from twilio.request_validator import RequestValidator
 
 from broadcaster.config import ConfigError
 from broadcaster.domain.ledger import STATES
-from tests.conftest import drain
 from tests.fakes import FakeTwilio
+from tests.helpers import drain
 
 ANNOUNCEMENT = {
     "title": "Water supply interrupted",
