@@ -22,7 +22,7 @@ from broadcaster.delivery.queues import QUEUE_NAMES, queue
 Headers = dict[str, str]
 
 # The announcement the delivery tests send (fan-out, breaker, fallback, pacing, crashes).
-ANNOUNCEMENT = {
+PAYMENTS_DOWN = {
     "title": "Payments down",
     "body": "Card payments fail since 09:10. We are working on it.",
     "severity": "minor",
