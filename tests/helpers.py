@@ -32,16 +32,18 @@ PAYMENTS_DOWN = {
 
 
 def announce(
-    client: FlaskClient, headers: Headers, body: Mapping[str, Any], **changes: Any
+    client: FlaskClient, headers: Headers, body: Mapping[str, Any], /, **changes: Any
 ) -> dict[str, Any]:
-    """POST ``body`` (with ``changes``) to the announcements API; expect 202, return the answer."""
+    """POST ``body`` (with ``changes``) to the announcements API; expect 202, return the answer.
+
+    Positional-only, so a change may itself be named ``body``."""
     response = client.post("/api/v1/announcements", json={**body, **changes}, headers=headers)
     assert response.status_code == 202, response.get_json()
     return response.get_json()
 
 
 def publish(
-    client: FlaskClient, tokens: dict[str, Headers], body: Mapping[str, Any], **changes: Any
+    client: FlaskClient, tokens: dict[str, Headers], body: Mapping[str, Any], /, **changes: Any
 ) -> dict[str, Any]:
     """Announce as the admin; one that waits for a second approver is approved by another."""
     created = announce(client, tokens["admin"], body, **changes)
