@@ -1,4 +1,5 @@
-"""The layered layout holds: every module imports on its own and imports only point down.
+"""The layered layout holds: every module imports on its own, imports only point down, and a
+job queued under a pre-layers dotted path still runs.
 
 Layers (DESIGN.md, cosmicpython): ``domain`` knows no framework and no outer layer;
 ``rendering`` and ``delivery`` sit on it; ``web`` on top; ``infra`` and ``channels/`` are
@@ -8,6 +9,7 @@ adapters that know nothing of the layers.
 from __future__ import annotations
 
 import ast
+import importlib.util
 import json
 import os
 import subprocess
@@ -16,6 +18,9 @@ import textwrap
 from pathlib import Path
 
 import pytest
+
+from broadcaster.delivery import queues
+from tests.helpers import PAYMENTS_DOWN, announce, counts, drain, subscribe, work
 
 ROOT = Path(__file__).resolve().parent.parent
 OURS = ("broadcaster", "channels", "worker")
@@ -234,3 +239,41 @@ def test_the_contract_reader_sees_function_level_and_relative_imports(tmp_path, 
         "pkg/low/m.py:6: import flask.json  (flask)",
         "pkg/low/m.py:7: from pkg import high  (pkg.high)",
     ]
+
+
+# --- Jobs queued before the layers moved (an upgrade in the middle of an incident).
+
+
+def requeue_under(q, job_id: str | None, legacy: str) -> None:
+    """Replace the queue's only job by the same call under its old dotted path."""
+    [job] = q.jobs
+    args = job.args
+    q.empty()
+    q.enqueue_call(legacy, args=args, job_id=job_id)
+    [old] = q.jobs
+    assert old.func_name == legacy and old.args == args
+
+
+@pytest.mark.parametrize("legacy", ["broadcaster.fanout.plan_job", "broadcaster.fanout.batch_job"])
+def test_a_job_queued_under_its_pre_layers_name_still_runs(app, client, tokens, providers, legacy):
+    assert legacy in queues.LEGACY_JOB_NAMES
+    # The old module is gone: only the worker's renaming can make this job run.
+    assert importlib.util.find_spec("broadcaster.fanout") is None
+    sendgrid, twilio = providers
+    r = app.extensions["broadcaster"].redis
+    subscribe(
+        client,
+        tokens["admin"],
+        [{"email": "a@example.com", "phone": "+31612345001", "audiences": ["consumers"]}],
+    )
+    ann = announce(client, tokens["admin"], PAYMENTS_DOWN, channels=["sms"])["id"]
+    plan = queues.queue(r, queues.PLAN_QUEUE)
+    if legacy.endswith("plan_job"):
+        requeue_under(plan, f"plan-{ann}", legacy)
+    else:
+        work(app, max_jobs=1)  # the plan job, under its current name, queues the SMS batch
+        requeue_under(queues.queue(r, "sms"), None, legacy)
+    drain(app)  # fails on any job that raised, e.g. an unimportable function
+    assert counts(client, tokens["admin"], ann)["sms"]["sent"] == 1
+    assert [form["To"] for form in twilio.accepted()] == ["+31612345001"]
+    assert sendgrid.accepted() == []
