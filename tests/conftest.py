@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -11,16 +10,13 @@ import pytest
 import redis
 from flask import Flask
 from flask.testing import FlaskClient
-from rq.registry import ScheduledJobRegistry, StartedJobRegistry
-from rq.serializers import JSONSerializer
 
-import worker
 from broadcaster import create_app
-from broadcaster.delivery.queues import QUEUE_NAMES, queue
 from broadcaster.domain.tokens import create_token
 from broadcaster.infra.redis_server import EmbeddedRedis
 from tests.fakes import FakeSendGrid, FakeTwilio
 from tests.fakes_social import FakeBluesky, FakeMastodon
+from tests.helpers import drain
 
 TWILIO_FROM = "+3197010000000"
 
@@ -131,40 +127,6 @@ def tokens(r: redis.Redis) -> dict[str, dict[str, str]]:
     }
     out["approver2"] = {"Authorization": f"Bearer {create_token(r, 'bo', 'approver')}"}
     return out
-
-
-def drain(app: Flask, timeout: float = 30.0) -> None:
-    """Run real RQ workers (burst, with scheduler) until no job is queued, running or scheduled."""
-    r = app.extensions["broadcaster"].redis
-    deadline = time.monotonic() + timeout
-    crashes: list[str] = []
-
-    def record(job, exc_type, exc_value, tb):  # type: ignore[no-untyped-def]
-        crashes.append(f"{job.func_name}: {exc_type.__name__}: {exc_value}")
-        return True
-
-    with app.app_context():
-        while True:
-            w = worker.build_worker()
-            w.push_exc_handler(record)
-            w.work(burst=True, with_scheduler=True)
-            # A job that raised is a bug in our code: delivery failures are results, not crashes.
-            assert not crashes, crashes
-            busy = {}
-            for name in QUEUE_NAMES:
-                q = queue(r, name)
-                busy[name] = (
-                    q.count,
-                    ScheduledJobRegistry(queue=q, serializer=JSONSerializer).count,
-                    StartedJobRegistry(queue=q, serializer=JSONSerializer).count,
-                )
-            if not any(sum(v) for v in busy.values()):
-                return
-            if time.monotonic() > deadline:
-                raise AssertionError(
-                    f"jobs pending after {timeout}s (queued, scheduled, started): {busy}"
-                )
-            time.sleep(0.1)
 
 
 @pytest.fixture

@@ -20,7 +20,8 @@ from flask import Flask
 from broadcaster.domain.subscribers import import_rows
 from broadcaster.services import services
 from tests.browser import launch, serve, skip_without_chromium, stop
-from tests.conftest import PASSWORD, drain
+from tests.conftest import PASSWORD
+from tests.helpers import drain
 
 skip_without_chromium()
 from playwright.sync_api import Browser, Page, expect  # noqa: E402  (after the skip)

@@ -5,8 +5,7 @@ from __future__ import annotations
 import time
 
 from broadcaster.delivery.breaker import Breaker, status
-from tests.conftest import drain
-from tests.test_fanout import announce, deliveries, subscribe
+from tests.helpers import PAYMENTS_DOWN, announce, deliveries, drain, subscribe, work
 
 
 def test_consecutive_failures_open_it_one_probe_then_closes_it(r):
@@ -49,11 +48,8 @@ def test_batches_wait_out_an_open_breaker_without_spending_attempts(make_app, to
     twilio.fail_next(503, times=3)
     phones = [f"+3161234{i:04d}" for i in range(8)]
     subscribe(client, tokens["admin"], [{"phone": p, "audiences": ["consumers"]} for p in phones])
-    ann = announce(client, tokens["admin"], channels=["sms"])
-    from worker import build_worker
-
-    with app.app_context():
-        build_worker().work(burst=True, max_jobs=2)  # the plan and the SMS batch
+    ann = announce(client, tokens["admin"], PAYMENTS_DOWN, channels=["sms"])["id"]
+    work(app, max_jobs=2)  # the plan and the SMS batch
     assert [req["status"] for req in twilio.requests] == [503, 503, 503], "kept calling"
     shown = client.get("/readyz").get_json()["checks"]["providers"]["twilio"]
     assert shown["state"] == "open" and shown["failures"] == 3

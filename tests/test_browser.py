@@ -17,6 +17,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from tests.browser import launch, serve, skip_without_chromium, stop
+from tests.helpers import publish
 
 skip_without_chromium()
 from playwright.sync_api import Browser, Page, expect  # noqa: E402  (after the skip)
@@ -55,17 +56,7 @@ class Live:
             "translations": {"nl": {"title": nl[0], "body": nl[1]}},
             **extra,
         }
-        response = self.client.post(
-            "/api/v1/announcements", json=data, headers=self.tokens["admin"]
-        )
-        assert response.status_code == 202, response.get_json()
-        created = response.get_json()
-        if created["state"] != "published":
-            approve = f"/api/v1/announcements/{created['id']}/approve"
-            approved = self.client.post(approve, headers=self.tokens["approver2"])
-            assert approved.status_code == 200, approved.get_json()
-            assert approved.get_json()["state"] == "published"
-        return created
+        return publish(self.client, self.tokens, data)
 
     def banner(self, incident_id: str) -> dict[str, Any]:
         """The incident's entry in /banner.json as the embed on the test site asks for it."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from channels import ChannelConfigError
+from tests.helpers import drain
 
 
 @pytest.mark.parametrize(
@@ -22,8 +23,6 @@ def test_missing_setting_fails_at_start_up(make_app, overrides, setting):
 
 
 def test_without_credentials_messages_go_to_the_outbox(make_app, tokens, providers):
-    from tests.conftest import drain
-
     app = make_app(SENDGRID_API_KEY=None, TWILIO_ACCOUNT_SID=None, TWILIO_AUTH_TOKEN=None)
     client = app.test_client()
     client.post(
@@ -69,8 +68,6 @@ def test_without_credentials_messages_go_to_the_outbox(make_app, tokens, provide
 
 
 def test_long_sms_is_shortened_keeping_the_link(make_app, tokens):
-    from tests.conftest import drain
-
     app = make_app(
         TWILIO_ACCOUNT_SID=None, TWILIO_AUTH_TOKEN=None, PUBLIC_URL="https://status.acme.example"
     )
@@ -160,8 +157,6 @@ class _ForwardProxy:
 
 
 def test_sms_goes_through_the_proxy_the_environment_names(make_app, tokens, providers, monkeypatch):
-    from tests.conftest import drain
-
     proxy = _ForwardProxy()
     try:
         monkeypatch.setenv("HTTP_PROXY", proxy.url)

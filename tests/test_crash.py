@@ -18,8 +18,8 @@ from rq.serializers import JSONSerializer
 
 from broadcaster.domain.tokens import create_token
 from broadcaster.infra.redis_server import EmbeddedRedis, free_port
+from tests.helpers import PAYMENTS_DOWN, announce, counts, subscribe
 from tests.processes import http, start, wait_for, web_command
-from tests.test_fanout import announce, counts, subscribe
 from tests.workers import Workers, worker_env
 
 ANNOUNCEMENT = {
@@ -47,7 +47,7 @@ def test_a_killed_workers_batch_is_picked_up_within_a_minute(
         subscribe(
             client, tokens["admin"], [{"phone": p, "audiences": ["consumers"]} for p in phones]
         )
-        ann = announce(client, tokens["admin"], channels=["sms"])
+        ann = announce(client, tokens["admin"], PAYMENTS_DOWN, channels=["sms"])["id"]
         wait_for(lambda: len(twilio.requests) >= 300, timeout=60, what="sending under way")
         victim = next(w for w in Worker.all(connection=r) if w.get_current_job_id())
         job_id = victim.get_current_job_id()
@@ -94,9 +94,11 @@ def test_redis_killed_and_restarted_mid_fan_out_loses_no_accepted_announcement(
         try:
             phones = [f"+3161234{i:04d}" for i in range(600)]
             subscribe(client, admin, [{"phone": p, "audiences": ["consumers"]} for p in phones])
-            first = announce(client, admin, channels=["sms"])
+            first = announce(client, admin, PAYMENTS_DOWN, channels=["sms"])["id"]
             wait_for(lambda: len(twilio.requests) >= 100, timeout=60, what="sending under way")
-            second = announce(client, admin, channels=["sms"], title="Storm: update")
+            second = announce(
+                client, admin, PAYMENTS_DOWN, channels=["sms"], title="Storm: update"
+            )["id"]
             assert len(twilio.accepted()) < 1200, "the fan-out must still be running"
             # A crash, not a clean shutdown: the 202s above must already be on disk.
             server.process.kill()

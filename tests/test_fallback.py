@@ -9,7 +9,7 @@ import pytest
 
 from broadcaster.domain.ledger import Ledger
 from broadcaster.domain.plan import BUNDLED_PLAN, PlanError, parse_plan
-from tests.test_fanout import announce, subscribe
+from tests.helpers import PAYMENTS_DOWN, announce, drain, subscribe
 
 
 def by_channel(app, announcement_id):
@@ -49,7 +49,7 @@ def test_a_failed_sms_goes_by_email_to_those_who_can_get_it(
     from broadcaster.domain.subscribers import SubscriberStore
 
     SubscriberStore(r).set_opt_outs(opted["id"], ["email"], opted_out=True)
-    ann = announce(client, tokens["admin"], channels=["sms"])  # SMS only
+    ann = announce(client, tokens["admin"], PAYMENTS_DOWN, channels=["sms"])["id"]  # SMS only
     run_jobs()
 
     assert [address for address, _ in sendgrid.accepted()] == ["landline@example.com"]
@@ -78,7 +78,7 @@ def test_who_already_gets_the_email_gets_it_once(client, tokens, run_jobs, provi
         tokens["admin"],
         [{"phone": "+31612345001", "email": "both@example.com", "audiences": ["consumers"]}],
     )
-    announce(client, tokens["admin"], channels=["sms", "email"])
+    announce(client, tokens["admin"], PAYMENTS_DOWN, channels=["sms", "email"])
     run_jobs()
     assert [address for address, _ in sendgrid.accepted()] == ["both@example.com"]
 
@@ -101,9 +101,7 @@ def test_without_the_setting_a_failed_sms_stays_failed(make_app, tokens, provide
         tokens["admin"],
         [{"phone": "+31612345001", "email": "x@example.com", "audiences": ["consumers"]}],
     )
-    from tests.conftest import drain
-
-    announce(client, tokens["admin"], channels=["sms"])
+    announce(client, tokens["admin"], PAYMENTS_DOWN, channels=["sms"])
     drain(app)
     assert sendgrid.requests == [] and [q["status"] for q in twilio.requests] == [400]
 

@@ -7,48 +7,8 @@ from collections import Counter
 
 from broadcaster.delivery import queues
 from broadcaster.domain.ledger import STATES
-from tests.conftest import TWILIO_FROM, drain
-
-ANNOUNCEMENT = {
-    "title": "Payments down",
-    "body": "Card payments fail since 09:10. We are working on it.",
-    "severity": "minor",
-    "audiences": ["consumers"],
-    "channels": ["email", "sms"],
-}
-
-
-def subscribe(client, headers, rows):
-    report = client.post("/api/v1/subscribers", json=rows, headers=headers).get_json()
-    assert not report["rejected"], report
-    return report
-
-
-def announce(client, headers, **changes):
-    response = client.post(
-        "/api/v1/announcements", json={**ANNOUNCEMENT, **changes}, headers=headers
-    )
-    assert response.status_code == 202, response.get_json()
-    return response.get_json()["id"]
-
-
-def deliveries(client, headers, announcement_id):
-    items, page = [], 1
-    while True:
-        body = client.get(
-            f"/api/v1/announcements/{announcement_id}/deliveries?page={page}&per_page=1000",
-            headers=headers,
-        ).get_json()
-        items += body["items"]
-        if len(items) >= body["total"]:
-            return items
-        page += 1
-
-
-def counts(client, headers, announcement_id):
-    return client.get(f"/api/v1/announcements/{announcement_id}", headers=headers).get_json()[
-        "deliveries"
-    ]
+from tests.conftest import TWILIO_FROM
+from tests.helpers import PAYMENTS_DOWN, announce, counts, deliveries, drain, subscribe, work
 
 
 def test_email_and_sms_reach_everyone_once(client, tokens, run_jobs, providers):
@@ -91,7 +51,8 @@ def test_email_and_sms_reach_everyone_once(client, tokens, run_jobs, providers):
             {"external_id": "s", "email": "s@example.com", "audiences": ["staff"]},  # not addressed
         ],
     )
-    ann = announce(client, tokens["admin"], audiences=["consumers", "business"])
+    both = ["consumers", "business"]
+    ann = announce(client, tokens["admin"], PAYMENTS_DOWN, audiences=both)["id"]
     run_jobs()
 
     emails = Counter(address for address, _ in sendgrid.accepted())
@@ -144,7 +105,7 @@ def test_rerun_of_a_batch_and_of_the_plan_sends_nothing_more(
             for i in range(10)
         ],
     )
-    ann = announce(client, tokens["admin"])
+    ann = announce(client, tokens["admin"], PAYMENTS_DOWN)["id"]
     run_jobs()
     assert len(sendgrid.accepted()) == 10 and len(twilio.accepted()) == 10
     people = [
@@ -164,7 +125,7 @@ def test_email_batches_hold_at_most_1000_personalizations(client, tokens, run_jo
     sendgrid, _ = providers
     rows = [{"email": f"user{i}@example.com", "audiences": ["consumers"]} for i in range(2300)]
     subscribe(client, tokens["admin"], rows)
-    ann = announce(client, tokens["admin"], channels=["email"])
+    ann = announce(client, tokens["admin"], PAYMENTS_DOWN, channels=["email"])["id"]
     run_jobs(60)
     sizes = sorted(len(req["json"]["personalizations"]) for req in sendgrid.requests)
     assert sizes == [300, 1000, 1000]
@@ -180,12 +141,9 @@ def test_job_count_grows_with_batches_not_recipients(make_app, tokens, providers
         tokens["admin"],
         [{"phone": f"+3161234{i:04d}", "audiences": ["consumers"]} for i in range(100)],
     )
-    announce(client, tokens["admin"], channels=["sms"])
+    announce(client, tokens["admin"], PAYMENTS_DOWN, channels=["sms"])
     redis = app.extensions["broadcaster"].redis
-    from worker import build_worker
-
-    with app.app_context():
-        build_worker().work(burst=True, max_jobs=1)  # only the plan job
+    work(app, max_jobs=1)  # only the plan job
     assert queues.queue(redis, "sms").count == 3  # 40 + 40 + 20
     drain(app)
     assert len(providers[1].accepted()) == 100
@@ -197,7 +155,7 @@ def test_429_with_retry_after_is_honoured(client, tokens, run_jobs, providers):
     twilio.fail_next(
         429, headers={"Retry-After": "2"}, body={"code": 20429, "message": "Too Many Requests"}
     )
-    ann = announce(client, tokens["admin"], channels=["sms"])
+    ann = announce(client, tokens["admin"], PAYMENTS_DOWN, channels=["sms"])["id"]
     run_jobs()
     statuses = [req["status"] for req in twilio.requests]
     assert statuses == [429, 201]
@@ -213,7 +171,7 @@ def test_sendgrid_429_honours_retry_after(client, tokens, run_jobs, providers):
     sendgrid.fail_next(
         429, headers={"Retry-After": "1"}, body={"errors": [{"message": "too many"}]}
     )
-    ann = announce(client, tokens["admin"], channels=["email"])
+    ann = announce(client, tokens["admin"], PAYMENTS_DOWN, channels=["email"])["id"]
     run_jobs()
     assert [req["status"] for req in sendgrid.requests] == [429, 202]
     assert sendgrid.requests[1]["at"] - sendgrid.requests[0]["at"] >= 0.95
@@ -231,7 +189,7 @@ def test_sendgrid_429_honours_x_ratelimit_reset(client, tokens, run_jobs, provid
         headers={"X-RateLimit-Reset": str(reset), "X-RateLimit-Limit": "600"},
         body={"errors": [{"message": "too many requests"}]},
     )
-    ann = announce(client, tokens["admin"], channels=["email"])
+    ann = announce(client, tokens["admin"], PAYMENTS_DOWN, channels=["email"])["id"]
     run_jobs()
     assert [req["status"] for req in sendgrid.requests] == [429, 202]
     assert sendgrid.requests[1]["wall"] >= reset, "retried before the limit reset"
@@ -245,7 +203,7 @@ def test_provider_timeout_is_retried(make_app, tokens, providers):
     _, twilio = providers
     subscribe(client, tokens["admin"], [{"phone": "+31612345001", "audiences": ["consumers"]}])
     twilio.stall_next(1.5)
-    ann = announce(client, tokens["admin"], channels=["sms"])
+    ann = announce(client, tokens["admin"], PAYMENTS_DOWN, channels=["sms"])["id"]
     drain(app)
     [record] = deliveries(client, tokens["admin"], ann)
     assert record["state"] == "sent" and record["attempts"] == 2
@@ -255,7 +213,7 @@ def test_5xx_is_retried_until_sent(client, tokens, run_jobs, providers):
     sendgrid, _ = providers
     subscribe(client, tokens["admin"], [{"email": "a@example.com", "audiences": ["consumers"]}])
     sendgrid.fail_next(500, times=2)
-    ann = announce(client, tokens["admin"], channels=["email"])
+    ann = announce(client, tokens["admin"], PAYMENTS_DOWN, channels=["email"])["id"]
     run_jobs()
     assert [req["status"] for req in sendgrid.requests] == [500, 500, 202]
     [record] = deliveries(client, tokens["admin"], ann)
@@ -268,7 +226,7 @@ def test_transient_failures_give_up_after_max_attempts(make_app, tokens, provide
     _, twilio = providers
     subscribe(client, tokens["admin"], [{"phone": "+31612345001", "audiences": ["consumers"]}])
     twilio.fail_next(503, times=10)
-    ann = announce(client, tokens["admin"], channels=["sms"])
+    ann = announce(client, tokens["admin"], PAYMENTS_DOWN, channels=["sms"])["id"]
     drain(app)
     assert len(twilio.requests) == 3
     [record] = deliveries(client, tokens["admin"], ann)
@@ -286,7 +244,7 @@ def test_invalid_number_fails_at_once_with_providers_reason(client, tokens, run_
             {"external_id": "bad", "phone": "+31612345002", "audiences": ["consumers"]},
         ],
     )
-    ann = announce(client, tokens["admin"], channels=["sms"])
+    ann = announce(client, tokens["admin"], PAYMENTS_DOWN, channels=["sms"])["id"]
     run_jobs()
     assert Counter(req["form"]["To"] for req in twilio.requests) == {
         "+31612345001": 1,
@@ -313,7 +271,7 @@ def test_rejected_address_fails_and_the_rest_is_sent(client, tokens, run_jobs, p
             {"email": "ok2@example.com", "audiences": ["consumers"]},
         ],
     )
-    ann = announce(client, tokens["admin"], channels=["email"])
+    ann = announce(client, tokens["admin"], PAYMENTS_DOWN, channels=["email"])["id"]
     run_jobs()
     assert [req["status"] for req in sendgrid.requests] == [400, 202]
     assert sorted(a for a, _ in sendgrid.accepted()) == ["ok1@example.com", "ok2@example.com"]
@@ -327,7 +285,7 @@ def test_messaging_service_sid_is_used_when_set(make_app, tokens, providers):
     app = make_app(TWILIO_FROM=None, TWILIO_MESSAGING_SERVICE_SID="MG" + "1" * 32)
     client = app.test_client()
     subscribe(client, tokens["admin"], [{"phone": "+31612345001", "audiences": ["consumers"]}])
-    announce(client, tokens["admin"], channels=["sms"])
+    announce(client, tokens["admin"], PAYMENTS_DOWN, channels=["sms"])
     drain(app)
     [form] = providers[1].accepted()
     assert form["MessagingServiceSid"] == "MG" + "1" * 32 and "From" not in form
@@ -343,7 +301,7 @@ def test_sms_batch_is_sent_concurrently(make_app, tokens, providers):
         tokens["admin"],
         [{"phone": f"+3161234{i:04d}", "audiences": ["consumers"]} for i in range(16)],
     )
-    announce(client, tokens["admin"], channels=["sms"])
+    announce(client, tokens["admin"], PAYMENTS_DOWN, channels=["sms"])
     started = time.monotonic()
     drain(app)
     elapsed = time.monotonic() - started
@@ -355,7 +313,7 @@ def test_sms_batch_is_sent_concurrently(make_app, tokens, providers):
 def test_pending_announcement_sends_nothing_until_approved(client, tokens, run_jobs, providers):
     sendgrid, _ = providers
     subscribe(client, tokens["admin"], [{"email": "a@example.com", "audiences": ["consumers"]}])
-    ann = announce(client, tokens["helpdesk"], channels=["email"])
+    ann = announce(client, tokens["helpdesk"], PAYMENTS_DOWN, channels=["email"])["id"]
     run_jobs()
     assert sendgrid.requests == []
     client.post(f"/api/v1/announcements/{ann}/approve", headers=tokens["approver"])
@@ -370,7 +328,7 @@ def test_channels_default_from_plan_severity(client, tokens, run_jobs, providers
         tokens["admin"],
         [{"email": "a@example.com", "phone": "+31612345001", "audiences": ["consumers"]}],
     )
-    body = {k: v for k, v in ANNOUNCEMENT.items() if k != "channels"}
+    body = {k: v for k, v in PAYMENTS_DOWN.items() if k != "channels"}
     response = client.post(
         "/api/v1/announcements", json={**body, "severity": "info"}, headers=tokens["admin"]
     )
@@ -379,7 +337,7 @@ def test_channels_default_from_plan_severity(client, tokens, run_jobs, providers
     # The example plan shows `info` on the website banner only: nobody is messaged.
     assert sendgrid.requests == [] and twilio.requests == []
     assert [b["title"] for b in client.get("/banner.json").get_json()["banners"]] == [
-        ANNOUNCEMENT["title"]
+        PAYMENTS_DOWN["title"]
     ]
     # `major` adds email (not SMS), after a second person approves.
     major = client.post(

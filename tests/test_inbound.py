@@ -12,8 +12,8 @@ import pytest
 from twilio.request_validator import RequestValidator
 
 from broadcaster.web.hooks.inbound import keyword
-from tests.conftest import drain
 from tests.fakes import FakeTwilio
+from tests.helpers import announce, drain
 
 URL = "http://127.0.0.1:8000/hooks/twilio/inbound"  # the default BROADCASTER_PUBLIC_URL
 PLAN_LOCALES = ("en", "nl", "da", "sv")
@@ -44,18 +44,13 @@ def subscribe(client, tokens, phone: str, locale: str) -> str:
     return next(p["id"] for p in people if p["phone"] == phone)
 
 
-def announce(client, tokens, title: str, incident_id: str | None = None) -> dict:
-    body = {
-        "title": title,
-        "body": "Details follow.",
-        "severity": "minor",
-        "audiences": ["consumers"],
-        "channels": ["sms", "email"],
-        "incident_id": incident_id,
-    }
-    response = client.post("/api/v1/announcements", json=body, headers=tokens["admin"])
-    assert response.status_code == 202, response.get_json()
-    return response.get_json()
+ANNOUNCEMENT = {
+    "body": "Details follow.",
+    "severity": "minor",
+    "audiences": ["consumers"],
+    "channels": ["sms", "email"],
+    "incident_id": None,
+}
 
 
 @pytest.mark.parametrize(
@@ -72,7 +67,7 @@ def test_opt_out_words_in_danish_and_dutch_stop_sms(app, client, tokens, locale,
     person = client.get(f"/api/v1/subscribers/{sid}", headers=tokens["admin"]).get_json()
     assert person["opt_outs"] == ["sms"]  # email untouched
     # And the next announcement really does not text them.
-    ann = announce(client, tokens, "Gas outage")
+    ann = announce(client, tokens["admin"], ANNOUNCEMENT, title="Gas outage")
     drain(app)
     items = client.get(
         f"/api/v1/announcements/{ann['id']}/deliveries", headers=tokens["admin"]
@@ -120,11 +115,14 @@ def test_only_the_plans_languages_count():
 def test_replies_are_kept_on_the_incident_of_the_latest_text(app, client, tokens):
     phone = "+31612345612"
     subscribe(client, tokens, phone, "nl")
-    first = announce(client, tokens, "Storm damage")
+    first = announce(client, tokens["admin"], ANNOUNCEMENT, title="Storm damage")
     drain(app)
-    other = announce(client, tokens, "Unrelated outage")  # a newer incident...
+    # A newer incident...
+    other = announce(client, tokens["admin"], ANNOUNCEMENT, title="Unrelated outage")
     drain(app)
-    follow_up = announce(client, tokens, "Update", incident_id=first["incident_id"])
+    follow_up = announce(
+        client, tokens["admin"], ANNOUNCEMENT, title="Update", incident_id=first["incident_id"]
+    )
     drain(app)  # ...but the latest text to this number belongs to the first incident
 
     assert sms(client, phone, "Is the water safe to drink?", sid="SMreply1").status_code == 200
@@ -149,7 +147,7 @@ def test_replies_are_kept_on_the_incident_of_the_latest_text(app, client, tokens
 
 
 def test_a_reply_from_a_stranger_is_not_stored(app, client, tokens):
-    ann = announce(client, tokens, "Storm damage")
+    ann = announce(client, tokens["admin"], ANNOUNCEMENT, title="Storm damage")
     drain(app)
     assert sms(client, "+31612345699", "Who is this?").status_code == 200
     incident = client.get(

@@ -13,8 +13,8 @@ from twilio.request_validator import RequestValidator
 
 from broadcaster.config import ConfigError
 from broadcaster.infra import logs
-from tests.conftest import drain
 from tests.fakes import FakeSendGrid, FakeTwilio
+from tests.helpers import drain
 
 PHONE = "+31612345678"
 EMAIL = "jane.doe@example.com"

@@ -10,7 +10,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from broadcaster.domain.announcements import ANNOUNCEMENTS_KEY
 from broadcaster.infra.metrics import SETTLE_SECONDS
-from tests.conftest import drain
+from tests.helpers import drain
 
 ANNOUNCEMENT = {
     "title": "Heating outage",

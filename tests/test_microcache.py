@@ -16,17 +16,11 @@ from flask import Flask, Response
 
 from broadcaster.infra import microcache
 from tests.conftest import PEOPLE
+from tests.helpers import publish
 from tests.test_public import BASE
 
 URL = "/banner.json?audience=consumers&lang=en"
 REDIS_KEY = "bc:banner:consumers:en"  # what URL reads
-
-
-def publish(app: Flask, tokens: dict[str, dict[str, str]], **changes: Any) -> dict[str, Any]:
-    body = {**BASE, **changes}
-    answer = app.test_client().post("/api/v1/announcements", json=body, headers=tokens["admin"])
-    assert answer.status_code == 202, answer.get_json()
-    return answer.get_json()
 
 
 def titles(response: Any) -> list[str]:
@@ -48,7 +42,7 @@ def cache_of(app: Flask) -> microcache.Microcache:
 def cached(make_app: Any, tokens: dict[str, dict[str, str]]) -> Flask:
     """An app with a long microcache TTL and one banner published through it."""
     app = make_app(BANNER_PROCESS_CACHE=30)
-    publish(app, tokens)
+    publish(app.test_client(), tokens, BASE)
     return app
 
 
@@ -67,7 +61,7 @@ def test_a_repeat_within_the_ttl_never_reaches_the_view(cached, r):
 
 def test_the_entry_expires_after_the_ttl(make_app, tokens, r):
     app = make_app(BANNER_PROCESS_CACHE=0.5)
-    publish(app, tokens)
+    publish(app.test_client(), tokens, BASE)
     client = app.test_client()
     assert titles(client.get(URL)) == ["Power outage"]
     behind_the_back(r)
@@ -188,7 +182,7 @@ def test_answers_that_set_a_cookie_or_are_not_public_are_not_kept(make_app, toke
 
     cached = make_app(BANNER_PROCESS_CACHE=30)
     cached.after_request(spoil)
-    publish(cached, tokens)
+    publish(cached.test_client(), tokens, BASE)
     client = cached.test_client()
     for query in ("cookie=1", "private=1", "vary=1"):
         url = f"{URL}&{query}"
@@ -246,10 +240,17 @@ def test_a_publish_through_this_process_shows_at_once(cached, tokens, r):
     assert titles(client.get(URL)) == ["Power outage"]
     status_before = client.get("/status").get_data(as_text=True)
     assert "Invoices late" not in status_before
-    publish(cached, tokens, title="Gas leak", severity="critical", bypass_reason="test: alone")
+    publish(
+        cached.test_client(),
+        tokens,
+        BASE,
+        title="Gas leak",
+        severity="critical",
+        bypass_reason="test: alone",
+    )
     assert titles(client.get(URL)) == ["Gas leak", "Power outage"]
     # Off the banner (no banner refresh), but the status pages changed: cleared too.
-    publish(cached, tokens, title="Invoices late", channels=["email"])
+    publish(cached.test_client(), tokens, BASE, title="Invoices late", channels=["email"])
     assert "Invoices late" in client.get("/status").get_data(as_text=True)
     assert "Invoices late" in json.dumps(client.get("/status.json").get_json())
 
@@ -288,7 +289,7 @@ def test_a_get_with_a_body_still_meets_the_size_limit(cached):
 
 def test_ttl_zero_means_every_request_reaches_the_view(make_app, tokens, r):
     app = make_app(BANNER_PROCESS_CACHE=0)
-    publish(app, tokens)
+    publish(app.test_client(), tokens, BASE)
     client = app.test_client()
     etag = client.get(URL).headers["ETag"]
     behind_the_back(r)

@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from channels.webhook import SIGNATURE_HEADER, sign
-from tests.conftest import drain
+from tests.helpers import drain
 
 PEOPLE = [
     {"external_id": "c1", "phone": "+31612345001", "locale": "nl", "audiences": ["consumers"]},

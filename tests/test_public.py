@@ -7,6 +7,8 @@ import time
 
 import feedparser
 
+from tests.helpers import publish
+
 BASE = {
     "title": "Power outage",
     "body": "Parts of Amsterdam have no power since 14:05.",
@@ -20,14 +22,6 @@ BASE = {
 }
 
 
-def publish(client, tokens, **changes):
-    body = {**BASE, **changes}
-    created = client.post("/api/v1/announcements", json=body, headers=tokens["admin"]).get_json()
-    if created["state"] == "pending_approval":
-        client.post(f"/api/v1/announcements/{created['id']}/approve", headers=tokens["approver2"])
-    return created
-
-
 def test_no_incident_no_banner(client):
     response = client.get("/banner.json")
     assert response.status_code == 200
@@ -36,7 +30,7 @@ def test_no_incident_no_banner(client):
 
 
 def test_banner_appears_at_once_with_facts_routes_and_cache_headers(client, tokens):
-    created = publish(client, tokens)
+    created = publish(client, tokens, BASE)
     response = client.get("/banner.json?audience=consumers&lang=nl")  # no worker has run
     assert response.status_code == 200
     assert response.headers["Cache-Control"] == "public, max-age=15"
@@ -64,7 +58,7 @@ def test_banner_appears_at_once_with_facts_routes_and_cache_headers(client, toke
 
 
 def test_etag_gives_304_until_the_next_update(client, tokens):
-    created = publish(client, tokens)
+    created = publish(client, tokens, BASE)
     first = client.get("/banner.json?audience=consumers")
     etag = first.headers["ETag"]
     again = client.get("/banner.json?audience=consumers", headers={"If-None-Match": etag})
@@ -72,6 +66,7 @@ def test_etag_gives_304_until_the_next_update(client, tokens):
     publish(
         client,
         tokens,
+        BASE,
         incident_id=created["incident_id"],
         status="identified",
         body="The cause is a broken cable.",
@@ -84,17 +79,17 @@ def test_etag_gives_304_until_the_next_update(client, tokens):
 
 
 def test_most_severe_first_and_only_banner_announcements(client, tokens):
-    publish(client, tokens, title="Slow portal", severity="info")
-    publish(client, tokens, title="Gas leak", severity="critical")
-    publish(client, tokens, title="Email only", channels=["email"])
+    publish(client, tokens, BASE, title="Slow portal", severity="info")
+    publish(client, tokens, BASE, title="Gas leak", severity="critical")
+    publish(client, tokens, BASE, title="Email only", channels=["email"])
     titles = [b["title"] for b in client.get("/banner.json").get_json()["banners"]]
     assert titles == ["Gas leak", "Slow portal"]
 
 
 def test_a_storm_of_incidents_shows_the_five_most_pressing(client, tokens):
     for n in range(6):
-        publish(client, tokens, title=f"Minor {n}", severity="minor")
-    publish(client, tokens, title="Gas leak", severity="critical")
+        publish(client, tokens, BASE, title=f"Minor {n}", severity="minor")
+    publish(client, tokens, BASE, title="Gas leak", severity="critical")
     titles = [b["title"] for b in client.get("/banner.json").get_json()["banners"]]
     # Most severe first, then the latest update first; the status page lists the rest.
     assert titles == ["Gas leak", "Minor 5", "Minor 4", "Minor 3", "Minor 2"]
@@ -120,10 +115,11 @@ def test_concurrent_publishes_all_reach_the_banner(app, tokens, r):
 
 def test_resolved_incident_shows_all_clear_then_disappears(make_app, tokens):
     client = make_app(BANNER_ALL_CLEAR_SECONDS=2).test_client()
-    created = publish(client, tokens)
+    created = publish(client, tokens, BASE)
     publish(
         client,
         tokens,
+        BASE,
         incident_id=created["incident_id"],
         status="resolved",
         body="Power is back everywhere.",
@@ -149,16 +145,20 @@ def test_banner_js_is_served_cacheable(client):
 
 
 def test_status_json_timeline_order_corrections_and_recent_resolved(client, tokens, r):
-    first = publish(client, tokens)
-    correction = publish(client, tokens, corrects=first["id"], body="Correction: Amsterdam-Oost.")
-    update = publish(client, tokens, incident_id=first["incident_id"], status="identified")
+    first = publish(client, tokens, BASE)
+    correction = publish(
+        client, tokens, BASE, corrects=first["id"], body="Correction: Amsterdam-Oost."
+    )
+    update = publish(client, tokens, BASE, incident_id=first["incident_id"], status="identified")
     pending = client.post(
         "/api/v1/announcements", json={**BASE, "title": "Draft"}, headers=tokens["helpdesk"]
     ).get_json()
-    old = publish(client, tokens, title="Old outage")
-    publish(client, tokens, incident_id=old["incident_id"], status="resolved", title="Old fixed")
-    recent = publish(client, tokens, title="Recent outage")
-    publish(client, tokens, incident_id=recent["incident_id"], status="resolved")
+    old = publish(client, tokens, BASE, title="Old outage")
+    publish(
+        client, tokens, BASE, incident_id=old["incident_id"], status="resolved", title="Old fixed"
+    )
+    recent = publish(client, tokens, BASE, title="Recent outage")
+    publish(client, tokens, BASE, incident_id=recent["incident_id"], status="resolved")
     # Pretend the old incident was resolved 15 days ago.
     key = f"bc:inc:{old['incident_id']}"
     incident = json.loads(r.get(key))
@@ -180,15 +180,17 @@ def test_status_json_timeline_order_corrections_and_recent_resolved(client, toke
 
 
 def test_status_page_escapes_announcement_text(client, tokens):
-    publish(client, tokens, title="<script>alert(1)</script>", translations={})
+    publish(client, tokens, BASE, title="<script>alert(1)</script>", translations={})
     html = client.get("/status").get_data(as_text=True)
     assert "<script>alert(1)</script>" not in html
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
 
 
 def test_atom_feed_has_one_entry_per_published_announcement(client, tokens):
-    first = publish(client, tokens)
-    publish(client, tokens, incident_id=first["incident_id"], status="resolved", title="Fixed")
+    first = publish(client, tokens, BASE)
+    publish(
+        client, tokens, BASE, incident_id=first["incident_id"], status="resolved", title="Fixed"
+    )
     client.post(
         "/api/v1/announcements", json={**BASE, "title": "Draft"}, headers=tokens["helpdesk"]
     )
@@ -201,7 +203,7 @@ def test_atom_feed_has_one_entry_per_published_announcement(client, tokens):
 
 
 def test_agent_brief_in_every_language(client, tokens):
-    created = publish(client, tokens, next_update_at="2026-11-23T15:00:00+01:00")
+    created = publish(client, tokens, BASE, next_update_at="2026-11-23T15:00:00+01:00")
     brief = client.get(
         f"/api/v1/incidents/{created['incident_id']}/brief", headers=tokens["helpdesk"]
     ).get_json()
@@ -236,9 +238,9 @@ def test_agent_brief_in_every_language(client, tokens):
 def test_publishes_off_the_banner_skip_the_refresh_but_follow_ups_do_not(client, tokens, r):
     r.set("bc:banner::en", "[]")
     r.set("bc:banner:dirty", "")  # nothing pending
-    email_only = publish(client, tokens, title="Invoices late", channels=["email"])
+    email_only = publish(client, tokens, BASE, title="Invoices late", channels=["email"])
     assert r.get("bc:banner::en") == b"[]", "an email-only publish left the banner alone"
-    on_banner = publish(client, tokens, title="Power outage")
+    on_banner = publish(client, tokens, BASE, title="Power outage")
     assert [b["title"] for b in client.get("/banner.json").get_json()["banners"]] == [
         "Power outage"
     ]
@@ -246,6 +248,7 @@ def test_publishes_off_the_banner_skip_the_refresh_but_follow_ups_do_not(client,
     publish(
         client,
         tokens,
+        BASE,
         incident_id=on_banner["incident_id"],
         status="resolved",
         channels=["email"],
@@ -259,13 +262,13 @@ def test_publishes_off_the_banner_skip_the_refresh_but_follow_ups_do_not(client,
 def test_each_web_process_keeps_the_banner_a_moment(make_app, tokens, r):
     app = make_app(BANNER_PROCESS_CACHE=30)
     client = app.test_client()
-    publish(client, tokens, title="Power outage")
+    publish(client, tokens, BASE, title="Power outage")
     first = client.get("/banner.json").get_json()["banners"]
     # Another process refreshed Redis: this one keeps its copy for BANNER_PROCESS_CACHE…
     r.set("bc:banner::en", "[]")
     assert client.get("/banner.json").get_json()["banners"] == first
     # …but its own publish makes it recompute and drop the copy at once.
-    publish(client, tokens, title="Gas leak", severity="minor")
+    publish(client, tokens, BASE, title="Gas leak", severity="minor")
     titles = [b["title"] for b in client.get("/banner.json").get_json()["banners"]]
     assert titles == ["Gas leak", "Power outage"]
 

@@ -8,7 +8,7 @@ import pytest
 
 from broadcaster.domain.plan import PlanError
 from channels.webhook import SIGNATURE_HEADER, verify
-from tests.conftest import drain
+from tests.helpers import announce, drain, work
 from tests.test_webhook import SECRET, Answer, Receiver
 
 PLAN = """
@@ -59,22 +59,18 @@ def hooked(make_app, tmp_path, receiver):
     return make_app(PLAN=str(plan))
 
 
-def announce(client, tokens, **changes):
-    body = {
-        "title": "Payments down",
-        "body": "Card payments <b>fail</b>.",
-        "severity": "minor",
-        "audiences": ["consumers"],
-        **changes,
-    }
-    response = client.post("/api/v1/announcements", json=body, headers=tokens["admin"])
-    assert response.status_code == 202, response.get_json()
-    return response.get_json()["id"]
+# No channels: the plan's channels_by_severity picks them.
+ANNOUNCEMENT = {
+    "title": "Payments down",
+    "body": "Card payments <b>fail</b>.",
+    "severity": "minor",
+    "audiences": ["consumers"],
+}
 
 
 def test_targets_get_one_signed_event_each_by_audience(hooked, tokens, receiver):
     client = hooked.test_client()
-    ann = announce(client, tokens)
+    ann = announce(client, tokens["admin"], ANNOUNCEMENT)["id"]
     drain(hooked)
     assert [r["path"] for r in receiver.requests] == ["/events"], "staff-slack is for staff only"
     [request] = receiver.requests
@@ -89,7 +85,7 @@ def test_targets_get_one_signed_event_each_by_audience(hooked, tokens, receiver)
     assert counts["deliveries"]["webhook"]["sent"] == 1
 
     receiver.requests.clear()
-    staff = announce(client, tokens, audiences=["consumers", "staff"])
+    staff = announce(client, tokens["admin"], ANNOUNCEMENT, audiences=["consumers", "staff"])["id"]
     drain(hooked)
     assert sorted(r["path"] for r in receiver.requests) == ["/events", "/slack"]
     slack = json.loads(next(r["raw"] for r in receiver.requests if r["path"] == "/slack"))
@@ -102,7 +98,7 @@ def test_targets_get_one_signed_event_each_by_audience(hooked, tokens, receiver)
 def test_failing_target_is_retried_and_a_rerun_sends_nothing_more(hooked, tokens, receiver):
     client = hooked.test_client()
     receiver.answer_next(Answer(500), Answer(503, {"Retry-After": "1"}))
-    ann = announce(client, tokens)
+    ann = announce(client, tokens["admin"], ANNOUNCEMENT)["id"]
     drain(hooked)
     assert [r["path"] for r in receiver.requests] == ["/events"] * 3
     deliveries = client.get(f"/api/v1/announcements/{ann}/deliveries", headers=tokens["admin"])
@@ -118,7 +114,7 @@ def test_failing_target_is_retried_and_a_rerun_sends_nothing_more(hooked, tokens
 def test_permanent_refusal_is_recorded(hooked, tokens, receiver):
     client = hooked.test_client()
     receiver.answer_next(Answer(410, {}, b"gone for good"))
-    ann = announce(client, tokens)
+    ann = announce(client, tokens["admin"], ANNOUNCEMENT)["id"]
     drain(hooked)
     [record] = client.get(
         f"/api/v1/announcements/{ann}/deliveries", headers=tokens["admin"]
@@ -241,10 +237,7 @@ def test_rate_limited_network_retries_later_without_holding_up_email(
         "channels": ["social", "email"],
     }
     ann = client.post("/api/v1/announcements", json=body, headers=tokens["admin"]).get_json()["id"]
-    with social_app.app_context():
-        import worker
-
-        worker.build_worker().work(burst=True, with_scheduler=True)
+    work(social_app, with_scheduler=True)
     # First pass: email and Bluesky are done while Mastodon waits for its reset.
     assert len(providers[0].accepted()) == 1 and len(bluesky.posts) == 1 and mastodon.posts == []
     drain(social_app)

@@ -6,8 +6,8 @@ from collections import Counter
 
 from rq import Worker
 
+from tests.helpers import PAYMENTS_DOWN, announce, counts, deliveries, subscribe
 from tests.processes import wait_for
-from tests.test_fanout import announce, counts, deliveries, subscribe
 from tests.workers import Workers, worker_env
 
 RATE = 25  # messages per second: a short test, and room for a loaded CI machine's jitter
@@ -34,7 +34,7 @@ def test_three_workers_together_keep_to_the_twilio_rate(
         subscribe(
             client, tokens["admin"], [{"phone": p, "audiences": ["consumers"]} for p in phones]
         )
-        ann = announce(client, tokens["admin"], channels=["sms"])
+        ann = announce(client, tokens["admin"], PAYMENTS_DOWN, channels=["sms"])["id"]
         wait_for(
             lambda: counts(client, tokens["admin"], ann)["sms"]["sent"] == 150,
             timeout=30,
@@ -78,7 +78,7 @@ def test_a_429_pauses_that_provider_only_and_the_batch_resumes(
             for i in range(20)
         ]
         subscribe(client, tokens["admin"], rows)
-        ann = announce(client, tokens["admin"])
+        ann = announce(client, tokens["admin"], PAYMENTS_DOWN)["id"]
         wait_for(
             lambda: (
                 counts(client, tokens["admin"], ann)["sms"]["sent"] == 20
@@ -121,7 +121,7 @@ def test_a_429_mid_step_holds_the_rest_of_that_step_and_the_next(
         subscribe(
             client, tokens["admin"], [{"phone": p, "audiences": ["consumers"]} for p in phones]
         )
-        ann = announce(client, tokens["admin"], channels=["sms"])
+        ann = announce(client, tokens["admin"], PAYMENTS_DOWN, channels=["sms"])["id"]
         wait_for(
             lambda: counts(client, tokens["admin"], ann)["sms"]["sent"] == 24,
             timeout=30,

@@ -19,8 +19,8 @@ from twilio.request_validator import RequestValidator
 
 from broadcaster.config import ConfigError
 from broadcaster.domain.ledger import STATES
-from tests.conftest import drain
 from tests.fakes import FakeTwilio
+from tests.helpers import announce, drain
 
 ANNOUNCEMENT = {
     "title": "Water supply interrupted",
@@ -58,14 +58,12 @@ def twilio_post(client, url: str, form: dict[str, str], token: str = FakeTwilio.
     return client.post(path, data=form, headers={"X-Twilio-Signature": signature})
 
 
-def publish(client, tokens, channels: list[str], people: list[dict]) -> str:
+def announce_to(client, tokens, channels: list[str], people: list[dict]) -> str:
+    """Subscribe ``people`` (all new) as consumers, then announce to them on ``channels``."""
     rows = [{**p, "audiences": ["consumers"]} for p in people]
     report = client.post("/api/v1/subscribers", json=rows, headers=tokens["admin"]).get_json()
     assert report["created"] == len(people), report
-    body = {**ANNOUNCEMENT, "channels": channels}
-    response = client.post("/api/v1/announcements", json=body, headers=tokens["admin"])
-    assert response.status_code == 202
-    return response.get_json()["id"]
+    return announce(client, tokens["admin"], ANNOUNCEMENT, channels=channels)["id"]
 
 
 def records(client, tokens, ann: str) -> dict[str, dict]:
@@ -87,7 +85,9 @@ def assert_error(response, code: int, words: str) -> None:
 
 def test_twilio_status_callbacks_move_deliveries_forward_only(app, client, tokens, providers):
     _, twilio = providers
-    ann = publish(client, tokens, ["sms"], [{"phone": "+31612345601"}, {"phone": "+31612345602"}])
+    ann = announce_to(
+        client, tokens, ["sms"], [{"phone": "+31612345601"}, {"phone": "+31612345602"}]
+    )
     drain(app)
     callbacks = {form["To"]: form["StatusCallback"] for form in twilio.accepted()}
     assert len(callbacks) == 2
@@ -122,7 +122,7 @@ def test_twilio_status_callbacks_move_deliveries_forward_only(app, client, token
 
 def test_forged_twilio_callbacks_are_refused(app, client, tokens, providers):
     _, twilio = providers
-    ann = publish(client, tokens, ["sms"], [{"phone": "+31612345603"}])
+    ann = announce_to(client, tokens, ["sms"], [{"phone": "+31612345603"}])
     drain(app)
     url = twilio.accepted()[0]["StatusCallback"]
     form = {"MessageSid": "SM3", "MessageStatus": "undelivered", "To": "+31612345603"}
@@ -160,7 +160,7 @@ def test_sendgrid_events_move_deliveries_and_skip_seen_ids(
     client = app.test_client()
     sendgrid, _ = providers
     people = [{"email": f"{n}@example.com"} for n in ("ann", "bob", "cas", "dee")]
-    ann = publish(client, tokens, ["email"], people)
+    ann = announce_to(client, tokens, ["email"], people)
     drain(app)
     request = sendgrid.requests[0]["json"]
     assert request["custom_args"] == {"announcement_id": ann}
@@ -233,7 +233,7 @@ def test_forged_sendgrid_events_are_refused(make_app, tokens, providers, signing
     private, public = signing_key
     app = make_app(SENDGRID_WEBHOOK_PUBLIC_KEY=public)
     client = app.test_client()
-    ann = publish(client, tokens, ["email"], [{"email": "eve@example.com"}])
+    ann = announce_to(client, tokens, ["email"], [{"email": "eve@example.com"}])
     drain(app)
     sid = next(iter(records(client, tokens, ann)))
     payload = json.dumps(
