@@ -17,6 +17,7 @@ from typing import Any
 
 import redis
 from flask import Blueprint, Response, request
+from flask.typing import ResponseReturnValue
 from twilio.twiml.messaging_response import MessagingResponse
 
 from broadcaster.domain.announcements import ANNOUNCEMENTS_KEY
@@ -93,7 +94,7 @@ def _twiml() -> Response:
 
 
 @bp.post("/twilio/inbound")
-def twilio_inbound():  # type: ignore[no-untyped-def]
+def twilio_inbound() -> ResponseReturnValue:
     """An SMS to our number: opt-out/opt-in word, or a reply kept on the incident."""
     refused = twilio_verified()
     if refused:
