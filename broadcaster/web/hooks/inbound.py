@@ -23,8 +23,8 @@ from twilio.twiml.messaging_response import MessagingResponse
 from broadcaster.domain.announcements import ANNOUNCEMENTS_KEY
 from broadcaster.domain.errors import NotFound
 from broadcaster.domain.ledger import Ledger
-from broadcaster.domain.subscribers import mask_contact
 from broadcaster.infra import metrics
+from broadcaster.infra.logs import mask_contact
 from broadcaster.services import Services, services
 from broadcaster.web.hooks.receipts import SEEN_TTL, twilio_verified
 
