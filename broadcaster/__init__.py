@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
 
-def create_app(config=None):  # type: ignore[no-untyped-def]
-    """Build the Flask app (see ``broadcaster.app.create_app``)."""
+if TYPE_CHECKING:
+    from flask import Flask
+
+
+def create_app(config: dict[str, Any] | None = None) -> Flask:
+    """Build the Flask app (see ``broadcaster.app.create_app``).
+
+    Imported lazily so ``import broadcaster`` (the CLI, gunicorn's config) stays cheap.
+    """
     from broadcaster.app import create_app as factory
 
     return factory(config)

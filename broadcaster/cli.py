@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import TextIO
 
 import click
 import redis
@@ -253,7 +254,7 @@ def subscribers() -> None:
 
 @subscribers.command("import")
 @click.argument("file", type=click.File("r", encoding="utf-8-sig"))
-def subscribers_import(file) -> None:  # type: ignore[no-untyped-def]
+def subscribers_import(file: TextIO) -> None:
     """Import FILE.csv (columns external_id,email,phone,locale,audiences,channels; ';' lists)."""
     env = _env()
     try:

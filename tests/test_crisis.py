@@ -6,7 +6,7 @@ from collections import Counter
 
 import pytest
 
-from broadcaster.web import unsubscribe
+from broadcaster.domain import unsubscribe_links as unsubscribe
 
 ANNOUNCEMENT = {
     "title": "Power outage",

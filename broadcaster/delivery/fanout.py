@@ -18,12 +18,13 @@ from typing import Any
 
 from broadcaster.delivery import pacing, publishing, queues
 from broadcaster.delivery.recovery import CLAIM_LEASE, LeaseKeeper
+from broadcaster.domain import unsubscribe_links as unsubscribe
 from broadcaster.domain.announcement import Announcement
 from broadcaster.domain.ledger import Ledger
-from broadcaster.domain.subscribers import channels_for, mask_contact
+from broadcaster.domain.subscribers import channels_for
 from broadcaster.infra import metrics
+from broadcaster.infra.logs import mask_contact
 from broadcaster.services import Services, services
-from broadcaster.web import unsubscribe
 from channels import CONTACT_FIELD
 from channels.base import UNSUBSCRIBE_PLACEHOLDER, Outgoing, Result
 

@@ -20,6 +20,7 @@ from channels.base import (
     DeliveryError,
     PermanentDeliveryError,
     PublicPost,
+    PublishResult,
     Result,
     TransientDeliveryError,
 )
@@ -133,7 +134,7 @@ def public_job(announcement_id: str, channel: str, place: str, attempt: int = 1)
     return "sent"
 
 
-def _publish(svc: Services, announcement: Announcement, channel: str, place: str):  # type: ignore[no-untyped-def]
+def _publish(svc: Services, announcement: Announcement, channel: str, place: str) -> PublishResult:
     locale = svc.plan.default_locale
     key = f"{announcement.id}:{place}"
     if channel == "social":

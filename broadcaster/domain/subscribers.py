@@ -41,14 +41,6 @@ def audience_key(audience: str) -> str:
     return f"bc:aud:{audience}"
 
 
-def mask_contact(value: str) -> str:
-    """Enough of an address to recognise it, not enough to use it (for logs and the ledger)."""
-    if "@" in value:
-        local, _, domain = value.partition("@")
-        return f"{local[:1]}…@{domain}"
-    return value[:4] + "…" + value[-3:] if len(value) > 7 else "…" + value[-2:]
-
-
 def normalise_phone(value: str, region: str | None) -> str:
     """E.164 form of a phone number, or ValidationError with the reason."""
     try:

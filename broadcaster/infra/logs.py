@@ -21,8 +21,6 @@ from typing import Any, TextIO
 from flask import current_app, has_app_context, has_request_context, request
 from pythonjsonlogger.json import JsonFormatter
 
-from broadcaster.domain.subscribers import mask_contact
-
 FORMATS = ("text", "json")
 ID_FIELDS = ("announcement_id", "incident_id")
 # Settings whose values must never appear in a log line.
@@ -54,6 +52,14 @@ _incident_of: dict[str, str] = {}  # announcement id → incident id (they never
 
 
 @contextlib.contextmanager
+def mask_contact(value: str) -> str:
+    """Enough of an address to recognise it, not enough to use it (for logs and the ledger)."""
+    if "@" in value:
+        local, _, domain = value.partition("@")
+        return f"{local[:1]}…@{domain}"
+    return value[:4] + "…" + value[-3:] if len(value) > 7 else "…" + value[-2:]
+
+
 def bind(**ids: str) -> Iterator[None]:
     """Attach ``announcement_id=`` / ``incident_id=`` to every record logged inside."""
     token = _bound.set({**(_bound.get() or {}), **{k: v for k, v in ids.items() if v}})

@@ -33,7 +33,9 @@ class RejectForm(FlaskForm):
     )
 
 
-def _page(reject_forms: dict[str, RejectForm] | None = None, status: int = 200):  # type: ignore[no-untyped-def]
+def _page(
+    reject_forms: dict[str, RejectForm] | None = None, status: int = 200
+) -> ResponseReturnValue:
     pending = services().announcements.pending()
     forms = reject_forms or {}
     return render_template(
@@ -45,7 +47,7 @@ def _page(reject_forms: dict[str, RejectForm] | None = None, status: int = 200):
 
 @bp.get("/approvals")
 @signed_in("read")
-def approvals():  # type: ignore[no-untyped-def]
+def approvals() -> ResponseReturnValue:
     """Everything pending, oldest first; buttons for those who may decide."""
     return _page()
 
@@ -58,7 +60,7 @@ def _decided(exc: Conflict) -> ResponseReturnValue:
 
 @bp.post("/approvals/<announcement_id>/approve")
 @signed_in("approve")
-def approve(announcement_id: str):  # type: ignore[no-untyped-def]
+def approve(announcement_id: str) -> ResponseReturnValue:
     """Publish a pending announcement (never the author's own: 403)."""
     form = ApproveForm()
     if not form.validate():
@@ -73,7 +75,7 @@ def approve(announcement_id: str):  # type: ignore[no-untyped-def]
 
 @bp.post("/approvals/<announcement_id>/reject")
 @signed_in("approve")
-def reject(announcement_id: str):  # type: ignore[no-untyped-def]
+def reject(announcement_id: str) -> ResponseReturnValue:
     """Reject a pending announcement; the reason is required and kept on it."""
     form = RejectForm()
     if not form.validate():

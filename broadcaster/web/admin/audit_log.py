@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flask import render_template, request
+from flask.typing import ResponseReturnValue
 
 from broadcaster.domain import audit
 from broadcaster.services import services
@@ -14,7 +15,7 @@ PER_PAGE = 50
 
 @bp.get("/audit")
 @signed_in("audit")
-def audit_log():  # type: ignore[no-untyped-def]
+def audit_log() -> ResponseReturnValue:
     """Newest first; page on with ``before`` (the id of the last entry shown)."""
     filters = {
         name: (request.args.get(name) or "").strip() or None

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import abort, flash, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
 from flask_wtf import FlaskForm
 from marshmallow import ValidationError
 from wtforms import BooleanField, SelectField, StringField, TextAreaField
@@ -148,7 +149,7 @@ def _show_errors(form: ComposeForm, errors: dict[str, Any]) -> None:
 
 @bp.route("/compose", methods=["GET", "POST"])
 @signed_in("draft")
-def compose():  # type: ignore[no-untyped-def]
+def compose() -> ResponseReturnValue:
     """The compose form; on submit, store the announcement and go to its incident."""
     svc = services()
     plan, store, who = svc.plan, svc.announcements, principal()

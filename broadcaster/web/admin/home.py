@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flask import render_template
+from flask.typing import ResponseReturnValue
 
 from broadcaster.delivery import breaker
 from broadcaster.services import services
@@ -12,7 +13,7 @@ from broadcaster.web.admin.guard import signed_in
 
 @bp.get("/")
 @signed_in("read")
-def home():  # type: ignore[no-untyped-def]
+def home() -> ResponseReturnValue:
     """The start page after sign-in."""
     store = services().announcements
     _, incidents = store.incidents(0, 20)

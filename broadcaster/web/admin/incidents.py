@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import render_template
+from flask.typing import ResponseReturnValue
 
 from broadcaster.domain.announcement import Announcement
 from broadcaster.domain.ledger import STATES, Ledger
@@ -26,7 +27,7 @@ COLUMNS = ("queued", "sending", "sent", "delivered", "failed", "skipped")
 
 @bp.get("/incidents")
 @signed_in("read")
-def incidents():  # type: ignore[no-untyped-def]
+def incidents() -> ResponseReturnValue:
     """Open incidents first, then the recently resolved ones."""
     _, recent = services().announcements.incidents(0, RECENT)
     return render_template(
@@ -61,7 +62,7 @@ def _counts(announcement: Announcement) -> tuple[dict[str, dict[str, int]], list
 
 @bp.get("/incidents/<incident_id>")
 @signed_in("read")
-def incident(incident_id: str):  # type: ignore[no-untyped-def]
+def incident(incident_id: str) -> ResponseReturnValue:
     """The timeline with live delivery counts, failures, the agent brief and replies."""
     svc = services()
     store = svc.announcements

@@ -7,6 +7,7 @@ arrived, so a later plan change does not rewrite history.
 from __future__ import annotations
 
 from flask import render_template, request
+from flask.typing import ResponseReturnValue
 
 from broadcaster.services import services
 from broadcaster.web.admin.blueprint import bp
@@ -18,7 +19,7 @@ PER_PAGE = 50
 
 @bp.get("/monitoring")
 @signed_in("read")
-def monitoring():  # type: ignore[no-untyped-def]
+def monitoring() -> ResponseReturnValue:
     """Newest first, a page at a time."""
     svc = services()
     page = max(1, request.args.get("page", 1, type=int) or 1)

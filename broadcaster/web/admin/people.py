@@ -6,6 +6,7 @@ import io
 from typing import Any
 
 from flask import render_template, request
+from flask.typing import ResponseReturnValue
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField, FileRequired
 
@@ -41,7 +42,7 @@ def _rejected(report: dict[str, Any]) -> list[dict[str, Any]]:
 
 @bp.route("/subscribers", methods=["GET", "POST"])
 @signed_in("subscribers")
-def subscribers():  # type: ignore[no-untyped-def]
+def subscribers() -> ResponseReturnValue:
     """Counts per audience; a CSV upload answers with the import report."""
     svc = services()
     if request.method == "POST":

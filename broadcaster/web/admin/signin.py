@@ -5,6 +5,7 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 from flask import flash, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
 from flask_wtf import FlaskForm
 from wtforms import EmailField, PasswordField
 from wtforms.validators import DataRequired
@@ -31,7 +32,7 @@ def _safe_next(target: str | None) -> str:
 
 
 @bp.route("/signin", methods=["GET", "POST"])
-def signin():  # type: ignore[no-untyped-def]
+def signin() -> ResponseReturnValue:
     """The sign-in form; 429 while an account or address is locked out."""
     form = SignInForm()
     status = 200
@@ -65,7 +66,7 @@ class SignOutForm(FlaskForm):
 
 
 @bp.post("/signout")
-def signout():  # type: ignore[no-untyped-def]
+def signout() -> ResponseReturnValue:
     """End the session (a POST with the CSRF token, so no other site can sign you out)."""
     r = services().redis
     if SignOutForm().validate_on_submit():

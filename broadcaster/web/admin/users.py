@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flask import flash, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
 from flask_wtf import FlaskForm
 from wtforms import EmailField, PasswordField, SelectField, StringField
 from wtforms.validators import DataRequired, Length
@@ -30,7 +31,7 @@ class UserForm(FlaskForm):
 
 @bp.route("/users", methods=["GET", "POST"])
 @signed_in("users")
-def users():  # type: ignore[no-untyped-def]
+def users() -> ResponseReturnValue:
     """Everyone who can sign in; admins add people here."""
     r = services().redis
     form = UserForm()

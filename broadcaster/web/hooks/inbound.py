@@ -17,13 +17,14 @@ from typing import Any
 
 import redis
 from flask import Blueprint, Response, request
+from flask.typing import ResponseReturnValue
 from twilio.twiml.messaging_response import MessagingResponse
 
 from broadcaster.domain.announcements import ANNOUNCEMENTS_KEY
 from broadcaster.domain.errors import NotFound
 from broadcaster.domain.ledger import Ledger
-from broadcaster.domain.subscribers import mask_contact
 from broadcaster.infra import metrics
+from broadcaster.infra.logs import mask_contact
 from broadcaster.services import Services, services
 from broadcaster.web.hooks.receipts import SEEN_TTL, twilio_verified
 
@@ -93,7 +94,7 @@ def _twiml() -> Response:
 
 
 @bp.post("/twilio/inbound")
-def twilio_inbound():  # type: ignore[no-untyped-def]
+def twilio_inbound() -> ResponseReturnValue:
     """An SMS to our number: opt-out/opt-in word, or a reply kept on the incident."""
     refused = twilio_verified()
     if refused:

@@ -11,6 +11,7 @@ import json
 from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request
+from flask.typing import ResponseReturnValue
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
 
 from broadcaster.domain.tokens import lookup
@@ -95,7 +96,9 @@ def _authorised(signed: bool) -> bool:
     return False
 
 
-def _receive(source: str, schema: Schema, convert: Any, signed: bool = False):  # type: ignore[no-untyped-def]
+def _receive(
+    source: str, schema: Schema, convert: Any, signed: bool = False
+) -> ResponseReturnValue:
     if not _authorised(signed):
         return _json_error(
             401,
@@ -125,18 +128,18 @@ def _receive(source: str, schema: Schema, convert: Any, signed: bool = False):  
 
 
 @bp.post("/alertmanager")
-def alertmanager():  # type: ignore[no-untyped-def]
+def alertmanager() -> ResponseReturnValue:
     """Prometheus Alertmanager's webhook receiver (payload v4)."""
     return _receive("alertmanager", AlertmanagerSchema(), from_alertmanager)
 
 
 @bp.post("/grafana")
-def grafana():  # type: ignore[no-untyped-def]
+def grafana() -> ResponseReturnValue:
     """Grafana unified-alerting webhook contact point."""
     return _receive("grafana", AlertmanagerSchema(), lambda d: from_alertmanager(d, "grafana"))
 
 
 @bp.post("/generic")
-def generic():  # type: ignore[no-untyped-def]
+def generic() -> ResponseReturnValue:
     """Any tool: the small generic shape, with a token or an HMAC signature."""
     return _receive("generic", GenericSchema(), from_generic, signed=True)

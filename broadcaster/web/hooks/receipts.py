@@ -21,6 +21,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric import ec
 from flask import Blueprint, Flask, Response, current_app, jsonify, request
+from flask.typing import ResponseReturnValue
 from sendgrid.helpers.eventwebhook import EventWebhook
 from sendgrid.helpers.eventwebhook.eventwebhook_header import EventWebhookHeader
 from twilio.request_validator import RequestValidator
@@ -119,7 +120,7 @@ def apply(
 
 
 @bp.post("/twilio/status")
-def twilio_status():  # type: ignore[no-untyped-def]
+def twilio_status() -> ResponseReturnValue:
     """Twilio's StatusCallback for one message: the URL names announcement and subscriber."""
     refused = twilio_verified()
     if refused:
@@ -145,7 +146,7 @@ def _sendgrid_verifier() -> EventWebhook | None:
 
 
 @bp.post("/sendgrid/events")
-def sendgrid_events():  # type: ignore[no-untyped-def]
+def sendgrid_events() -> ResponseReturnValue:
     """SendGrid's signed Event Webhook: a JSON list of events, each echoing our custom_args."""
     verifier = _sendgrid_verifier()
     if verifier is None:
