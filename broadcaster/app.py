@@ -58,11 +58,15 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 
     plan = load_plan(app.config.get("PLAN"))
     connection = redis_client(str(app.config["REDIS_URL"]), health_check_interval=30)
+
+    def meters(buffered: bool) -> metrics.Meter:
+        return metrics.Meter.from_config(app.config, buffered)
+
     app.extensions["broadcaster"] = Services(
         redis=connection,
         plan=plan,
-        channels=build_channels(app.config),
-        networks=build_networks(app.config),
+        channels=build_channels(app.config, meters),
+        networks=build_networks(app.config, meters),
         webhook=WebhookChannel(app.config),
         renderer=Renderer(app, plan),
         config=app.config,

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from channels.base import Channel, ChannelConfigError, PublicChannel
+from channels.base import Channel, ChannelConfigError, Meter, MeterFactory, PublicChannel
 from channels.bluesky import BlueskyChannel
 from channels.email import EmailChannel
 from channels.mastodon import MastodonChannel
@@ -32,14 +32,25 @@ CHANNELS: tuple[str, ...] = (*PERSONAL, *PUBLIC)
 CONTACT_FIELD: dict[str, str] = {"email": "email", "sms": "phone"}
 
 
-def build_channels(config: Mapping[str, Any]) -> dict[str, Channel]:
-    """Build the personal channels; a missing setting fails here, at start-up."""
-    return {name: cls(config) for name, cls in PERSONAL.items()}
+def _meter(cls: type, meters: MeterFactory | None) -> Meter | None:
+    return meters(cls.buffered_meter) if meters is not None else None
 
 
-def build_networks(config: Mapping[str, Any]) -> dict[str, PublicChannel]:
+def build_channels(
+    config: Mapping[str, Any], meters: MeterFactory | None = None
+) -> dict[str, Channel]:
+    """Build the personal channels; a missing setting fails here, at start-up.
+
+    ``meters`` makes each channel's meter (none: the channels record no metrics).
+    """
+    return {name: cls(config, _meter(cls, meters)) for name, cls in PERSONAL.items()}
+
+
+def build_networks(
+    config: Mapping[str, Any], meters: MeterFactory | None = None
+) -> dict[str, PublicChannel]:
     """Build the social networks (outbox where not configured)."""
-    return {name: cls(config) for name, cls in NETWORKS.items()}
+    return {name: cls(config, _meter(cls, meters)) for name, cls in NETWORKS.items()}
 
 
 __all__ = [
@@ -50,6 +61,8 @@ __all__ = [
     "PUBLIC",
     "Channel",
     "ChannelConfigError",
+    "Meter",
+    "MeterFactory",
     "build_channels",
     "build_networks",
 ]

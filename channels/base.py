@@ -6,9 +6,10 @@ A channel never decides *who* gets a message, only *how* it is sent. It reports 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
 # Where a message's per-person unsubscribe link goes (a SendGrid substitution).
 UNSUBSCRIBE_PLACEHOLDER = "-unsubscribe_url-"
@@ -58,6 +59,44 @@ class Result:
     error: str | None = None
     retry_after: float | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+
+
+@runtime_checkable
+class Meter(Protocol):
+    """Records provider calls; the app hands one to each channel it builds.
+
+    Only what channels call: a channel must not know where the numbers go (the app's
+    ``broadcaster.infra.metrics.Meter`` keeps them in Redis).
+    """
+
+    def call(self, provider: str, seconds: float, status: int | None = None) -> None:
+        """One provider call took ``seconds``; HTTP ``status`` if it answered."""
+        ...
+
+    def error(self, provider: str, kind: str) -> None:
+        """A provider call failed: ``kind`` is ``transient`` or ``permanent``."""
+        ...
+
+    def flush(self) -> None:
+        """Send what a buffered meter kept back (a no-op for an unbuffered one)."""
+        ...
+
+
+class NullMeter:
+    """Records nothing: for a channel built without a meter (scripts, tests)."""
+
+    def call(self, provider: str, seconds: float, status: int | None = None) -> None:
+        """Forget the call."""
+
+    def error(self, provider: str, kind: str) -> None:
+        """Forget the error."""
+
+    def flush(self) -> None:
+        """Nothing kept, nothing to send."""
+
+
+# Builds the meter of one channel; ``buffered``: keep writes until ``flush()``.
+MeterFactory = Callable[[bool], Meter]
 
 
 class Channel(Protocol):

@@ -25,11 +25,12 @@ from mastodon.errors import (
     MastodonRatelimitError,
 )
 
-from broadcaster.infra.metrics import Meter
 from channels import outbox
 from channels.base import (
     ChannelConfigError,
     DeliveryError,
+    Meter,
+    NullMeter,
     PermanentDeliveryError,
     PublicPost,
     PublishResult,
@@ -44,6 +45,7 @@ class MastodonChannel:
     """Mastodon, one network of the ``social`` channel (the outbox when not configured)."""
 
     name: ClassVar[str] = "mastodon"
+    buffered_meter: ClassVar[bool] = False  # one write per call: few calls
     limit: ClassVar[int] = 500  # characters (grapheme clusters); every http(s) URL counts as 23
     url_length: ClassVar[int] = 23
     visibility: ClassVar[str] = "public"
@@ -66,7 +68,7 @@ class MastodonChannel:
     # Worth retrying: the server or the network, or credentials a person can fix meanwhile.
     transient_statuses: ClassVar[frozenset[int]] = frozenset({401, 403, 408, 429})
 
-    def __init__(self, config: Mapping[str, Any]) -> None:
+    def __init__(self, config: Mapping[str, Any], meter: Meter | None = None) -> None:
         base_url = config.get("MASTODON_BASE_URL")
         token = config.get("MASTODON_ACCESS_TOKEN")
         if base_url and not token:
@@ -78,7 +80,7 @@ class MastodonChannel:
         # The SDK's exceptions drop the response headers (X-RateLimit-Reset, Retry-After);
         # a response hook keeps the last ones per thread, where the error handler finds them.
         self._last = threading.local()
-        self.meter = Meter.from_config(config)
+        self.meter = meter if meter is not None else NullMeter()
         if token:
             session = requests.Session()
             session.hooks["response"].append(self._remember)

@@ -191,3 +191,30 @@ def test_sms_goes_through_the_proxy_the_environment_names(make_app, tokens, prov
     assert [form["To"] for form in twilio.accepted()] == ["+31612345001"]
     path = f"/2010-04-01/Accounts/{twilio.ACCOUNT_SID}/Messages.json"
     assert proxy.relayed == [f"{twilio.url}{path}"], "the request did not go through the proxy"
+
+
+def test_channels_never_import_broadcaster():
+    """``channels/`` is a plugin layer: the app imports it, never the other way round."""
+    import ast
+    from pathlib import Path
+
+    import channels
+
+    for path in Path(channels.__file__).parent.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                names = [node.module or ""]
+            else:
+                continue
+            assert not [n for n in names if n.split(".")[0] == "broadcaster"], path.name
+
+
+def test_the_apps_meter_is_a_channel_meter():
+    from broadcaster.infra.metrics import Meter
+    from channels.base import Meter as ChannelMeter
+    from channels.base import NullMeter
+
+    assert isinstance(Meter(None), ChannelMeter)
+    assert isinstance(NullMeter(), ChannelMeter)

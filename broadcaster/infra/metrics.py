@@ -140,6 +140,9 @@ def _apply(r: redis.Redis | None, writes: list[_Write]) -> None:
 class Meter:
     """What a channel needs to record provider calls; built from the app config.
 
+    It is the ``channels.base.Meter`` protocol's implementation: the app builds one per
+    channel and hands it over, so channels never import this module.
+
     A *buffered* meter keeps its writes until ``flush()``: a channel sending hundreds of
     requests a second then pays one Redis round trip per batch, not one per request.
     """
@@ -163,6 +166,7 @@ class Meter:
         self._write(writes)
 
     def error(self, provider: str, kind: str) -> None:
+        """A provider call failed: ``kind`` is ``transient`` or ``permanent``."""
         self._write([(COUNTERS_KEY, _field("provider_errors", [provider, kind]), 1)])
 
     def flush(self) -> None:
