@@ -10,17 +10,24 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from channels.base import Channel, ChannelConfigError, Meter, MeterFactory, PublicChannel
+from channels.base import (
+    Channel,
+    ChannelConfigError,
+    ChannelFacts,
+    Meter,
+    MeterFactory,
+    PublicChannel,
+)
 from channels.bluesky import BlueskyChannel
 from channels.email import EmailChannel
 from channels.mastodon import MastodonChannel
 from channels.sms import SmsChannel
 
-PERSONAL: dict[str, type] = {
+PERSONAL: dict[str, type[EmailChannel | SmsChannel]] = {
     "email": EmailChannel,
     "sms": SmsChannel,
 }
-NETWORKS: dict[str, type] = {  # the "social" channel
+NETWORKS: dict[str, type[MastodonChannel | BlueskyChannel]] = {  # the "social" channel
     "mastodon": MastodonChannel,
     "bluesky": BlueskyChannel,
 }
@@ -29,7 +36,11 @@ PUBLIC: tuple[str, ...] = ("banner", "social", "webhook")
 CHANNELS: tuple[str, ...] = (*PERSONAL, *PUBLIC)
 
 # The subscriber field each personal channel sends to.
-CONTACT_FIELD: dict[str, str] = {"email": "email", "sms": "phone"}
+CONTACT_FIELD: dict[str, str] = {name: cls.contact_field for name, cls in PERSONAL.items()}
+# Provider transports (the outbox needs no rate limit nor breaker) → their channel class.
+PROVIDERS: dict[str, type[ChannelFacts]] = {
+    cls.provider: cls for cls in (*PERSONAL.values(), *NETWORKS.values())
+}
 
 
 def _meter(cls: type, meters: MeterFactory | None) -> Meter | None:
@@ -58,9 +69,11 @@ __all__ = [
     "CONTACT_FIELD",
     "NETWORKS",
     "PERSONAL",
+    "PROVIDERS",
     "PUBLIC",
     "Channel",
     "ChannelConfigError",
+    "ChannelFacts",
     "Meter",
     "MeterFactory",
     "build_channels",

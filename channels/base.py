@@ -6,7 +6,7 @@ A channel never decides *who* gets a message, only *how* it is sent. It reports 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC
 from typing import Any, ClassVar, Protocol, runtime_checkable
@@ -99,10 +99,41 @@ class NullMeter:
 MeterFactory = Callable[[bool], Meter]
 
 
+class ChannelFacts:
+    """What a channel with a provider declares about itself, as class attributes.
+
+    The rest of the app reads these through the registry in ``channels/__init__.py``
+    (apprise-style) instead of repeating them: config defaults, rate limits, batch sizes.
+    """
+
+    name: ClassVar[str]  # the channel (email, sms) or social network (mastodon, bluesky)
+    provider: ClassVar[str]  # its transport when configured (the outbox otherwise)
+    rate_setting: ClassVar[str]  # config key (BROADCASTER_ + it) of its requests/s
+    rate: ClassVar[float]  # that setting's default, shared by all workers (0: no limit)
+    buffered_meter: ClassVar[bool] = False  # metrics kept until flush() (many calls a second)
+
+    @classmethod
+    def rate_for(cls, config: Mapping[str, Any]) -> float | None:
+        """Requests per second the provider allows us (None: not limited)."""
+        return float(config.get(cls.rate_setting, cls.rate) or 0) or None
+
+    @classmethod
+    def sender_id(cls, config: Mapping[str, Any]) -> str:
+        """Who sends, as the provider counts its limits (never a secret itself)."""
+        raise NotImplementedError
+
+
 class Channel(Protocol):
-    """A delivery channel with one transport (provider or outbox)."""
+    """A personal delivery channel with one transport (provider or outbox)."""
 
     name: ClassVar[str]
+    provider: ClassVar[str]
+    contact_field: ClassVar[str]  # the subscriber field it sends to
+    max_batch: ClassVar[int]  # recipients per batch job
+    batch_setting: ClassVar[str]  # config key that may lower max_batch
+    per_request: ClassVar[int]  # recipients one provider request takes
+    unsubscribe_link: ClassVar[bool]  # each message carries the person's own link
+    buffered_meter: ClassVar[bool]
     transport: str
 
     def send(self, batch: list[Outgoing]) -> list[Result]:

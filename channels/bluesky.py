@@ -29,6 +29,7 @@ from atproto_core.exceptions import AtProtocolError
 from channels import outbox
 from channels.base import (
     ChannelConfigError,
+    ChannelFacts,
     DeliveryError,
     Meter,
     NullMeter,
@@ -46,12 +47,15 @@ _TID_ALPHABET = "234567abcdefghijklmnopqrstuvwxyz"
 _Facet = models.AppBskyRichtextFacet
 
 
-class BlueskyChannel:
+class BlueskyChannel(ChannelFacts):
     """Bluesky, one network of the ``social`` channel (the outbox when not configured)."""
 
     name: ClassVar[str] = "bluesky"
-    buffered_meter: ClassVar[bool] = False  # one write per call: few calls
+    provider: ClassVar[str] = "bluesky"
     limit: ClassVar[int] = 300  # graphemes (and 3,000 bytes)
+    url_length: ClassVar[int | None] = None  # a link counts in full (facets make it clickable)
+    rate_setting: ClassVar[str] = "BLUESKY_RATE"
+    rate: ClassVar[float] = 0.4  # posts/s
     collection: ClassVar[str] = "app.bsky.feed.post"
     # The entryway: after login the SDK talks to the account's own PDS (from its DID document).
     default_base_url: ClassVar[str] = "https://bsky.social"
@@ -90,7 +94,7 @@ class BlueskyChannel:
             raise ChannelConfigError("bluesky: BROADCASTER_BLUESKY_APP_PASSWORD is not set")
         if password and not handle:
             raise ChannelConfigError("bluesky: BROADCASTER_BLUESKY_HANDLE is not set")
-        self.transport = "bluesky" if handle else "outbox"
+        self.transport = self.provider if handle else "outbox"
         self.base_url = str(config.get("BLUESKY_BASE_URL") or self.default_base_url).rstrip("/")
         self.handle = str(handle or "")
         self._password = str(password or "")
@@ -102,6 +106,11 @@ class BlueskyChannel:
             timeout = float(config.get("PROVIDER_TIMEOUT", 15))
             self.client = Client(base_url=self.base_url, request=Request(timeout=timeout))
             self.client.on_session_change(self._on_session)
+
+    @classmethod
+    def sender_id(cls, config: Mapping[str, Any]) -> str:
+        """The account: Bluesky limits writes per account."""
+        return f"{cls.provider}:{config.get('BLUESKY_HANDLE')}"
 
     def publish(self, post: PublicPost) -> PublishResult:
         """Post ``post.text`` with its links clickable, replying to ``post.reply_to`` when given."""

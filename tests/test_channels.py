@@ -218,3 +218,37 @@ def test_the_apps_meter_is_a_channel_meter():
 
     assert isinstance(Meter(None), ChannelMeter)
     assert isinstance(NullMeter(), ChannelMeter)
+
+
+def test_registry_keys_are_the_classes_names_and_config_defaults_their_facts():
+    from broadcaster.config import from_environment
+    from channels import NETWORKS, PERSONAL, PROVIDERS
+
+    config = from_environment({})
+    for name, cls in {**PERSONAL, **NETWORKS}.items():
+        assert cls.name == name
+        assert PROVIDERS[cls.provider] is cls
+        assert config[cls.rate_setting] == cls.rate
+    for cls in PERSONAL.values():
+        assert config[cls.batch_setting] == cls.max_batch
+        assert 1 <= cls.per_request <= cls.max_batch
+
+
+@pytest.mark.parametrize(
+    ("transport", "config", "rate", "sender"),
+    [
+        ("twilio", {"TWILIO_RATE": 0, "TWILIO_FROM": "+3197010"}, 1.0, "twilio:+3197010"),
+        ("twilio", {"TWILIO_RATE": 0, "TWILIO_MESSAGING_SERVICE_SID": "MG1"}, 10.0, "twilio:MG1"),
+        ("twilio", {"TWILIO_RATE": 100, "TWILIO_FROM": "+3197010"}, 100.0, "twilio:+3197010"),
+        ("sendgrid", {"SENDGRID_RATE": 0, "SENDGRID_API_KEY": "SG.x"}, None, "sendgrid:"),
+        ("mastodon", {"MASTODON_BASE_URL": "https://m.example"}, 1.0, "mastodon:https://m.example"),
+        ("bluesky", {"BLUESKY_HANDLE": "a.bsky.social"}, 0.4, "bluesky:a.bsky.social"),
+        ("outbox", {}, None, "outbox"),
+    ],
+)
+def test_rate_and_sender_come_from_the_channel_class(transport, config, rate, sender):
+    from broadcaster.delivery.ratelimit import rate_for, sender_name
+
+    assert rate_for(transport, config) == rate
+    assert sender_name(transport, config).startswith(sender)
+    assert "SG.x" not in sender_name(transport, config)  # never the API key itself
