@@ -21,6 +21,7 @@ from typing import Any, TextIO
 from flask import current_app, has_app_context, has_request_context, request
 from pythonjsonlogger.json import JsonFormatter
 
+from broadcaster.config import ConfigError
 from broadcaster.domain.subscribers import mask_contact
 
 FORMATS = ("text", "json")
@@ -168,8 +169,6 @@ def redactor(config: Mapping[str, Any]) -> Redactor:
 
 def configure(config: Mapping[str, Any], stream: TextIO | None = None) -> logging.Handler:
     """Install (or update) the one root handler; safe to call once per app created."""
-    from broadcaster.config import ConfigError
-
     kind = str(config.get("LOG_FORMAT") or "text").lower()
     if kind not in FORMATS:
         raise ConfigError(f"BROADCASTER_LOG_FORMAT: expected text or json, not {kind!r}")
