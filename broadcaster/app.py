@@ -17,7 +17,7 @@ from broadcaster.infra import logs, metrics, microcache
 from broadcaster.infra.redis_server import client as redis_client
 from broadcaster.rendering.messages import Renderer
 from broadcaster.services import Services
-from broadcaster.web import admin, errors, limits, public, unsubscribe
+from broadcaster.web import admin, errors, limits, metrics_view, public, unsubscribe
 from broadcaster.web.api import announcements, audiences, audit, incidents, subscribers
 from broadcaster.web.health import bp as health_bp
 from broadcaster.web.hooks import inbound, receipts
@@ -58,11 +58,15 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 
     plan = load_plan(app.config.get("PLAN"))
     connection = redis_client(str(app.config["REDIS_URL"]), health_check_interval=30)
+
+    def meters(buffered: bool) -> metrics.Meter:
+        return metrics.Meter.from_config(app.config, buffered)
+
     app.extensions["broadcaster"] = Services(
         redis=connection,
         plan=plan,
-        channels=build_channels(app.config),
-        networks=build_networks(app.config),
+        channels=build_channels(app.config, meters),
+        networks=build_networks(app.config, meters),
         webhook=WebhookChannel(app.config),
         renderer=Renderer(app, plan),
         config=app.config,
@@ -84,7 +88,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(hooks.bp)
     receipts.init_app(app)
     app.register_blueprint(inbound.bp)
-    metrics.init_app(app)
+    metrics_view.init_app(app)
     limits.init_app(app)
     admin.init_app(app)
     errors.init_app(app)

@@ -9,6 +9,8 @@ from pathlib import Path
 
 from dotenv import load_dotenv
 
+from channels import PERSONAL, PROVIDERS
+
 # (config key, environment variables in order of preference, default)
 _SETTINGS: list[tuple[str, tuple[str, ...], str | None]] = [
     ("REDIS_URL", ("BROADCASTER_REDIS_URL", "REDIS_URL"), None),
@@ -38,8 +40,6 @@ _SETTINGS: list[tuple[str, tuple[str, ...], str | None]] = [
 
 # Tunables with sensible production defaults; tests shorten the delays.
 _NUMERIC: list[tuple[str, str, float]] = [
-    ("EMAIL_BATCH_SIZE", "BROADCASTER_EMAIL_BATCH_SIZE", 1000),
-    ("SMS_BATCH_SIZE", "BROADCASTER_SMS_BATCH_SIZE", 500),
     ("SMS_CONCURRENCY", "BROADCASTER_SMS_CONCURRENCY", 16),
     ("MAX_ATTEMPTS", "BROADCASTER_MAX_ATTEMPTS", 5),
     ("RETRY_BACKOFF", "BROADCASTER_RETRY_BACKOFF", 10),
@@ -52,14 +52,14 @@ _NUMERIC: list[tuple[str, str, float]] = [
     ("BANNER_PROCESS_CACHE", "BROADCASTER_BANNER_PROCESS_CACHE", 1),
     ("BANNER_ALL_CLEAR_SECONDS", "BROADCASTER_BANNER_ALL_CLEAR_SECONDS", 3600),
     ("MAX_IMPORT_BYTES", "BROADCASTER_MAX_IMPORT_BYTES", 256 * 1024 * 1024),
-    # Provider rates shared by all workers (requests/s); Twilio 0 = 1 for a long code, 10
-    # for a messaging service. Breaker: transient failures in a row → down for COOLOFF s.
-    ("TWILIO_RATE", "BROADCASTER_TWILIO_RATE", 0),
-    ("SENDGRID_RATE", "BROADCASTER_SENDGRID_RATE", 10),
-    ("MASTODON_RATE", "BROADCASTER_MASTODON_RATE", 1),
-    ("BLUESKY_RATE", "BROADCASTER_BLUESKY_RATE", 0.4),
+    # Breaker: transient failures in a row → down for COOLOFF s.
     ("BREAKER_THRESHOLD", "BROADCASTER_BREAKER_THRESHOLD", 5),
     ("BREAKER_COOLOFF", "BROADCASTER_BREAKER_COOLOFF", 60),
+    # The channels declare their own defaults: batch sizes (EMAIL_BATCH_SIZE, SMS_BATCH_SIZE)
+    # and provider rates shared by all workers, in requests/s (TWILIO_RATE, SENDGRID_RATE,
+    # MASTODON_RATE, BLUESKY_RATE; Twilio's 0 = by its sender, see channels/sms.py).
+    *((c.batch_setting, f"BROADCASTER_{c.batch_setting}", c.max_batch) for c in PERSONAL.values()),
+    *((c.rate_setting, f"BROADCASTER_{c.rate_setting}", c.rate) for c in PROVIDERS.values()),
 ]
 
 

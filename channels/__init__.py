@@ -10,17 +10,24 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from channels.base import Channel, ChannelConfigError, PublicChannel
+from channels.base import (
+    Channel,
+    ChannelConfigError,
+    ChannelFacts,
+    Meter,
+    MeterFactory,
+    PublicChannel,
+)
 from channels.bluesky import BlueskyChannel
 from channels.email import EmailChannel
 from channels.mastodon import MastodonChannel
 from channels.sms import SmsChannel
 
-PERSONAL: dict[str, type] = {
+PERSONAL: dict[str, type[EmailChannel | SmsChannel]] = {
     "email": EmailChannel,
     "sms": SmsChannel,
 }
-NETWORKS: dict[str, type] = {  # the "social" channel
+NETWORKS: dict[str, type[MastodonChannel | BlueskyChannel]] = {  # the "social" channel
     "mastodon": MastodonChannel,
     "bluesky": BlueskyChannel,
 }
@@ -29,17 +36,32 @@ PUBLIC: tuple[str, ...] = ("banner", "social", "webhook")
 CHANNELS: tuple[str, ...] = (*PERSONAL, *PUBLIC)
 
 # The subscriber field each personal channel sends to.
-CONTACT_FIELD: dict[str, str] = {"email": "email", "sms": "phone"}
+CONTACT_FIELD: dict[str, str] = {name: cls.contact_field for name, cls in PERSONAL.items()}
+# Provider transports (the outbox needs no rate limit nor breaker) → their channel class.
+PROVIDERS: dict[str, type[ChannelFacts]] = {
+    cls.provider: cls for cls in (*PERSONAL.values(), *NETWORKS.values())
+}
 
 
-def build_channels(config: Mapping[str, Any]) -> dict[str, Channel]:
-    """Build the personal channels; a missing setting fails here, at start-up."""
-    return {name: cls(config) for name, cls in PERSONAL.items()}
+def _meter(cls: type, meters: MeterFactory | None) -> Meter | None:
+    return meters(cls.buffered_meter) if meters is not None else None
 
 
-def build_networks(config: Mapping[str, Any]) -> dict[str, PublicChannel]:
+def build_channels(
+    config: Mapping[str, Any], meters: MeterFactory | None = None
+) -> dict[str, Channel]:
+    """Build the personal channels; a missing setting fails here, at start-up.
+
+    ``meters`` makes each channel's meter (none: the channels record no metrics).
+    """
+    return {name: cls(config, _meter(cls, meters)) for name, cls in PERSONAL.items()}
+
+
+def build_networks(
+    config: Mapping[str, Any], meters: MeterFactory | None = None
+) -> dict[str, PublicChannel]:
     """Build the social networks (outbox where not configured)."""
-    return {name: cls(config) for name, cls in NETWORKS.items()}
+    return {name: cls(config, _meter(cls, meters)) for name, cls in NETWORKS.items()}
 
 
 __all__ = [
@@ -47,9 +69,13 @@ __all__ = [
     "CONTACT_FIELD",
     "NETWORKS",
     "PERSONAL",
+    "PROVIDERS",
     "PUBLIC",
     "Channel",
     "ChannelConfigError",
+    "ChannelFacts",
+    "Meter",
+    "MeterFactory",
     "build_channels",
     "build_networks",
 ]

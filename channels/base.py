@@ -6,9 +6,11 @@ A channel never decides *who* gets a message, only *how* it is sent. It reports 
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC
-from typing import Any, ClassVar, Protocol
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
 # Where a message's per-person unsubscribe link goes (a SendGrid substitution).
 UNSUBSCRIBE_PLACEHOLDER = "-unsubscribe_url-"
@@ -60,10 +62,79 @@ class Result:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+@runtime_checkable
+class Meter(Protocol):
+    """Records provider calls; the app hands one to each channel it builds.
+
+    Only what channels call: a channel must not know where the numbers go (the app's
+    ``broadcaster.infra.metrics.Meter`` keeps them in Redis).
+    """
+
+    def call(self, provider: str, seconds: float, status: int | None = None) -> None:
+        """One provider call took ``seconds``; HTTP ``status`` if it answered."""
+        ...
+
+    def error(self, provider: str, kind: str) -> None:
+        """A provider call failed: ``kind`` is ``transient`` or ``permanent``."""
+        ...
+
+    def flush(self) -> None:
+        """Send what a buffered meter kept back (a no-op for an unbuffered one)."""
+        ...
+
+
+class NullMeter:
+    """Records nothing: for a channel built without a meter (scripts, tests)."""
+
+    def call(self, provider: str, seconds: float, status: int | None = None) -> None:
+        """Forget the call."""
+
+    def error(self, provider: str, kind: str) -> None:
+        """Forget the error."""
+
+    def flush(self) -> None:
+        """Nothing kept, nothing to send."""
+
+
+# Builds the meter of one channel; ``buffered``: keep writes until ``flush()``.
+MeterFactory = Callable[[bool], Meter]
+
+
+class ChannelFacts:
+    """What a channel with a provider declares about itself, as class attributes.
+
+    The rest of the app reads these through the registry in ``channels/__init__.py``
+    (apprise-style) instead of repeating them: config defaults, rate limits, batch sizes.
+    """
+
+    name: ClassVar[str]  # the channel (email, sms) or social network (mastodon, bluesky)
+    provider: ClassVar[str]  # its transport when configured (the outbox otherwise)
+    rate_setting: ClassVar[str]  # config key (BROADCASTER_ + it) of its requests/s
+    rate: ClassVar[float]  # that setting's default, shared by all workers (0: no limit)
+    buffered_meter: ClassVar[bool] = False  # metrics kept until flush() (many calls a second)
+
+    @classmethod
+    def rate_for(cls, config: Mapping[str, Any]) -> float | None:
+        """Requests per second the provider allows us (None: not limited)."""
+        return float(config.get(cls.rate_setting, cls.rate) or 0) or None
+
+    @classmethod
+    def sender_id(cls, config: Mapping[str, Any]) -> str:
+        """Who sends, as the provider counts its limits (never a secret itself)."""
+        raise NotImplementedError
+
+
 class Channel(Protocol):
-    """A delivery channel with one transport (provider or outbox)."""
+    """A personal delivery channel with one transport (provider or outbox)."""
 
     name: ClassVar[str]
+    provider: ClassVar[str]
+    contact_field: ClassVar[str]  # the subscriber field it sends to
+    max_batch: ClassVar[int]  # recipients per batch job
+    batch_setting: ClassVar[str]  # config key that may lower max_batch
+    per_request: ClassVar[int]  # recipients one provider request takes
+    unsubscribe_link: ClassVar[bool]  # each message carries the person's own link
+    buffered_meter: ClassVar[bool]
     transport: str
 
     def send(self, batch: list[Outgoing]) -> list[Result]:
@@ -88,9 +159,6 @@ def parse_retry_after(value: str | None) -> float | None:
         return max(0.0, float(value))
     except ValueError:
         pass
-    from datetime import datetime
-    from email.utils import parsedate_to_datetime
-
     try:
         when = parsedate_to_datetime(value)
     except (TypeError, ValueError):

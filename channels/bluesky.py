@@ -26,11 +26,13 @@ from atproto_client.exceptions import (
 from atproto_client.models.common import XrpcError
 from atproto_core.exceptions import AtProtocolError
 
-from broadcaster.infra.metrics import Meter
 from channels import outbox
 from channels.base import (
     ChannelConfigError,
+    ChannelFacts,
     DeliveryError,
+    Meter,
+    NullMeter,
     PermanentDeliveryError,
     PublicPost,
     PublishResult,
@@ -45,11 +47,15 @@ _TID_ALPHABET = "234567abcdefghijklmnopqrstuvwxyz"
 _Facet = models.AppBskyRichtextFacet
 
 
-class BlueskyChannel:
+class BlueskyChannel(ChannelFacts):
     """Bluesky, one network of the ``social`` channel (the outbox when not configured)."""
 
     name: ClassVar[str] = "bluesky"
+    provider: ClassVar[str] = "bluesky"
     limit: ClassVar[int] = 300  # graphemes (and 3,000 bytes)
+    url_length: ClassVar[int | None] = None  # a link counts in full (facets make it clickable)
+    rate_setting: ClassVar[str] = "BLUESKY_RATE"
+    rate: ClassVar[float] = 0.4  # posts/s
     collection: ClassVar[str] = "app.bsky.feed.post"
     # The entryway: after login the SDK talks to the account's own PDS (from its DID document).
     default_base_url: ClassVar[str] = "https://bsky.social"
@@ -81,25 +87,30 @@ class BlueskyChannel:
         {"ExpiredToken", "InvalidToken", "AuthenticationRequired"}
     )
 
-    def __init__(self, config: Mapping[str, Any]) -> None:
+    def __init__(self, config: Mapping[str, Any], meter: Meter | None = None) -> None:
         handle = config.get("BLUESKY_HANDLE")
         password = config.get("BLUESKY_APP_PASSWORD")
         if handle and not password:
             raise ChannelConfigError("bluesky: BROADCASTER_BLUESKY_APP_PASSWORD is not set")
         if password and not handle:
             raise ChannelConfigError("bluesky: BROADCASTER_BLUESKY_HANDLE is not set")
-        self.transport = "bluesky" if handle else "outbox"
+        self.transport = self.provider if handle else "outbox"
         self.base_url = str(config.get("BLUESKY_BASE_URL") or self.default_base_url).rstrip("/")
         self.handle = str(handle or "")
         self._password = str(password or "")
         self.client: Client | None = None
         self._account: tuple[str, str] | None = None  # (did, handle) of the current session
         self._login_lock = threading.Lock()
-        self.meter = Meter.from_config(config)
+        self.meter = meter if meter is not None else NullMeter()
         if handle:
             timeout = float(config.get("PROVIDER_TIMEOUT", 15))
             self.client = Client(base_url=self.base_url, request=Request(timeout=timeout))
             self.client.on_session_change(self._on_session)
+
+    @classmethod
+    def sender_id(cls, config: Mapping[str, Any]) -> str:
+        """The account: Bluesky limits writes per account."""
+        return f"{cls.provider}:{config.get('BLUESKY_HANDLE')}"
 
     def publish(self, post: PublicPost) -> PublishResult:
         """Post ``post.text`` with its links clickable, replying to ``post.reply_to`` when given."""

@@ -7,6 +7,7 @@ uses the outbox transport.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import time
@@ -17,11 +18,13 @@ from typing import Any, ClassVar
 import python_http_client.exceptions as http_errors
 from sendgrid import SendGridAPIClient
 
-from broadcaster.infra.metrics import Meter
 from channels import outbox
 from channels.base import (
     UNSUBSCRIBE_PLACEHOLDER,
     ChannelConfigError,
+    ChannelFacts,
+    Meter,
+    NullMeter,
     Outgoing,
     PermanentDeliveryError,
     Result,
@@ -32,25 +35,40 @@ from channels.base import (
 _PERSONALIZATION_FIELD = re.compile(r"^personalizations\.(\d+)")
 
 
-class EmailChannel:
+class EmailChannel(ChannelFacts):
     """The ``email`` channel: SendGrid when configured, else the outbox."""
 
     name: ClassVar[str] = "email"
-    max_batch: ClassVar[int] = 1000  # SendGrid's limit of personalizations per request
+    provider: ClassVar[str] = "sendgrid"
+    contact_field: ClassVar[str] = "email"  # the subscriber field it sends to
+    max_batch: ClassVar[int] = 1000  # recipients per batch job (at most EMAIL_BATCH_SIZE)
+    batch_setting: ClassVar[str] = "EMAIL_BATCH_SIZE"
+    per_request: ClassVar[int] = 1000  # SendGrid's limit of personalizations per request
+    # Each person gets their own unsubscribe link (and RFC 8058 one-click headers).
+    unsubscribe_link: ClassVar[bool] = True
+    subject_max: ClassVar[int] = 78  # RFC 5322's line length: longer ones get folded or cut
+    rate_setting: ClassVar[str] = "SENDGRID_RATE"
+    rate: ClassVar[float] = 10.0  # requests/s (each up to per_request recipients)
 
-    def __init__(self, config: Mapping[str, Any]) -> None:
+    def __init__(self, config: Mapping[str, Any], meter: Meter | None = None) -> None:
         self.sender = str(config.get("EMAIL_FROM") or "")
         if not self.sender:
             raise ChannelConfigError("email: BROADCASTER_EMAIL_FROM is empty")
         api_key = config.get("SENDGRID_API_KEY")
-        self.transport = "sendgrid" if api_key else "outbox"
+        self.transport = self.provider if api_key else "outbox"
         self.client: SendGridAPIClient | None = None
-        self.meter = Meter.from_config(config)
+        self.meter = meter if meter is not None else NullMeter()
         if api_key:
             self.client = SendGridAPIClient(
                 api_key=str(api_key), host=str(config["SENDGRID_BASE_URL"]).rstrip("/")
             )
             self.client.client.timeout = float(config.get("PROVIDER_TIMEOUT", 15))
+
+    @classmethod
+    def sender_id(cls, config: Mapping[str, Any]) -> str:
+        """The API key's limit, named by a digest: never put the key itself into Redis."""
+        digest = hashlib.sha256(str(config.get("SENDGRID_API_KEY")).encode()).hexdigest()
+        return f"{cls.provider}:{digest[:12]}"
 
     def send(self, batch: list[Outgoing]) -> list[Result]:
         """Send the batch; one SendGrid request per distinct message, ≤1,000 recipients each."""
@@ -62,8 +80,8 @@ class EmailChannel:
             groups.setdefault(key, []).append(item)
         results: list[Result] = []
         for items in groups.values():
-            for start in range(0, len(items), self.max_batch):
-                results.extend(self._send_group(items[start : start + self.max_batch]))
+            for start in range(0, len(items), self.per_request):
+                results.extend(self._send_group(items[start : start + self.per_request]))
         return results
 
     def _send_group(self, items: list[Outgoing]) -> list[Result]:

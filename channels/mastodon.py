@@ -25,11 +25,13 @@ from mastodon.errors import (
     MastodonRatelimitError,
 )
 
-from broadcaster.infra.metrics import Meter
 from channels import outbox
 from channels.base import (
     ChannelConfigError,
+    ChannelFacts,
     DeliveryError,
+    Meter,
+    NullMeter,
     PermanentDeliveryError,
     PublicPost,
     PublishResult,
@@ -40,12 +42,15 @@ from channels.base import (
 log = logging.getLogger(__name__)
 
 
-class MastodonChannel:
+class MastodonChannel(ChannelFacts):
     """Mastodon, one network of the ``social`` channel (the outbox when not configured)."""
 
     name: ClassVar[str] = "mastodon"
+    provider: ClassVar[str] = "mastodon"
     limit: ClassVar[int] = 500  # characters (grapheme clusters); every http(s) URL counts as 23
-    url_length: ClassVar[int] = 23
+    url_length: ClassVar[int | None] = 23
+    rate_setting: ClassVar[str] = "MASTODON_RATE"
+    rate: ClassVar[float] = 1.0  # posts/s
     visibility: ClassVar[str] = "public"
     default_retry_after: ClassVar[float] = 60.0  # a 429 without a usable X-RateLimit-Reset
     idempotency_window: ClassVar[int] = 3600  # seconds Mastodon remembers an Idempotency-Key
@@ -66,19 +71,19 @@ class MastodonChannel:
     # Worth retrying: the server or the network, or credentials a person can fix meanwhile.
     transient_statuses: ClassVar[frozenset[int]] = frozenset({401, 403, 408, 429})
 
-    def __init__(self, config: Mapping[str, Any]) -> None:
+    def __init__(self, config: Mapping[str, Any], meter: Meter | None = None) -> None:
         base_url = config.get("MASTODON_BASE_URL")
         token = config.get("MASTODON_ACCESS_TOKEN")
         if base_url and not token:
             raise ChannelConfigError("mastodon: BROADCASTER_MASTODON_ACCESS_TOKEN is not set")
         if token and not base_url:
             raise ChannelConfigError("mastodon: BROADCASTER_MASTODON_BASE_URL is not set")
-        self.transport = "mastodon" if token else "outbox"
+        self.transport = self.provider if token else "outbox"
         self.client: Mastodon | None = None
         # The SDK's exceptions drop the response headers (X-RateLimit-Reset, Retry-After);
         # a response hook keeps the last ones per thread, where the error handler finds them.
         self._last = threading.local()
-        self.meter = Meter.from_config(config)
+        self.meter = meter if meter is not None else NullMeter()
         if token:
             session = requests.Session()
             session.hooks["response"].append(self._remember)
@@ -90,6 +95,11 @@ class MastodonChannel:
                 version_check_mode="none",  # no request at start-up
                 session=session,
             )
+
+    @classmethod
+    def sender_id(cls, config: Mapping[str, Any]) -> str:
+        """The server: its limits are per account, and we post as one account there."""
+        return f"{cls.provider}:{config.get('MASTODON_BASE_URL')}"
 
     def publish(self, post: PublicPost) -> PublishResult:
         """Post ``post.text`` publicly, replying to ``post.reply_to`` when given."""

@@ -21,11 +21,13 @@ from twilio.http import HttpClient
 from twilio.http.response import Response
 from twilio.rest import Client
 
-from broadcaster.infra.metrics import Meter
 from channels import outbox
 from channels.base import (
     ChannelConfigError,
+    ChannelFacts,
     DeliveryError,
+    Meter,
+    NullMeter,
     Outgoing,
     PermanentDeliveryError,
     Result,
@@ -103,15 +105,51 @@ class _HttpClient(HttpClient):
         return Response(status, text, answer.headers)
 
 
-class SmsChannel:
+class SmsChannel(ChannelFacts):
     """The ``sms`` channel: Twilio when configured, else the outbox."""
 
     name: ClassVar[str] = "sms"
-    max_batch: ClassVar[int] = 500
+    provider: ClassVar[str] = "twilio"
+    contact_field: ClassVar[str] = "phone"  # E.164
+    max_batch: ClassVar[int] = 500  # recipients per batch job (at most SMS_BATCH_SIZE)
+    batch_setting: ClassVar[str] = "SMS_BATCH_SIZE"
+    per_request: ClassVar[int] = 1  # Twilio takes one message per request: sent concurrently
+    unsubscribe_link: ClassVar[bool] = False  # people reply STOP (/hooks/twilio/inbound)
+    # Characters per segment by encoding: (a single SMS, each part of a multipart one, whose
+    # concatenation header takes 7 septets / 3 UTF-16 units).
+    segment_sizes: ClassVar[dict[str, tuple[int, int]]] = {
+        "GSM-7": (160, 153),
+        "UCS-2": (70, 67),
+    }
+    rate_setting: ClassVar[str] = "TWILIO_RATE"
+    rate: ClassVar[float] = 0  # 0: by the sender, as below
+    long_code_rate: ClassVar[float] = 1.0
+    messaging_service_rate: ClassVar[float] = 10.0  # it spreads messages over its senders
+    # Buffered: one Redis round trip of metrics per batch instead of one per message.
+    buffered_meter: ClassVar[bool] = True
 
-    def __init__(self, config: Mapping[str, Any]) -> None:
+    @classmethod
+    def rate_for(cls, config: Mapping[str, Any]) -> float | None:
+        """Messages/s: the setting, else by the sender (a long code, a messaging service).
+
+        Set BROADCASTER_TWILIO_RATE to your account's real throughput (short code: 100).
+        """
+        rate = float(config.get(cls.rate_setting) or 0)
+        if rate > 0:
+            return rate
+        if config.get("TWILIO_MESSAGING_SERVICE_SID"):
+            return cls.messaging_service_rate
+        return cls.long_code_rate
+
+    @classmethod
+    def sender_id(cls, config: Mapping[str, Any]) -> str:
+        """Twilio limits each from-number or messaging service on its own."""
+        sender = config.get("TWILIO_MESSAGING_SERVICE_SID") or config.get("TWILIO_FROM")
+        return f"{cls.provider}:{sender}"
+
+    def __init__(self, config: Mapping[str, Any], meter: Meter | None = None) -> None:
         sid, token = config.get("TWILIO_ACCOUNT_SID"), config.get("TWILIO_AUTH_TOKEN")
-        self.transport = "twilio" if sid and token else "outbox"
+        self.transport = self.provider if sid and token else "outbox"
         self.concurrency = int(config.get("SMS_CONCURRENCY", 16))
         self.client: Client | None = None
         self.sender: dict[str, str] = {}
@@ -119,8 +157,7 @@ class SmsChannel:
         self.status_callback = str(config.get("PUBLIC_URL") or "").rstrip("/") + (
             "/hooks/twilio/status"
         )
-        # Buffered: one Redis round trip of metrics per batch instead of one per message.
-        self.meter = Meter.from_config(config, buffered=True)
+        self.meter = meter if meter is not None else NullMeter()
         # After a 429 nobody in this process sends until its Retry-After has passed (the
         # shared pause in Redis stops the other workers at their next reservation).
         self._hold_until = 0.0
@@ -128,7 +165,7 @@ class SmsChannel:
             raise ChannelConfigError("sms: BROADCASTER_TWILIO_AUTH_TOKEN is not set")
         if token and not sid:
             raise ChannelConfigError("sms: BROADCASTER_TWILIO_ACCOUNT_SID is not set")
-        if self.transport == "twilio":
+        if self.transport == self.provider:
             if config.get("TWILIO_MESSAGING_SERVICE_SID"):
                 self.sender = {"messaging_service_sid": str(config["TWILIO_MESSAGING_SERVICE_SID"])}
             elif config.get("TWILIO_FROM"):

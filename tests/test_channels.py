@@ -186,3 +186,64 @@ def test_sms_goes_through_the_proxy_the_environment_names(make_app, tokens, prov
     assert [form["To"] for form in twilio.accepted()] == ["+31612345001"]
     path = f"/2010-04-01/Accounts/{twilio.ACCOUNT_SID}/Messages.json"
     assert proxy.relayed == [f"{twilio.url}{path}"], "the request did not go through the proxy"
+
+
+def test_channels_never_import_broadcaster():
+    """``channels/`` is a plugin layer: the app imports it, never the other way round."""
+    import ast
+    from pathlib import Path
+
+    import channels
+
+    for path in Path(channels.__file__).parent.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                names = [node.module or ""]
+            else:
+                continue
+            assert not [n for n in names if n.split(".")[0] == "broadcaster"], path.name
+
+
+def test_the_apps_meter_is_a_channel_meter():
+    from broadcaster.infra.metrics import Meter
+    from channels.base import Meter as ChannelMeter
+    from channels.base import NullMeter
+
+    assert isinstance(Meter(None), ChannelMeter)
+    assert isinstance(NullMeter(), ChannelMeter)
+
+
+def test_registry_keys_are_the_classes_names_and_config_defaults_their_facts():
+    from broadcaster.config import from_environment
+    from channels import NETWORKS, PERSONAL, PROVIDERS
+
+    config = from_environment({})
+    for name, cls in {**PERSONAL, **NETWORKS}.items():
+        assert cls.name == name
+        assert PROVIDERS[cls.provider] is cls
+        assert config[cls.rate_setting] == cls.rate
+    for cls in PERSONAL.values():
+        assert config[cls.batch_setting] == cls.max_batch
+        assert 1 <= cls.per_request <= cls.max_batch
+
+
+@pytest.mark.parametrize(
+    ("transport", "config", "rate", "sender"),
+    [
+        ("twilio", {"TWILIO_RATE": 0, "TWILIO_FROM": "+3197010"}, 1.0, "twilio:+3197010"),
+        ("twilio", {"TWILIO_RATE": 0, "TWILIO_MESSAGING_SERVICE_SID": "MG1"}, 10.0, "twilio:MG1"),
+        ("twilio", {"TWILIO_RATE": 100, "TWILIO_FROM": "+3197010"}, 100.0, "twilio:+3197010"),
+        ("sendgrid", {"SENDGRID_RATE": 0, "SENDGRID_API_KEY": "SG.x"}, None, "sendgrid:"),
+        ("mastodon", {"MASTODON_BASE_URL": "https://m.example"}, 1.0, "mastodon:https://m.example"),
+        ("bluesky", {"BLUESKY_HANDLE": "a.bsky.social"}, 0.4, "bluesky:a.bsky.social"),
+        ("outbox", {}, None, "outbox"),
+    ],
+)
+def test_rate_and_sender_come_from_the_channel_class(transport, config, rate, sender):
+    from broadcaster.delivery.ratelimit import rate_for, sender_name
+
+    assert rate_for(transport, config) == rate
+    assert sender_name(transport, config).startswith(sender)
+    assert "SG.x" not in sender_name(transport, config)  # never the API key itself

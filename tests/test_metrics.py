@@ -9,7 +9,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from broadcaster.domain.announcements import ANNOUNCEMENTS_KEY
-from broadcaster.infra.metrics import SETTLE_SECONDS
+from broadcaster.web.metrics_view import SETTLE_SECONDS
 from tests.helpers import drain
 
 ANNOUNCEMENT = {

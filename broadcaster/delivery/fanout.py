@@ -42,9 +42,10 @@ def plan_job(announcement_id: str) -> dict[str, int]:
     ledger = Ledger(svc.redis, announcement_id)
     # A re-run after a crash must also pick up people it queued but never batched.
     rerun = not svc.redis.set(f"bc:plan:{announcement_id}:started", 1, nx=True, ex=7 * 24 * 3600)
-    sizes = {name: int(getattr(svc.channels[name], "max_batch", 500)) for name in svc.channels}
-    sizes["email"] = min(sizes.get("email", 1000), int(svc.config["EMAIL_BATCH_SIZE"]))
-    sizes["sms"] = min(sizes.get("sms", 500), int(svc.config["SMS_BATCH_SIZE"]))
+    sizes = {
+        name: min(ch.max_batch, int(svc.config.get(ch.batch_setting) or ch.max_batch))
+        for name, ch in svc.channels.items()
+    }
     pending: dict[str, list[str]] = {name: [] for name in svc.channels}
     totals: dict[str, int] = dict.fromkeys(svc.channels, 0)
 
@@ -119,7 +120,7 @@ def batch_job(
                 channel, announcement, list(audiences), person["locale"]
             ).content
         personal = {}
-        if channel == "email":
+        if sender.unsubscribe_link:
             personal[UNSUBSCRIBE_PLACEHOLDER] = unsubscribe.link(secret, public_url, sid)
         return Outgoing(sid, person[CONTACT_FIELD[channel]], rendered[key], personal)
 
@@ -128,13 +129,13 @@ def batch_job(
     run.counts["skipped"] = len(gone)
     with LeaseKeeper(ledger, channel) as keeper:
         run.keeper = keeper
-        run.send_all(_units(channel, todo, people, announcement, sender))
+        run.send_all(_units(todo, people, announcement, sender))
         # Claims still held by someone else: if their holder died, take them over once the
         # lease runs out; a holder that is alive renews and finishes them itself.
         held = [sid for sid, state in ledger.states(channel, todo).items() if state == "sending"]
         if held and not run.deferred:
             time.sleep(ledger.lease_left(channel, held) + 0.1)
-            run.send_all(_units(channel, held, people, announcement, sender))
+            run.send_all(_units(held, people, announcement, sender))
 
     if run.deferred:
         # The provider is down or paused: come back when it may be up, without an attempt.
@@ -156,7 +157,6 @@ def batch_job(
 
 
 def _units(
-    channel: str,
     todo: list[str],
     people: dict[str, dict[str, Any]],
     announcement: Announcement,
@@ -164,11 +164,11 @@ def _units(
 ) -> list[list[str]]:
     """What is claimed, paced and recorded together.
 
-    Email: one provider request per rendering (≤ max personalizations). SMS: a *step* of
-    messages, one request each, sent concurrently; a step costs a handful of Redis round
-    trips (claim, rate reservation, record), not a handful per message.
+    Email: one provider request per rendering (≤ ``per_request`` recipients). SMS (one
+    message per request): a *step* of messages, sent concurrently; a step costs a handful of
+    Redis round trips (claim, rate reservation, record), not a handful per message.
     """
-    if channel != "email":
+    if sender.per_request == 1:
         size = sms_steps(sender)[0]
         return [todo[i : i + size] for i in range(0, len(todo), size)]
     groups: dict[tuple[str, tuple[str, ...]], list[str]] = {}
@@ -176,7 +176,7 @@ def _units(
         person = people[sid]
         audiences = tuple(sorted(set(person["audiences"]) & set(announcement.audiences)))
         groups.setdefault((person["locale"], audiences), []).append(sid)
-    size = int(getattr(sender, "max_batch", 1000))
+    size = sender.per_request
     return [ids[i : i + size] for ids in groups.values() for i in range(0, len(ids), size)]
 
 
@@ -221,7 +221,7 @@ class _Run:
 
     def send_all(self, units: list[list[str]]) -> None:
         """Send every unit; SMS steps a few at a time (each sends its messages concurrently)."""
-        workers = sms_steps(self.sender)[1] if self.channel == "sms" else 1
+        workers = sms_steps(self.sender)[1] if self.sender.per_request == 1 else 1
         if workers <= 1 or len(units) <= 1:
             for unit in units:
                 self._send(unit)
@@ -242,7 +242,7 @@ class _Run:
         try:
             # Render before taking a rate slot, so the request leaves right on its slot.
             batch = [self.outgoing(sid) for sid in claimed]
-            n = 1 if self.channel == "email" else len(batch)  # provider requests
+            n = -(-len(batch) // self.sender.per_request)  # provider requests
             later = self.gate.wait_turn(self._inline_wait, n) if self.gate is not None else 0.0
             if later:
                 self.ledger.release(self.channel, claimed)

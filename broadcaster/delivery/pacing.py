@@ -17,10 +17,8 @@ import redis
 
 from broadcaster.delivery.breaker import Breaker
 from broadcaster.delivery.ratelimit import Limiter, limiter_for
+from channels import PROVIDERS
 from channels.base import Result
-
-# Providers a gate is built for; the outbox needs none.
-PROVIDERS = ("twilio", "sendgrid", "mastodon", "bluesky")
 
 
 @dataclass
@@ -87,7 +85,7 @@ class Gate:
 
 def gate_for(r: redis.Redis, transport: str, config: Mapping[str, Any]) -> Gate | None:
     """The gate of a transport (None for the outbox and other unlimited transports)."""
-    if transport not in PROVIDERS:
+    if transport not in PROVIDERS:  # a gate per provider; the outbox needs none
         return None
     breaker = Breaker(
         r,

@@ -8,13 +8,14 @@ when they all start at once. A 429 with ``Retry-After`` pauses the bucket for ev
 
 from __future__ import annotations
 
-import hashlib
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import redis
+
+from channels import PROVIDERS
 
 # KEYS: bucket hash, pause key. ARGV: rate (tokens/s), capacity, n, max_wait (s, <0: none).
 # Returns {status, wait ms}: status 1 = reserved (send after the wait), 0 = refused (paused
@@ -117,42 +118,16 @@ class Limiter:
         return max(0.0, int(raw) / 1000 - (seconds + micros / 1e6))
 
 
-def twilio_rate(config: Mapping[str, Any]) -> float:
-    """Messages per second: the setting, else 1 for a long code and 10 for a messaging service.
-
-    A messaging service spreads messages over its senders, so it is usually faster; set
-    BROADCASTER_TWILIO_RATE to your account's real throughput (short code: 100).
-    """
-    rate = float(config.get("TWILIO_RATE") or 0)
-    if rate > 0:
-        return rate
-    return 10.0 if config.get("TWILIO_MESSAGING_SERVICE_SID") else 1.0
-
-
 def sender_name(transport: str, config: Mapping[str, Any]) -> str:
     """The bucket name of a transport's sender: limits are per from-number or account."""
-    if transport == "twilio":
-        sender = config.get("TWILIO_MESSAGING_SERVICE_SID") or config.get("TWILIO_FROM")
-        return f"twilio:{sender}"
-    if transport == "sendgrid":
-        # The limit is per API key; never put the key itself into Redis.
-        digest = hashlib.sha256(str(config.get("SENDGRID_API_KEY")).encode()).hexdigest()
-        return f"sendgrid:{digest[:12]}"
-    if transport == "mastodon":
-        return f"mastodon:{config.get('MASTODON_BASE_URL')}"
-    if transport == "bluesky":
-        return f"bluesky:{config.get('BLUESKY_HANDLE')}"
-    return transport
+    provider = PROVIDERS.get(transport)
+    return provider.sender_id(config) if provider is not None else transport
 
 
 def rate_for(transport: str, config: Mapping[str, Any]) -> float | None:
     """Requests per second allowed for a transport (None: not limited, e.g. the outbox)."""
-    if transport == "twilio":
-        return twilio_rate(config)
-    key = {"sendgrid": "SENDGRID_RATE", "mastodon": "MASTODON_RATE", "bluesky": "BLUESKY_RATE"}
-    if transport in key:
-        return float(config.get(key[transport]) or 0) or None
-    return None
+    provider = PROVIDERS.get(transport)
+    return provider.rate_for(config) if provider is not None else None
 
 
 def limiter_for(r: redis.Redis, transport: str, config: Mapping[str, Any]) -> Limiter | None:

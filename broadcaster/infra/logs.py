@@ -21,6 +21,8 @@ from typing import Any, TextIO
 from flask import current_app, has_app_context, has_request_context, request
 from pythonjsonlogger.json import JsonFormatter
 
+from broadcaster.config import ConfigError
+
 FORMATS = ("text", "json")
 ID_FIELDS = ("announcement_id", "incident_id")
 # Settings whose values must never appear in a log line.
@@ -51,7 +53,6 @@ _bound: contextvars.ContextVar[dict[str, str] | None] = contextvars.ContextVar(
 _incident_of: dict[str, str] = {}  # announcement id → incident id (they never change)
 
 
-@contextlib.contextmanager
 def mask_contact(value: str) -> str:
     """Enough of an address to recognise it, not enough to use it (for logs and the ledger)."""
     if "@" in value:
@@ -60,6 +61,7 @@ def mask_contact(value: str) -> str:
     return value[:4] + "…" + value[-3:] if len(value) > 7 else "…" + value[-2:]
 
 
+@contextlib.contextmanager
 def bind(**ids: str) -> Iterator[None]:
     """Attach ``announcement_id=`` / ``incident_id=`` to every record logged inside."""
     token = _bound.set({**(_bound.get() or {}), **{k: v for k, v in ids.items() if v}})
@@ -174,8 +176,6 @@ def redactor(config: Mapping[str, Any]) -> Redactor:
 
 def configure(config: Mapping[str, Any], stream: TextIO | None = None) -> logging.Handler:
     """Install (or update) the one root handler; safe to call once per app created."""
-    from broadcaster.config import ConfigError
-
     kind = str(config.get("LOG_FORMAT") or "text").lower()
     if kind not in FORMATS:
         raise ConfigError(f"BROADCASTER_LOG_FORMAT: expected text or json, not {kind!r}")

@@ -19,9 +19,10 @@ from broadcaster.domain.announcement import Announcement
 from broadcaster.domain.plan import Plan
 from broadcaster.rendering import segments
 from broadcaster.rendering.i18n import N_, format_timestamp, gettext_for
+from channels import PERSONAL
 from channels.base import UNSUBSCRIBE_PLACEHOLDER
 
-SUBJECT_MAX = 78
+SUBJECT_MAX = PERSONAL["email"].subject_max
 # Marked for extraction: ``_()`` of a variable would not be found by ``pybabel extract``.
 SEVERITY_LABELS = {
     "info": N_("Info"),

@@ -11,12 +11,13 @@ from typing import TYPE_CHECKING, Any
 
 from broadcaster.domain.announcement import Announcement
 from broadcaster.domain.subscribers import channels_for
-from channels import PERSONAL
+from broadcaster.rendering.segments import GSM7_SINGLE, UCS2_SINGLE
+from channels import NETWORKS, PERSONAL
 
 if TYPE_CHECKING:
     from broadcaster.services import Services  # the composition root; types only
 
-PUBLIC_RENDERINGS = ("banner", "mastodon", "bluesky")  # shown whatever the channels: a preview
+PUBLIC_RENDERINGS = ("banner", *NETWORKS)  # shown whatever the channels: a preview
 
 
 def recipient_counts(svc: Services, announcement: Announcement) -> dict[str, dict[str, int]]:
@@ -100,14 +101,16 @@ def preview(svc: Services, announcement: Announcement) -> dict[str, Any]:
 def _warnings(channel: str, audience: str, locale: str, measures: dict[str, Any]) -> list[str]:
     where = f"{channel} to {audience} ({locale})"
     out = []
-    if channel == "sms":
+    # By what the rendering measured (SMS segments, an email subject), not by channel name.
+    if "max_segments" in measures:
         if measures.get("cut"):
             out.append(f"{where}: body cut to fit {measures['max_segments']} SMS segments")
         if measures.get("encoding") == "UCS-2":
             out.append(
                 f"{where}: a character outside GSM-7 switches the SMS to UCS-2 "
-                "(70 instead of 160 characters per segment: about twice the cost)"
+                f"({UCS2_SINGLE} instead of {GSM7_SINGLE} characters per segment: "
+                "about twice the cost)"
             )
-    if channel == "email" and measures.get("cut"):
+    if "subject_limit" in measures and measures.get("cut"):
         out.append(f"{where}: subject cut to {measures['subject_limit']} characters")
     return out

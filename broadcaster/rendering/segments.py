@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 import regex
 
+from channels import NETWORKS, PERSONAL
+
 # GSM 03.38 default alphabet, in table order; 0x1B (ESC) is left out because it is not a
 # character of its own but the prefix of the extension table.
 GSM7_BASIC: frozenset[str] = frozenset(
@@ -27,17 +29,16 @@ GSM7_BASIC: frozenset[str] = frozenset(
 GSM7_EXTENSION: frozenset[str] = frozenset("^{}\\[~]|€\f")
 _GSM7_ALL = GSM7_BASIC | GSM7_EXTENSION
 
-GSM7_SINGLE = 160
-GSM7_MULTI = 153  # 7 septets of every part go to the concatenation header (UDH)
-UCS2_SINGLE = 70
-UCS2_MULTI = 67
+# Characters per segment, single / multipart (the sms channel declares them).
+GSM7_SINGLE, GSM7_MULTI = PERSONAL["sms"].segment_sizes["GSM-7"]
+UCS2_SINGLE, UCS2_MULTI = PERSONAL["sms"].segment_sizes["UCS-2"]
 
 ELLIPSIS_GSM = "..."  # "…" is not in GSM-7: using it would switch a whole SMS to UCS-2
 ELLIPSIS = "…"
 
-SOCIAL_LIMITS: dict[str, int] = {"mastodon": 500, "bluesky": 300}
+SOCIAL_LIMITS: dict[str, int] = {name: cls.limit for name, cls in NETWORKS.items()}
 SOCIAL_SEPARATOR = "\n\n"
-MASTODON_URL_LENGTH = 23
+MASTODON_URL_LENGTH = NETWORKS["mastodon"].url_length
 BANNER_MAX = 140
 
 # Stripped from the end of a cut so the ellipsis does not follow "word, " or "word -".
@@ -180,8 +181,22 @@ def graphemes(text: str) -> int:
 
 def mastodon_length(text: str) -> int:
     """Length as Mastodon counts it: each http(s) URL is 23, everything else per code point."""
+    return social_length(text, "mastodon")
+
+
+def _with_short_urls(text: str, url_length: int) -> int:
+    """Code points, each http(s) URL counted as ``url_length`` (a network that shortens links).
+
+    Code points are never fewer than the graphemes such a network counts: a safe measure.
+    """
     urls = _URL.findall(text)
-    return len(text) - sum(len(url) for url in urls) + MASTODON_URL_LENGTH * len(urls)
+    return len(text) - sum(len(url) for url in urls) + url_length * len(urls)
+
+
+def social_length(text: str, network: str) -> int:
+    """Length as ``network`` counts it: URLs at its ``url_length``, else graphemes."""
+    url_length = NETWORKS[network].url_length
+    return graphemes(text) if url_length is None else _with_short_urls(text, url_length)
 
 
 def fit_social(text: str, link: str, network: str) -> tuple[str, int, bool]:
@@ -192,7 +207,10 @@ def fit_social(text: str, link: str, network: str) -> tuple[str, int, bool]:
     if network not in SOCIAL_LIMITS:
         raise ValueError(f"unknown social network {network!r}; expected one of {SOCIAL_LIMITS}")
     limit = SOCIAL_LIMITS[network]
-    measure = mastodon_length if network == "mastodon" else graphemes
+
+    def measure(post: str) -> int:
+        return social_length(post, network)
+
     suffix = SOCIAL_SEPARATOR + link if link else ""
     short, was_cut = shorten(text, lambda t: measure(t + suffix) <= limit, ELLIPSIS)
     # Nothing of the text fits: post the link alone rather than a dangling separator.
