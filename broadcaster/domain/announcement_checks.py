@@ -11,7 +11,8 @@ from datetime import datetime
 from typing import Any
 
 from broadcaster.domain import text_policy
-from broadcaster.domain.plan import SEVERITIES, STATUSES, Plan
+from broadcaster.domain.incidents import SEVERITIES, STATUSES
+from broadcaster.domain.plan import Plan
 from broadcaster.domain.text_policy import BLOCK, LINE, TITLE_MAX
 from channels import CHANNELS
 

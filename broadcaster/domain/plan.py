@@ -14,14 +14,12 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from broadcaster.domain import text_policy
+from broadcaster.domain.incidents import SEVERITIES
 from broadcaster.domain.monitoring_rules import Monitoring, parse_monitoring
 from broadcaster.domain.text_policy import LINE
 from channels import CHANNELS, CONTACT_FIELD
 from channels.base import PermanentDeliveryError
 from channels.webhook import WebhookTarget
-
-SEVERITIES = ("info", "minor", "major", "critical")
-STATUSES = ("investigating", "identified", "monitoring", "resolved")
 
 _TOP_KEYS = (
     "organisation",

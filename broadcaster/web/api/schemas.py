@@ -5,7 +5,7 @@ from __future__ import annotations
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
 
 from broadcaster.domain import audit, text_policy
-from broadcaster.domain.plan import SEVERITIES, STATUSES
+from broadcaster.domain.incidents import SEVERITIES, STATUSES
 from channels import CHANNELS, PERSONAL
 
 

@@ -19,8 +19,8 @@ from datetime import datetime
 from typing import Any
 
 from broadcaster.domain import text_policy
+from broadcaster.domain.incidents import SEVERITIES
 from broadcaster.domain.monitoring_rules import HoldingStatement, MonitoringRule
-from broadcaster.domain.plan import SEVERITIES
 from broadcaster.domain.text_policy import LINE, TITLE_MAX
 from broadcaster.domain.tokens import Principal
 from broadcaster.rendering import banners
