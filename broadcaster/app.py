@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from broadcaster.domain import audit as audit_log
 from broadcaster.domain.plan import load_plan
 from broadcaster.infra import logs, metrics, microcache
 from broadcaster.infra.redis_server import client as redis_client
+from broadcaster.rendering import banners
 from broadcaster.rendering.messages import Renderer
 from broadcaster.services import Services
 from broadcaster.web import admin, errors, limits, metrics_view, public, unsubscribe
@@ -62,7 +64,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     def meters(buffered: bool) -> metrics.Meter:
         return metrics.Meter.from_config(app.config, buffered)
 
-    app.extensions["broadcaster"] = Services(
+    svc = app.extensions["broadcaster"] = Services(
         redis=connection,
         plan=plan,
         channels=build_channels(app.config, meters),
@@ -71,6 +73,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         renderer=Renderer(app, plan),
         config=app.config,
     )
+    svc.on_published = functools.partial(banners.after_publish, svc)
 
     try:
         audit_log.plan_loaded(connection, plan, str(app.config.get("PLAN") or "bundled plan"))

@@ -1,11 +1,12 @@
 """The composition root: the long-lived parts one app (web or worker) shares.
 
 Redis, plan, channels, renderer, and the announcement service wired to the layers it
-must not import itself (the fan-out queue and the banner refresh).
+must not import itself (the fan-out queue here, the banner refresh from create_app).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
@@ -14,11 +15,11 @@ import redis
 from flask import current_app
 
 from broadcaster.delivery import queues
+from broadcaster.domain.announcement import Announcement
 from broadcaster.domain.announcement_service import AnnouncementService
 from broadcaster.domain.announcements import AnnouncementStore
 from broadcaster.domain.plan import Plan
 from broadcaster.domain.subscribers import SubscriberStore
-from broadcaster.rendering import banners
 from broadcaster.rendering.messages import Renderer
 from channels import Channel
 from channels.base import PublicChannel
@@ -34,6 +35,9 @@ class Services:
     webhook: WebhookChannel
     renderer: Renderer
     config: dict[str, Any]
+    # What must happen once an announcement is published (the banner and status refresh):
+    # wired by create_app, so this module imports no rendering and no cycle forms.
+    on_published: Callable[[Announcement], None] = lambda announcement: None
 
     @cached_property
     def announcements(self) -> AnnouncementService:
@@ -44,7 +48,7 @@ class Services:
             enqueue_plan=lambda pipe, announcement_id: queues.enqueue_plan(
                 self.redis, announcement_id, pipeline=pipe
             ),
-            on_published=lambda announcement: banners.after_publish(self, announcement),
+            on_published=lambda announcement: self.on_published(announcement),
             max_body_bytes=int(self.config["MAX_BODY_BYTES"]),
         )
 

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import time
+from datetime import UTC, datetime, timedelta
+from datetime import time as dt_time
+from zoneinfo import ZoneInfo
 
 import feedparser
 
@@ -203,12 +206,15 @@ def test_atom_feed_has_one_entry_per_published_announcement(client, tokens):
 
 
 def test_agent_brief_in_every_language(client, tokens):
-    created = publish(client, tokens, BASE, next_update_at="2026-11-23T15:00:00+01:00")
+    # 15:00 in the plan's time zone, two days ahead (a promise must lie in the next 30 days).
+    day = datetime.now(UTC).date() + timedelta(days=2)
+    promise = datetime.combine(day, dt_time(15, 0), ZoneInfo("Europe/Amsterdam"))
+    created = publish(client, tokens, BASE, next_update_at=promise.isoformat())
     brief = client.get(
         f"/api/v1/incidents/{created['incident_id']}/brief", headers=tokens["helpdesk"]
     ).get_json()
     assert brief["facts"] == BASE["body"] and brief["status"] == "investigating"
-    assert brief["next_update_at"] == "2026-11-23T14:00:00Z"
+    assert brief["next_update_at"] == promise.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     replies = {x["locale"]: x for x in brief["replies"]}
     assert set(replies) == {"en", "nl", "da", "sv"}
     assert replies["nl"]["language"] == "nl"

@@ -13,20 +13,26 @@ What it needs from the layers above comes in when it is built (``enqueue_plan``,
 from __future__ import annotations
 
 import dataclasses
+import logging
 import time
 from collections.abc import Callable
-from datetime import datetime
 from typing import Any
 
+import redis
 from redis.client import Pipeline
 
+from broadcaster.domain import announcement_checks as checks
 from broadcaster.domain import audit, text_policy
 from broadcaster.domain import idempotency as idem
 from broadcaster.domain.announcement import Announcement
 from broadcaster.domain.announcements import AnnouncementStore, new_id
 from broadcaster.domain.errors import Conflict, Forbidden, Invalid, NotFound
 from broadcaster.domain.plan import Plan
+from broadcaster.domain.text_policy import BLOCK
 from broadcaster.domain.tokens import Principal
+from broadcaster.infra import metrics
+
+log = logging.getLogger(__name__)
 
 EnqueuePlan = Callable[[Pipeline, str], None]
 OnPublished = Callable[[Announcement], None]
@@ -82,8 +88,9 @@ class AnnouncementService:
         Raises Invalid with every problem by field.
         """
         if sanitise:
-            data = text_policy.sanitise(data, self.max_body_bytes)
-        errors = text_policy.problems(data, self.plan, self.max_body_bytes)
+            data = checks.sanitise(data, self.max_body_bytes)
+        data = checks.normalised(data)
+        errors = checks.problems(data, self.plan, self.max_body_bytes)
         if errors:
             raise Invalid(errors)
         now = time.time()
@@ -96,7 +103,6 @@ class AnnouncementService:
         # An admin may skip the second person, but only on the record, with a reason.
         bypassed = needs_approval and bool(data.get("bypass_reason")) and author.may("bypass")
         needs_approval = needs_approval and not bypassed
-        promised = data.get("next_update_at")
         return Announcement(
             id=new_id("ann"),
             incident_id=data.get("incident_id") or new_id("inc"),
@@ -108,7 +114,7 @@ class AnnouncementService:
             channels=channels,
             translations=data.get("translations") or {},
             corrects=data.get("corrects"),
-            next_update_at=promised.timestamp() if isinstance(promised, datetime) else promised,
+            next_update_at=checks.timestamp(data.get("next_update_at")),
             author=author.name,
             state="pending_approval" if needs_approval else "published",
             created_at=now,
@@ -211,6 +217,10 @@ class AnnouncementService:
         self, announcement_id: str, approver: Principal, reason: str, ip: str | None = None
     ) -> Announcement:
         """Reject a pending announcement, keeping the reason."""
+        problem = text_policy.problem(reason, BLOCK, max_chars=checks.REASON_MAX)
+        if problem:
+            raise Invalid({"reason": [problem]})
+        reason = text_policy.normalise(reason)
         announcement = dataclasses.replace(
             self._pending(announcement_id, approver),
             state="rejected",
@@ -284,7 +294,19 @@ class AnnouncementService:
             extra(pipe)
             pipe.execute()
         if announcement.published:
+            self._after_commit(announcement)
+
+    def _after_commit(self, announcement: Announcement) -> None:
+        # Committed means published: the answer must say so, whatever the refresh of the
+        # public documents does. A client told "500" would retry and send a second blast.
+        try:
             self.on_published(announcement)
+        except Exception:
+            log.exception("published %s, but refreshing the public pages failed", announcement.id)
+            try:
+                metrics.count(self.store.r, "render_failures", "after_publish")
+            except redis.RedisError:
+                log.warning("could not count the failed refresh of %s", announcement.id)
 
 
 def _audit(

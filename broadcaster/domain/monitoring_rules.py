@@ -24,6 +24,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from broadcaster.domain.incidents import SEVERITIES, STATUSES
+
 PLACEHOLDERS = ("service", "alertname", "summary", "started", "next_update", "organisation")
 
 
@@ -97,11 +99,7 @@ def parse_monitoring(
     default_locale: str,
 ) -> Monitoring:
     """Validate ``[monitoring]`` and ``[holding_statements]``, reporting through ``check``."""
-    from broadcaster.domain import (
-        plan,  # the plan module imports us: look its words up at call time
-    )
-
-    statements = _statements(check, data, locales, default_locale, plan.STATUSES)
+    statements = _statements(check, data, locales, default_locale, STATUSES)
     monitoring = check.table(data, "monitoring", required=False)
     check.known_keys(
         monitoring,
@@ -154,8 +152,8 @@ def parse_monitoring(
             if name not in audiences:
                 check.fail(f"{key}.audiences", f"unknown audience {name!r}")
         severity = raw.get("severity")
-        if severity is not None and severity not in plan.SEVERITIES:
-            check.fail(f"{key}.severity", f"must be one of {', '.join(plan.SEVERITIES)}")
+        if severity is not None and severity not in SEVERITIES:
+            check.fail(f"{key}.severity", f"must be one of {', '.join(SEVERITIES)}")
         draft = raw.get("draft", False)
         if not isinstance(draft, bool):
             check.fail(f"{key}.draft", "must be true or false")

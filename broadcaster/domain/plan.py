@@ -13,13 +13,13 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from broadcaster.domain import text_policy
+from broadcaster.domain.incidents import SEVERITIES
 from broadcaster.domain.monitoring_rules import Monitoring, parse_monitoring
+from broadcaster.domain.text_policy import LINE
 from channels import CHANNELS, CONTACT_FIELD
 from channels.base import PermanentDeliveryError
 from channels.webhook import WebhookTarget
-
-SEVERITIES = ("info", "minor", "major", "critical")
-STATUSES = ("investigating", "identified", "monitoring", "resolved")
 
 _TOP_KEYS = (
     "organisation",
@@ -77,6 +77,10 @@ class Plan:
     fallback: dict[str, str] = field(default_factory=dict)
 
 
+# Route facts, descriptions and names are shown on public pages as one line each.
+PLAN_TEXT_MAX = 200
+
+
 class _Checker:
     """Collects every problem in a plan so one start-up shows them all."""
 
@@ -113,7 +117,14 @@ class _Checker:
         if not isinstance(value, str) or not value.strip():
             self.fail(key, "must be a non-empty string")
             return ""
-        return value
+        return self.line(value, key)
+
+    def line(self, value: str, key: str) -> str:
+        """One line of plan text for the public pages: the text policy's rules, NFC."""
+        problem = text_policy.problem(value, LINE, max_chars=PLAN_TEXT_MAX) if value else None
+        if problem:
+            self.fail(key, problem)
+        return text_policy.normalise(value)
 
     def channel_list(self, value: Any, key: str) -> tuple[str, ...]:
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
@@ -200,13 +211,13 @@ def parse_plan(data: dict[str, Any], source: str) -> Plan:
             check.known_keys(route, rkey, ("need", "channel", "contact", "hours"))
             need = route.get("need")
             if isinstance(need, str) and need.strip():
-                labels = {"": need}
+                labels = {"": check.line(need, f"{rkey}.need")}
             elif (
                 isinstance(need, dict)
                 and need
                 and all(isinstance(v, str) and v.strip() for v in need.values())
             ):
-                labels = dict(need)
+                labels = {k: check.line(v, f"{rkey}.need.{k}") for k, v in need.items()}
                 if default_locale not in labels:
                     check.fail(
                         f"{rkey}.need", f"needs a label for the default locale {default_locale!r}"
@@ -228,12 +239,12 @@ def parse_plan(data: dict[str, Any], source: str) -> Plan:
                     need=labels,
                     channel=check.string(route, f"{rkey}.channel"),
                     contact=check.string(route, f"{rkey}.contact"),
-                    hours=str(route.get("hours", "")),
+                    hours=check.line(str(route.get("hours", "")), f"{rkey}.hours"),
                 )
             )
         audiences[aname] = Audience(
             name=aname,
-            description=str(raw.get("description", "")),
+            description=check.line(str(raw.get("description", "")), f"{key}.description"),
             channels=channels,
             routes=tuple(routes),
         )

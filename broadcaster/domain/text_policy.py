@@ -1,122 +1,95 @@
-"""The one text policy every announcement passes, from any door (API, admin, monitoring).
+"""The one text policy: what characters and sizes any stored text may have.
 
-People get a clear refusal (``problems``); monitoring gets its text made fit instead
-(``sanitise``), because an alert must still produce a statement.
+Nothing published is ever deleted, so a character that breaks a page (a lone surrogate,
+a control character, a bidi override) would break it forever. Every text that reaches a
+public surface passes here once, at the way in: people get a refusal naming the field
+(``problem``), monitoring gets its text cleaned instead (``clean``), because an alert must
+still produce a statement.
+
+Two kinds of text: ``LINE`` (titles, route facts: one line) and ``BLOCK`` (bodies and
+reasons: line breaks and tabs allowed).
 """
 
 from __future__ import annotations
 
 import unicodedata
-from typing import Any
 
-from broadcaster.domain.plan import SEVERITIES, STATUSES, Plan
-from channels import CHANNELS
+LINE = "line"
+BLOCK = "block"
 
 TITLE_MAX = 200
-# Line breaks and control characters: in a title they could inject an email header or
-# break a page layout.
-_NOT_ONE_LINE = ("Cc", "Zl", "Zp")
+# Bidi embeddings, overrides (U+202A–U+202E) and isolates (U+2066–U+2069): they reorder
+# what a reader sees ("gnp.exe"), in a subject line or a status page alike.
+BIDI_CONTROLS = frozenset([*range(0x202A, 0x202F), *range(0x2066, 0x206A)])
+_BLOCK_ALLOWED = frozenset("\n\t")
 
 
-def line_break(text: str) -> str | None:
-    """The first character that keeps ``text`` from being one line, if any."""
-    return next((ch for ch in text if unicodedata.category(ch) in _NOT_ONE_LINE), None)
+def _bad(ch: str, kind: str) -> bool:
+    category = unicodedata.category(ch)
+    if category == "Cs" or ord(ch) in BIDI_CONTROLS:  # lone surrogates: not even encodable
+        return True
+    if category == "Cc":
+        return kind == LINE or ch not in _BLOCK_ALLOWED
+    return kind == LINE and category in ("Zl", "Zp")
 
 
-def one_line_problem(text: str) -> str | None:
-    """Why ``text`` is not one line, or None."""
-    bad = line_break(text)
-    if bad is None:
-        return None
-    return f"must be one line: no line breaks or control characters (found U+{ord(bad):04X})"
+def forbidden(text: str, kind: str = BLOCK) -> str | None:
+    """The first character ``text`` may not contain, if any."""
+    return next((ch for ch in text if _bad(ch, kind)), None)
 
 
-def title_problem(title: str) -> str | None:
-    """Why ``title`` is not a valid title, or None."""
-    if not title:
+def describe(ch: str) -> str:
+    """``U+000B (LINE TABULATION)``: enough for a person to find the character."""
+    name = unicodedata.name(ch, "")
+    if not name and unicodedata.category(ch) == "Cc":
+        name = "control character"
+    return f"U+{ord(ch):04X}" + (f" ({name})" if name else "")
+
+
+def normalise(text: str) -> str:
+    """CRLF and CR become LF (harmless, what Windows sends); then Unicode NFC."""
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    if forbidden(text, BLOCK) is not None:
+        return text  # refused anyway; NFC cannot take lone surrogates
+    return unicodedata.normalize("NFC", text)
+
+
+def problem(text: str, kind: str, *, max_chars: int = 0, max_bytes: int = 0) -> str | None:
+    """Why ``text`` may not be stored as this kind of text, or None."""
+    if not text.strip():
         return "must not be empty"
-    if len(title) > TITLE_MAX:
-        return f"longer than {TITLE_MAX} characters"
-    return one_line_problem(title)
-
-
-def body_problem(body: str, max_bytes: int) -> str | None:
-    """Why ``body`` is not a valid message body, or None."""
-    if not body:
-        return "must not be empty"
-    size = len(body.encode())
-    if size > max_bytes:
-        return f"too long: {size} bytes, at most {max_bytes}"
+    bad = forbidden(text, kind)
+    if bad is not None:
+        if kind == LINE:
+            return (
+                "must be one line: no line breaks, control characters, bidi overrides or "
+                f"invalid characters (found {describe(bad)})"
+            )
+        return (
+            "must not contain control characters (other than line breaks and tabs), bidi "
+            f"overrides or invalid characters (found {describe(bad)})"
+        )
+    if max_chars and len(text) > max_chars:
+        return f"longer than {max_chars} characters"
+    if max_bytes and len(text.encode()) > max_bytes:
+        return f"too long: {len(text.encode())} bytes, at most {max_bytes}"
     return None
 
 
-def problems(data: dict[str, Any], plan: Plan, max_body_bytes: int) -> dict[str, list[str]]:
-    """Every way ``data`` breaks the text policy or the plan, by field."""
-    errors: dict[str, list[str]] = {}
-
-    def add(key: str, problem: str | None) -> None:
-        if problem:
-            errors.setdefault(key, []).append(problem)
-
-    add("title", title_problem(str(data.get("title") or "")))
-    add("body", body_problem(str(data.get("body") or ""), max_body_bytes))
-    if data.get("severity") not in SEVERITIES:
-        add("severity", f"must be one of: {', '.join(SEVERITIES)}")
-    if data.get("status", "investigating") not in STATUSES:
-        add("status", f"must be one of: {', '.join(STATUSES)}")
-    audiences = list(data.get("audiences") or [])
-    if not audiences:
-        add("audiences", "name at least one audience")
-    unknown = [a for a in audiences if a not in plan.audiences]
-    if unknown:
-        add("audiences", f"unknown audience {unknown[0]!r} (known: {', '.join(plan.audiences)})")
-    strange = [c for c in data.get("channels") or [] if c not in CHANNELS]
-    if strange:
-        add("channels", f"unknown channel {strange[0]!r} (known: {', '.join(CHANNELS)})")
-    translations = data.get("translations") or {}
-    bad_locales = [k for k in translations if k not in plan.locales]
-    if bad_locales:
-        add(
-            "translations",
-            f"unknown locale {bad_locales[0]!r} (plan has: {', '.join(plan.locales)})",
-        )
-    for locale, text in translations.items():
-        if not isinstance(text, dict):
-            add(f"translations.{locale}", "must have a title and a body")
-            continue
-        add(f"translations.{locale}.title", title_problem(str(text.get("title") or "")))
-        body = str(text.get("body") or "")
-        add(f"translations.{locale}.body", body_problem(body, max_body_bytes))
-    return errors
-
-
-def one_line(text: str) -> str:
-    """``text`` with line breaks and control characters turned into single spaces."""
-    cleaned = "".join(" " if unicodedata.category(ch) in _NOT_ONE_LINE else ch for ch in text)
-    return " ".join(cleaned.split())
-
-
-def truncate_bytes(text: str, max_bytes: int) -> str:
-    """``text`` cut to at most ``max_bytes`` of UTF-8, on a character boundary, marked with …"""
-    if len(text.encode()) <= max_bytes:
-        return text
-    return text.encode()[: max_bytes - 3].decode(errors="ignore").rstrip() + "…"
-
-
-def sanitise(data: dict[str, Any], max_body_bytes: int) -> dict[str, Any]:
-    """Monitoring's text made to fit the policy: one-line, truncated titles and bodies."""
-
-    def title(text: Any) -> str:
-        cleaned = one_line(str(text or ""))[:TITLE_MAX]
-        return cleaned or "Monitoring alert"
-
-    def body(text: Any) -> str:
-        return truncate_bytes(str(text or "").strip(), max_body_bytes) or "Monitoring alert."
-
-    fitted = {**data, "title": title(data.get("title")), "body": body(data.get("body"))}
-    fitted["translations"] = {
-        locale: {"title": title(t.get("title")), "body": body(t.get("body"))}
-        for locale, t in (data.get("translations") or {}).items()
-        if isinstance(t, dict)
-    }
-    return fitted
+def clean(text: str, kind: str, *, max_chars: int = 0, max_bytes: int = 0) -> str:
+    """``text`` made to fit the policy: bad characters dropped (or spaces in a line), cut
+    with "…" at ``max_chars`` characters or ``max_bytes`` of UTF-8."""
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    kept = []
+    for ch in text:
+        if not _bad(ch, kind):
+            kept.append(ch)
+        elif kind == LINE and unicodedata.category(ch) in ("Cc", "Zl", "Zp"):
+            kept.append(" ")
+    text = unicodedata.normalize("NFC", "".join(kept))
+    text = " ".join(text.split()) if kind == LINE else text.strip()
+    if max_chars and len(text) > max_chars:
+        text = text[: max_chars - 1].rstrip() + "…"
+    if max_bytes and len(text.encode()) > max_bytes:
+        text = text.encode()[: max_bytes - 3].decode(errors="ignore").rstrip() + "…"
+    return text

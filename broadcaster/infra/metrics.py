@@ -53,6 +53,11 @@ COUNTERS: dict[str, tuple[str, str, tuple[str, ...]]] = {
         "Inbound SMS: opt_out, opt_in, reply, unmatched",
         ("kind",),
     ),
+    "render_failures": (
+        "broadcaster_render_failures",
+        "Stored items a surface skipped because they failed to render (a bug to look into)",
+        ("surface",),
+    ),
 }
 # Seconds; provider calls range from tens of milliseconds to the timeout.
 LATENCY_BUCKETS = (0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)

@@ -13,11 +13,13 @@ import uuid
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+import redis
 from flask import current_app, has_app_context
 
 from broadcaster.domain.announcement import Announcement
 from broadcaster.domain.announcements import ACTIVE_KEY, BANNER_INCIDENTS_KEY
 from broadcaster.infra import microcache
+from broadcaster.rendering import isolation
 from broadcaster.rendering.messages import routes_for
 
 if TYPE_CHECKING:
@@ -58,26 +60,34 @@ def _banner_incidents(svc: Services) -> list[tuple[dict[str, Any], list[Announce
 
 
 def _ranked(
-    audience: str, incidents: list[tuple[dict[str, Any], list[Announcement]]]
+    audience: str,
+    incidents: list[tuple[dict[str, Any], list[Announcement]]],
+    r: redis.Redis | None = None,
 ) -> list[tuple[dict[str, Any], Announcement, list[str]]]:
     """(incident, latest announcement, banner audiences) one audience sees, most pressing first.
 
     Open before all-clear, then by severity, then the latest update first; at most
     ``MAX_BANNERS``, so a storm of incidents costs a bounded number of renderings.
     """
-    candidates = []
-    for incident, published in incidents:
+
+    def candidate(
+        item: tuple[dict[str, Any], list[Announcement]],
+    ) -> tuple[tuple[bool, int, float], dict[str, Any], Announcement, list[str]] | None:
+        incident, published = item
         with_banner = [a for a in published if "banner" in a.channels]
         audiences = sorted({name for a in with_banner for name in a.audiences})
         if audience and audience not in audiences:
-            continue
+            return None
         latest = published[-1]
         rank = (
             bool(incident.get("resolved_at")),
             SEVERITY_ORDER[incident["severity"]],
-            -latest.published_at,
+            -float(latest.published_at or 0),
         )
-        candidates.append((rank, incident, latest, audiences))
+        return rank, incident, latest, audiences
+
+    ranked = isolation.each(r, "banner", incidents, candidate, lambda item: item[0]["id"])
+    candidates = [c for c in ranked if c is not None]
     candidates.sort(key=lambda item: item[0])
     return [(inc, latest, auds) for _, inc, latest, auds in candidates[:MAX_BANNERS]]
 
@@ -90,29 +100,35 @@ def build(
 ) -> list[dict[str, Any]]:
     """The banners one audience sees in one locale, most severe first."""
     keep = float(svc.config["BANNER_ALL_CLEAR_SECONDS"])
-    banners = []
-    for incident, latest, audiences in _ranked(audience, incidents):
+
+    def banner(ranked: tuple[dict[str, Any], Announcement, list[str]]) -> dict[str, Any]:
+        incident, latest, audiences = ranked
         shown_to = [audience] if audience else audiences
         rendering = svc.renderer.render("banner", latest, shown_to, locale)
         resolved_at = incident.get("resolved_at")
-        banners.append(
-            {
-                "incident_id": incident["id"],
-                "announcement_id": latest.id,
-                "key": f"{incident['id']}:{latest.id}",  # changes with every update: re-show
-                "severity": incident["severity"],
-                "status": incident["status"],
-                "all_clear": bool(resolved_at),
-                "title": rendering.content["title"],
-                "text": rendering.content["text"],
-                "updated_at": iso(latest.published_at),
-                "expires_at": iso(resolved_at + keep) if resolved_at else None,
-                "link": f"{svc.renderer.status_url}?lang={rendering.locale}#{incident['id']}",
-                "locale": rendering.locale,
-                "routes": routes_for(svc.plan, shown_to, locale),
-            }
-        )
-    return banners
+        return {
+            "incident_id": incident["id"],
+            "announcement_id": latest.id,
+            "key": f"{incident['id']}:{latest.id}",  # changes with every update: re-show
+            "severity": incident["severity"],
+            "status": incident["status"],
+            "all_clear": bool(resolved_at),
+            "title": rendering.content["title"],
+            "text": rendering.content["text"],
+            "updated_at": iso(latest.published_at),
+            "expires_at": iso(resolved_at + keep) if resolved_at else None,
+            "link": f"{svc.renderer.status_url}?lang={rendering.locale}#{incident['id']}",
+            "locale": rendering.locale,
+            "routes": routes_for(svc.plan, shown_to, locale),
+        }
+
+    return isolation.each(
+        svc.redis,
+        "banner",
+        _ranked(audience, incidents, svc.redis),
+        banner,
+        lambda item: item[1].id,
+    )
 
 
 def after_publish(svc: Services, announcement: Announcement) -> None:

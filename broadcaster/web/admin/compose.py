@@ -16,7 +16,8 @@ from wtforms import BooleanField, SelectField, StringField, TextAreaField
 
 from broadcaster.domain.announcement_service import AnnouncementService
 from broadcaster.domain.errors import Conflict, Invalid
-from broadcaster.domain.plan import SEVERITIES, STATUSES, Plan
+from broadcaster.domain.incidents import SEVERITIES, STATUSES
+from broadcaster.domain.plan import Plan
 from broadcaster.services import services
 from broadcaster.web.admin.blueprint import bp
 from broadcaster.web.admin.forms import (

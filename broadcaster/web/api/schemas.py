@@ -5,7 +5,7 @@ from __future__ import annotations
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
 
 from broadcaster.domain import audit, text_policy
-from broadcaster.domain.plan import SEVERITIES, STATUSES
+from broadcaster.domain.incidents import SEVERITIES, STATUSES
 from channels import CHANNELS, PERSONAL
 
 
@@ -15,16 +15,9 @@ def not_blank(value: str) -> None:
         raise ValidationError("must not be blank")
 
 
-def one_line(text: str) -> None:
-    """The text policy's one-line rule, so the schema refuses what the service would."""
-    problem = text_policy.one_line_problem(text)
-    if problem:
-        raise ValidationError(problem)
-
-
 # The types and shapes are checked here; the plan (audiences, locales) and the text policy
-# by the announcement service, the one way in (domain/announcement_service.py).
-TITLE = [validate.Length(min=1, max=text_policy.TITLE_MAX), one_line]
+# by the announcement service, the one way in (domain/announcement_checks.py).
+TITLE = [validate.Length(min=1, max=text_policy.TITLE_MAX)]
 
 
 class TranslationSchema(Schema):

@@ -18,8 +18,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from broadcaster.domain import text_policy
+from broadcaster.domain.incidents import SEVERITIES
 from broadcaster.domain.monitoring_rules import HoldingStatement, MonitoringRule
-from broadcaster.domain.plan import SEVERITIES
+from broadcaster.domain.text_policy import LINE, TITLE_MAX
 from broadcaster.domain.tokens import Principal
 from broadcaster.rendering import banners
 from broadcaster.rendering.i18n import format_timestamp
@@ -297,7 +299,8 @@ class Processor:
             "status": event.status,
             "outcome": outcome,
             "alerts": sorted(a.fingerprint for a in event.alerts),
-            "title": event.title,
+            # Shown on the admin pages: alert text is cleaned like every other text.
+            "title": text_policy.clean(event.title or "", LINE, max_chars=TITLE_MAX),
         }
         self.svc.redis.rpush(f"bc:inc:{incident_id}:monitoring", json.dumps(entry))
 
