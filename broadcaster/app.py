@@ -37,6 +37,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     crisis plan is invalid or a channel is missing a setting.
     """
     app = Flask(__name__, template_folder=str(TEMPLATES))
+    app.json = limits.JSONProvider(app)  # every JSON body parsed with depth limits
     app.config.update(settings.from_environment())
     app.config.update(config or {})
     if not app.config.get("REDIS_URL"):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from http import HTTPStatus
 
-from flask import Flask, jsonify
+from flask import Flask, jsonify, request
 from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException, InternalServerError
 
@@ -22,6 +22,11 @@ STATUS_OF: dict[type[DomainError], int] = {
     Conflict: 409,
     Invalid: 422,
 }
+
+
+# Bodies refused at the door or by a parser (malformed, too deep, too large, wrong content
+# type): the caller's mistake, so one log line each, never a traceback.
+LOGGED_REFUSALS = (400, 413, 415)
 
 
 def status_for(exc: DomainError) -> int:
@@ -81,6 +86,11 @@ def init_app(app: Flask) -> None:
         code = exc.code or 500
         if errors and not data.get("message"):
             message = "invalid input: " + summarise(errors)
+        if code in LOGGED_REFUSALS:
+            # The route, not the path: a path may carry a secret (an unsubscribe token).
+            where = request.url_rule.rule if request.url_rule else request.path
+            line = " ".join(message.split())[:300]
+            log.warning("refused %s %s: %d %s", request.method, where, code, line)
         headers = [(k, v) for k, v in exc.get_headers() if k.lower() != "content-type"]
         return jsonify(error_body(code, message, errors)), code, headers
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from urllib.parse import urlsplit
 
 from flask import flash, redirect, render_template, request, url_for
@@ -24,10 +25,22 @@ class SignInForm(FlaskForm):
 
 
 def _safe_next(target: str | None) -> str:
-    """Only a path on this site: never bounce a fresh session to somebody else's."""
-    parts = urlsplit(target or "")
-    if target and not parts.scheme and not parts.netloc and target.startswith("/"):
-        return target
+    r"""Only a path on this site: never bounce a fresh session to somebody else's.
+
+    No control characters (CR/LF in a Location header was a 500 after signing in; a tab
+    is dropped by browsers, so ``/\t/evil.example`` means ``//evil.example``) and no
+    backslash (browsers read ``/\evil.example`` as ``//evil.example``); otherwise /admin/.
+    """
+    if (
+        target
+        and target.startswith("/")
+        and not target.startswith("//")
+        and "\\" not in target
+        and not any(unicodedata.category(ch)[0] in "CZ" and ch != " " for ch in target)
+    ):
+        parts = urlsplit(target)
+        if not parts.scheme and not parts.netloc:
+            return target
     return url_for("admin.home")
 
 

@@ -7,7 +7,6 @@ is kept, validated (400 with the reason), and handed to the monitoring rules.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request
@@ -24,6 +23,7 @@ from broadcaster.web.hooks.alerts import (
     from_generic,
     record_event,
 )
+from broadcaster.web.limits import MalformedJSON, parse_json, refuse
 from channels.webhook import SIGNATURE_HEADER, verify
 
 bp = Blueprint("hooks", __name__, url_prefix="/hooks")
@@ -107,11 +107,14 @@ def _receive(
         )
     svc = services()
     raw = request.get_data(as_text=True)
+    if not request.is_json:
+        event_id = record_event(svc, source, raw, {"outcome": "rejected: not a JSON content type"})
+        refuse(415, "send the payload as Content-Type: application/json", {"event_id": [event_id]})
     try:
-        payload = json.loads(raw)
-    except ValueError as exc:
-        event_id = record_event(svc, source, raw, {"outcome": f"rejected: not JSON ({exc})"})
-        return _json_error(400, f"body is not JSON: {exc}", {"event_id": [event_id]})
+        payload = parse_json(request.get_data())
+    except MalformedJSON as exc:  # malformed, not UTF-8 or too deep: kept, refused, no 500
+        event_id = record_event(svc, source, raw, {"outcome": f"rejected: {exc}"})
+        refuse(400, str(exc), {"event_id": [event_id]})
     try:
         data = schema.load(payload)
     except ValidationError as exc:

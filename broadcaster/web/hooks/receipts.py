@@ -15,7 +15,6 @@ email channel puts them in SendGrid ``custom_args``, which every event echoes.
 from __future__ import annotations
 
 import binascii
-import json
 import logging
 from typing import Any
 
@@ -31,6 +30,7 @@ from broadcaster.domain.ledger import Ledger
 from broadcaster.infra import metrics
 from broadcaster.services import Services, services
 from broadcaster.web.errors import error_body
+from broadcaster.web.limits import MalformedJSON, parse_json, refuse
 
 log = logging.getLogger(__name__)
 
@@ -168,9 +168,9 @@ def sendgrid_events() -> ResponseReturnValue:
         log.warning("rejected a SendGrid event batch with a bad signature")
         return _error(403, "invalid SendGrid Event Webhook signature")
     try:
-        events = json.loads(payload)
-    except ValueError as exc:
-        return _error(400, f"body is not JSON: {exc}")
+        events = parse_json(payload)
+    except MalformedJSON as exc:  # malformed or too deep (signed, but still no 500)
+        refuse(400, str(exc))
     if not isinstance(events, list):
         return _error(400, "expected a JSON list of events")
     svc = services()
