@@ -105,6 +105,11 @@ def test_all_rows_rejected_is_422(client, tokens):
     response = upload(client, tokens["admin"], [{"email": "nope", "audiences": ["consumers"]}])
     assert response.status_code == 422
     assert response.get_json()["rejected"][0]["index"] == 0
+    # The one error shape too, beside the report: code, status, message, errors.
+    body = response.get_json()
+    assert (body["code"], body["status"]) == (422, "Unprocessable Entity")
+    assert "all 1 rows were rejected" in body["message"]
+    assert body["errors"]["subscribers"][0].startswith("row 0: email")
 
 
 def test_bad_bodies(client, tokens):

@@ -5,7 +5,8 @@ from __future__ import annotations
 import io
 from typing import Any
 
-from flask import request
+from flask import jsonify, request
+from flask.typing import ResponseReturnValue
 from flask.views import MethodView
 from flask_smorest import Blueprint, abort
 
@@ -14,11 +15,20 @@ from broadcaster.domain.subscribers import CsvHeaderError, csv_rows, import_rows
 from broadcaster.services import services
 from broadcaster.web.api import schemas
 from broadcaster.web.auth import client_ip, require
+from broadcaster.web.errors import error_body, summarise
 from channels import PERSONAL
 
 blp = Blueprint("subscribers", __name__, url_prefix="/api/v1", description="Subscribers")
 
 MAX_ROWS = 10_000
+
+
+def all_rejected(report: dict[str, Any]) -> ResponseReturnValue:
+    """422 in the one error shape, with the full report beside it: what to fix, row by row."""
+    reasons = [f"row {row['index']}: {summarise(row['errors'])}" for row in report["rejected"]]
+    message = f"no subscriber stored: all {len(report['rejected'])} rows were rejected"
+    body = error_body(422, message, {"subscribers": reasons[:20]})
+    return jsonify({**report, **body}), 422
 
 
 @blp.route("/subscribers")
@@ -51,7 +61,7 @@ class Subscribers(MethodView):
         report = import_rows(enumerate(body), svc.plan, svc.subscribers)
         _audit_import(principal.name, "json", report)
         if report["created"] + report["updated"] == 0:
-            return report, 422
+            return all_rejected(report)
         return report
 
     @blp.arguments(schemas.SubscriberPageArgs, location="query")
@@ -123,7 +133,7 @@ class SubscriberImport(MethodView):
             abort(400, message="the file is not UTF-8 text")
         _audit_import(principal.name, "csv", report)
         if report["created"] + report["updated"] == 0:
-            return report, 422
+            return all_rejected(report)
         return report
 
 
