@@ -4,12 +4,19 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl
 
 from feedgen.feed import FeedGenerator
-from flask import Blueprint, Response, render_template, request
+from flask import Blueprint, Flask, Response, render_template, request
+from flask.blueprints import BlueprintSetupState
+from werkzeug.datastructures import LanguageAccept
+from werkzeug.http import parse_accept_header
 
+from broadcaster.infra import microcache
 from broadcaster.rendering import banners, status
 from broadcaster.rendering.i18n import gettext_for
 from broadcaster.rendering.messages import SEVERITY_COLOURS, SEVERITY_LABELS, STATUS_LABELS
@@ -27,6 +34,55 @@ def locale_of(svc: Services) -> str:
         return wanted
     best = request.accept_languages.best_match(svc.plan.locales)
     return best or svc.plan.default_locale
+
+
+def _understood(app: Flask, names: tuple[str, ...]) -> Callable[[dict[str, Any]], tuple[str, ...]]:
+    """The microcache key of a page that reads ``names`` of ``lang``, ``page``, ``audience``.
+
+    Normalised as the views read them (``locale_of``, ``status.page_of``), so any other
+    parameter, an unknown ``lang`` or a new spelling of Accept-Language costs no entry.
+    ``lang`` from the query and a language from Accept-Language stay apart in the key.
+    """
+
+    def key(environ: dict[str, Any]) -> tuple[str, ...]:
+        locales = tuple(app.extensions["broadcaster"].plan.locales)
+        default = app.extensions["broadcaster"].plan.default_locale
+        args: dict[str, str] = {}
+        for name, value in parse_qsl(environ.get("QUERY_STRING", ""), keep_blank_values=True):
+            args.setdefault(name, value)  # request.args.get: the first one counts
+        parts = []
+        if "audience" in names:
+            parts.append(args.get("audience", ""))
+        if "lang" in names:
+            lang = args.get("lang", "")
+            if lang in locales:
+                parts += [lang, ""]
+            else:
+                header = environ.get("HTTP_ACCEPT_LANGUAGE", "")
+                parts += ["", _best_language(header, locales) or default]
+        if "page" in names:
+            parts.append(str(status.page_of(args.get("page"))))
+        return tuple(parts)
+
+    return key
+
+
+@lru_cache(maxsize=512)
+def _best_language(header: str, locales: tuple[str, ...]) -> str | None:
+    """What ``request.accept_languages.best_match(locales)`` gives for this header."""
+    return parse_accept_header(header, LanguageAccept).best_match(locales)
+
+
+@bp.record_once
+def _register_cache_keys(state: BlueprintSetupState) -> None:
+    for path, names in (
+        ("/banner.json", ("audience", "lang")),
+        ("/banner.js", ()),
+        ("/status", ("lang", "page")),
+        ("/status.json", ("lang", "page")),
+        ("/status.atom", ("lang",)),
+    ):
+        microcache.key_by(state.app, path, _understood(state.app, names))
 
 
 def cacheable(body: bytes, mimetype: str, max_age: int) -> Response:
@@ -77,17 +133,21 @@ def banner_js() -> Response:
 
 
 def _status_data(svc: Services, locale: str) -> dict[str, Any]:
+    """Page 1 is the document precomputed on publish; ``?page=N`` goes on with the history."""
+    page = status.page_of(request.args.get("page"))
     return {
         "organisation": svc.plan.organisation,
         "locale": locale,
-        **status.incidents(svc, locale),
+        **status.incidents(svc, locale, page),
+        "page": page,
         "routes": status.audience_routes(svc, locale),
     }
 
 
 @bp.get("/status")
 def status_page() -> Response:
-    """The status page: open incidents with their timelines, recent ones, and the routes."""
+    """The status page: open incidents with their timelines, recent ones (or, with
+    ``?page=``, older ones), and the routes."""
     svc = services()
     locale = locale_of(svc)
     data = _status_data(svc, locale)
@@ -116,7 +176,7 @@ def status_atom() -> Response:
     """An Atom feed: one entry per published announcement, newest first."""
     svc = services()
     locale = locale_of(svc)
-    data = status.incidents(svc, locale)
+    data = status.first_page(svc, locale)
     feed = FeedGenerator()
     feed.id(svc.renderer.status_url)
     feed.title(f"{svc.plan.organisation} status")
