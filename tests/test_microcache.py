@@ -323,3 +323,38 @@ def test_ttl_zero_means_every_request_reaches_the_view(make_app, tokens, r):
     behind_the_back(r, title="Changed again")
     assert titles(client.get(URL)) == ["Changed again"]
     assert len(cache_of(app)) == 0
+
+
+def test_one_thread_refetches_an_expired_entry_while_the_others_answer_from_it():
+    import threading
+
+    app = Flask("slow")
+    renders: list[int] = []
+    gate = threading.Event()
+
+    @app.get("/page")
+    def page() -> Response:
+        renders.append(1)
+        if len(renders) == 2:
+            gate.wait(5)  # the second render is slow: a crowd arrives meanwhile
+        response = Response(f"v{len(renders)}")
+        response.headers["Cache-Control"] = "public, max-age=1"
+        return response
+
+    app.wsgi_app = microcache.Microcache(  # type: ignore[method-assign]
+        app.wsgi_app, {"BANNER_PROCESS_CACHE": 0.05}, paths={"/page"}
+    )
+    client = app.test_client()
+    assert client.get("/page").data == b"v1"
+    time.sleep(0.1)  # expired
+    fetched: list[bytes] = []
+    refetch = threading.Thread(target=lambda: fetched.append(app.test_client().get("/page").data))
+    refetch.start()
+    deadline = time.monotonic() + 5
+    while len(renders) < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert [client.get("/page").data for _ in range(3)] == [b"v1"] * 3, "no render of its own"
+    gate.set()
+    refetch.join(5)
+    assert fetched == [b"v2"] and len(renders) == 2
+    assert client.get("/page").data == b"v2"

@@ -9,8 +9,10 @@ not Redis, is what limits these pages.
 
 Only GET/HEAD of :data:`PATHS` are looked at, and only a 200 that says
 ``Cache-Control: public``, sets no cookie and varies on nothing but ``Accept-Language`` is
-kept. The key is the path and what the page makes of the request: a page registers, with
-:func:`key_by`, a function that reduces the environ to the parameters it understands
+kept. When an entry expires, one thread fetches it again while the others go on
+answering from the expired entry, so a busy page is rendered once per TTL per process,
+not once per thread. The key is the path and what the page makes of the request: a page
+registers, with :func:`key_by`, a function that reduces the environ to the parameters it understands
 (normalised: ``lang`` only if it is a locale the plan speaks, the language
 ``Accept-Language`` resolves to, ``page``), so ``?cb=123`` and ``?cb=124`` share one
 entry and invented query strings or headers neither miss nor grow the cache. A path with
@@ -92,6 +94,7 @@ class Microcache:
         # Bumped by clear(): a miss computed before a publish must not be stored after it.
         self._generation = 0
         self._date: tuple[int, str] = (0, "")
+        self._fetching: set[Key] = set()  # expired keys one thread is fetching again
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -124,8 +127,18 @@ class Microcache:
         key = self._key(environ)
         entry = self._entries.get(key)
         if entry is None or entry.expires <= time.monotonic():
-            generation = self._generation
-            status, headers, body, exc_info = self._fetch(environ)
+            stale = entry
+            if stale is not None and not self._claim(key):
+                # Another thread of this process is fetching it now: rather than every
+                # thread rendering the same page at once, answer from the entry that just
+                # expired (kept until the fetch ends; clear() drops it after a publish).
+                return self._answer(stale, environ, start_response)
+            try:
+                generation = self._generation
+                status, headers, body, exc_info = self._fetch(environ)
+            finally:
+                if stale is not None:
+                    self._fetching.discard(key)
             entry = _entry(status, headers, body, key, self.config)
             if entry is None:  # not a 200 (e.g. 404 for an unknown audience): as it came
                 start_response(status, headers, exc_info)
@@ -133,6 +146,14 @@ class Microcache:
             if _shareable(headers):
                 self._store(key, entry, generation)
         return self._answer(entry, environ, start_response)
+
+    def _claim(self, key: Key) -> bool:
+        """Whether this thread may fetch ``key`` again (no other thread is doing it)."""
+        with self._lock:
+            if key in self._fetching:
+                return False
+            self._fetching.add(key)
+            return True
 
     def _key(self, environ: Environ) -> Key:
         """The path plus what its page understands of the request, else the raw request."""
