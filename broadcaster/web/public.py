@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable
+from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -196,8 +197,11 @@ def status_atom() -> Response:
         entry.title(update["title"])
         entry.link(href=f"{svc.renderer.status_url}?lang={locale}#{incident['id']}")
         entry.content(update["body"], type="text")
-        entry.published(update["published_at"])
-        entry.updated(update["published_at"])
+        # A datetime, not the string: feedgen would parse each string with dateutil,
+        # most of a feed's rendering time.
+        published = datetime.fromisoformat(update["published_at"].replace("Z", "+00:00"))
+        entry.published(published)
+        entry.updated(published)
         entry.category(term=update["status"])
     if not entries:
         feed.updated("1970-01-01T00:00:00Z")
