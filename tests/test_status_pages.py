@@ -21,9 +21,12 @@ from tests.helpers import publish
 from tests.test_public import BASE
 
 
-def seed_history(r: redis.Redis, count: int, start: int = 0, days_ago: float = 30) -> None:
+def seed_history(
+    r: redis.Redis, count: int, start: int = 0, days_ago: float = 30, indexed: bool = True
+) -> None:
     """``count`` resolved incidents, the first resolved ``days_ago`` days ago, then hourly
-    earlier; stored as the announcement service stores them, in one pipeline."""
+    earlier; stored as the announcement service stores them, in one pipeline (and, unless
+    ``indexed`` is false, filed by recency as a publish files them)."""
     store = AnnouncementStore(r)
     now = time.time()
     pipe = r.pipeline(transaction=False)
@@ -56,7 +59,8 @@ def seed_history(r: redis.Redis, count: int, start: int = 0, days_ago: float = 3
             )
             store.write(pipe, announcement, incident, new=True)
         pipe.srem(ACTIVE_KEY, incident_id)  # the banner let it go long ago
-        status.index(pipe, incident)
+        if indexed:
+            status.index(pipe, incident)
     pipe.execute()
 
 
@@ -170,3 +174,16 @@ def test_invented_query_strings_hit_one_entry(make_app, tokens, r):
 
 def first_doc(r: redis.Redis) -> bytes:
     return r.get(status.document_key("en"))
+
+
+def test_history_from_before_the_recency_sets_is_filed_once(client, tokens, r):
+    seed_history(r, 25, days_ago=1, indexed=False)  # stored by a version without the sets
+    seed_history(r, 2, start=100, days_ago=1)
+    r.zadd("bc:incs", {"inc_only_drafts": 1.0})  # an incident with nothing public
+    r.set("bc:inc:inc_only_drafts", json.dumps({"id": "inc_only_drafts", "opened_at": 1.0}))
+    publish(client, tokens, BASE)
+    data = client.get("/status.json").get_json()
+    assert len(data["resolved"]) == status.PAGE_SIZE and data["next_page"] == 2
+    assert r.zcard(status.RESOLVED_KEY) == 27 and r.zcard(status.OPEN_KEY) == 1
+    older = client.get("/status.json?page=2").get_json()["resolved"]
+    assert len(older) == 7
