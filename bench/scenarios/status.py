@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
 import threading
 import time
 import urllib.request
@@ -152,6 +153,17 @@ def status_load(opts: Options) -> Result:
         for path in PATHS:
             wrk(f"{stack.web_url}{path}", 1, saturating)
         ApiProbe(stack).warm(10)
+        # The same API client with no status load: what the machine gives it alone (other
+        # work on a shared machine shows here too).
+        idle = ApiProbe(stack)
+        idle.start()
+        time.sleep(min(opts.duration, 5))
+        idle_latencies = idle.stop()
+        result.notes.append(
+            f"API alone before the load: p50 {1000 * percentile(idle_latencies, 0.5):.1f} ms, "
+            f"p99 {1000 * percentile(idle_latencies, 0.99):.1f} ms; "
+            f"load average at start {os.getloadavg()[0]:.1f}"
+        )
         for run in range(opts.runs):
             for mode, script in (("", paced), ("saturated ", saturating)):
                 api = ApiProbe(stack)
