@@ -131,14 +131,23 @@ def build(svc: Services) -> dict[str, dict[str, Any]]:
     pipe.zcard(RESOLVED_KEY)
     open_ids, recent_ids, resolved_total = pipe.execute()
     ids = [i.decode() for i in open_ids] + [i.decode() for i in recent_ids]
-    incidents = _published(svc, ids)
+    incidents = [
+        (incident, published)
+        for incident, published in _published(svc, ids)
+        if not incident.get("resolved_at") or incident["resolved_at"] >= cutoff
+    ]
+    # An incident whose announcements have no translation reads the same in every locale:
+    # rendered once per set of languages it is shown in, not once per locale.
+    rendered: dict[tuple[str, ...], dict[str, Any]] = {}
     docs = {}
     for locale in svc.plan.locales:
         open_, resolved = [], []
         for incident, published in incidents:
-            if incident.get("resolved_at") and incident["resolved_at"] < cutoff:
-                continue
-            entry = _incident(svc, incident, published, locale)
+            languages = tuple(language_for(a, locale, svc.plan.default_locale) for a in published)
+            memo = (incident["id"], *languages)
+            if memo not in rendered:
+                rendered[memo] = _incident(svc, incident, published, locale)
+            entry = rendered[memo]
             (resolved if incident.get("resolved_at") else open_).append(entry)
         open_.sort(key=lambda i: i["updated_at"], reverse=True)
         resolved.sort(key=lambda i: i["resolved_at"], reverse=True)
