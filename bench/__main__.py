@@ -23,9 +23,17 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--recipients", type=int, help="subscribers (default: the issue's size)")
     run.add_argument("--workers", type=int, help="worker.py processes")
     run.add_argument(
-        "--requests", type=int, help="api-accept: announcements; first-message: sequence length"
+        "--requests",
+        type=int,
+        help="api-accept: announcements; first-message: sequence length; "
+        "status-load: past incidents",
     )
-    run.add_argument("--duration", type=float, default=10.0, help="banner-load: wrk seconds")
+    run.add_argument(
+        "--duration",
+        type=float,
+        default=10.0,
+        help="banner-load: wrk seconds; status-load: per path",
+    )
     run.add_argument("--baseline-budget", type=float, default=10.0, help="seconds per baseline run")
     run.add_argument("--keep", action="store_true", help="keep logs and ledgers (temp dir)")
     run.add_argument(

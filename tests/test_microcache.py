@@ -269,15 +269,40 @@ def test_the_status_pages_are_cached_per_language(cached, r):
     assert len(cache_of(cached)) == 3
 
 
-def test_entries_are_bounded_oldest_out(cached, r):
+def test_invented_query_strings_share_one_entry(cached, r):
     client = cached.test_client()
-    client.get(f"{URL}&n=0")
+    first = client.get(f"{URL}&n=0")
     for n in range(1, microcache.MAX_ENTRIES + 20):  # a client inventing query strings
         assert client.get(f"{URL}&n={n}").status_code == 200
-    assert len(cache_of(cached)) == microcache.MAX_ENTRIES
+    for query in ("cb=1", "cb=2", "lang=xx&cb=3", "page=abc", "audience=consumers&audience=x"):
+        assert client.get(f"/banner.json?audience=consumers&{query}").status_code == 200
+    # Unknown spellings of Accept-Language resolve to the language they give.
+    for header in ("en", "en-GB", "xx-1", "xx-2,en;q=0.5"):
+        client.get("/banner.json?audience=consumers", headers={"Accept-Language": header})
+    # lang=en, and no lang with a header that resolves to English: two entries in all.
+    assert len(cache_of(cached)) == 2
     behind_the_back(r)
-    assert titles(client.get(f"{URL}&n=0")) == ["Changed in Redis"], "the oldest went"
-    assert titles(client.get(f"{URL}&n={microcache.MAX_ENTRIES + 10}")) == ["Power outage"]
+    assert client.get(f"{URL}&cb=999").data == first.data
+
+
+def test_entries_are_bounded_oldest_out(cached, r):
+    client = cached.test_client()
+    status_url = "/status.json?lang=en"
+    client.get(f"{status_url}&page=1")
+    for n in range(2, microcache.MAX_ENTRIES + 21):  # a client paging past the history
+        assert client.get(f"{status_url}&page={n}").status_code == 200
+    assert len(cache_of(cached)) == microcache.MAX_ENTRIES
+    key = "bc:status:doc:en"  # what every page shows on top: the open incidents
+    document = json.loads(r.get(key))
+    document["open"][0]["title"] = "Changed in Redis"
+    r.set(key, json.dumps(document))
+
+    def open_titles(response: Any) -> list[str]:
+        return [i["title"] for i in response.get_json()["open"]]
+
+    assert open_titles(client.get(f"{status_url}&page=1")) == ["Changed in Redis"], "oldest went"
+    later = client.get(f"{status_url}&page={microcache.MAX_ENTRIES + 10}")
+    assert open_titles(later) == ["Power outage"]
 
 
 def test_a_get_with_a_body_still_meets_the_size_limit(cached):
@@ -298,3 +323,38 @@ def test_ttl_zero_means_every_request_reaches_the_view(make_app, tokens, r):
     behind_the_back(r, title="Changed again")
     assert titles(client.get(URL)) == ["Changed again"]
     assert len(cache_of(app)) == 0
+
+
+def test_one_thread_refetches_an_expired_entry_while_the_others_answer_from_it():
+    import threading
+
+    app = Flask("slow")
+    renders: list[int] = []
+    gate = threading.Event()
+
+    @app.get("/page")
+    def page() -> Response:
+        renders.append(1)
+        if len(renders) == 2:
+            gate.wait(5)  # the second render is slow: a crowd arrives meanwhile
+        response = Response(f"v{len(renders)}")
+        response.headers["Cache-Control"] = "public, max-age=1"
+        return response
+
+    app.wsgi_app = microcache.Microcache(  # type: ignore[method-assign]
+        app.wsgi_app, {"BANNER_PROCESS_CACHE": 0.05}, paths={"/page"}
+    )
+    client = app.test_client()
+    assert client.get("/page").data == b"v1"
+    time.sleep(0.1)  # expired
+    fetched: list[bytes] = []
+    refetch = threading.Thread(target=lambda: fetched.append(app.test_client().get("/page").data))
+    refetch.start()
+    deadline = time.monotonic() + 5
+    while len(renders) < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert [client.get("/page").data for _ in range(3)] == [b"v1"] * 3, "no render of its own"
+    gate.set()
+    refetch.join(5)
+    assert fetched == [b"v2"] and len(renders) == 2
+    assert client.get("/page").data == b"v2"

@@ -160,13 +160,15 @@ def test_status_json_timeline_order_corrections_and_recent_resolved(client, toke
     publish(
         client, tokens, BASE, incident_id=old["incident_id"], status="resolved", title="Old fixed"
     )
-    recent = publish(client, tokens, BASE, title="Recent outage")
-    publish(client, tokens, BASE, incident_id=recent["incident_id"], status="resolved")
-    # Pretend the old incident was resolved 15 days ago.
+    # Pretend the old incident was resolved 15 days ago (before the next publishes rebuild
+    # the precomputed status document; test_status_document_ages_without_a_publish shows
+    # the window moving with no publish at all).
     key = f"bc:inc:{old['incident_id']}"
     incident = json.loads(r.get(key))
     incident["resolved_at"] -= 15 * 86400
     r.set(key, json.dumps(incident))
+    recent = publish(client, tokens, BASE, title="Recent outage")
+    publish(client, tokens, BASE, incident_id=recent["incident_id"], status="resolved")
 
     data = client.get("/status.json").get_json()
     assert [i["id"] for i in data["open"]] == [first["incident_id"]]

@@ -15,15 +15,16 @@ class Options:
     runs: int = 3
     recipients: int | None = None
     workers: int | None = None
-    requests: int | None = None  # api-accept: announcements posted; first-message: sequence
-    duration: float = 10.0  # banner-load: seconds per wrk run
+    # api-accept: announcements posted; first-message: sequence; status-load: past incidents
+    requests: int | None = None
+    duration: float = 10.0  # banner-load: seconds per wrk run; status-load: per path
     baseline_budget: float = 10.0  # seconds the one-at-a-time baseline runs per run
     keep: bool = False  # keep the temp dir (logs, ledgers) for a post-mortem
 
 
 def registry() -> dict[str, Callable[[Options], Result]]:
     """Scenario name → function (imported here, so ``--help`` stays fast)."""
-    from bench.scenarios import banner, fanout, latency
+    from bench.scenarios import banner, fanout, latency, status
 
     return {
         "fanout-email": fanout.fanout_email,
@@ -32,6 +33,7 @@ def registry() -> dict[str, Callable[[Options], Result]]:
         "paced-sms": fanout.paced_sms,
         "api-accept": latency.api_accept,
         "banner-load": banner.banner_load,
+        "status-load": status.status_load,
         "memory": fanout.memory,
     }
 
@@ -43,5 +45,6 @@ NAMES = (
     "paced-sms",
     "api-accept",
     "banner-load",
+    "status-load",
     "memory",
 )

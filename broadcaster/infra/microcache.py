@@ -9,8 +9,15 @@ not Redis, is what limits these pages.
 
 Only GET/HEAD of :data:`PATHS` are looked at, and only a 200 that says
 ``Cache-Control: public``, sets no cookie and varies on nothing but ``Accept-Language`` is
-kept; the key is the path, the raw query string and ``Accept-Language``. A publish in this
-process calls :func:`clear`; other processes show it within the TTL.
+kept. When an entry expires, one thread fetches it again while the others go on
+answering from the expired entry, so a busy page is rendered once per TTL per process,
+not once per thread. The key is the path and what the page makes of the request: a page
+registers, with :func:`key_by`, a function that reduces the environ to the parameters it understands
+(normalised: ``lang`` only if it is a locale the plan speaks, the language
+``Accept-Language`` resolves to, ``page``), so ``?cb=123`` and ``?cb=124`` share one
+entry and invented query strings or headers neither miss nor grow the cache. A path with
+no such function is keyed by its raw query string and ``Accept-Language``. A publish in
+this process calls :func:`clear`; other processes show it within the TTL.
 """
 
 from __future__ import annotations
@@ -28,7 +35,8 @@ Environ = dict[str, Any]
 StartResponse = Callable[..., Any]
 WSGIApp = Callable[[Environ, StartResponse], Iterable[bytes]]
 Headers = list[tuple[str, str]]
-Key = tuple[str, str, str]
+Key = tuple[str, ...]
+KeyFunction = Callable[[Environ], tuple[str, ...]]
 
 # Public pages whose output depends on nothing but the query string, Accept-Language and
 # the published data: no session, no token, no Host (their URLs come from PUBLIC_URL).
@@ -40,6 +48,7 @@ MAX_BYTES = 16 * 1024 * 1024
 # Answered from the entry, so the app is asked for a plain 200 on a miss.
 _CONDITIONAL = ("HTTP_IF_NONE_MATCH", "HTTP_IF_MODIFIED_SINCE")
 _NOT_MODIFIED = "304 NOT MODIFIED"  # werkzeug's spelling, as Flask answers it
+_KEYS = "microcache.keys"  # app.extensions: path → KeyFunction
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,8 +76,12 @@ class Microcache:
         paths: Iterable[str] = PATHS,
         max_entries: int = MAX_ENTRIES,
         max_bytes: int = MAX_BYTES,
+        keys: Mapping[str, KeyFunction] | None = None,
     ) -> None:
         self.app = app
+        # Path → what the page understands of a request (see key_by); read per request, so
+        # a page may register after the cache is installed.
+        self.keys = keys if keys is not None else {}
         self.config = config  # the TTL is read per request: 0 turns caching off at once
         self.paths = frozenset(paths)
         self.max_entries = max_entries
@@ -81,6 +94,7 @@ class Microcache:
         # Bumped by clear(): a miss computed before a publish must not be stored after it.
         self._generation = 0
         self._date: tuple[int, str] = (0, "")
+        self._fetching: set[Key] = set()  # expired keys one thread is fetching again
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -110,15 +124,21 @@ class Microcache:
             or "HTTP_TRANSFER_ENCODING" in environ
         ):
             return self.app(environ, start_response)
-        key = (
-            environ["PATH_INFO"],
-            environ.get("QUERY_STRING", ""),
-            environ.get("HTTP_ACCEPT_LANGUAGE", ""),
-        )
+        key = self._key(environ)
         entry = self._entries.get(key)
         if entry is None or entry.expires <= time.monotonic():
-            generation = self._generation
-            status, headers, body, exc_info = self._fetch(environ)
+            stale = entry
+            if stale is not None and not self._claim(key):
+                # Another thread of this process is fetching it now: rather than every
+                # thread rendering the same page at once, answer from the entry that just
+                # expired (kept until the fetch ends; clear() drops it after a publish).
+                return self._answer(stale, environ, start_response)
+            try:
+                generation = self._generation
+                status, headers, body, exc_info = self._fetch(environ)
+            finally:
+                if stale is not None:
+                    self._fetching.discard(key)
             entry = _entry(status, headers, body, key, self.config)
             if entry is None:  # not a 200 (e.g. 404 for an unknown audience): as it came
                 start_response(status, headers, exc_info)
@@ -126,6 +146,22 @@ class Microcache:
             if _shareable(headers):
                 self._store(key, entry, generation)
         return self._answer(entry, environ, start_response)
+
+    def _claim(self, key: Key) -> bool:
+        """Whether this thread may fetch ``key`` again (no other thread is doing it)."""
+        with self._lock:
+            if key in self._fetching:
+                return False
+            self._fetching.add(key)
+            return True
+
+    def _key(self, environ: Environ) -> Key:
+        """The path plus what its page understands of the request, else the raw request."""
+        path = environ["PATH_INFO"]
+        understood = self.keys.get(path)
+        if understood is not None:
+            return (path, *understood(environ))
+        return (path, environ.get("QUERY_STRING", ""), environ.get("HTTP_ACCEPT_LANGUAGE", ""))
 
     def _fetch(self, environ: Environ) -> tuple[str, Headers, bytes, Any]:
         """The app's answer to a plain GET of the same URL, buffered.
@@ -235,9 +271,18 @@ def _no_write(data: bytes) -> None:
     raise RuntimeError("the microcache buffers responses; start_response's write() is unused")
 
 
+def key_by(app: Flask, path: str, understood: KeyFunction) -> None:
+    """Key ``path``'s entries by ``understood(environ)``: the parameters its page reads.
+
+    The function must give equal tuples exactly when the page gives the same answer, and
+    only a bounded number of different tuples for anything a client can send.
+    """
+    app.extensions.setdefault(_KEYS, {})[path] = understood
+
+
 def install(app: Flask) -> Microcache:
     """Put a microcache in front of ``app`` (TTL: ``BANNER_PROCESS_CACHE``; 0 turns it off)."""
-    cache = Microcache(app.wsgi_app, app.config)
+    cache = Microcache(app.wsgi_app, app.config, keys=app.extensions.setdefault(_KEYS, {}))
     app.wsgi_app = cache  # type: ignore[method-assign]
     app.extensions["microcache"] = cache
     return cache

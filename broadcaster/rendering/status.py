@@ -1,38 +1,252 @@
-"""The public status data: incidents and their timelines, for the page, JSON and the feed."""
+"""The public status data: incidents and their timelines, for the page, JSON and the feed.
+
+Precomputed like the banner: every publish (``after_publish``, from the banner hook the
+announcement service calls after its commit) rebuilds one document per locale — open
+incidents with their timelines, then the latest of those resolved in the last 14 days —
+and stores it in Redis. The pages read that one value; a miss never walks the history, so
+a status page costs the same with 10,000 past incidents as with 10.
+
+Two sorted sets index the incidents by recency, so a rebuild reads only what it shows:
+:data:`OPEN_KEY` (open incidents by their latest update) and :data:`RESOLVED_KEY` (resolved
+ones by ``resolved_at``, which also pages the history). They are kept here, not in the
+publish transaction, and rebuilt once from ``bc:incs`` where they are missing (upgrades).
+"""
 
 from __future__ import annotations
 
+import json
 import time
+import uuid
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+import redis
+from flask import current_app, has_app_context
+
 from broadcaster.domain.announcement import Announcement
-from broadcaster.rendering.banners import iso
+from broadcaster.domain.announcements import INCIDENTS_KEY
+from broadcaster.infra import microcache
+from broadcaster.rendering import isolation
 from broadcaster.rendering.messages import content_for, language_for, routes_for
 
 if TYPE_CHECKING:
     from broadcaster.services import Services  # the composition root; types only
 
 RECENT_DAYS = 14
+PAGE_SIZE = 20  # resolved incidents per page, the first page's included
+# Open incidents on the page, latest update first: an alert storm must not make every
+# publish re-read thousands of timelines (the banner shows five for the same reason).
+MAX_OPEN = 100
+MAX_PAGE = 100_000
+OPEN_KEY = "bc:status:open"  # open incident id → published_at of its latest update
+RESOLVED_KEY = "bc:status:resolved"  # resolved incident id → resolved_at
+_INDEXED_KEY = "bc:status:indexed"  # the two sets were built from bc:incs (once)
+_DIRTY_KEY = "bc:status:dirty"
+_REFRESH_LOCK = "bc:status:refreshing"
+# Rounds one publishing request does for everybody before it leaves the rest to the next
+# publish or reader: a steady stream of publishes must not keep one request busy forever.
+_MAX_ROUNDS = 3
+_BACKFILL_CHUNK = 500
 
 
-def incidents(svc: Services, locale: str) -> dict[str, Any]:
-    """Open incidents (full timeline, newest first), then those resolved in the last 14 days."""
-    store = svc.announcements
+def document_key(locale: str) -> str:
+    return f"bc:status:doc:{locale}"
+
+
+def iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def page_of(raw: str | None) -> int:
+    """``?page=`` as a page number: 1 unless it is a whole number from 1 to MAX_PAGE."""
+    if raw and raw.isdigit() and len(raw) <= 6:
+        return max(1, min(int(raw), MAX_PAGE))
+    return 1
+
+
+def index(pipe: redis.client.Pipeline | redis.Redis, incident: dict[str, Any]) -> None:
+    """Add the commands that file a published incident under open or resolved to ``pipe``."""
+    if incident.get("resolved_at"):
+        pipe.zrem(OPEN_KEY, incident["id"])
+        pipe.zadd(RESOLVED_KEY, {incident["id"]: incident["resolved_at"]})
+    else:
+        pipe.zrem(RESOLVED_KEY, incident["id"])
+        pipe.zadd(OPEN_KEY, {incident["id"]: incident["updated_at"]})
+
+
+def after_publish(svc: Services, announcement: Announcement) -> None:
+    """File the announcement's incident by recency and rebuild the documents at once."""
+    if announcement.state != "published":
+        return
+    incident = svc.announcements.get_incident(announcement.incident_id)
+    pipe = svc.redis.pipeline(transaction=False)
+    index(pipe, incident)
+    pipe.execute()
+    refresh(svc)
+
+
+def refresh(svc: Services) -> None:
+    """Bring every locale's document up to date (single-flight, as the banner's refresh)."""
+    svc.redis.set(_DIRTY_KEY, 1)
+    _drain(svc)
+
+
+def _drain(svc: Services) -> None:
+    """Recompute while something is marked dirty, unless another process already does.
+
+    The holder of the lock sees every mark set before it lets go; a mark it leaves after
+    ``_MAX_ROUNDS`` is picked up by the next publish or by the next page miss (``first_page``).
+    """
+    r = svc.redis
+    rounds = 0
+    while rounds < _MAX_ROUNDS and r.exists(_DIRTY_KEY):
+        token = uuid.uuid4().hex
+        if not r.set(_REFRESH_LOCK, token, nx=True, ex=30):
+            return
+        try:
+            while rounds < _MAX_ROUNDS and r.getdel(_DIRTY_KEY):
+                _recompute(svc)
+                rounds += 1
+        finally:
+            if r.get(_REFRESH_LOCK) == token.encode():
+                r.delete(_REFRESH_LOCK)
+
+
+def _recompute(svc: Services) -> None:
+    docs = build(svc)
+    pipe = svc.redis.pipeline(transaction=False)
+    for locale, doc in docs.items():
+        pipe.set(document_key(locale), json.dumps(doc))
+    pipe.execute()
+    if has_app_context():  # after the write: a miss from now on reads the new documents
+        microcache.clear(current_app)
+
+
+def build(svc: Services) -> dict[str, dict[str, Any]]:
+    """The first page's document for every locale, from open and recent incidents only."""
+    _backfill(svc)
     cutoff = time.time() - RECENT_DAYS * 86400
-    open_, resolved = [], []
-    # Incidents opened long ago may still be open: look through all, newest first.
-    for incident_id in (i.decode() for i in svc.redis.zrevrange("bc:incs", 0, -1)):
-        incident = store.get_incident(incident_id)
-        published = [a for a in store.timeline(incident_id) if a.state == "published"]
-        if not published:
-            continue  # nothing public yet (waiting for approval)
-        if incident.get("resolved_at") and incident["resolved_at"] < cutoff:
-            continue
-        entry = _incident(svc, incident, published, locale)
-        (resolved if incident.get("resolved_at") else open_).append(entry)
-    open_.sort(key=lambda i: i["updated_at"], reverse=True)
+    pipe = svc.redis.pipeline(transaction=False)
+    pipe.zrevrange(OPEN_KEY, 0, MAX_OPEN - 1)
+    pipe.zrevrangebyscore(RESOLVED_KEY, "+inf", cutoff, start=0, num=PAGE_SIZE)
+    pipe.zcard(RESOLVED_KEY)
+    open_ids, recent_ids, resolved_total = pipe.execute()
+    ids = [i.decode() for i in open_ids] + [i.decode() for i in recent_ids]
+    incidents = [
+        (incident, published)
+        for incident, published in _published(svc, ids)
+        if not incident.get("resolved_at") or incident["resolved_at"] >= cutoff
+    ]
+    # An incident whose announcements have no translation reads the same in every locale:
+    # rendered once per set of languages it is shown in, not once per locale.
+    rendered: dict[tuple[str, ...], dict[str, Any]] = {}
+    docs = {}
+    for locale in svc.plan.locales:
+
+        def entry(
+            item: tuple[dict[str, Any], list[Announcement]], locale: str = locale
+        ) -> dict[str, Any]:
+            incident, published = item
+            languages = tuple(language_for(a, locale, svc.plan.default_locale) for a in published)
+            memo = (incident["id"], *languages)
+            if memo not in rendered:
+                rendered[memo] = _incident(svc, incident, published, locale)
+            return rendered[memo]
+
+        # Item by item: an incident that fails to render is left out, logged and counted.
+        entries = isolation.each(svc.redis, "status", incidents, entry, lambda i: i[0]["id"])
+        open_ = [e for e in entries if not e.get("resolved_at")]
+        resolved = [e for e in entries if e.get("resolved_at")]
+        open_.sort(key=lambda i: i["updated_at"], reverse=True)
+        resolved.sort(key=lambda i: i["resolved_at"], reverse=True)
+        docs[locale] = {
+            "open": open_,
+            "resolved": resolved,
+            "resolved_total": int(resolved_total),
+            "computed_at": time.time(),
+        }
+    return docs
+
+
+def _published(svc: Services, ids: list[str]) -> list[tuple[dict[str, Any], list[Announcement]]]:
+    """(incident, published timeline) of each incident that has anything public yet."""
+    found = []
+    for incident, timeline in svc.announcements.with_timelines(ids):
+        published = [a for a in timeline if a.state == "published"]
+        if published:  # nothing public yet (waiting for approval)
+            found.append((incident, published))
+    return found
+
+
+def _backfill(svc: Services) -> None:
+    """File every incident by recency, once, where the sets predate this code (or were lost).
+
+    Reads the whole history, in chunks: only ever on the first rebuild after an upgrade.
+    """
+    r = svc.redis
+    if r.exists(_INDEXED_KEY):
+        return
+    total = int(r.zcard(INCIDENTS_KEY))
+    for start in range(0, total, _BACKFILL_CHUNK):
+        ids = [i.decode() for i in r.zrange(INCIDENTS_KEY, start, start + _BACKFILL_CHUNK - 1)]
+        pipe = r.pipeline(transaction=False)
+        for incident, published in _published(svc, ids):
+            index(pipe, {**incident, "updated_at": published[-1].published_at})
+        pipe.execute()
+    r.set(_INDEXED_KEY, 1)
+
+
+def first_page(svc: Services, locale: str) -> dict[str, Any]:
+    """The stored document (one Redis read), minus incidents resolved before the window.
+
+    The window moves with the clock while the document waits for the next publish, so
+    what has aged out is dropped here, as the banner drops its expired all-clears.
+    """
+    raw, dirty = svc.redis.mget(document_key(locale), _DIRTY_KEY)
+    if raw is None:
+        refresh(svc)  # first use: build it now (or let the process building it finish)
+    elif dirty:
+        _drain(svc)  # a mark left after _MAX_ROUNDS: nobody else may be coming
+    if raw is None or dirty:
+        raw = svc.redis.get(document_key(locale)) or raw
+    doc = json.loads(raw) if raw is not None else build(svc)[locale]
+    cutoff = iso(time.time() - RECENT_DAYS * 86400)
+    resolved = [i for i in doc["resolved"] if i["resolved_at"] >= cutoff]
+    return {
+        "open": doc["open"],
+        "resolved": resolved,
+        "next_page": 2 if doc["resolved_total"] > len(resolved) else None,
+    }
+
+
+def incidents(svc: Services, locale: str, page: int = 1) -> dict[str, Any]:
+    """Open incidents (full timeline, newest first), then resolved ones, page by page.
+
+    Page 1 lists those resolved in the last 14 days (at most ``PAGE_SIZE``) from the stored
+    document; page N ≥ 2 goes on with the older history, ``PAGE_SIZE`` at a time, in a
+    bounded number of Redis reads whatever its length.
+    """
+    first = first_page(svc, locale)
+    if page == 1:
+        return first
+    cutoff = time.time() - RECENT_DAYS * 86400
+    pipe = svc.redis.pipeline(transaction=False)
+    pipe.zcount(RESOLVED_KEY, cutoff, "+inf")
+    pipe.zcard(RESOLVED_KEY)
+    recent, total = pipe.execute()
+    start = min(PAGE_SIZE, int(recent)) + (page - 2) * PAGE_SIZE
+    ids = [i.decode() for i in svc.redis.zrevrange(RESOLVED_KEY, start, start + PAGE_SIZE - 1)]
+    resolved = [
+        _incident(svc, incident, published, locale)
+        for incident, published in _published(svc, ids)
+        if incident.get("resolved_at")
+    ]
     resolved.sort(key=lambda i: i["resolved_at"], reverse=True)
-    return {"open": open_, "resolved": resolved}
+    return {
+        "open": first["open"],
+        "resolved": resolved,
+        "next_page": page + 1 if int(total) > start + PAGE_SIZE else None,
+    }
 
 
 def _incident(

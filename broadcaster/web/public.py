@@ -4,13 +4,22 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
+from datetime import datetime
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl
 
+from feedgen.entry import FeedEntry
 from feedgen.feed import FeedGenerator
-from flask import Blueprint, Response, render_template, request
+from flask import Blueprint, Flask, Response, render_template, request
+from flask.blueprints import BlueprintSetupState
+from werkzeug.datastructures import LanguageAccept
+from werkzeug.http import parse_accept_header
 
-from broadcaster.rendering import banners, status
+from broadcaster.infra import microcache
+from broadcaster.rendering import banners, isolation, status
 from broadcaster.rendering.i18n import gettext_for
 from broadcaster.rendering.messages import SEVERITY_COLOURS, SEVERITY_LABELS, STATUS_LABELS
 from broadcaster.services import Services, services
@@ -27,6 +36,55 @@ def locale_of(svc: Services) -> str:
         return wanted
     best = request.accept_languages.best_match(svc.plan.locales)
     return best or svc.plan.default_locale
+
+
+def _understood(app: Flask, names: tuple[str, ...]) -> Callable[[dict[str, Any]], tuple[str, ...]]:
+    """The microcache key of a page that reads ``names`` of ``lang``, ``page``, ``audience``.
+
+    Normalised as the views read them (``locale_of``, ``status.page_of``), so any other
+    parameter, an unknown ``lang`` or a new spelling of Accept-Language costs no entry.
+    ``lang`` from the query and a language from Accept-Language stay apart in the key.
+    """
+
+    def key(environ: dict[str, Any]) -> tuple[str, ...]:
+        locales = tuple(app.extensions["broadcaster"].plan.locales)
+        default = app.extensions["broadcaster"].plan.default_locale
+        args: dict[str, str] = {}
+        for name, value in parse_qsl(environ.get("QUERY_STRING", ""), keep_blank_values=True):
+            args.setdefault(name, value)  # request.args.get: the first one counts
+        parts = []
+        if "audience" in names:
+            parts.append(args.get("audience", ""))
+        if "lang" in names:
+            lang = args.get("lang", "")
+            if lang in locales:
+                parts += [lang, ""]
+            else:
+                header = environ.get("HTTP_ACCEPT_LANGUAGE", "")
+                parts += ["", _best_language(header, locales) or default]
+        if "page" in names:
+            parts.append(str(status.page_of(args.get("page"))))
+        return tuple(parts)
+
+    return key
+
+
+@lru_cache(maxsize=512)
+def _best_language(header: str, locales: tuple[str, ...]) -> str | None:
+    """What ``request.accept_languages.best_match(locales)`` gives for this header."""
+    return parse_accept_header(header, LanguageAccept).best_match(locales)
+
+
+@bp.record_once
+def _register_cache_keys(state: BlueprintSetupState) -> None:
+    for path, names in (
+        ("/banner.json", ("audience", "lang")),
+        ("/banner.js", ()),
+        ("/status", ("lang", "page")),
+        ("/status.json", ("lang", "page")),
+        ("/status.atom", ("lang",)),
+    ):
+        microcache.key_by(state.app, path, _understood(state.app, names))
 
 
 def cacheable(body: bytes, mimetype: str, max_age: int) -> Response:
@@ -77,17 +135,21 @@ def banner_js() -> Response:
 
 
 def _status_data(svc: Services, locale: str) -> dict[str, Any]:
+    """Page 1 is the document precomputed on publish; ``?page=N`` goes on with the history."""
+    page = status.page_of(request.args.get("page"))
     return {
         "organisation": svc.plan.organisation,
         "locale": locale,
-        **status.incidents(svc, locale),
+        **status.incidents(svc, locale, page),
+        "page": page,
         "routes": status.audience_routes(svc, locale),
     }
 
 
 @bp.get("/status")
 def status_page() -> Response:
-    """The status page: open incidents with their timelines, recent ones, and the routes."""
+    """The status page: open incidents with their timelines, recent ones (or, with
+    ``?page=``, older ones), and the routes."""
     svc = services()
     locale = locale_of(svc)
     data = _status_data(svc, locale)
@@ -116,7 +178,7 @@ def status_atom() -> Response:
     """An Atom feed: one entry per published announcement, newest first."""
     svc = services()
     locale = locale_of(svc)
-    data = status.incidents(svc, locale)
+    data = status.first_page(svc, locale)
     feed = FeedGenerator()
     feed.id(svc.renderer.status_url)
     feed.title(f"{svc.plan.organisation} status")
@@ -130,15 +192,25 @@ def status_atom() -> Response:
         for update in incident["updates"]
     ]
     entries.sort(key=lambda pair: pair[1]["published_at"], reverse=True)
-    for incident, update in entries:  # newest first
-        entry = feed.add_entry(order="append")
+
+    def add(pair: tuple[dict[str, Any], dict[str, Any]]) -> None:
+        incident, update = pair
+        entry = FeedEntry()
         entry.id(f"{svc.renderer.status_url}#{update['id']}")
         entry.title(update["title"])
         entry.link(href=f"{svc.renderer.status_url}?lang={locale}#{incident['id']}")
         entry.content(update["body"], type="text")
-        entry.published(update["published_at"])
-        entry.updated(update["published_at"])
+        # A datetime, not the string: feedgen would parse each string with dateutil,
+        # most of a feed's rendering time.
+        published = datetime.fromisoformat(update["published_at"].replace("Z", "+00:00"))
+        entry.published(published)
+        entry.updated(published)
         entry.category(term=update["status"])
+        entry.atom_entry()  # its XML now: a value lxml refuses costs this entry, not the feed
+        feed.add_entry(entry, order="append")
+
+    # Newest first, item by item (rendering/isolation.py).
+    isolation.each(svc.redis, "status.atom", entries, add, lambda pair: pair[1]["id"])
     if not entries:
         feed.updated("1970-01-01T00:00:00Z")
     return cacheable(
