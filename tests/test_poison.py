@@ -16,11 +16,168 @@ one subscriber), so the example Hypothesis prints is the whole story.
 from __future__ import annotations
 
 import json
+import os
 import xml.etree.ElementTree as ET
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import feedparser
 import pytest
+from hypothesis import HealthCheck, event, given, note, settings
+from hypothesis import strategies as st
+
+from broadcaster.domain import text_policy
+from broadcaster.domain.text_policy import BLOCK, LINE
+from tests.helpers import drain
+from tests.test_hostile import PAYLOADS
+
+POISON = settings(
+    database=None,
+    deadline=None,
+    # POISON_EXAMPLES=500 for a long hunt; the default keeps the file near a minute.
+    max_examples=int(os.environ.get("POISON_EXAMPLES", "30")),
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+
+# --- Hostile alphabets ----------------------------------------------------------------------
+
+surrogates = st.integers(0xD800, 0xDFFF).map(chr)
+c0 = st.integers(0x00, 0x1F).map(chr)
+c1 = st.integers(0x7F, 0x9F).map(chr)
+bidi = st.sampled_from([chr(c) for c in (*range(0x202A, 0x202F), *range(0x2066, 0x206A))])
+combining = st.lists(st.integers(0x0300, 0x036F).map(chr), min_size=1, max_size=40).map(
+    lambda marks: "e" + "".join(marks)  # stacked ("Zalgo") on one base letter
+)
+astral = st.characters(min_codepoint=0x10000, max_codepoint=0x10FFFF)
+emoji = st.sampled_from(
+    ["😀", "👩\u200d👩\u200d👧\u200d👦", "🏳️\u200d🌈", "🇳🇱", "👍🏽", "𝕏", "𠜎", "\U0001f9ff"]
+)
+zero_width = st.sampled_from(["\u200b", "\u200c", "\u200d", "\u2060", "\ufeff"])
+line_breaks = st.sampled_from(["\r\n", "\r", "\n", "\u2028", "\u2029", "\x85", "\n\r\n\r"])
+long_word = st.builds(
+    lambda n, ch: ch * n, st.integers(1000, 3000), st.sampled_from(["x", "é", "😀", "ж"])
+)
+payloads = st.sampled_from(
+    [
+        *PAYLOADS,
+        "]]></title><entry>",
+        "</script><script>alert(1)</script>",
+        "\\u2028\\u2029",
+        "${7*7}%s%n%x{0}",
+        "&amp;&lt;&#0;&#xD800;",
+    ]
+)
+chunk = st.one_of(
+    st.text(max_size=20),
+    surrogates,
+    c0,
+    c1,
+    bidi,
+    combining,
+    astral,
+    emoji,
+    zero_width,
+    line_breaks,
+    st.just("\x00"),
+    payloads,
+)
+hostile = st.lists(chunk, min_size=1, max_size=12).map("".join)
+hostile_with_long = st.one_of(
+    hostile, st.builds(lambda a, w, b: a + w + b, hostile, long_word, hostile)
+)
+
+
+def cleaned(kind: str, **limits: int) -> Any:
+    """Hostile text cleaned to the policy: what the API must accept and render everywhere."""
+    raw = hostile_with_long if kind == BLOCK else hostile
+    return raw.map(lambda t: text_policy.clean(t, kind, **limits) or "x")
+
+
+clean_titles = cleaned(LINE, max_chars=200)
+clean_bodies = cleaned(BLOCK, max_bytes=20_000)
+titles = st.one_of(hostile, clean_titles)
+bodies = st.one_of(hostile_with_long, clean_bodies)
+
+OFFSETS = [
+    UTC,
+    timezone(timedelta(hours=14)),
+    timezone(-timedelta(hours=12)),
+    timezone(timedelta(minutes=330)),
+]
+wide_dates = st.builds(
+    lambda d, tz: d.replace(tzinfo=tz).isoformat(),
+    st.datetimes(min_value=datetime(1, 1, 1), max_value=datetime(9999, 12, 31, 23, 59)),
+    st.sampled_from(OFFSETS),
+)
+soon = st.integers(0, 29 * 24 * 60).map(
+    lambda minutes: (datetime.now(UTC) + timedelta(minutes=minutes + 5)).isoformat()
+)
+junk_dates = st.one_of(
+    hostile,
+    st.sampled_from(
+        [
+            "",
+            "0001-01-01T00:00:00Z",
+            "9999-12-31T23:59:59Z",
+            "9999-12-31T23:59:59-12:00",
+            "0001-01-01T00:00:00+14:00",
+            "2026-02-30T10:00:00Z",
+            "2026-11-23T25:00:00Z",
+            "2026-11-23",
+            "2026-11-23T10:00:00",  # naive
+            "1e308",
+            "NaN",
+            "-1",
+            "T",
+        ]
+    ),
+)
+next_updates = st.one_of(st.none(), soon, wide_dates, junk_dates, st.integers(-(2**63), 2**63))
+
+LOCALES = ["nl", "da", "sv"]
+CHANNELS = ["banner", "email", "sms", "social", "webhook"]
+
+
+@st.composite
+def announcements(draw: st.DrawFn) -> dict[str, Any]:
+    """Half the time clean enough to be accepted (the surfaces must render it), else poison."""
+    accept = draw(st.booleans())
+    title, body = (clean_titles, clean_bodies) if accept else (titles, bodies)
+    locales = st.sampled_from(LOCALES)
+    if not accept:
+        locales = st.one_of(locales, st.sampled_from(["xx", "en-GB", ""]), hostile)
+    announcement: dict[str, Any] = {
+        "title": draw(title),
+        "body": draw(body),
+        "severity": draw(st.sampled_from(["info", "minor", "major", "critical"])),
+        "status": draw(st.sampled_from(["investigating", "identified", "monitoring", "resolved"])),
+        "audiences": draw(
+            st.sampled_from([["consumers"], ["consumers", "business"], ["consumers", "staff"]])
+        ),
+        "channels": draw(st.lists(st.sampled_from(CHANNELS), min_size=1, unique=True)),
+    }
+    if draw(st.booleans()):
+        words = st.fixed_dictionaries({"title": title, "body": body})
+        announcement["translations"] = draw(st.dictionaries(locales, words, max_size=3))
+    promise = draw(st.one_of(st.none(), soon) if accept else next_updates)
+    if promise is not None:
+        announcement["next_update_at"] = promise
+    return announcement
+
+
+def raw_json(payload: Any, wire: str) -> bytes:
+    """The payload as the bytes a client would send.
+
+    ``escaped``: ASCII JSON, so a lone surrogate travels as ``\\ud800``; ``utf8``: UTF-8 with
+    surrogates written as the (invalid) three bytes they would take; ``escaped`` is the
+    likelier one from real clients, ``utf8`` what a sloppy encoder sends.
+    """
+    if wire == "escaped":
+        return json.dumps(payload).encode()
+    return json.dumps(payload, ensure_ascii=False).encode("utf-8", "surrogatepass")
+
+
+wires = st.sampled_from(["escaped", "utf8"])
 
 # --- Checks -----------------------------------------------------------------------------------
 
@@ -196,6 +353,166 @@ class Sent:
             "mastodon": self.mastodon.posts[ma:],
             "bluesky": [p["value"] for p in self.bluesky.posts[bs:]],
         }
+
+
+# --- The API ----------------------------------------------------------------------------------
+
+
+@given(announcement=announcements(), wire=wires)
+@POISON
+def test_poisoned_announcements_render_everywhere_or_store_nothing(
+    app, admin, tokens, providers, mastodon, bluesky, announcement, wire
+):
+    note(f"announcement={announcement!r}, wire={wire!r}")
+    client = admin
+    client.fresh()
+    before = incidents(client, tokens)
+    sent = Sent(providers, mastodon, bluesky)
+    answer = client.post(
+        "/api/v1/announcements",
+        data=raw_json(announcement, wire),
+        headers={**tokens["admin"], "Content-Type": "application/json"},
+    )
+    assert answer.status_code < 500, answer.get_data()[:2000]
+    event(f"answer {answer.status_code}")
+    if answer.status_code >= 400:
+        assert_error_shape(answer)
+        assert incidents(client, tokens) == before, "a refused announcement was stored"
+        check_public(client)
+        return
+    assert answer.status_code == 202, answer.get_json()
+    created = answer.get_json()
+    assert incidents(client, tokens) == before + 1
+    if created["state"] == "pending_approval":
+        check_admin(client, created["incident_id"])  # waiting for approval: shown there too
+        approved = client.post(
+            f"/api/v1/announcements/{created['id']}/approve", headers=tokens["approver2"]
+        )
+        assert approved.status_code == 200, approved.get_data()[:2000]
+    drain(app)
+    check_public(client)
+    check_admin(client, created["incident_id"])
+    check_incident(client, tokens, created["incident_id"], created["id"])
+    check_sent(client, tokens, created["id"], sent.new())
+
+
+# --- Monitoring hooks -------------------------------------------------------------------------
+
+labels = st.dictionaries(
+    st.one_of(st.sampled_from(["service", "alertname", "job", "instance"]), hostile),
+    st.one_of(titles, hostile),
+    max_size=4,
+)
+# These labels meet the example plan's rules: a published holding statement (payments) or a
+# draft for staff (any critical or major alert) that a person approves.
+rule_labels = st.sampled_from(
+    [
+        {},
+        {"severity": "critical", "service": "payments"},
+        {"severity": "major"},
+        {"severity": "critical"},
+    ]
+)
+
+
+@st.composite
+def generic_payloads(draw: st.DrawFn) -> dict[str, Any]:
+    payload: dict[str, Any] = {
+        "key": draw(hostile),
+        "status": "firing",
+        "title": draw(st.one_of(titles, hostile)),
+        "labels": {**draw(labels), **draw(rule_labels)},
+    }
+    if draw(st.booleans()):
+        payload["summary"] = draw(st.one_of(bodies, hostile_with_long))
+    severity = draw(st.sampled_from([None, "info", "minor", "major", "critical", "bogus"]))
+    if severity:
+        payload["severity"] = severity
+    return payload
+
+
+@st.composite
+def alertmanager_payloads(draw: st.DrawFn) -> dict[str, Any]:
+    common = {**draw(labels), **draw(rule_labels)}
+    alert_labels = {**common, **draw(labels)}
+    alert = {
+        "status": "firing",
+        "labels": alert_labels,
+        "annotations": {"summary": draw(st.one_of(bodies, hostile)), "description": draw(hostile)},
+        "startsAt": draw(st.one_of(wide_dates, junk_dates)),
+        "endsAt": draw(st.one_of(st.just("0001-01-01T00:00:00Z"), wide_dates, junk_dates)),
+        "generatorURL": draw(hostile),
+        "fingerprint": draw(st.one_of(st.none(), hostile)),
+    }
+    if alert["fingerprint"] is None:
+        del alert["fingerprint"]
+    payload = {
+        "version": "4",
+        "groupKey": draw(hostile),
+        "truncatedAlerts": 0,
+        "status": "firing",
+        "receiver": draw(hostile),
+        "groupLabels": {k: v for k, v in common.items() if k == "alertname"},
+        "commonLabels": common,
+        "commonAnnotations": {"summary": draw(st.one_of(titles, hostile_with_long))},
+        "externalURL": draw(hostile),
+        "alerts": [alert],
+    }
+    if draw(st.booleans()):
+        payload["title"] = draw(st.one_of(titles, hostile))
+    return payload
+
+
+def poison_hook(app, client, tokens, providers, mastodon, bluesky, source, payload, wire):
+    note(f"payload={payload!r}, wire={wire!r}")
+    client.fresh()
+    before = incidents(client, tokens)
+    sent = Sent(providers, mastodon, bluesky)
+    answer = client.post(
+        f"/hooks/{source}",
+        data=raw_json(payload, wire),
+        headers={**tokens["monitor"], "Content-Type": "application/json"},
+    )
+    assert answer.status_code < 500, answer.get_data()[:2000]
+    event(f"answer {answer.status_code}")
+    if answer.status_code >= 400:
+        assert_error_shape(answer)
+        assert incidents(client, tokens) == before, "a refused alert opened an incident"
+        check_public(client)
+        check_admin(client, None)  # the refused event is listed on the monitoring page
+        return
+    result = answer.get_json()
+    event(f"{result.get('state')}")
+    incident_id, announcement_id = result.get("incident_id"), result.get("announcement_id")
+    if result.get("state") == "pending_approval":  # a draft: a person approves it as it is
+        approved = client.post(
+            f"/api/v1/announcements/{announcement_id}/approve", headers=tokens["approver2"]
+        )
+        assert approved.status_code == 200, approved.get_data()[:2000]
+    drain(app)
+    check_public(client)
+    check_admin(client, incident_id)
+    if incident_id and announcement_id:
+        check_incident(client, tokens, incident_id, announcement_id)
+        check_sent(client, tokens, announcement_id, sent.new())
+        events = client.get("/api/v1/hooks/events", headers=tokens["admin"])
+        assert ok(events, "hook events").status_code == 200
+
+
+@given(payload=generic_payloads(), wire=wires)
+@POISON
+def test_poisoned_generic_alerts_become_clean_statements(
+    app, admin, tokens, providers, mastodon, bluesky, payload, wire
+):
+    poison_hook(app, admin, tokens, providers, mastodon, bluesky, "generic", payload, wire)
+
+
+@given(payload=alertmanager_payloads(), wire=wires)
+@POISON
+def test_poisoned_alertmanager_alerts_become_clean_statements(
+    app, admin, tokens, providers, mastodon, bluesky, payload, wire
+):
+    poison_hook(app, admin, tokens, providers, mastodon, bluesky, "alertmanager", payload, wire)
 
 
 # --- Regressions: each failure these tests found ------------------------------------------
