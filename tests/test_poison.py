@@ -588,3 +588,17 @@ def test_an_alert_start_out_of_range_counts_as_now(admin, tokens, starts_at):
     ).get_json()
     assert starts_at[:4] not in incident["timeline"][0]["body"]
     check_public(admin)
+
+
+@pytest.mark.parametrize("field", ["incident_id", "corrects"])
+def test_a_lone_surrogate_in_a_reference_is_refused_not_a_500(admin, tokens, field):
+    """Was a 500: the made-up id went into a Redis key (domain/announcements.py)."""
+    announcement = {"title": "t", "body": "b", "severity": "minor", "audiences": ["consumers"]}
+    answer = admin.post(
+        "/api/v1/announcements",
+        data=json.dumps({**announcement, field: "inc_\ud800"}),
+        headers={**tokens["admin"], "Content-Type": "application/json"},
+    )
+    assert answer.status_code == 422, answer.get_data()
+    assert field in answer.get_json()["errors"]
+    assert incidents(admin, tokens) == 0
