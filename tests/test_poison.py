@@ -159,6 +159,10 @@ def announcements(draw: st.DrawFn) -> dict[str, Any]:
     if draw(st.booleans()):
         words = st.fixed_dictionaries({"title": title, "body": body})
         announcement["translations"] = draw(st.dictionaries(locales, words, max_size=3))
+    if not accept:  # made-up references: refused (422), never looked up as they come
+        for field in ("incident_id", "corrects"):
+            if draw(st.integers(0, 4)) == 0:
+                announcement[field] = draw(st.one_of(hostile, hostile.map("inc_".__add__)))
     promise = draw(st.one_of(st.none(), soon) if accept else next_updates)
     if promise is not None:
         announcement["next_update_at"] = promise
@@ -602,3 +606,30 @@ def test_a_lone_surrogate_in_a_reference_is_refused_not_a_500(admin, tokens, fie
     assert answer.status_code == 422, answer.get_data()
     assert field in answer.get_json()["errors"]
     assert incidents(admin, tokens) == 0
+
+
+# --- Found, owned elsewhere: errors echo a lone surrogate back ------------------------------
+# web/errors.py (error_body/summarise) and web/hooks/monitoring.py quote marshmallow's field
+# names as they came: a key "\ud800" comes back as a lone-surrogate escape in "message" and
+# as a key in "errors". Valid JSON grammar, but strict decoders refuse it (serde_json) or
+# mangle it. Those files are being changed elsewhere; listed in the issue 14.5 note.
+
+
+@pytest.mark.xfail(strict=False, reason="web/errors.py echoes an unknown field's name as sent")
+def test_an_unknown_field_named_with_a_lone_surrogate_is_not_echoed(admin, tokens):
+    announcement = {"title": "t", "body": "b", "severity": "minor", "audiences": ["consumers"]}
+    answer = admin.post(
+        "/api/v1/announcements",
+        data=json.dumps({**announcement, "\ud800": 1}),
+        headers={**tokens["admin"], "Content-Type": "application/json"},
+    )
+    assert_error_shape(answer)
+    clean_text(answer.get_json(), "422 error body")
+
+
+@pytest.mark.xfail(strict=False, reason="web/hooks/monitoring.py echoes a label key as sent")
+def test_a_refused_alert_does_not_echo_a_lone_surrogate(admin, tokens):
+    payload = {"key": "k", "status": "firing", "title": "t", "labels": {"\ud800": 1}}
+    answer = send(admin, tokens, "generic", payload)
+    assert_error_shape(answer)
+    clean_text(answer.get_json(), "400 error body")
