@@ -38,6 +38,16 @@ def _timeline_key(incident_id: str) -> str:
     return f"bc:inc:{incident_id}:timeline"
 
 
+def _could_exist(some_id: str) -> bool:
+    """Our ids are ASCII; one a client made up may hold a lone surrogate, which no Redis key
+    can (it does not encode): no such thing, rather than a 500."""
+    try:
+        some_id.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def new_id(prefix: str) -> str:
     """A new id: the time-ordered prefix keeps ids readable in logs and sortable."""
     return f"{prefix}_{int(time.time() * 1000):x}{uuid.uuid4().hex[:6]}"
@@ -66,13 +76,13 @@ class AnnouncementStore:
         self.r = r
 
     def get(self, announcement_id: str) -> Announcement:
-        raw = self.r.get(_ann_key(announcement_id))
+        raw = self.r.get(_ann_key(announcement_id)) if _could_exist(announcement_id) else None
         if raw is None:
             raise NotFound(f"no announcement {announcement_id!r}")
         return Announcement.from_json(raw)
 
     def get_incident(self, incident_id: str) -> dict[str, Any]:
-        raw = self.r.get(_inc_key(incident_id))
+        raw = self.r.get(_inc_key(incident_id)) if _could_exist(incident_id) else None
         if raw is None:
             raise NotFound(f"no incident {incident_id!r}")
         return json.loads(raw)

@@ -54,17 +54,40 @@ class MonitorEvent:
     title: str = ""
 
 
+def encodable(value: Any) -> Any:
+    """``value`` with every string made encodable: a lone surrogate becomes the text ``\\ud800``.
+
+    JSON may carry ``"\\ud800"``; Python decodes it to a lone surrogate, which neither UTF-8,
+    Redis nor a page can take. Monitoring's payload is kept and shown, never refused for
+    it, and two keys that differ only there stay two keys.
+    """
+    if isinstance(value, str):
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    if isinstance(value, dict):
+        return {encodable(k): encodable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [encodable(v) for v in value]
+    return value
+
+
+# An alert that claims to have started before 1970 or in the future (more than a clock's
+# skew ahead) has a broken clock or a typo: its start is taken as unknown (now).
+START_AHEAD_SECONDS = 24 * 3600
+
+
 def _timestamp(value: str | None) -> float | None:
     if not value or value.startswith("0001-"):  # Go's zero time: not set
         return None
     try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
-    except ValueError:
+        ts = datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    except (ValueError, OverflowError):
         return None
+    return ts if 0 <= ts <= time.time() + START_AHEAD_SECONDS else None
 
 
 def from_alertmanager(payload: dict[str, Any], source: str = "alertmanager") -> MonitorEvent:
     """Alertmanager webhook v4 (Grafana's unified alerting sends the same shape)."""
+    payload = encodable(payload)
     alerts = [
         Alert(
             fingerprint=a.get("fingerprint") or _fingerprint(a.get("labels", {})),
@@ -87,6 +110,7 @@ def from_alertmanager(payload: dict[str, Any], source: str = "alertmanager") -> 
 
 def from_generic(payload: dict[str, Any]) -> MonitorEvent:
     """The documented generic shape: key, status, title, summary, severity, labels."""
+    payload = encodable(payload)
     labels = {**payload.get("labels", {})}
     if payload.get("severity"):
         labels.setdefault("severity", payload["severity"])
@@ -109,7 +133,7 @@ def record_event(svc: Services, source: str, raw: str, outcome: dict[str, Any]) 
         "source": source,
         "received_at": banners.iso(time.time()),
         "raw": raw[:20_000],
-        **outcome,
+        **encodable(outcome),  # a refusal may quote a key that holds a lone surrogate
     }
     pipe = svc.redis.pipeline()
     pipe.lpush(EVENTS_KEY, json.dumps(entry))
