@@ -13,6 +13,7 @@ reasons: line breaks and tabs allowed).
 from __future__ import annotations
 
 import unicodedata
+from typing import Any
 
 LINE = "line"
 BLOCK = "block"
@@ -93,3 +94,19 @@ def clean(text: str, kind: str, *, max_chars: int = 0, max_bytes: int = 0) -> st
     if max_bytes and len(text.encode()) > max_bytes:
         text = text.encode()[: max_bytes - 3].decode(errors="ignore").rstrip() + "…"
     return text
+
+
+def encodable(value: Any) -> Any:
+    """``value`` with every string made encodable: a lone surrogate becomes the text ``\\ud800``.
+
+    JSON may carry ``"\\ud800"``; Python decodes it to a lone surrogate, which neither UTF-8,
+    Redis nor a page can take. For what is kept or echoed as sent (monitoring payloads,
+    field names in an error): two keys that differ only there stay two keys.
+    """
+    if isinstance(value, str):
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    if isinstance(value, dict):
+        return {encodable(k): encodable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [encodable(v) for v in value]
+    return value

@@ -10,6 +10,7 @@ from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 from broadcaster.domain.errors import Conflict, DomainError, Forbidden, Invalid, NotFound
+from broadcaster.domain.text_policy import encodable
 
 log = logging.getLogger(__name__)
 
@@ -42,10 +43,14 @@ def domain_message(exc: DomainError) -> str:
 
 
 def error_body(code: int, message: str, errors: dict | None = None) -> dict:
-    """The one JSON error shape: ``{code, status, message, errors?}``."""
-    body = {"code": code, "status": HTTPStatus(code).phrase, "message": message}
+    """The one JSON error shape: ``{code, status, message, errors?}``.
+
+    What the client sent may be echoed (an unknown field's name): made encodable first, so
+    a lone surrogate comes back as the text ``\\ud800``, never as itself.
+    """
+    body = {"code": code, "status": HTTPStatus(code).phrase, "message": encodable(message)}
     if errors:
-        body["errors"] = errors
+        body["errors"] = encodable(errors)
     return body
 
 

@@ -21,7 +21,7 @@ from typing import Any
 from broadcaster.domain import text_policy
 from broadcaster.domain.incidents import SEVERITIES
 from broadcaster.domain.monitoring_rules import HoldingStatement, MonitoringRule
-from broadcaster.domain.text_policy import LINE, TITLE_MAX
+from broadcaster.domain.text_policy import LINE, TITLE_MAX, encodable
 from broadcaster.domain.tokens import Principal
 from broadcaster.rendering import banners
 from broadcaster.rendering.i18n import format_timestamp
@@ -52,22 +52,6 @@ class MonitorEvent:
     annotations: dict[str, str] = field(default_factory=dict)
     alerts: list[Alert] = field(default_factory=list)
     title: str = ""
-
-
-def encodable(value: Any) -> Any:
-    """``value`` with every string made encodable: a lone surrogate becomes the text ``\\ud800``.
-
-    JSON may carry ``"\\ud800"``; Python decodes it to a lone surrogate, which neither UTF-8,
-    Redis nor a page can take. Monitoring's payload is kept and shown, never refused for
-    it, and two keys that differ only there stay two keys.
-    """
-    if isinstance(value, str):
-        return value.encode("utf-8", "backslashreplace").decode("utf-8")
-    if isinstance(value, dict):
-        return {encodable(k): encodable(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [encodable(v) for v in value]
-    return value
 
 
 # An alert that claims to have started before 1970 or in the future (more than a clock's
