@@ -160,13 +160,16 @@ def test_status_json_timeline_order_corrections_and_recent_resolved(client, toke
     publish(
         client, tokens, BASE, incident_id=old["incident_id"], status="resolved", title="Old fixed"
     )
-    # Pretend the old incident was resolved 15 days ago (before the next publishes rebuild
-    # the precomputed status document; test_status_document_ages_without_a_publish shows
-    # the window moving with no publish at all).
+    # Pretend the old incident was resolved 15 days ago, and drop the precomputed status
+    # documents so the next read builds them from that (a publish renders only its own
+    # incident again; test_status_document_ages_without_a_publish shows the window moving
+    # with no publish at all).
     key = f"bc:inc:{old['incident_id']}"
     incident = json.loads(r.get(key))
     incident["resolved_at"] -= 15 * 86400
     r.set(key, json.dumps(incident))
+    for stored in r.keys("bc:status:doc:*"):  # built anew, from the edited incident
+        r.delete(stored)
     recent = publish(client, tokens, BASE, title="Recent outage")
     publish(client, tokens, BASE, incident_id=recent["incident_id"], status="resolved")
 

@@ -1,7 +1,7 @@
 """Status pages precomputed on publish: reads bounded by the page, not by the history.
 
 ``/status``, ``/status.json`` and ``/status.atom`` read one document per locale that every
-publish rebuilds (broadcaster/rendering/status.py); older history is paged.
+publish updates (broadcaster/rendering/status.py); older history is paged.
 """
 
 from __future__ import annotations
@@ -102,6 +102,38 @@ def test_a_publish_updates_the_document_at_once(client, tokens, r):
     data = client.get("/status.json").get_json()
     assert [i["title"] for i in data["open"]] == ["Power outage"]
     assert [i["id"] for i in data["resolved"]] == [created["incident_id"]]
+
+
+def test_a_publish_costs_the_same_with_many_open_incidents(client, tokens, r):
+    """A publish renders its own incident again, not every open one (api-accept: 200 new
+    incidents a second each rebuilding every open one queued behind each other)."""
+
+    def publish_cost(title: str) -> int:
+        before = commands(r)
+        publish(client, tokens, BASE, title=title, channels=["email"])
+        return commands(r) - before
+
+    for n in range(3):
+        publish(client, tokens, BASE, title=f"Open {n}", channels=["email"])
+    few = publish_cost("Measured with few")
+    for n in range(3, 40):
+        publish(client, tokens, BASE, title=f"Open {n}", channels=["email"])
+    many = publish_cost("Measured with many")
+    assert many <= few + 2, (few, many)
+    stored = json.loads(r.get(status.document_key("en")))
+    assert len(stored["open"]) == 42 and stored["open"][0]["title"] == "Measured with many"
+
+
+def test_a_full_list_losing_an_entry_is_rebuilt_so_the_next_in_line_shows(
+    client, tokens, r, monkeypatch
+):
+    monkeypatch.setattr(status, "MAX_OPEN", 3)
+    made = [publish(client, tokens, BASE, title=f"Open {n}", channels=["email"]) for n in range(4)]
+    stored = json.loads(r.get(status.document_key("en")))
+    assert [i["title"] for i in stored["open"]] == ["Open 3", "Open 2", "Open 1"]
+    publish(client, tokens, BASE, incident_id=made[3]["incident_id"], status="resolved")
+    stored = json.loads(r.get(status.document_key("en")))
+    assert [i["title"] for i in stored["open"]] == ["Open 2", "Open 1", "Open 0"]
 
 
 def test_paging_shows_older_incidents(client, tokens, r):

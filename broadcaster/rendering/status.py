@@ -1,10 +1,12 @@
 """The public status data: incidents and their timelines, for the page, JSON and the feed.
 
-Precomputed like the banner: every publish (``after_publish``, from the banner hook the
-announcement service calls after its commit) rebuilds one document per locale — open
-incidents with their timelines, then the latest of those resolved in the last 14 days —
-and stores it in Redis. The pages read that one value; a miss never walks the history, so
-a status page costs the same with 10,000 past incidents as with 10.
+Precomputed like the banner: one document per locale — open incidents with their
+timelines, then the latest of those resolved in the last 14 days — stored in Redis. Every
+publish (``after_publish``, from the banner hook the announcement service calls after its
+commit) renders only its own incident again and puts it in its place; the whole document
+is built only on first use. The pages read that one value; a miss never walks the history,
+so a status page costs the same with 10,000 past incidents as with 10, and a publish the
+same with 100 open incidents as with one.
 
 Two sorted sets index the incidents by recency, so a rebuild reads only what it shows:
 :data:`OPEN_KEY` (open incidents by their latest update) and :data:`RESOLVED_KEY` (resolved
@@ -41,7 +43,10 @@ MAX_PAGE = 100_000
 OPEN_KEY = "bc:status:open"  # open incident id → published_at of its latest update
 RESOLVED_KEY = "bc:status:resolved"  # resolved incident id → resolved_at
 _INDEXED_KEY = "bc:status:indexed"  # the two sets were built from bc:incs (once)
-_DIRTY_KEY = "bc:status:dirty"
+_DIRTY_KEY = "bc:status:dirty"  # rebuild everything (first use, upgrades)
+_CHANGED_KEY = "bc:status:changed"  # incidents to render again and put in their place
+_PENDING_KEY = "bc:status:pending"  # set with each change: one MGET tells a reader
+_CHANGES_PER_ROUND = 500
 _REFRESH_LOCK = "bc:status:refreshing"
 # Rounds one publishing request does for everybody before it leaves the rest to the next
 # publish or reader: a steady stream of publishes must not keep one request busy forever.
@@ -75,14 +80,21 @@ def index(pipe: redis.client.Pipeline | redis.Redis, incident: dict[str, Any]) -
 
 
 def after_publish(svc: Services, announcement: Announcement) -> None:
-    """File the announcement's incident by recency and rebuild the documents at once."""
+    """File the announcement's incident by recency and update the documents at once.
+
+    Only that incident is rendered again and put in its place in each document: a publish
+    costs the same with 100 open incidents as with one (a full rebuild per publish made
+    200 announcements a second queue behind each other).
+    """
     if announcement.state != "published":
         return
     incident = svc.announcements.get_incident(announcement.incident_id)
     pipe = svc.redis.pipeline(transaction=False)
     index(pipe, incident)
+    pipe.sadd(_CHANGED_KEY, incident["id"])
+    pipe.set(_PENDING_KEY, 1)
     pipe.execute()
-    refresh(svc)
+    _drain(svc)
 
 
 def refresh(svc: Services) -> None:
@@ -99,14 +111,24 @@ def _drain(svc: Services) -> None:
     """
     r = svc.redis
     rounds = 0
-    while rounds < _MAX_ROUNDS and r.exists(_DIRTY_KEY):
+    while rounds < _MAX_ROUNDS and r.exists(_DIRTY_KEY, _PENDING_KEY):
         token = uuid.uuid4().hex
         if not r.set(_REFRESH_LOCK, token, nx=True, ex=30):
             return
         try:
-            while rounds < _MAX_ROUNDS and r.getdel(_DIRTY_KEY):
-                _recompute(svc)
+            while rounds < _MAX_ROUNDS:
                 rounds += 1
+                if r.getdel(_DIRTY_KEY):
+                    r.delete(_PENDING_KEY)  # a full rebuild covers every change so far
+                    r.delete(_CHANGED_KEY)
+                    _recompute(svc)
+                elif r.getdel(_PENDING_KEY):
+                    changed = [i.decode() for i in r.spop(_CHANGED_KEY, _CHANGES_PER_ROUND)]
+                    if r.scard(_CHANGED_KEY):
+                        r.set(_PENDING_KEY, 1)  # more than one round's worth: go round again
+                    _apply(svc, changed)
+                else:
+                    break
         finally:
             if r.get(_REFRESH_LOCK) == token.encode():
                 r.delete(_REFRESH_LOCK)
@@ -137,35 +159,95 @@ def build(svc: Services) -> dict[str, dict[str, Any]]:
         for incident, published in _published(svc, ids)
         if not incident.get("resolved_at") or incident["resolved_at"] >= cutoff
     ]
-    # An incident whose announcements have no translation reads the same in every locale:
-    # rendered once per set of languages it is shown in, not once per locale.
     rendered: dict[tuple[str, ...], dict[str, Any]] = {}
-    docs = {}
-    for locale in svc.plan.locales:
+    return {
+        locale: _document(_entries(svc, incidents, locale, rendered), int(resolved_total))
+        for locale in svc.plan.locales
+    }
 
-        def entry(
-            item: tuple[dict[str, Any], list[Announcement]], locale: str = locale
-        ) -> dict[str, Any]:
-            incident, published = item
-            languages = tuple(language_for(a, locale, svc.plan.default_locale) for a in published)
-            memo = (incident["id"], *languages)
-            if memo not in rendered:
-                rendered[memo] = _incident(svc, incident, published, locale)
-            return rendered[memo]
 
-        # Item by item: an incident that fails to render is left out, logged and counted.
-        entries = isolation.each(svc.redis, "status", incidents, entry, lambda i: i[0]["id"])
-        open_ = [e for e in entries if not e.get("resolved_at")]
-        resolved = [e for e in entries if e.get("resolved_at")]
-        open_.sort(key=lambda i: i["updated_at"], reverse=True)
-        resolved.sort(key=lambda i: i["resolved_at"], reverse=True)
-        docs[locale] = {
-            "open": open_,
-            "resolved": resolved,
-            "resolved_total": int(resolved_total),
-            "computed_at": time.time(),
-        }
-    return docs
+def _entries(
+    svc: Services,
+    incidents: list[tuple[dict[str, Any], list[Announcement]]],
+    locale: str,
+    rendered: dict[tuple[str, ...], dict[str, Any]],
+) -> list[dict[str, Any]]:
+    """Each incident's entry in one locale, item by item (one that fails is left out,
+    logged and counted). ``rendered`` memoises across locales: an incident without
+    translations reads the same in every locale and is rendered once."""
+
+    def entry(item: tuple[dict[str, Any], list[Announcement]]) -> dict[str, Any]:
+        incident, published = item
+        languages = tuple(language_for(a, locale, svc.plan.default_locale) for a in published)
+        memo = (incident["id"], *languages)
+        if memo not in rendered:
+            rendered[memo] = _incident(svc, incident, published, locale)
+        return rendered[memo]
+
+    return isolation.each(svc.redis, "status", incidents, entry, lambda i: i[0]["id"])
+
+
+def _document(entries: list[dict[str, Any]], resolved_total: int) -> dict[str, Any]:
+    """The stored first page: open ones by latest update, then the recently resolved."""
+    open_ = sorted(
+        (e for e in entries if not e.get("resolved_at")),
+        key=lambda e: e["updated_at"],
+        reverse=True,
+    )
+    resolved = sorted(
+        (e for e in entries if e.get("resolved_at")),
+        key=lambda e: e["resolved_at"],
+        reverse=True,
+    )
+    return {
+        "open": open_[:MAX_OPEN],
+        "resolved": resolved[:PAGE_SIZE],
+        "resolved_total": resolved_total,
+        "computed_at": time.time(),
+    }
+
+
+def _apply(svc: Services, changed: list[str]) -> None:
+    """Render only the changed incidents again and put them in their place in each document.
+
+    Falls back to a full rebuild where a document is missing, or where a list was full and
+    loses an entry (the next one in line is not in the document).
+    """
+    if not changed:
+        return
+    r = svc.redis
+    locales = list(svc.plan.locales)
+    raws = r.mget([document_key(locale) for locale in locales])
+    if any(raw is None for raw in raws):
+        _recompute(svc)
+        return
+    cutoff = time.time() - RECENT_DAYS * 86400
+    incidents = [
+        (incident, published)
+        for incident, published in _published(svc, changed)
+        if not incident.get("resolved_at") or incident["resolved_at"] >= cutoff
+    ]
+    resolved_total = int(r.zcard(RESOLVED_KEY))
+    rendered: dict[tuple[str, ...], dict[str, Any]] = {}
+    gone = set(changed)  # their old entries, replaced by the fresh ones (if still shown)
+    pipe = r.pipeline(transaction=False)
+    for locale, raw in zip(locales, raws, strict=True):
+        doc = json.loads(raw)
+        kept = [e for e in doc["open"] + doc["resolved"] if e["id"] not in gone]
+        # The changed ones first: on a tie to the second, the latest publish leads.
+        fresh = _document(_entries(svc, incidents, locale, rendered) + kept, resolved_total)
+        shrunk = [
+            part
+            for part, cap in (("open", MAX_OPEN), ("resolved", PAGE_SIZE))
+            if len(doc[part]) >= cap and len(fresh[part]) < len(doc[part])
+        ]
+        if shrunk:  # a full list lost an entry: the next in line is not in the document
+            _recompute(svc)
+            return
+        pipe.set(document_key(locale), json.dumps(fresh))
+    pipe.execute()
+    if has_app_context():  # after the write: a miss from now on reads the new documents
+        microcache.clear(current_app)
 
 
 def _published(svc: Services, ids: list[str]) -> list[tuple[dict[str, Any], list[Announcement]]]:
@@ -202,7 +284,8 @@ def first_page(svc: Services, locale: str) -> dict[str, Any]:
     The window moves with the clock while the document waits for the next publish, so
     what has aged out is dropped here, as the banner drops its expired all-clears.
     """
-    raw, dirty = svc.redis.mget(document_key(locale), _DIRTY_KEY)
+    raw, dirty, pending = svc.redis.mget(document_key(locale), _DIRTY_KEY, _PENDING_KEY)
+    dirty = dirty or pending
     if raw is None:
         refresh(svc)  # first use: build it now (or let the process building it finish)
     elif dirty:
