@@ -77,11 +77,16 @@ def reads_for(client: Any, r: redis.Redis, url: str) -> int:
 
 def test_a_status_request_reads_the_same_whatever_the_history(client, tokens, r):
     seed_history(r, 10)
-    publish(client, tokens, BASE)  # open, and rebuilds the documents
+    publish(client, tokens, BASE)  # open
+    assert client.get("/status.json").status_code == 200  # builds the documents
+    publish(client, tokens, BASE, title="Water outage")
+    applied_small = reads_for(client, r, "/status.json")  # the read that applies the publish
     small = {url: reads_for(client, r, url) for url in ("/status.json", "/status", "/status.atom")}
     seed_history(r, 290, start=10)
     publish(client, tokens, BASE, title="Gas leak")
+    applied_large = reads_for(client, r, "/status.json")
     large = {url: reads_for(client, r, url) for url in ("/status.json", "/status", "/status.atom")}
+    assert applied_large == applied_small
     assert large == small
     assert max(large.values()) <= 3, large  # the stored document (+ the dirty mark), no scan
     # Older pages cost a bounded number too: one timeline read per incident on the page
@@ -89,15 +94,21 @@ def test_a_status_request_reads_the_same_whatever_the_history(client, tokens, r)
     assert reads_for(client, r, "/status.json?page=9") <= status.PAGE_SIZE + 10
 
 
+def stored_after_a_read(client: Any, r: redis.Redis, locale: str) -> dict[str, Any]:
+    """The stored document once a page was read (a read applies what publishes marked)."""
+    assert client.get(f"/status.json?lang={locale}").status_code == 200
+    return json.loads(r.get(status.document_key(locale)))
+
+
 def test_a_publish_updates_the_document_at_once(client, tokens, r):
     publish(client, tokens, BASE)
-    stored = json.loads(r.get(status.document_key("nl")))
+    stored = stored_after_a_read(client, r, "nl")
     assert [i["title"] for i in stored["open"]] == ["Stroomstoring"]
     created = publish(client, tokens, BASE, title="Invoices late", channels=["email"])
-    stored = json.loads(r.get(status.document_key("en")))
+    stored = stored_after_a_read(client, r, "en")
     assert [i["title"] for i in stored["open"]] == ["Invoices late", "Power outage"]
     publish(client, tokens, BASE, incident_id=created["incident_id"], status="resolved")
-    stored = json.loads(r.get(status.document_key("en")))
+    stored = stored_after_a_read(client, r, "en")
     assert [i["id"] for i in stored["resolved"]] == [created["incident_id"]]
     data = client.get("/status.json").get_json()
     assert [i["title"] for i in data["open"]] == ["Power outage"]
@@ -109,8 +120,11 @@ def test_a_publish_costs_the_same_with_many_open_incidents(client, tokens, r):
     incidents a second each rebuilding every open one queued behind each other)."""
 
     def publish_cost(title: str) -> int:
+        """Redis commands of a publish and of the page read that applies it."""
+        assert client.get("/status.json").status_code == 200  # nothing left to apply
         before = commands(r)
         publish(client, tokens, BASE, title=title, channels=["email"])
+        assert client.get("/status.json").status_code == 200
         return commands(r) - before
 
     for n in range(3):
@@ -120,7 +134,7 @@ def test_a_publish_costs_the_same_with_many_open_incidents(client, tokens, r):
         publish(client, tokens, BASE, title=f"Open {n}", channels=["email"])
     many = publish_cost("Measured with many")
     assert many <= few + 2, (few, many)
-    stored = json.loads(r.get(status.document_key("en")))
+    stored = stored_after_a_read(client, r, "en")
     assert len(stored["open"]) == 42 and stored["open"][0]["title"] == "Measured with many"
 
 
@@ -129,10 +143,10 @@ def test_a_full_list_losing_an_entry_is_rebuilt_so_the_next_in_line_shows(
 ):
     monkeypatch.setattr(status, "MAX_OPEN", 3)
     made = [publish(client, tokens, BASE, title=f"Open {n}", channels=["email"]) for n in range(4)]
-    stored = json.loads(r.get(status.document_key("en")))
+    stored = stored_after_a_read(client, r, "en")
     assert [i["title"] for i in stored["open"]] == ["Open 3", "Open 2", "Open 1"]
     publish(client, tokens, BASE, incident_id=made[3]["incident_id"], status="resolved")
-    stored = json.loads(r.get(status.document_key("en")))
+    stored = stored_after_a_read(client, r, "en")
     assert [i["title"] for i in stored["open"]] == ["Open 2", "Open 1", "Open 0"]
 
 
