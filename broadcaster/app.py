@@ -24,6 +24,7 @@ from broadcaster.web.api import announcements, audiences, audit, incidents, subs
 from broadcaster.web.health import bp as health_bp
 from broadcaster.web.hooks import inbound, receipts
 from broadcaster.web.hooks import monitoring as hooks
+from broadcaster.web.responses import EncodableResponse
 from channels import build_channels, build_networks
 from channels.webhook import WebhookChannel
 
@@ -37,6 +38,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     crisis plan is invalid or a channel is missing a setting.
     """
     app = Flask(__name__, template_folder=str(TEMPLATES))
+    app.response_class = EncodableResponse  # a page never fails on a character it holds
     app.json = limits.JSONProvider(app)  # every JSON body parsed with depth limits
     app.config.update(settings.from_environment())
     app.config.update(config or {})

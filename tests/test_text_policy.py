@@ -309,3 +309,37 @@ def test_the_feed_skips_an_entry_that_fails_and_keeps_the_rest(client, tokens, r
     entries = ElementTree.fromstring(feed.data).findall("{http://www.w3.org/2005/Atom}entry")
     assert len(entries) == 1
     assert metric(client, 'broadcaster_render_failures_total{surface="status.atom"}') > before
+
+
+def test_admin_pages_skip_an_item_that_fails_and_show_the_rest(app, client, tokens, r, people):
+    from tests.conftest import sign_in
+
+    good = client.post("/api/v1/announcements", json=ANNOUNCEMENT, headers=tokens["admin"])
+    incident = good.get_json()["incident_id"]
+    follow_up = {**ANNOUNCEMENT, "title": "Second update", "incident_id": incident}
+    second = client.post("/api/v1/announcements", json=follow_up, headers=tokens["admin"])
+    pending = {**ANNOUNCEMENT, "title": "Waiting one", "severity": "major"}
+    waiting = client.post("/api/v1/announcements", json=pending, headers=tokens["admin"])
+    pending_other = {**pending, "title": "Waiting two"}
+    client.post("/api/v1/announcements", json=pending_other, headers=tokens["admin"])
+    # Stored as no code path writes today (a bug we have not found yet): a lone surrogate.
+    for answer in (second, waiting):
+        key = f"bc:ann:{answer.get_json()['id']}"
+        raw = r.get(key).decode().replace('"title": "', '"title": "\\ud800', 1)
+        r.set(key, raw)
+    before = metric(client, 'broadcaster_render_failures_total{surface="admin.incident"}')
+
+    browser = app.test_client()
+    sign_in(browser, people["approver2"].email)
+    page = browser.get(f"/admin/incidents/{incident}")
+    assert page.status_code == 200
+    assert "Power outage in Amsterdam" in page.get_data(as_text=True)
+    # Its timeline entry is left out; elsewhere (the brief) its title is sent escaped.
+    assert f'<li id="{second.get_json()["id"]}"' not in page.get_data(as_text=True)
+    assert "\\ud800Second update" in page.get_data(as_text=True)
+    assert metric(client, 'broadcaster_render_failures_total{surface="admin.incident"}') > before
+    assert browser.get("/admin/").status_code == 200
+    approvals = browser.get("/admin/approvals")
+    assert approvals.status_code == 200
+    assert "Waiting two" in approvals.get_data(as_text=True)
+    assert "Waiting one" not in approvals.get_data(as_text=True)

@@ -13,7 +13,7 @@ from wtforms.validators import DataRequired, Length
 
 from broadcaster.domain.errors import Conflict
 from broadcaster.services import services
-from broadcaster.web.admin.blueprint import bp
+from broadcaster.web.admin.blueprint import bp, render_items
 from broadcaster.web.admin.forms import CSRF_FAILED, INVALID, csrf_failed
 from broadcaster.web.admin.guard import principal, signed_in
 from broadcaster.web.auth import client_ip
@@ -38,11 +38,14 @@ def _page(
 ) -> ResponseReturnValue:
     pending = services().announcements.pending()
     forms = reject_forms or {}
-    return render_template(
-        "admin/approvals.html",
-        pending=pending,
+    items = render_items(
+        "admin.approvals",
+        "admin/_pending_item.html",
+        pending,
+        lambda a: a.id,
         reject_forms={a.id: forms.get(a.id) or RejectForm(formdata=None) for a in pending},
-    ), status
+    )
+    return render_template("admin/approvals.html", pending=pending, items=items), status
 
 
 @bp.get("/approvals")

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 from flask import Blueprint, current_app, g, render_template
 from flask.typing import ResponseReturnValue
 from flask_wtf.csrf import generate_csrf
+from markupsafe import Markup
 from werkzeug.exceptions import HTTPException
 
 from broadcaster.domain.errors import DomainError
+from broadcaster.rendering import isolation
+from broadcaster.services import services
 from broadcaster.web.errors import domain_message, status_for
 
 bp = Blueprint(
@@ -20,6 +24,23 @@ bp = Blueprint(
     static_folder=str(Path(__file__).resolve().parents[2] / "static" / "admin"),
     static_url_path="/static",
 )
+
+
+def render_items(
+    surface: str, template: str, items: Iterable[Any], name: Callable[[Any], str], **context: Any
+) -> list[Markup]:
+    """Each item of a list page rendered on its own partial ``template`` (as ``item``).
+
+    An item that fails to render, or whose text a page could not send, is left out, logged
+    and counted (rendering/isolation.py): the page shows the rest and answers 200.
+    """
+
+    def one(item: Any) -> Markup:
+        html = render_template(template, item=item, **context)
+        html.encode()  # what the page could not send fails here, costing this item only
+        return Markup(html)
+
+    return isolation.each(services().redis, surface, items, one, name)
 
 
 @bp.errorhandler(HTTPException)

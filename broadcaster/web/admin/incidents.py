@@ -11,7 +11,7 @@ from broadcaster.domain.announcement import Announcement
 from broadcaster.domain.ledger import STATES, Ledger
 from broadcaster.rendering.brief import brief
 from broadcaster.services import services
-from broadcaster.web.admin.blueprint import bp
+from broadcaster.web.admin.blueprint import bp, render_items
 from broadcaster.web.admin.guard import signed_in
 from broadcaster.web.hooks.alerts import incident_events
 from broadcaster.web.hooks.inbound import replies
@@ -71,20 +71,27 @@ def incident(incident_id: str) -> ResponseReturnValue:
     for announcement in store.timeline(incident_id):
         counts, failed = _counts(announcement)
         timeline.append({"a": announcement, "counts": counts, "failed": failed})
+    # Receipt states (undelivered, bounced…) get a column only when they happened.
+    columns = COLUMNS + tuple(
+        s
+        for s in STATES
+        if s not in COLUMNS and any(c.get(s) for t in timeline for c in t["counts"].values())
+    )
+    titles = {t["a"].id: t["a"].title for t in timeline}
+    items = render_items(
+        "admin.incident",
+        "admin/_timeline_item.html",
+        timeline,
+        lambda t: t["a"].id,
+        columns=columns,
+        failed_shown=FAILED_SHOWN,
+        titles=titles,
+    )
     return render_template(
         "admin/incident.html",
         incident=found,
-        timeline=timeline,
-        # Receipt states (undelivered, bounced…) get a column only when they happened.
-        failed_shown=FAILED_SHOWN,
-        columns=COLUMNS
-        + tuple(
-            s
-            for s in STATES
-            if s not in COLUMNS and any(c.get(s) for t in timeline for c in t["counts"].values())
-        ),
+        items=items,
         brief=brief(svc, incident_id),
         replies=replies(svc.redis, incident_id),
         monitoring=incident_events(svc, incident_id),
-        titles={t["a"].id: t["a"].title for t in timeline},
     )
