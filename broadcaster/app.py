@@ -16,7 +16,7 @@ from broadcaster.domain import audit as audit_log
 from broadcaster.domain.plan import load_plan
 from broadcaster.infra import logs, metrics, microcache
 from broadcaster.infra.redis_server import client as redis_client
-from broadcaster.rendering import banners
+from broadcaster.rendering import public_pages
 from broadcaster.rendering.messages import Renderer
 from broadcaster.services import Services
 from broadcaster.web import admin, errors, limits, metrics_view, public, unsubscribe
@@ -76,7 +76,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         renderer=Renderer(app, plan),
         config=app.config,
     )
-    svc.on_published = functools.partial(banners.after_publish, svc)
+    svc.on_published = functools.partial(public_pages.after_publish, svc)
 
     try:
         audit_log.plan_loaded(connection, plan, str(app.config.get("PLAN") or "bundled plan"))

@@ -18,7 +18,7 @@ from flask import current_app, has_app_context
 from broadcaster.domain.announcement import Announcement
 from broadcaster.domain.announcements import ACTIVE_KEY, BANNER_INCIDENTS_KEY
 from broadcaster.infra import microcache
-from broadcaster.rendering import isolation, status
+from broadcaster.rendering import isolation
 from broadcaster.rendering.messages import routes_for
 from broadcaster.rendering.status import iso
 
@@ -128,31 +128,16 @@ def build(
 
 
 def after_publish(svc: Services, announcement: Announcement) -> None:
-    """Refresh the status documents, and the banners if this publish changes them.
+    """Refresh the banners at once if this publish changes them.
 
     Only announcements on the banner, or follow-ups of an incident that is on it (a
     resolution without the banner channel still turns it into an all-clear), change it;
     for the rest a publish costs no banner refresh at all.
     """
-    if announcement.state != "published":
-        return
-    if has_app_context():  # the status pages changed: this process shows it at once
-        microcache.clear(current_app)
-    refreshes = []
     if "banner" in announcement.channels or svc.redis.sismember(
         BANNER_INCIDENTS_KEY, announcement.incident_id
     ):
-        refreshes.append(("banner", lambda: refresh(svc)))
-    # Every publish changes the status documents.
-    refreshes.append(("status", lambda: status.after_publish(svc, announcement)))
-    # Each on its own: a status document that fails must not keep the banner from changing.
-    isolation.each(
-        svc.redis,
-        "after_publish",
-        refreshes,
-        lambda item: item[1](),
-        lambda item: f"the {item[0]} refresh after {announcement.id}",
-    )
+        refresh(svc)
 
 
 def refresh(svc: Services) -> None:

@@ -2,7 +2,7 @@
 
 Precomputed like the banner: one document per locale — open incidents with their
 timelines, then the latest of those resolved in the last 14 days — stored in Redis. Every
-publish (``after_publish``, from the banner hook the announcement service calls after its
+publish (``after_publish``, from ``public_pages.after_publish``, which the service calls after its
 commit) marks its incident; the next page read renders the marked incidents again and puts
 them in their place (``_apply``); the whole document is built only on first use. The pages
 read that one value; a miss never walks the history,
