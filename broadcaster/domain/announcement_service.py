@@ -115,6 +115,7 @@ class AnnouncementService:
             translations=data.get("translations") or {},
             corrects=data.get("corrects"),
             next_update_at=checks.timestamp(data.get("next_update_at")),
+            need=data.get("need") or None,
             author=author.name,
             state="pending_approval" if needs_approval else "published",
             created_at=now,
