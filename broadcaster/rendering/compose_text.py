@@ -14,6 +14,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import regex
+
 from broadcaster.domain.plan import Plan
 from broadcaster.rendering.segments import ELLIPSIS, shorten
 
@@ -33,8 +35,10 @@ BODY = 5
 
 # A first sentence shortened to fewer words than this says nothing ("A fault…"): leave it out.
 MIN_WORDS = 3
-# Sentence punctuation (optionally closed by a quote or bracket) followed by whitespace.
-_SENTENCE_END = re.compile(r"(?<=[.!?…])([\"'”’»)\]]?)\s+")
+# Sentence punctuation (optionally closed by a quote or bracket), whitespace, and a next
+# sentence that does not start with a small letter or a digit: "kl. 09:10", "e.g. the"
+# and "3. mei" stay one sentence.
+_SENTENCE_END = regex.compile(r"(?<=[.!?…])([\"'”’»)\]]?)\s+(?=[^\p{Ll}\p{Nd}])")
 _PARAGRAPH = re.compile(r"\n[ \t]*\n")
 _WHITESPACE = re.compile(r"\s+")
 # What may follow a word-boundary cut: shorten() trims these before the ellipsis.
