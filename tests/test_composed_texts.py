@@ -442,6 +442,53 @@ def test_primary_route_must_name_a_route_of_its_audience(
     assert f"plan.toml: audiences.consumers.primary_route: {reason}" in str(error.value)
 
 
+def test_a_follow_up_keeps_the_need_of_its_incident(
+    plan_app: Callable[..., Flask], tokens: dict[str, dict[str, str]], providers: Any
+) -> None:
+    _, twilio = providers
+    app = plan_app()
+    client = app.test_client()
+    subscribe(client, tokens["admin"], [{"phone": PHONE["en"], "audiences": ["consumers"]}])
+    first = publish(client, tokens, payments_outage(time.time() + 600, channels=["sms"]))
+    publish(
+        client,
+        tokens,
+        {
+            "title": "Payments work again",
+            "body": "Card payments work normally again.",
+            "severity": "critical",
+            "status": "resolved",
+            "audiences": ["consumers"],
+            "channels": ["sms"],
+            "incident_id": first["incident_id"],
+        },
+    )
+    drain(app)
+    bodies = [form["Body"] for form in twilio.accepted()]
+    [resolved_sms] = [b for b in bodies if "Payments work again" in b]
+    [first_sms] = [b for b in bodies if b != resolved_sms]
+    assert f"Billing: {PORTAL}" in first_sms
+    assert resolved_sms.endswith(f"Billing: {PORTAL} {STATUS_URL}"), resolved_sms
+    assert "Next update by" not in resolved_sms  # no promise made, none shown
+
+
+def test_a_monitoring_rule_need_must_be_a_route_of_its_audiences(tmp_path: Path) -> None:
+    rule = (
+        '[[monitoring.rules]]\nmatch = { service = "payments" }\naudiences = ["partners"]\n'
+        'need = "Billing"\n'
+    )
+    path = tmp_path / "plan.toml"
+    path.write_text(plan_text() + rule, encoding="utf-8")
+    with pytest.raises(PlanError) as error:
+        load_plan(path)
+    assert (
+        "plan.toml: monitoring.rules[0].need: must be the need of one of its audiences' routes "
+        "('Partner desk')"
+    ) in str(error.value)
+    path.write_text(plan_text() + rule.replace("partners", "consumers"), encoding="utf-8")
+    assert load_plan(path).monitoring.rules[0].need == "Billing"
+
+
 # --- the composer on its own ----------------------------------------------------------------
 
 

@@ -287,7 +287,7 @@ BROKEN_PLANS = [
         edit(((*RULE0, "audience"), ["staff"])),
         [
             "monitoring.rules[0].audience: unknown key (expected one of: "
-            "match, match_re, audiences, severity, channels, holding_statement, all_clear, draft)"
+            "match, match_re, audiences, severity, channels, holding_statement, all_clear, draft, need)"
         ],
     ),
     (
@@ -423,6 +423,8 @@ def test_the_bundled_plan_loads() -> None:
     assert consumers.channels == ("email", "sms", "banner", "social")
     assert plan.audiences["staff"].channels == ("email", "sms", "webhook")
     assert consumers.description == "Private customers"
+    assert consumers.primary_route == "Technical problem"
+    assert plan.audiences["business"].primary_route == ""
     assert [route.channel for route in consumers.routes] == [
         "Live chat",
         "Customer portal",
@@ -437,6 +439,7 @@ def test_the_bundled_plan_loads() -> None:
             match={"severity": "critical", "service": "payments"},
             audiences=("consumers", "business"),
             holding_statement="payments-outage",
+            need="Billing",
         ),
         MonitoringRule(
             match={},

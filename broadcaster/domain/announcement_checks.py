@@ -32,6 +32,17 @@ def timestamp(value: Any) -> float | None:
     return float(value)
 
 
+def route_needs(plan: Plan, audiences: list[str]) -> list[str]:
+    """The need labels (default locale) of the audiences' routes: the values ``need`` takes."""
+    needs = (
+        route.need_for(plan.default_locale, plan.default_locale)
+        for name in audiences
+        if name in plan.audiences
+        for route in plan.audiences[name].routes
+    )
+    return list(dict.fromkeys(needs))
+
+
 def normalised(data: dict[str, Any]) -> dict[str, Any]:
     """The request with its texts in one form (LF line ends, NFC)."""
     out = dict(data)
@@ -96,14 +107,9 @@ def problems(
         text(f"translations.{locale}.body", words.get("body"), BLOCK, max_bytes=max_body_bytes)
     need = data.get("need")
     if need is not None:
-        needs = [
-            route.need_for(plan.default_locale, plan.default_locale)
-            for name in audiences
-            if name in plan.audiences
-            for route in plan.audiences[name].routes
-        ]
+        needs = route_needs(plan, audiences)
         if need not in needs:
-            known = ", ".join(repr(n) for n in dict.fromkeys(needs)) or "none"
+            known = ", ".join(repr(n) for n in needs) or "none"
             add("need", f"must be the need of one of the audiences' routes ({known})")
     promised = timestamp(data.get("next_update_at"))
     if promised is not None and not (

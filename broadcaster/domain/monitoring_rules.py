@@ -41,6 +41,9 @@ class MonitoringRule:
     holding_statement: str | None = None  # pre-approved: published at once
     all_clear: str | None = None  # published on resolve; otherwise a draft waits for a human
     draft: bool = False
+    # The need the alert is about (a route's need label, default locale): short texts show
+    # that route, e.g. the customer portal for a payments outage rather than the live chat.
+    need: str | None = None
 
     def matches(self, labels: dict[str, str]) -> bool:
         """True when every exact and regex matcher holds for these labels."""
@@ -128,6 +131,7 @@ def parse_monitoring(
                 "holding_statement",
                 "all_clear",
                 "draft",
+                "need",
             ),
         )
         match = raw.get("match", {})
@@ -168,6 +172,7 @@ def parse_monitoring(
                 check.fail(f"{key}.{field_name}", f"no [holding_statements.{value}] in the plan")
             named[field_name] = value
         channels = raw.get("channels")
+        need = _need(check, raw.get("need"), f"{key}.need", names, audiences, default_locale)
         rules.append(
             MonitoringRule(
                 match=dict(match) if isinstance(match, dict) else {},
@@ -180,6 +185,7 @@ def parse_monitoring(
                 holding_statement=named["holding_statement"],
                 all_clear=named["all_clear"],
                 draft=draft,
+                need=need,
             )
         )
     return Monitoring(
@@ -189,6 +195,30 @@ def parse_monitoring(
         reopen_window=_minutes(check, monitoring, "reopen_window_minutes", 30),
         min_interval=_minutes(check, monitoring, "min_interval_minutes", 15),
     )
+
+
+def _need(
+    check: Any,
+    value: Any,
+    key: str,
+    names: list[str],
+    audiences: dict[str, Any],
+    default_locale: str,
+) -> str | None:
+    """A rule's ``need``: the default-locale need label of a route of one of its audiences."""
+    if value is None:
+        return None
+    needs = [
+        route.need_for(default_locale, default_locale)
+        for name in names
+        if name in audiences
+        for route in audiences[name].routes
+    ]
+    if not isinstance(value, str) or value not in needs:
+        known = ", ".join(repr(n) for n in dict.fromkeys(needs)) or "none"
+        check.fail(key, f"must be the need of one of its audiences' routes ({known})")
+        return None
+    return value
 
 
 def _statements(
