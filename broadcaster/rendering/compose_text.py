@@ -16,7 +16,7 @@ from typing import Any
 
 import regex
 
-from broadcaster.domain.plan import Plan
+from broadcaster.domain.plan import Plan, Route
 from broadcaster.rendering.segments import ELLIPSIS, shorten
 
 # How a part may be fitted when it does not fit whole.
@@ -164,8 +164,8 @@ def route_for(
     wanted = [plan.audiences[n] for n in plan.audiences if n in set(audiences)]
     routes = [route for audience in wanted for route in audience.routes]
 
-    def key(route: Any) -> str:
-        return str(route.need_for(plan.default_locale, plan.default_locale))
+    def key(route: Route) -> str:
+        return route.need_for(plan.default_locale, plan.default_locale)
 
     chosen = next((r for r in routes if need and key(r) == need), None)
     if chosen is None:

@@ -1,9 +1,10 @@
 """Render one announcement for one channel, audience set and locale, from ``templates/``.
 
-Every channel is rendered from the same facts within its own hard limits: SMS within the
-plan's segment cap (link always kept), email subject within 78 characters, social posts
-within each network's limit, the banner as one line. Fixed strings come from the Babel
-catalogues; announcement text is escaped wherever HTML is produced.
+Every channel is rendered from the same facts within its own hard limits: email subject
+within 78 characters; SMS within the plan's segment cap, social posts within each
+network's limit and the banner as one line, each composed by ``compose_text`` so the
+promise and the link always stay. Fixed strings come from the Babel catalogues;
+announcement text is escaped wherever HTML is produced.
 """
 
 from __future__ import annotations
