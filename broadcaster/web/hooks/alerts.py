@@ -267,7 +267,7 @@ class Processor:
         channels = list(rule.channels or plan.channels_by_severity.get(severity, ()))
         if preapproved and incident_id:
             channels = self._pace(incident_id, channels)
-        data = {
+        data: dict[str, Any] = {
             "title": title,
             "body": body,
             "severity": severity,
