@@ -87,6 +87,8 @@ def test_unsaved_preview_renders_everything_and_records_nothing(client, tokens, 
     assert "no da translation" in warnings and "no sv translation" in warnings
     assert "no nl translation" not in warnings
     assert "sms to consumers (nl): a character outside GSM-7 switches the SMS to UCS-2" in warnings
+    # The preview says what a short text gave up, not just that it was cut.
+    assert "sms to consumers (nl): left out route; shortened body to fit 2 SMS segments" in warnings
     public = {(x["channel"], x["locale"]): x for x in preview["public"]}
     assert len(public[("banner", "en")]["content"]["text"]) <= BANNER_MAX
     assert public[("mastodon", "nl")]["content"]["text"].endswith("http://127.0.0.1:8000/status")
@@ -105,7 +107,7 @@ def test_preview_warns_when_body_is_cut_and_counts_opted_out(client, tokens):
     )
     long = {**ANNOUNCEMENT, "body": "The payment service is down. " * 40, "translations": {}}
     preview = client.post("/api/v1/preview", json=long, headers=tokens["admin"]).get_json()
-    assert "sms to consumers (en): body cut to fit 2 SMS segments" in preview["warnings"]
+    assert "sms to consumers (en): shortened body to fit 2 SMS segments" in preview["warnings"]
     en_sms = [x for x in preview["renderings"] if (x["channel"], x["locale"]) == ("sms", "en")][0]
     assert en_sms["measures"]["segments"] <= 2 and en_sms["measures"]["cut"] is True
     assert preview["recipients"]["sms"] == {"recipients": 0, "skipped": 1}

@@ -217,6 +217,8 @@ def test_sms_exact_text(
         "chars": len(expected),
         "max_segments": 2,
         "cut": False,
+        "left_out": [],
+        "shortened": [],
     }
 
 
@@ -333,6 +335,8 @@ def test_sms_long_body_keeps_whole_sentences_within_the_plan_cap(
         "chars": len(text),
         "max_segments": 2,
         "cut": True,
+        "left_out": [],
+        "shortened": ["body"],  # later sentences left out
     }
     assert cost.segments <= 2
 
@@ -399,6 +403,8 @@ def test_sms_segment_boundaries(
         "chars": total,
         "max_segments": 2,
         "cut": False,
+        "left_out": [],
+        "shortened": [],
     }
     cost = sms_cost(full)
     assert (cost.encoding, cost.segments) == (encoding, segments)
@@ -812,6 +818,9 @@ def test_email_severity_and_status_labels_are_translated(
     assert f"{ORG} · {status_label} · {severity_label}\n" in content["html"]
 
 
+WHOLE = {"cut": False, "left_out": [], "shortened": []}
+SHORTER_BODY = {"cut": True, "left_out": [], "shortened": ["body"]}
+
 # --- Social ---------------------------------------------------------------------------------
 
 SOCIAL_HEAD = f"{ORG} · Investigating: Power outage. "
@@ -838,7 +847,7 @@ def test_social_long_posts_fit_and_keep_route_and_link(
     # Whole sentences from the start of the body, as many as fit.
     assert " ".join(body.split()).startswith(kept) and kept.endswith(".")
     assert measure(post) > limit - 110  # shortened, not emptied
-    assert rendering.measures == {"length": measure(post), "limit": limit, "cut": True}
+    assert rendering.measures == {"length": measure(post), "limit": limit, **SHORTER_BODY}
 
 
 @pytest.mark.parametrize(
@@ -895,7 +904,7 @@ def test_banner_short_line(renderer: Renderer, locale: str, body: str, expected:
         "text": expected,
         "link": STATUS_URL,
     }
-    assert rendering.measures == {"length": len(expected), "limit": BANNER_MAX, "cut": False}
+    assert rendering.measures == {"length": len(expected), "limit": BANNER_MAX, **WHOLE}
 
 
 @pytest.mark.parametrize(
@@ -912,7 +921,7 @@ def test_banner_long_body_is_one_short_line(renderer: Renderer, body: str) -> No
     assert len(line) > BANNER_MAX - 60
     assert rendering.content["link"] == STATUS_URL
     assert STATUS_URL not in line
-    assert rendering.measures == {"length": len(line), "limit": BANNER_MAX, "cut": True}
+    assert rendering.measures == {"length": len(line), "limit": BANNER_MAX, **SHORTER_BODY}
 
 
 # --- routes_for -----------------------------------------------------------------------------

@@ -58,11 +58,21 @@ class Part:
 
 @dataclass(frozen=True)
 class Composed:
-    """The composed text, the names of the parts in it, and whether anything was left out."""
+    """The composed text and, by part name, what is in it, what was left out or shortened."""
 
     text: str
     kept: tuple[str, ...]
-    cut: bool
+    left_out: tuple[str, ...] = ()
+    shortened: tuple[str, ...] = ()  # in the text, but not whole (body: not every sentence)
+
+    @property
+    def cut(self) -> bool:
+        """True when anything was left out or shortened to fit."""
+        return bool(self.left_out or self.shortened)
+
+    def measures(self) -> dict[str, Any]:
+        """What a Rendering reports about the fit (the preview shows it)."""
+        return {"cut": self.cut, "left_out": list(self.left_out), "shortened": list(self.shortened)}
 
 
 def one_line(text: str) -> str:
@@ -113,20 +123,27 @@ def compose(
     def text_with(index: int) -> Callable[[str], bool]:
         return lambda value: fits(joined({**placed, index: value} if value else placed))
 
-    cut = False
+    shortened: set[int] = set()
     for i in sorted(range(len(parts)), key=lambda i: (parts[i].priority, i)):
         part = parts[i]
         if part.fit == SENTENCES:
-            value, shortened = _sentences_that_fit(part.text, text_with(i), ellipsis)
+            value, shortened_body = _sentences_that_fit(part.text, text_with(i), ellipsis)
+            was_cut = shortened_body
         else:
-            value, shortened = one_line(part.text), False
+            value, was_cut = one_line(part.text), False
             if value and part.priority != MUST and not text_with(i)(value):
-                shortened = True
+                was_cut = True
                 value = _words(value, text_with(i), ellipsis) if part.fit == WORDS else ""
-        cut = cut or shortened
         if value:
             placed[i] = value
-    return Composed(joined(placed), tuple(parts[i].name for i in sorted(placed)), cut)
+        if was_cut:
+            shortened.add(i)
+    return Composed(
+        joined(placed),
+        kept=tuple(parts[i].name for i in sorted(placed)),
+        left_out=tuple(p.name for i, p in enumerate(parts) if i in shortened and i not in placed),
+        shortened=tuple(p.name for i, p in enumerate(parts) if i in shortened and i in placed),
+    )
 
 
 def _sentences_that_fit(body: str, fits: Callable[[str], bool], ellipsis: str) -> tuple[str, bool]:

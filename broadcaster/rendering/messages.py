@@ -180,7 +180,7 @@ class Renderer:
             return Rendering(
                 {"title": one_line(ctx["title"]), "text": line.text, "link": self.status_url},
                 language,
-                {"length": len(line.text), "limit": segments.BANNER_MAX, "cut": line.cut},
+                {"length": len(line.text), "limit": segments.BANNER_MAX, **line.measures()},
             )
         raise ValueError(f"no renderer for channel {channel!r}")
 
@@ -213,7 +213,11 @@ class Renderer:
         return Rendering(
             {"text": post.text},
             language,
-            {"length": segments.social_length(post.text, network), "limit": limit, "cut": post.cut},
+            {
+                "length": segments.social_length(post.text, network),
+                "limit": limit,
+                **post.measures(),
+            },
         )
 
     def _sms(self, announcement: Announcement, ctx: dict[str, Any], language: str) -> Rendering:
@@ -234,6 +238,6 @@ class Renderer:
                 "units": cost.units,
                 "chars": cost.chars,
                 "max_segments": cap,
-                "cut": sms.cut,
+                **sms.measures(),
             },
         )
