@@ -27,11 +27,8 @@ def refusal(announcement: Announcement, approver: Principal, action: str) -> tup
             "made_by_author",
             f"{approver.person} was given access by the author; a second person must decide",
         )
-    if (
-        action == "approve"
-        and approver.since is not None
-        and (approver.since > announcement.created_at)
-    ):
+    newer = approver.since is not None and approver.since > announcement.created_at
+    if action == "approve" and newer:
         return (
             "newer_than_announcement",
             f"{approver.person} got access after this announcement was submitted; "
