@@ -55,6 +55,14 @@ _NUMERIC: list[tuple[str, str, float]] = [
     # Breaker: transient failures in a row → down for COOLOFF s.
     ("BREAKER_THRESHOLD", "BROADCASTER_BREAKER_THRESHOLD", 5),
     ("BREAKER_COOLOFF", "BROADCASTER_BREAKER_COOLOFF", 60),
+    # Sign-in throttle (web/signin_limit.py): failures count for WINDOW s; hard limits per
+    # (account, address) and per address; per account only a delay, doubling, at most 30 s.
+    ("SIGNIN_WINDOW", "BROADCASTER_SIGNIN_WINDOW", 300),
+    ("SIGNIN_ACCOUNT_ADDRESS_LIMIT", "BROADCASTER_SIGNIN_ACCOUNT_ADDRESS_LIMIT", 5),
+    ("SIGNIN_ADDRESS_LIMIT", "BROADCASTER_SIGNIN_ADDRESS_LIMIT", 20),
+    ("SIGNIN_FREE_FAILURES", "BROADCASTER_SIGNIN_FREE_FAILURES", 3),
+    ("SIGNIN_DELAY", "BROADCASTER_SIGNIN_DELAY", 1),
+    ("SIGNIN_MAX_DELAY", "BROADCASTER_SIGNIN_MAX_DELAY", 30),
     # The channels declare their own defaults: batch sizes (EMAIL_BATCH_SIZE, SMS_BATCH_SIZE)
     # and provider rates shared by all workers, in requests/s (TWILIO_RATE, SENDGRID_RATE,
     # MASTODON_RATE, BLUESKY_RATE; Twilio's 0 = by its sender, see channels/sms.py).

@@ -22,14 +22,14 @@ import redis
 from redis.client import Pipeline
 
 from broadcaster.domain import announcement_checks as checks
-from broadcaster.domain import audit, text_policy
+from broadcaster.domain import audit, four_eyes, text_policy
 from broadcaster.domain import idempotency as idem
 from broadcaster.domain.announcement import Announcement
 from broadcaster.domain.announcements import AnnouncementStore, new_id
 from broadcaster.domain.errors import Conflict, Forbidden, Invalid, NotFound
 from broadcaster.domain.plan import Plan
+from broadcaster.domain.principals import Principal
 from broadcaster.domain.text_policy import BLOCK
-from broadcaster.domain.tokens import Principal
 from broadcaster.infra import metrics
 
 log = logging.getLogger(__name__)
@@ -116,6 +116,7 @@ class AnnouncementService:
             corrects=data.get("corrects"),
             next_update_at=checks.timestamp(data.get("next_update_at")),
             author=author.name,
+            author_person=author.person,
             state="pending_approval" if needs_approval else "published",
             created_at=now,
             published_at=None if needs_approval else now,
@@ -165,7 +166,7 @@ class AnnouncementService:
         def extra(pipe: Pipeline) -> None:
             if idempotency:
                 idem.record(pipe, idempotency[0], idempotency[1], result)
-            _audit(pipe, announcement, author.name, "announcement.created", ip)
+            _audit(pipe, announcement, author.name, "announcement.created", ip, **_person(author))
             if announcement.bypass_reason:
                 _audit(
                     pipe,
@@ -194,19 +195,20 @@ class AnnouncementService:
     def approve(
         self, announcement_id: str, approver: Principal, ip: str | None = None
     ) -> Announcement:
-        """Publish a pending announcement; the author may never approve their own."""
+        """Publish a pending announcement; only a second person may (``four_eyes``)."""
         announcement = dataclasses.replace(
-            self._pending(announcement_id, approver),
+            self._pending(announcement_id, approver, "approve", ip),
             state="published",
             published_at=time.time(),
             approved_by=approver.name,
+            decided_by_person=approver.person,
         )
         self._save(
             announcement,
             self.store.get_incident(announcement.incident_id),
             new=False,
             extra=lambda pipe: _audit(
-                pipe, announcement, approver.name, "announcement.approved", ip
+                pipe, announcement, approver.name, "announcement.approved", ip, **_person(approver)
             ),
             actor=approver.name,
             ip=ip,
@@ -222,9 +224,10 @@ class AnnouncementService:
             raise Invalid({"reason": [problem]})
         reason = text_policy.normalise(reason)
         announcement = dataclasses.replace(
-            self._pending(announcement_id, approver),
+            self._pending(announcement_id, approver, "reject", ip),
             state="rejected",
             rejected_by=approver.name,
+            decided_by_person=approver.person,
             reason=reason,
             rejected_at=time.time(),
         )
@@ -233,7 +236,13 @@ class AnnouncementService:
             self.store.get_incident(announcement.incident_id),
             new=False,
             extra=lambda pipe: _audit(
-                pipe, announcement, approver.name, "announcement.rejected", ip, reason=reason
+                pipe,
+                announcement,
+                approver.name,
+                "announcement.rejected",
+                ip,
+                reason=reason,
+                **_person(approver),
             ),
             actor=approver.name,
             ip=ip,
@@ -253,12 +262,30 @@ class AnnouncementService:
         except NotFound as exc:
             raise Invalid({"incident_id": [str(exc)]}) from exc
 
-    def _pending(self, announcement_id: str, approver: Principal) -> Announcement:
+    def _pending(
+        self, announcement_id: str, approver: Principal, action: str, ip: str | None
+    ) -> Announcement:
+        """The pending announcement ``approver`` may decide on; Forbidden (audited) if not."""
         announcement = self.store.get(announcement_id)
         if announcement.state != "pending_approval":
             raise Conflict(f"announcement is {announcement.state}, not pending_approval")
-        if announcement.author == approver.name:
-            raise Forbidden("the author cannot approve or reject their own announcement")
+        refusal = four_eyes.refusal(announcement, approver, action)
+        if refusal:
+            rule, message = refusal
+            # Written on its own, not in a transaction with a change: nothing changes, but a
+            # refused attempt is exactly what the audit log is for.
+            _audit(
+                self.store.r,
+                announcement,
+                approver.name,
+                "approval.refused",
+                ip,
+                attempted=action,
+                rule=rule,
+                person=approver.person,
+                author=announcement.author_person,
+            )
+            raise Forbidden(message)
         return announcement
 
     def _save(
@@ -309,8 +336,13 @@ class AnnouncementService:
                 log.warning("could not count the failed refresh of %s", announcement.id)
 
 
+def _person(principal: Principal) -> dict[str, str]:
+    """The person behind a token, for audit details (sessions: the name is the person)."""
+    return {"person": principal.person} if principal.person != principal.name else {}
+
+
 def _audit(
-    pipe: Pipeline,
+    pipe: Pipeline | redis.Redis,
     announcement: Announcement,
     actor: str,
     action: str,

@@ -30,6 +30,7 @@ ACTIONS = (
     "announcement.rejected",
     "announcement.published",
     "announcement.bypassed",
+    "approval.refused",
     "plan.loaded",
     "subscribers.imported",
     "subscriber.erased",

@@ -80,12 +80,16 @@ class AnnouncementOut(Schema):
     translations = fields.Dict()
     corrects = fields.String(allow_none=True)
     next_update_at = fields.Float(allow_none=True)
-    author = fields.String()
+    author = fields.String(metadata={"description": "the token or user that wrote it"})
+    author_person = fields.String(metadata={"description": "the person behind `author`"})
     state = fields.String()
     created_at = fields.Float()
     published_at = fields.Float(allow_none=True)
     approved_by = fields.String(allow_none=True)
     rejected_by = fields.String(allow_none=True)
+    decided_by_person = fields.String(
+        allow_none=True, metadata={"description": "the person who approved or rejected it"}
+    )
     reason = fields.String(allow_none=True)
     bypass_reason = fields.String(allow_none=True)
     deliveries = fields.Dict(
