@@ -133,9 +133,9 @@ def public_surfaces(client: FlaskClient) -> dict[str, str]:
         "/status.json": client.get("/status.json").get_data(as_text=True),
         "/status.atom": client.get("/status.atom").get_data(as_text=True),
         "/banner.json": client.get("/banner.json").get_data(as_text=True),
-        "/banner.json?audience=consumers": client.get(
-            "/banner.json?audience=consumers"
-        ).get_data(as_text=True),
+        "/banner.json?audience=consumers": client.get("/banner.json?audience=consumers").get_data(
+            as_text=True
+        ),
     }
 
 
