@@ -2,7 +2,8 @@
 
 Recomputed whenever an announcement is published, so ``/banner.json`` is one Redis GET
 (no rendering on the hot path) and reflects a publish at once. An incident shows while it
-is open and, once resolved, as an "all clear" for ``BANNER_ALL_CLEAR_SECONDS``.
+is open and, once resolved, as an "all clear" for ``BANNER_ALL_CLEAR_SECONDS``. Only
+public announcements count, and internal audiences have no banner (``domain/visibility.py``).
 """
 
 from __future__ import annotations
@@ -46,18 +47,15 @@ def _banner_incidents(svc: Services) -> list[tuple[dict[str, Any], list[Announce
     ids = sorted(raw.decode() for raw in svc.redis.smembers(ACTIVE_KEY))
     found = []
     for stored, timeline in svc.announcements.with_timelines(ids):
-        if stored.get("resolved_at") and now - stored["resolved_at"] > keep:
-            # The all-clear has had its time.
-            svc.redis.srem(ACTIVE_KEY, stored["id"])
-            svc.redis.srem(BANNER_INCIDENTS_KEY, stored["id"])
-            continue
-        # Internal announcements never show: the banner is as public as the status page.
+        # Internal announcements never show: the banner is as public as the status page, and
+        # an internal "resolved" must not end a banner the public was never told is over.
         public = public_incident(svc.plan, stored, timeline)
-        if public is None:
-            continue
-        incident, published = public
+        incident, published = public or (stored, [])
         if incident.get("resolved_at") and now - incident["resolved_at"] > keep:
-            continue  # an all-clear that has had its time, though an internal update came later
+            # The all-clear has had its time.
+            svc.redis.srem(ACTIVE_KEY, incident["id"])
+            svc.redis.srem(BANNER_INCIDENTS_KEY, incident["id"])
+            continue
         if any("banner" in a.channels for a in published):
             found.append((incident, published))
     return found

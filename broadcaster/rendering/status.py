@@ -86,9 +86,9 @@ def after_publish(svc: Services, announcement: Announcement) -> None:
     marked incidents again and puts them in their place, in one batch however many were
     published meanwhile; the publish itself costs a few round trips (reading the incident's
     timeline, filing it). An announcement for internal audiences only changes nothing
-    public and costs none. Every page read checks
-    the mark in the same MGET as the document, so the change shows at once. (Rebuilding
-    on the publish made 200 announcements a second queue behind each other: p99 0.9 s.)
+    public and costs none. Every page read checks the mark in the same MGET as the
+    document, so the change shows at once. (Rebuilding on the publish made 200
+    announcements a second queue behind each other: p99 0.9 s.)
     """
     if not is_public(svc.plan, announcement):
         return  # internal (or unpublished): nothing public changes
