@@ -99,6 +99,8 @@ class WebhookTarget:
     secret: str  # HMAC key
     audiences: tuple[str, ...] = ()  # empty = every announcement
     format: str = "json"  # "json" or "slack"
+    # Our own tool (staff chat): may get announcements meant for internal audiences only.
+    internal: bool = False
 
     def __post_init__(self) -> None:
         # A list from a parsed plan would make the frozen target unhashable.

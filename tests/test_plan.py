@@ -255,7 +255,7 @@ BROKEN_PLANS = [
         rename(("audiences", "business", "channels"), "chanels"),
         [
             "audiences.business.chanels: unknown key "
-            "(expected one of: description, channels, routes)"
+            "(expected one of: description, channels, routes, internal)"
         ],
     ),
     (

@@ -57,6 +57,8 @@ class Audience:
     description: str
     channels: tuple[str, ...]
     routes: tuple[Route, ...]
+    # Our own people: its announcements and routes never reach a public surface.
+    internal: bool = False
 
 
 @dataclass(frozen=True)
@@ -125,6 +127,14 @@ class _Checker:
         if problem:
             self.fail(key, problem)
         return text_policy.normalise(value)
+
+    def boolean(self, data: dict[str, Any], key: str, default: bool = False) -> bool:
+        value = data.get(key.rsplit(".", 1)[-1], default)
+        if not isinstance(value, bool):
+            # "yes" or 1 would read as true to a person, but TOML says true or false.
+            self.fail(key, f"must be true or false, not {value!r}")
+            return default
+        return value
 
     def channel_list(self, value: Any, key: str) -> tuple[str, ...]:
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
@@ -196,7 +206,8 @@ def parse_plan(data: dict[str, Any], source: str) -> Plan:
         if not isinstance(raw, dict):
             check.fail(key, "must be a table")
             continue
-        check.known_keys(raw, key, ("description", "channels", "routes"))
+        check.known_keys(raw, key, ("description", "channels", "routes", "internal"))
+        internal = check.boolean(raw, f"{key}.internal")
         channels = check.channel_list(raw.get("channels", list(CHANNELS)), f"{key}.channels")
         routes = []
         raw_routes = raw.get("routes", [])
@@ -247,6 +258,7 @@ def parse_plan(data: dict[str, Any], source: str) -> Plan:
             description=check.line(str(raw.get("description", "")), f"{key}.description"),
             channels=channels,
             routes=tuple(routes),
+            internal=internal,
         )
     if not audiences and "audiences" in data:
         check.fail("audiences", "declare at least one audience")
@@ -309,7 +321,9 @@ def _webhooks(
             check.fail(key, "must be a table")
             continue
         problems_before = len(check.problems)
-        check.known_keys(raw, key, ("name", "url", "secret", "secret_env", "audiences", "format"))
+        check.known_keys(
+            raw, key, ("name", "url", "secret", "secret_env", "audiences", "format", "internal")
+        )
         name = check.string(raw, f"{key}.name")
         if name in names:
             check.fail(f"{key}.name", f"{name!r} is used twice")
@@ -334,11 +348,19 @@ def _webhooks(
         fmt = raw.get("format", "json")
         if fmt not in ("json", "slack"):
             check.fail(f"{key}.format", "must be 'json' or 'slack'")
+        # A target only for internal audiences is internal unless the plan says otherwise.
+        only_internal = bool(wanted) and all(audiences[a].internal for a in wanted)
+        internal = check.boolean(raw, f"{key}.internal", only_internal)
         if len(check.problems) > problems_before:
             continue  # reported above; a half-valid target is never built
         try:
             target = WebhookTarget(
-                name=name, url=url, secret=str(secret), audiences=tuple(wanted), format=str(fmt)
+                name=name,
+                url=url,
+                secret=str(secret),
+                audiences=tuple(wanted),
+                format=str(fmt),
+                internal=internal,
             )
         except PermanentDeliveryError as exc:
             check.fail(key, exc.reason)

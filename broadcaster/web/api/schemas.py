@@ -276,12 +276,26 @@ class PublicRenderingOut(RenderingOut):
         exclude = ("audience",)
 
 
+class SurfaceOut(Schema):
+    surface = fields.String(
+        metadata={"description": "status, banner, social:NETWORK or webhook:TARGET"}
+    )
+    label = fields.String()
+    public = fields.Boolean(metadata={"description": "seen by anyone (false: internal target)"})
+    reaches = fields.Boolean(metadata={"description": "this announcement goes there"})
+    why = fields.String()
+
+
 class PreviewOut(Schema):
     renderings = fields.List(fields.Nested(RenderingOut))
     public = fields.List(fields.Nested(PublicRenderingOut))
     recipients = fields.Dict(
         metadata={"description": "per channel: recipients, skipped (opted out)"}
     )
+    visibility = fields.String(
+        metadata={"description": "internal (every audience internal: nothing public) or public"}
+    )
+    surfaces = fields.List(fields.Nested(SurfaceOut))
     warnings = fields.List(fields.String())
 
 
