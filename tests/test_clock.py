@@ -100,6 +100,7 @@ def test_html_times_keep_iso_utc_for_machines() -> None:
     assert element.endswith(">" + clock.format_time(TS, "en", TZ) + "</time>")
     assert clock.time_element(TS, "nl", TZ) == clock.time_element("2026-12-02T08:14:40Z", "nl", TZ)
     assert clock.time_element(None, "en", TZ) == clock.time_element(0, "en", TZ) == "—"
+    assert clock.time_element("nan", "en", TZ) == clock.time_element("soon", "en", TZ) == "—"
 
 
 # --- what people receive -------------------------------------------------------------------

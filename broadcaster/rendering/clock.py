@@ -11,6 +11,7 @@ Machine-readable places (JSON, feeds, ``<time datetime=…>``) stay ISO 8601 UTC
 
 from __future__ import annotations
 
+import math
 import time
 from datetime import UTC, date, datetime
 from functools import lru_cache
@@ -43,14 +44,14 @@ def parse(value: float | int | str | None) -> float | None:
     """Unix seconds from a number, a numeric string or an ISO 8601 string; None if none."""
     if value is None or value == "":
         return None
-    if isinstance(value, int | float):
-        return float(value)
     try:
-        return float(value)
+        number = float(value)
     except ValueError:
         pass
+    else:
+        return number if math.isfinite(number) else None  # "nan" is a number to float()
     try:
-        when = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        when = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
     except ValueError:
         return None
     return (when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp()
