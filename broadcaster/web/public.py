@@ -20,7 +20,7 @@ from werkzeug.http import parse_accept_header
 
 from broadcaster.domain import visibility
 from broadcaster.infra import microcache
-from broadcaster.rendering import banners, isolation, status
+from broadcaster.rendering import banners, clock, isolation, status
 from broadcaster.rendering.i18n import gettext_for
 from broadcaster.rendering.messages import SEVERITY_COLOURS, SEVERITY_LABELS, STATUS_LABELS
 from broadcaster.services import Services, services
@@ -154,10 +154,14 @@ def status_page() -> Response:
     svc = services()
     locale = locale_of(svc)
     data = _status_data(svc, locale)
+    tz = svc.plan.timezone
     html = render_template(
         "public/status.html",
         **data,
         _=gettext_for(locale),
+        # The data keeps ISO 8601 UTC (status.json, datetime=); people read the plan's zone.
+        local_time=lambda value: clock.format_value(value, locale, tz),
+        zone_note=clock.zone_note(locale, tz),
         locales=svc.plan.locales,
         colours=SEVERITY_COLOURS,
         severity_labels=SEVERITY_LABELS,

@@ -24,7 +24,7 @@ from broadcaster.domain.monitoring_rules import HoldingStatement, MonitoringRule
 from broadcaster.domain.text_policy import LINE, TITLE_MAX, encodable
 from broadcaster.domain.tokens import Principal
 from broadcaster.rendering import banners
-from broadcaster.rendering.i18n import format_timestamp
+from broadcaster.rendering.clock import format_time
 from broadcaster.services import Services
 from channels import PERSONAL
 
@@ -218,10 +218,10 @@ class Processor:
             "service": labels.get("service") or labels.get("job") or labels.get("alertname", ""),
             "alertname": labels.get("alertname", ""),
             "summary": event.annotations.get("summary") or event.title,
-            "started": format_timestamp(started, locale, tz),
-            "next_update": format_timestamp(
-                time.time() + self.monitoring.update_interval, locale, tz
-            ),
+            # No zone after the times: the email and pages that carry the statement name it
+            # once; SMS and banner lines have no room for it.
+            "started": format_time(started, locale, tz),
+            "next_update": format_time(time.time() + self.monitoring.update_interval, locale, tz),
             "organisation": self.svc.plan.organisation,
         }
 
