@@ -56,6 +56,14 @@ def test_every_pot_msgid_is_translated(locale: str) -> None:
 
 
 @pytest.mark.parametrize("locale", TRANSLATED)
+def test_translations_are_text_not_code(locale: str) -> None:
+    """A script once wrote a Python dict of every locale into each msgstr: readers saw braces."""
+    catalog = _read(_po_path(locale), locale)
+    bad = [m.id for m in catalog if m.id and isinstance(m.string, str) and "{'" in m.string]
+    assert not bad, f"{locale}: {bad}"
+
+
+@pytest.mark.parametrize("locale", TRANSLATED)
 def test_placeholders_match(locale: str) -> None:
     problems = [(m.id, errors) for m, errors in _read(_po_path(locale), locale).check()]
     assert not problems, f"{locale}: {problems}"
