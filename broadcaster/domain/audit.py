@@ -30,6 +30,7 @@ ACTIONS = (
     "announcement.rejected",
     "announcement.published",
     "announcement.bypassed",
+    "announcement.amended",
     "plan.loaded",
     "subscribers.imported",
     "subscriber.erased",
