@@ -55,6 +55,10 @@ _NUMERIC: list[tuple[str, str, float]] = [
     # Breaker: transient failures in a row → down for COOLOFF s.
     ("BREAKER_THRESHOLD", "BROADCASTER_BREAKER_THRESHOLD", 5),
     ("BREAKER_COOLOFF", "BROADCASTER_BREAKER_COOLOFF", 60),
+    # Monitoring hooks: requests per token per window (s), a token bucket; 0: no limit.
+    # Generous, so a real Alertmanager's grouped notifications (an HA pair: twice) pass.
+    ("HOOKS_RATE_LIMIT", "BROADCASTER_HOOKS_RATE_LIMIT", 120),
+    ("HOOKS_RATE_WINDOW", "BROADCASTER_HOOKS_RATE_WINDOW", 60),
     # The channels declare their own defaults: batch sizes (EMAIL_BATCH_SIZE, SMS_BATCH_SIZE)
     # and provider rates shared by all workers, in requests/s (TWILIO_RATE, SENDGRID_RATE,
     # MASTODON_RATE, BLUESKY_RATE; Twilio's 0 = by its sender, see channels/sms.py).
