@@ -78,6 +78,9 @@ class AnnouncementService:
     def pending_page(self, offset: int, limit: int) -> tuple[int, list[Announcement]]:
         return self.store.pending_page(offset, limit)
 
+    def pending_position(self, announcement_id: str) -> int | None:
+        return self.store.pending_position(announcement_id)
+
     def draft(
         self,
         data: dict[str, Any],

@@ -140,6 +140,13 @@ class AnnouncementStore:
         raws = self.r.mget([_ann_key(i) for i in ids]) if ids else []
         return int(total), [Announcement.from_json(raw) for raw in raws if raw]
 
+    def pending_position(self, announcement_id: str) -> int | None:
+        """Where a pending announcement stands in ``pending_page`` order (0: newest)."""
+        if not _could_exist(announcement_id):
+            return None
+        rank = self.r.zrevrank(PENDING_KEY, announcement_id)
+        return None if rank is None else int(rank)
+
     def write(
         self, pipe: Pipeline, announcement: Announcement, incident: dict[str, Any], new: bool
     ) -> None:

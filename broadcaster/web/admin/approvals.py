@@ -39,9 +39,10 @@ class RejectForm(FlaskForm):
 
 
 def _page(
-    reject_forms: dict[str, RejectForm] | None = None, status: int = 200
+    reject_forms: dict[str, RejectForm] | None = None, status: int = 200, page: int | None = None
 ) -> ResponseReturnValue:
-    page = min(max(1, request.args.get("page", 1, type=int) or 1), MAX_PAGE)
+    if page is None:
+        page = min(max(1, request.args.get("page", 1, type=int) or 1), MAX_PAGE)
     total, pending = services().announcements.pending_page((page - 1) * PER_PAGE, PER_PAGE)
     forms = reject_forms or {}
     items = render_items(
@@ -98,7 +99,9 @@ def reject(announcement_id: str) -> ResponseReturnValue:
     if not form.validate():
         if csrf_failed(form):
             abort(CSRF_FAILED, "The form's security token is missing or stale: reload the page.")
-        return _page({announcement_id: form}, INVALID)
+        # The page that holds this item, so its error shows next to it.
+        position = services().announcements.pending_position(announcement_id) or 0
+        return _page({announcement_id: form}, INVALID, position // PER_PAGE + 1)
     try:
         rejected = services().announcements.reject(
             announcement_id, principal(), form.reason.data.strip(), client_ip()
