@@ -103,7 +103,7 @@ class Floods:
         else:  # resolved: if it fires again, it counts as a new incident again
             state.update(incident_id="", gathered="", resolved_at="")
         return {
-            "outcome": f"gathered: {len(entries)} alerts of this rule wait in one draft",
+            "outcome": f"gathered: one draft for a person lists {len(entries)} alert(s)",
             "incident_id": announcement.incident_id,
             "announcement_id": announcement.id,
             "state": announcement.state,
