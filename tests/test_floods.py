@@ -10,6 +10,7 @@ against the fake Twilio.
 from __future__ import annotations
 
 import copy
+import re
 import threading
 import time
 import uuid
@@ -62,11 +63,12 @@ def pending(client: FlaskClient, headers: Headers, per_page: int = 100) -> dict[
     return answer.get_json()
 
 
-def plan_with(tmp_path, *lines: str) -> str:
-    """The bundled plan with ``lines`` added to its ``[monitoring]`` table."""
-    text = BUNDLED_PLAN.read_text().replace(
-        "[monitoring]\n", "[monitoring]\n" + "\n".join(lines) + "\n", 1
-    )
+def plan_with(tmp_path, **settings: object) -> str:
+    """The bundled plan with these ``[monitoring]`` settings changed."""
+    text = BUNDLED_PLAN.read_text()
+    for key, value in settings.items():
+        text, found = re.subn(rf"^{key} = .*$", f"{key} = {value}", text, flags=re.MULTILINE)
+        assert found == 1, key
     path = tmp_path / "plan.toml"
     path.write_text(text)
     return str(path)
@@ -99,8 +101,11 @@ def test_twenty_alerts_with_distinct_keys_open_three_incidents_and_one_draft(
     [draft] = waiting["items"]
     assert draft["state"] == "pending_approval" and draft["author"] == "monitoring:gathered"
     assert draft["title"] == "Several alerts (17) from monitoring"
-    assert "Monitoring sent 17 alerts (17 still firing)" in draft["body"]
-    assert "more than the 3 new incidents a rule may open by itself in 10 minutes" in draft["body"]
+    assert draft["body"].startswith("Monitoring sent 17 alerts for rule 1: ")
+    assert (
+        "beyond the 3 new incidents a rule may open by itself in 10 minutes: "
+        "17 still firing, 0 resolved." in draft["body"]
+    )
     assert sum(f"Payments failing on pay-{i:02d}" in draft["body"] for i in range(20)) == 17
     incidents = client.get("/api/v1/incidents", headers=tokens["admin"]).get_json()
     assert incidents["total"] == 4  # three opened, one for the draft
@@ -119,7 +124,8 @@ def test_the_draft_is_amended_as_alerts_come_and_go(app, client, tokens, people,
     resolved = send(client, tokens["monitor"], alert("k3", status="resolved"))
     assert resolved["announcement_id"] == first["announcement_id"]
     [draft] = pending(client, tokens["admin"])["items"]
-    assert "Monitoring sent 2 alerts (1 still firing)" in draft["body"]
+    assert "Monitoring sent 2 alerts for" in draft["body"]
+    assert ": 1 still firing, 1 resolved." in draft["body"]
     assert "- resolved · Payments failing on k3" in draft["body"]
 
     incident = client.get(
@@ -161,7 +167,7 @@ def test_once_the_draft_is_decided_the_next_alert_starts_a_new_one(
 
 def test_after_the_window_the_rule_opens_incidents_again(make_app, tokens, tmp_path, providers):
     # A window of 0.6 s and a rule limit of 1: the test waits for a window, not ten minutes.
-    plan = plan_with(tmp_path, "new_incidents_window_minutes = 0.01")
+    plan = plan_with(tmp_path, new_incidents_window_minutes=0.01)
     plan_text = (
         open(plan)
         .read()
@@ -183,7 +189,7 @@ def test_after_the_window_the_rule_opens_incidents_again(make_app, tokens, tmp_p
 
 
 def test_a_limit_of_zero_gathers_every_alert(make_app, tokens, tmp_path, providers):
-    client = make_app(PLAN=plan_with(tmp_path, "new_incidents_per_rule = 0")).test_client()
+    client = make_app(PLAN=plan_with(tmp_path, new_incidents_per_rule=0)).test_client()
     results = [send(client, tokens["monitor"], alert(f"z{i}")) for i in range(3)]
     assert [r["gathered"] for r in results] == [1, 2, 3]
     assert pending(client, tokens["admin"])["total"] == 1

@@ -36,6 +36,10 @@ LISTED = 50  # alerts named in the draft's body; the count always covers all of 
 PENDING = "pending_approval"
 
 
+def _alerts(n: int) -> str:
+    return f"{n} alert" if n == 1 else f"{n} alerts"
+
+
 def _span(seconds: float) -> str:
     return f"{seconds / 60:g} minutes" if seconds >= 60 else f"{seconds:g} seconds"
 
@@ -58,8 +62,10 @@ class Floods:
         """Add this alert group to the rule's "several alerts" draft; updates ``state``."""
         gathered = Gathered(self.svc.redis, rule_id(rule))
         group = hashlib.sha256(f"{event.source}:{event.group_key}".encode()).hexdigest()[:16]
+        started = [a.starts_at for a in event.alerts if a.starts_at]
         entry = {
             "at": time.time(),
+            "started": min(started) if started else None,
             "status": event.status,
             "source": event.source,
             "severity": event.labels.get("severity", ""),
@@ -135,18 +141,19 @@ class Floods:
         severity = rule.severity or (max(seen, key=SEVERITIES.index) if seen else "major")
         lines = [
             f"- {e['status']} · {e['title']} · since "
-            f"{format_timestamp(e['at'], plan.default_locale, plan.timezone)} · {e['source']}"
+            f"{format_timestamp(e.get('started') or e['at'], plan.default_locale, plan.timezone)}"
+            f" · {e['source']}"
             for e in entries[:LISTED]
         ]
         if len(entries) > LISTED:
             lines.append(f"… and {len(entries) - LISTED} more.")
         firing = sum(e["status"] == "firing" for e in entries)
         body = (
-            f"Monitoring sent {len(entries)} alerts ({firing} still firing) for "
-            f"{self.monitoring.describe(rule)} — more than the "
-            f"{self.monitoring.limit_for(rule)} new incidents a rule may open by itself in "
-            f"{_span(self.monitoring.new_incidents_window)}. Nothing about them was sent to "
-            "customers: a person decides what to say.\n\nAlerts, oldest first:\n" + "\n".join(lines)
+            f"Monitoring sent {_alerts(len(entries))} for {self.monitoring.describe(rule)}, "
+            f"beyond the {self.monitoring.limit_for(rule)} new incidents a rule may open by "
+            f"itself in {_span(self.monitoring.new_incidents_window)}: {firing} still firing, "
+            f"{len(entries) - firing} resolved. Nothing about them was sent to customers: a "
+            "person decides what to say.\n\nAlerts, oldest first:\n" + "\n".join(lines)
         )
         return {
             "title": f"Several alerts ({len(entries)}) from monitoring",
