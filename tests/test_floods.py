@@ -165,6 +165,31 @@ def test_once_the_draft_is_decided_the_next_alert_starts_a_new_one(
     assert len(providers[1].accepted()) == 3 * 3
 
 
+def test_approving_while_alerts_arrive_never_turns_the_draft_back(app, client, tokens, providers):
+    for i in range(4):
+        send(client, tokens["monitor"], alert(f"c{i}"))
+    [draft] = pending(client, tokens["admin"])["items"]
+
+    def deliver(key: str) -> dict[str, Any]:
+        return send(app.test_client(), tokens["monitor"], alert(key))
+
+    def approve() -> int:
+        path = f"/api/v1/announcements/{draft['id']}/approve"
+        return app.test_client().post(path, headers=tokens["approver"]).status_code
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        approved = pool.submit(approve)
+        results = list(pool.map(deliver, [f"c{i}" for i in range(4, 16)]))
+    assert approved.result() == 200
+    decided = client.get(f"/api/v1/announcements/{draft['id']}", headers=tokens["admin"])
+    assert decided.get_json()["state"] == "published", "an amendment never undoes a decision"
+    waiting = pending(client, tokens["admin"])
+    assert waiting["total"] <= 1
+    drafts = {r["announcement_id"] for r in results}
+    assert drafts <= {draft["id"], *(i["id"] for i in waiting["items"])}
+    drain(app)
+
+
 def test_after_the_window_the_rule_opens_incidents_again(make_app, tokens, tmp_path, providers):
     # A window of 0.6 s and a rule limit of 1: the test waits for a window, not ten minutes.
     plan = plan_with(tmp_path, new_incidents_window_minutes=0.01)
