@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import copy
 import re
+import sys
 import threading
 import time
 import uuid
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -28,11 +30,18 @@ from broadcaster.delivery.ratelimit import Limiter
 from broadcaster.domain.alert_floods import NewIncidentLimit
 from broadcaster.domain.plan import BUNDLED_PLAN, PlanError, parse_plan
 from broadcaster.domain.tokens import create_token
+from broadcaster.infra.redis_server import free_port
+from tests.alertmanager import BINARY, Alertmanager, stop
+from tests.alertmanager import alert as am_alert
+from tests.conftest import TWILIO_FROM
+from tests.fakes import FakeTwilio
 from tests.helpers import drain
+from tests.processes import clean_env, http, start, wait_for, web_command
 from tests.test_monitoring import PEOPLE, alertmanager
 from tests.test_plan import SOURCE, VALID, problems
 
 Headers = dict[str, str]
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture
@@ -384,3 +393,77 @@ def test_flood_limits_default_to_three_per_ten_minutes_and_may_be_set_per_rule()
     plan = parse_plan(data, SOURCE)
     assert plan.monitoring.limit_for(plan.monitoring.rules[0]) == 5
     assert plan.monitoring.new_incidents_window == 150
+
+
+# A real Alertmanager: the defaults must let its grouped notifications through.
+
+
+@pytest.mark.skipif(BINARY is None, reason="Prometheus Alertmanager is not installed")
+def test_a_real_alertmanager_flood_passes_the_default_rate_and_gathers(
+    r, redis_server, providers, tmp_path
+):
+    _, twilio = providers
+    admin = create_token(r, "ada", "admin")
+    monitor = create_token(r, "alertmanager", "monitor")
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    env = clean_env(
+        BROADCASTER_REDIS_URL=redis_server.url,
+        BROADCASTER_DATA_DIR=str(tmp_path / "data"),
+        BROADCASTER_PLAN=str(BUNDLED_PLAN),  # the defaults: 3 per rule per 10 min, 120/min
+        BROADCASTER_TWILIO_ACCOUNT_SID=FakeTwilio.ACCOUNT_SID,
+        BROADCASTER_TWILIO_AUTH_TOKEN=FakeTwilio.AUTH_TOKEN,
+        BROADCASTER_TWILIO_FROM=TWILIO_FROM,
+        BROADCASTER_TWILIO_BASE_URL=twilio.url,
+        BROADCASTER_RETRY_BACKOFF="0",
+    )
+    web = worker = alertmanager = None
+    try:
+        web = start(
+            web_command(port, "--workers", "1", "--threads", "4"),
+            env,
+            tmp_path,
+            tmp_path / "web.log",
+        )
+        worker = start(
+            [sys.executable, str(ROOT / "worker.py")], env, tmp_path, tmp_path / "worker.log"
+        )
+        wait_for(lambda: http("GET", base + "/healthz")[0] == 200, what="web server")
+        people = [
+            {"phone": p, "audiences": ["consumers"]} for p in ("+31612345001", "+31612345002")
+        ]
+        assert http("POST", base + "/api/v1/subscribers", token=admin, body=people)[0] == 200
+        alertmanager = Alertmanager(tmp_path / "am", base + "/hooks/alertmanager", monitor).start()
+        now = time.time()
+        # 20 alert groups (group_by alertname, service) at once: 20 notifications together.
+        alertmanager.post(
+            *(
+                am_alert(
+                    {"alertname": f"Pay{i:02d}", "severity": "critical", "service": "payments"},
+                    f"Payments failing on node {i}",
+                    now,
+                    now + 300,
+                )
+                for i in range(20)
+            )
+        )
+
+        def events() -> list[dict[str, Any]]:
+            items = http("GET", base + "/api/v1/hooks/events?per_page=1000", token=admin)[1]
+            return items["items"]
+
+        wait_for(lambda: len(events()) >= 20, what="20 notifications", timeout=30)
+        outcomes = Counter(e["outcome"].split(":")[0] for e in events())
+        assert outcomes == {"opened": 3, "gathered": 17}, outcomes
+        assert "429" not in alertmanager.log_tail(100_000), "the default rate refused nothing"
+        status, waiting = http("GET", base + "/api/v1/announcements/pending", token=admin)
+        assert status == 200 and waiting["total"] == 1
+        assert waiting["items"][0]["title"] == "Several alerts (17) from monitoring"
+        wait_for(lambda: len(twilio.accepted()) >= 3 * 2, what="three incidents texted")
+        time.sleep(1)  # anything more would have arrived by now
+        assert len(twilio.accepted()) == 3 * 2
+    finally:
+        if alertmanager:
+            alertmanager.stop()
+        stop(worker)
+        stop(web)
