@@ -63,6 +63,10 @@ _NUMERIC: list[tuple[str, str, float]] = [
     ("SIGNIN_FREE_FAILURES", "BROADCASTER_SIGNIN_FREE_FAILURES", 3),
     ("SIGNIN_DELAY", "BROADCASTER_SIGNIN_DELAY", 1),
     ("SIGNIN_MAX_DELAY", "BROADCASTER_SIGNIN_MAX_DELAY", 30),
+    # Monitoring hooks: requests per token per window (s), a token bucket; 0: no limit.
+    # Generous, so a real Alertmanager's grouped notifications (an HA pair: twice) pass.
+    ("HOOKS_RATE_LIMIT", "BROADCASTER_HOOKS_RATE_LIMIT", 120),
+    ("HOOKS_RATE_WINDOW", "BROADCASTER_HOOKS_RATE_WINDOW", 60),
     # The channels declare their own defaults: batch sizes (EMAIL_BATCH_SIZE, SMS_BATCH_SIZE)
     # and provider rates shared by all workers, in requests/s (TWILIO_RATE, SENDGRID_RATE,
     # MASTODON_RATE, BLUESKY_RATE; Twilio's 0 = by its sender, see channels/sms.py).

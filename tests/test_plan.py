@@ -287,7 +287,8 @@ BROKEN_PLANS = [
         edit(((*RULE0, "audience"), ["staff"])),
         [
             "monitoring.rules[0].audience: unknown key (expected one of: "
-            "match, match_re, audiences, severity, channels, holding_statement, all_clear, draft)"
+            "match, match_re, audiences, severity, channels, holding_statement, all_clear, draft, "
+            "new_incidents)"
         ],
     ),
     (

@@ -75,6 +75,12 @@ class AnnouncementService:
     def pending(self, limit: int = 100) -> list[Announcement]:
         return self.store.pending(limit)
 
+    def pending_page(self, offset: int, limit: int) -> tuple[int, list[Announcement]]:
+        return self.store.pending_page(offset, limit)
+
+    def pending_position(self, announcement_id: str) -> int | None:
+        return self.store.pending_position(announcement_id)
+
     def draft(
         self,
         data: dict[str, Any],
@@ -191,6 +197,55 @@ class AnnouncementService:
     ) -> Announcement:
         """A new announcement that corrects a published one (which stays as it was)."""
         return self.create({**data, "corrects": announcement_id}, author, **options)
+
+    def amend(
+        self,
+        announcement_id: str,
+        data: dict[str, Any],
+        author: Principal,
+        *,
+        sanitise: bool = False,
+        ip: str | None = None,
+    ) -> Announcement:
+        """Rewrite a pending announcement in place: by its author, only while it waits.
+
+        Monitoring keeps one "several alerts" draft up to date this way instead of adding a
+        draft per alert. Raises Conflict once someone approved or rejected it (even while
+        this call ran: the write is refused if the announcement changed meanwhile).
+        """
+        store = self.store
+        with store.r.pipeline(transaction=True) as pipe:
+            pipe.watch(store.key_of(announcement_id))
+            current = store.get(announcement_id)
+            if current.state != "pending_approval":
+                raise Conflict(f"announcement is {current.state}, not pending_approval")
+            if current.author != author.name:
+                raise Forbidden("only the author may change a pending announcement")
+            fresh = self.draft(
+                {**data, "incident_id": current.incident_id}, author, sanitise=sanitise
+            )
+            if fresh.published:  # the rewrite must wait for a person like the original
+                raise Forbidden("an amended announcement must still wait for approval")
+            amended = dataclasses.replace(
+                current,
+                title=fresh.title,
+                body=fresh.body,
+                severity=fresh.severity,
+                status=fresh.status,
+                audiences=fresh.audiences,
+                channels=fresh.channels,
+                translations=fresh.translations,
+                next_update_at=fresh.next_update_at,
+            )
+            incident = store.get_incident(current.incident_id)
+            pipe.multi()
+            store.write(pipe, amended, incident, new=False)
+            _audit(pipe, amended, author.name, "announcement.amended", ip)
+            try:
+                pipe.execute()
+            except redis.WatchError as exc:
+                raise Conflict("announcement was decided while it was being amended") from exc
+        return amended
 
     def approve(
         self, announcement_id: str, approver: Principal, ip: str | None = None

@@ -31,6 +31,7 @@ ACTIONS = (
     "announcement.published",
     "announcement.bypassed",
     "approval.refused",
+    "announcement.amended",
     "plan.loaded",
     "subscribers.imported",
     "subscriber.erased",

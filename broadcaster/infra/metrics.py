@@ -58,6 +58,16 @@ COUNTERS: dict[str, tuple[str, str, tuple[str, ...]]] = {
         "Stored items a surface skipped because they failed to render (a bug to look into)",
         ("surface",),
     ),
+    "hooks_throttled": (
+        "broadcaster_hooks_throttled",
+        "Monitoring hook requests refused with 429: a token over its rate",
+        ("hook",),
+    ),
+    "alerts_gathered": (
+        "broadcaster_alerts_gathered",
+        "Alert deliveries gathered into a rule's several-alerts draft instead of an incident",
+        ("status",),
+    ),
 }
 # Seconds; provider calls range from tens of milliseconds to the timeout.
 LATENCY_BUCKETS = (0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)

@@ -176,6 +176,18 @@ class DeliveryPage(Schema):
     total = fields.Integer()
 
 
+class PendingEntry(AnnouncementOut):
+    class Meta:
+        exclude = ("deliveries",)  # nothing is delivered before approval
+
+
+class PendingPage(Schema):
+    items = fields.List(fields.Nested(PendingEntry), metadata={"description": "newest first"})
+    page = fields.Integer()
+    per_page = fields.Integer()
+    total = fields.Integer(metadata={"description": "every announcement waiting for approval"})
+
+
 class TimelineEntry(AnnouncementOut):
     class Meta:
         exclude = ("deliveries", "links")

@@ -1,8 +1,9 @@
 """Inbound monitoring webhooks: ``/hooks/alertmanager``, ``/hooks/grafana``, ``/hooks/generic``.
 
 Authenticated first (a ``monitor`` token as Bearer or as the Basic-auth password; for the
-generic hook also an HMAC signature): without it nothing is recorded. Then the raw payload
-is kept, validated (400 with the reason), and handed to the monitoring rules.
+generic hook also an HMAC signature): without it nothing is recorded. Each token is held to
+a rate (``throttle.py``: 429 with ``Retry-After``). Then the raw payload is kept, validated
+(400 with the reason), and handed to the monitoring rules.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
 from broadcaster.domain.tokens import lookup
 from broadcaster.services import services
 from broadcaster.web.errors import error_body, summarise
+from broadcaster.web.hooks import throttle
 from broadcaster.web.hooks.alerts import (
     MonitorEvent,
     Processor,
@@ -105,6 +107,7 @@ def _receive(
             "send a monitor token (Bearer or Basic password)"
             + (" or an X-Broadcaster-Signature" if signed else ""),
         )
+    throttle.check(source)  # per token, before any work: a flood is refused at the door
     svc = services()
     raw = request.get_data(as_text=True)
     if not request.is_json:
