@@ -23,7 +23,7 @@ from broadcaster.domain.monitoring_rules import MonitoringRule
 from broadcaster.domain.text_policy import LINE, TITLE_MAX
 from broadcaster.domain.tokens import Principal
 from broadcaster.infra import metrics
-from broadcaster.rendering.i18n import format_timestamp
+from broadcaster.rendering.clock import format_value
 from broadcaster.services import Services
 
 if TYPE_CHECKING:
@@ -141,7 +141,7 @@ class Floods:
         severity = rule.severity or (max(seen, key=SEVERITIES.index) if seen else "major")
         lines = [
             f"- {e['status']} · {e['title']} · since "
-            f"{format_timestamp(e.get('started') or e['at'], plan.default_locale, plan.timezone)}"
+            f"{format_value(e.get('started') or e['at'], plan.default_locale, plan.timezone)}"
             f" · {e['source']}"
             for e in entries[:LISTED]
         ]
