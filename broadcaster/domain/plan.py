@@ -7,6 +7,7 @@ what is wrong, so nobody discovers a typo in the middle of a crisis.
 from __future__ import annotations
 
 import os
+import socket
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +19,8 @@ from broadcaster.domain.incidents import SEVERITIES
 from broadcaster.domain.monitoring_rules import Monitoring, parse_monitoring
 from broadcaster.domain.text_policy import LINE
 from channels import CHANNELS, CONTACT_FIELD
-from channels.base import PermanentDeliveryError
+from channels.base import PermanentDeliveryError, TransientDeliveryError
+from channels.egress import BlockedAddressError, Resolver, check_url
 from channels.webhook import WebhookTarget
 
 _TOP_KEYS = (
@@ -136,8 +138,11 @@ class _Checker:
         return tuple(v for v in value if v in CHANNELS)
 
 
-def parse_plan(data: dict[str, Any], source: str) -> Plan:
-    """Validate plan data; raise PlanError listing every problem."""
+def parse_plan(data: dict[str, Any], source: str, resolver: Resolver | None = None) -> Plan:
+    """Validate plan data; raise PlanError listing every problem.
+
+    ``resolver`` (getaddrinfo's shape) resolves webhook hosts; tests pass their own.
+    """
     check = _Checker(source)
     check.known_keys(data, "", _TOP_KEYS)
     org = check.table(data, "organisation")
@@ -252,7 +257,7 @@ def parse_plan(data: dict[str, Any], source: str) -> Plan:
         check.fail("audiences", "declare at least one audience")
 
     monitoring = parse_monitoring(check, data, audiences, tuple(locales), default_locale)
-    webhooks = _webhooks(check, data, audiences)
+    webhooks = _webhooks(check, data, audiences, resolver or socket.getaddrinfo)
 
     if check.problems:
         raise PlanError("invalid crisis plan:\n  " + "\n  ".join(check.problems))
@@ -295,7 +300,7 @@ def _fallback(check: _Checker, policy: dict[str, Any]) -> dict[str, str]:
 
 
 def _webhooks(
-    check: _Checker, data: dict[str, Any], audiences: dict[str, Audience]
+    check: _Checker, data: dict[str, Any], audiences: dict[str, Audience], resolver: Resolver
 ) -> tuple[WebhookTarget, ...]:
     raw_targets = data.get("webhooks", [])
     if not isinstance(raw_targets, list):
@@ -309,7 +314,11 @@ def _webhooks(
             check.fail(key, "must be a table")
             continue
         problems_before = len(check.problems)
-        check.known_keys(raw, key, ("name", "url", "secret", "secret_env", "audiences", "format"))
+        check.known_keys(
+            raw,
+            key,
+            ("name", "url", "secret", "secret_env", "audiences", "format", "allow_private"),
+        )
         name = check.string(raw, f"{key}.name")
         if name in names:
             check.fail(f"{key}.name", f"{name!r} is used twice")
@@ -334,15 +343,31 @@ def _webhooks(
         fmt = raw.get("format", "json")
         if fmt not in ("json", "slack"):
             check.fail(f"{key}.format", "must be 'json' or 'slack'")
+        allow_private = raw.get("allow_private", False)
+        if not isinstance(allow_private, bool):
+            check.fail(f"{key}.allow_private", "must be true or false")
         if len(check.problems) > problems_before:
             continue  # reported above; a half-valid target is never built
         try:
             target = WebhookTarget(
-                name=name, url=url, secret=str(secret), audiences=tuple(wanted), format=str(fmt)
+                name=name,
+                url=url,
+                secret=str(secret),
+                audiences=tuple(wanted),
+                format=str(fmt),
+                allow_private=allow_private,
             )
         except PermanentDeliveryError as exc:
             check.fail(key, exc.reason)
             continue
+        if not allow_private:
+            try:
+                check_url(url, resolver)
+            except BlockedAddressError as exc:
+                check.fail(f"{key}.url", exc.reason)
+                continue
+            except TransientDeliveryError:
+                pass  # no DNS at start-up must not stop a crisis: the send-time check remains
         targets.append(target)
     return tuple(targets)
 
