@@ -24,6 +24,9 @@ _SETTINGS: list[tuple[str, tuple[str, ...], str | None]] = [
     ("TWILIO_ACCOUNT_SID", ("BROADCASTER_TWILIO_ACCOUNT_SID", "TWILIO_ACCOUNT_SID"), None),
     ("TWILIO_AUTH_TOKEN", ("BROADCASTER_TWILIO_AUTH_TOKEN", "TWILIO_AUTH_TOKEN"), None),
     ("TWILIO_FROM", ("BROADCASTER_TWILIO_FROM",), None),
+    # Our other numbers (a messaging service's pool, a voice caller ID), comma-separated:
+    # refused as subscribers' phones, like TWILIO_FROM.
+    ("SENDER_NUMBERS", ("BROADCASTER_SENDER_NUMBERS",), None),
     ("TWILIO_MESSAGING_SERVICE_SID", ("BROADCASTER_TWILIO_MESSAGING_SERVICE_SID",), None),
     ("TWILIO_BASE_URL", ("BROADCASTER_TWILIO_BASE_URL",), "https://api.twilio.com"),
     ("HOOKS_SECRET", ("BROADCASTER_HOOKS_SECRET",), None),

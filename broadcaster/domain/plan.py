@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from broadcaster.domain import text_policy
 from broadcaster.domain.incidents import SEVERITIES
 from broadcaster.domain.monitoring_rules import Monitoring, parse_monitoring
+from broadcaster.domain.phone_numbers import parse_sms_countries
 from broadcaster.domain.text_policy import LINE
 from channels import CHANNELS, CONTACT_FIELD
 from channels.base import PermanentDeliveryError, TransientDeliveryError
@@ -77,6 +78,8 @@ class Plan:
     source: str = ""
     # channel → channel to use when a delivery fails for good (policy.fallback)
     fallback: dict[str, str] = field(default_factory=dict)
+    # Countries (ISO codes) whose numbers may subscribe to SMS; empty: any (policy.sms_countries)
+    sms_countries: tuple[str, ...] = ()
 
 
 # Route facts, descriptions and names are shown on public pages as one line each.
@@ -171,7 +174,9 @@ def parse_plan(data: dict[str, Any], source: str, resolver: Resolver | None = No
         check.fail("organisation.default_region", "must be a two-letter country code")
 
     policy = check.table(data, "policy", required=False)
-    check.known_keys(policy, "policy", ("approval_required", "sms_max_segments", "fallback"))
+    check.known_keys(
+        policy, "policy", ("approval_required", "sms_max_segments", "fallback", "sms_countries")
+    )
     approval = policy.get("approval_required", [])
     if not isinstance(approval, list) or any(s not in SEVERITIES for s in approval):
         check.fail("policy.approval_required", f"must be a list of {', '.join(SEVERITIES)}")
@@ -181,6 +186,9 @@ def parse_plan(data: dict[str, Any], source: str, resolver: Resolver | None = No
         check.fail("policy.sms_max_segments", "must be a whole number from 1 to 10")
         segments = 2
     fallback = _fallback(check, policy)
+    sms_countries, problem = parse_sms_countries(policy.get("sms_countries", []))
+    if problem:
+        check.fail("policy.sms_countries", problem)
 
     by_severity_raw = check.table(data, "channels_by_severity")
     by_severity: dict[str, tuple[str, ...]] = {}
@@ -275,6 +283,7 @@ def parse_plan(data: dict[str, Any], source: str, resolver: Resolver | None = No
         webhooks=webhooks,
         source=source,
         fallback=fallback,
+        sms_countries=sms_countries,
     )
 
 

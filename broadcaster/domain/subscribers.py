@@ -12,12 +12,12 @@ import uuid
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-import phonenumbers
 import redis
 from email_validator import EmailNotValidError, validate_email
 from marshmallow import Schema, ValidationError, fields, post_load, validates_schema
 
 from broadcaster.domain.announcement import Announcement
+from broadcaster.domain.phone_numbers import PhonePolicy
 from broadcaster.domain.plan import Plan
 from channels import CONTACT_FIELD, PERSONAL
 
@@ -41,18 +41,6 @@ def audience_key(audience: str) -> str:
     return f"bc:aud:{audience}"
 
 
-def normalise_phone(value: str, region: str | None) -> str:
-    """E.164 form of a phone number, or ValidationError with the reason."""
-    try:
-        number = phonenumbers.parse(value, region)
-    except phonenumbers.NumberParseException as exc:
-        hint = "" if region else " (write it with a country code, e.g. +31…)"
-        raise ValidationError(f"not a phone number: {exc}{hint}") from exc
-    if not phonenumbers.is_valid_number(number):
-        raise ValidationError(f"{value!r} is not a valid phone number")
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
-
-
 def normalise_email(value: str) -> str:
     """Normalised email address, or ValidationError with the reason."""
     try:
@@ -71,9 +59,11 @@ class SubscriberRow(Schema):
     audiences = fields.List(fields.String(), required=True)
     channels = fields.List(fields.String(), load_default=None)
 
-    def __init__(self, plan: Plan, **kwargs: Any) -> None:
+    def __init__(self, plan: Plan, senders: Iterable[str] = (), **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.plan = plan
+        # ``senders``: our own numbers (phone_numbers.sender_numbers), never a subscriber's.
+        self.phones = PhonePolicy(plan.default_region, plan.sms_countries, frozenset(senders))
 
     @validates_schema
     def _check(self, data: dict[str, Any], **_: Any) -> None:
@@ -82,7 +72,7 @@ class SubscriberRow(Schema):
             errors["_schema"] = ["give at least one contact: email or phone"]
         for name, normalise in (
             ("email", normalise_email),
-            ("phone", lambda v: normalise_phone(v, self.plan.default_region)),
+            ("phone", self.phones.check),
         ):
             if data.get(name):
                 try:
@@ -321,13 +311,18 @@ def _decode(raw: dict[bytes, bytes]) -> dict[str, Any]:
 
 
 def import_rows(
-    rows: Iterable[tuple[int, Any]], plan: Plan, store: SubscriberStore, chunk: int = 500
+    rows: Iterable[tuple[int, Any]],
+    plan: Plan,
+    store: SubscriberStore,
+    chunk: int = 500,
+    senders: Iterable[str] = (),
 ) -> dict[str, Any]:
     """Validate and upsert (position, row) pairs in chunks, streaming.
 
     Rejected rows are reported with their position and reasons, never dropped silently.
+    ``senders`` are our own numbers, refused as anyone's phone.
     """
-    schema = SubscriberRow(plan)
+    schema = SubscriberRow(plan, senders)
     report: dict[str, Any] = {"created": 0, "updated": 0, "rejected": []}
     pending: list[dict[str, Any]] = []
 
