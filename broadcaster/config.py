@@ -58,6 +58,10 @@ _NUMERIC: list[tuple[str, str, float]] = [
     # Breaker: transient failures in a row → down for COOLOFF s.
     ("BREAKER_THRESHOLD", "BROADCASTER_BREAKER_THRESHOLD", 5),
     ("BREAKER_COOLOFF", "BROADCASTER_BREAKER_COOLOFF", 60),
+    # Replays: a SendGrid event batch signed longer ago than this (s) is refused; an inbound
+    # SMS without a MessageSid is dropped if the same sender sent the same text this recently.
+    ("SENDGRID_EVENT_MAX_AGE", "BROADCASTER_SENDGRID_EVENT_MAX_AGE", 600),
+    ("INBOUND_DEDUPE_WINDOW", "BROADCASTER_INBOUND_DEDUPE_WINDOW", 600),
     # The channels declare their own defaults: batch sizes (EMAIL_BATCH_SIZE, SMS_BATCH_SIZE)
     # and provider rates shared by all workers, in requests/s (TWILIO_RATE, SENDGRID_RATE,
     # MASTODON_RATE, BLUESKY_RATE; Twilio's 0 = by its sender, see channels/sms.py).

@@ -16,6 +16,7 @@ import redis
 from email_validator import EmailNotValidError, validate_email
 from marshmallow import Schema, ValidationError, fields, post_load, validates_schema
 
+from broadcaster.domain import opt_outs
 from broadcaster.domain.announcement import Announcement
 from broadcaster.domain.phone_numbers import PhonePolicy
 from broadcaster.domain.plan import Plan
@@ -220,19 +221,24 @@ class SubscriberStore:
         return [int(x) for x in self._claim_script(keys=[INDEX_KEY], args=flat)]
 
     def set_opt_outs(
-        self, subscriber_id: str, channels: list[str], opted_out: bool
+        self, subscriber_id: str, channels: list[str], opted_out: bool, at: float | None = None
     ) -> dict[str, Any]:
-        """Opt a subscriber out of (or back into) channels; returns the subscriber."""
-        person = self.get(subscriber_id)
-        if person is None:
+        """Opt a subscriber out of (or back into) channels as of ``at``; returns the subscriber.
+
+        A change older than the channel's last one is ignored (see ``opt_outs``);
+        ``changed_opt_outs`` also says which channels that was.
+        """
+        return self.changed_opt_outs(subscriber_id, channels, opted_out, at)[0]
+
+    def changed_opt_outs(
+        self, subscriber_id: str, channels: list[str], opted_out: bool, at: float | None = None
+    ) -> tuple[dict[str, Any], list[str]]:
+        """Like ``set_opt_outs``; returns (subscriber, channels whose change was stale)."""
+        changed = opt_outs.apply(self.r, _sub_key(subscriber_id), channels, opted_out, at)
+        person = self.get(subscriber_id) if changed else None
+        if changed is None or person is None:
             raise KeyError(subscriber_id)
-        current = set(person["opt_outs"])
-        current = current | set(channels) if opted_out else current - set(channels)
-        self.r.hset(
-            _sub_key(subscriber_id),
-            mapping={"opt_outs": ",".join(sorted(current)), "updated_at": time.time()},
-        )
-        return {**person, "opt_outs": sorted(current)}
+        return person, changed[1]
 
     def find_by_contact(self, kind: str, value: str) -> str | None:
         """The id of the subscriber with this ``email``/``phone``/``ext`` (as stored), or None."""
