@@ -4,6 +4,8 @@ Every request carries ``X-Broadcaster-Signature: t=<unix time>,v1=<hex HMAC-SHA2
 ``f"{t}."`` + the exact body bytes, so a receiver can check who sent it and reject replays
 (``verify`` below is the reference check). ``X-Broadcaster-Delivery`` / ``Idempotency-Key``
 stay the same across retries, so a receiver can drop a delivery it has already seen.
+Unless a target says ``allow_private``, requests go only to public addresses, checked when
+connecting (``channels/egress.py``).
 """
 
 from __future__ import annotations
