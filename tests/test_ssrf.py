@@ -189,3 +189,12 @@ def test_a_refused_send_fails_for_good_is_logged_and_counted(
     assert "a loopback address" in record["error"]
     assert svc.redis.hget(COUNTERS_KEY, "webhook_blocked|helpdesk") == b"1"
     assert any("webhook helpdesk: refused" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.parametrize(
+    "url", ["http://2130706433/", "http://0x7f.1/", "http://0177.0.0.1/", "http://127.1/"]
+)
+def test_other_spellings_of_loopback_are_caught_after_resolution(url):
+    """The system resolver reads these numerically (no DNS query, no connection)."""
+    with pytest.raises(BlockedAddressError, match="resolves to 127.0.0.1, a loopback address"):
+        check_url(url)
