@@ -130,7 +130,10 @@ def check_url(url: str, resolver: Resolver = socket.getaddrinfo) -> list[IPAddre
     """Check a target URL's host (at plan load); returns its addresses, all public."""
     parts = urlsplit(url)
     host = parts.hostname or ""
-    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError as exc:  # a port out of range
+        raise PermanentDeliveryError(f"bad URL: {exc}") from exc
     return [address for address, _ in vetted(host, port, resolver)]
 
 

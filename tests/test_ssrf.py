@@ -121,6 +121,11 @@ def test_public_names_load_and_unresolvable_ones_are_left_to_the_send_time_check
     assert parse_plan(plan_with("https://hooks.acme.example/x"), "p", no_dns).webhooks
 
 
+def test_a_url_with_an_impossible_port_is_a_plan_error_not_a_crash():
+    with pytest.raises(PlanError, match=r"webhooks\[0\].url: bad URL: Port out of range"):
+        parse_plan(plan_with("https://hooks.acme.example:99999/x"), "p", no_dns)
+
+
 def test_allow_private_lets_an_internal_target_load():
     plan = parse_plan(plan_with("http://127.0.0.1:9/hook", allow_private=True), "p", no_dns)
     assert plan.webhooks[0].allow_private is True

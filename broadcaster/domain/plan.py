@@ -21,7 +21,7 @@ from broadcaster.domain.phone_numbers import parse_sms_countries
 from broadcaster.domain.text_policy import LINE
 from channels import CHANNELS, CONTACT_FIELD
 from channels.base import PermanentDeliveryError, TransientDeliveryError
-from channels.egress import BlockedAddressError, Resolver, check_url
+from channels.egress import Resolver, check_url
 from channels.webhook import WebhookTarget
 
 _TOP_KEYS = (
@@ -372,7 +372,7 @@ def _webhooks(
         if not allow_private:
             try:
                 check_url(url, resolver)
-            except BlockedAddressError as exc:
+            except PermanentDeliveryError as exc:  # BlockedAddressError, or a bad port
                 check.fail(f"{key}.url", exc.reason)
                 continue
             except TransientDeliveryError:
