@@ -17,6 +17,7 @@ import redis
 
 from broadcaster import config as settings
 from broadcaster.domain import audit
+from broadcaster.domain.phone_numbers import sender_numbers
 from broadcaster.domain.plan import PlanError, load_plan
 from broadcaster.domain.subscribers import CsvHeaderError, SubscriberStore, csv_rows, import_rows
 from broadcaster.domain.tokens import ROLES, TokenError, create_token, lookup
@@ -280,7 +281,10 @@ def subscribers_import(file: TextIO) -> None:
     with redis_url(env["REDIS_URL"], str(env["DATA_DIR"])) as url:
         try:
             report = import_rows(
-                csv_rows(file, file.name), plan, SubscriberStore(redis.Redis.from_url(url))
+                csv_rows(file, file.name),
+                plan,
+                SubscriberStore(redis.Redis.from_url(url)),
+                senders=sender_numbers(env),
             )
         except CsvHeaderError as exc:
             raise click.ClickException(str(exc)) from exc

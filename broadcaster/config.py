@@ -24,6 +24,9 @@ _SETTINGS: list[tuple[str, tuple[str, ...], str | None]] = [
     ("TWILIO_ACCOUNT_SID", ("BROADCASTER_TWILIO_ACCOUNT_SID", "TWILIO_ACCOUNT_SID"), None),
     ("TWILIO_AUTH_TOKEN", ("BROADCASTER_TWILIO_AUTH_TOKEN", "TWILIO_AUTH_TOKEN"), None),
     ("TWILIO_FROM", ("BROADCASTER_TWILIO_FROM",), None),
+    # Our other numbers (a messaging service's pool, a voice caller ID), comma-separated:
+    # refused as subscribers' phones, like TWILIO_FROM.
+    ("SENDER_NUMBERS", ("BROADCASTER_SENDER_NUMBERS",), None),
     ("TWILIO_MESSAGING_SERVICE_SID", ("BROADCASTER_TWILIO_MESSAGING_SERVICE_SID",), None),
     ("TWILIO_BASE_URL", ("BROADCASTER_TWILIO_BASE_URL",), "https://api.twilio.com"),
     ("HOOKS_SECRET", ("BROADCASTER_HOOKS_SECRET",), None),
@@ -67,6 +70,10 @@ _NUMERIC: list[tuple[str, str, float]] = [
     # Generous, so a real Alertmanager's grouped notifications (an HA pair: twice) pass.
     ("HOOKS_RATE_LIMIT", "BROADCASTER_HOOKS_RATE_LIMIT", 120),
     ("HOOKS_RATE_WINDOW", "BROADCASTER_HOOKS_RATE_WINDOW", 60),
+    # Replays: a SendGrid event batch signed longer ago than this (s) is refused; an inbound
+    # SMS without a MessageSid is dropped if the same sender sent the same text this recently.
+    ("SENDGRID_EVENT_MAX_AGE", "BROADCASTER_SENDGRID_EVENT_MAX_AGE", 600),
+    ("INBOUND_DEDUPE_WINDOW", "BROADCASTER_INBOUND_DEDUPE_WINDOW", 600),
     # The channels declare their own defaults: batch sizes (EMAIL_BATCH_SIZE, SMS_BATCH_SIZE)
     # and provider rates shared by all workers, in requests/s (TWILIO_RATE, SENDGRID_RATE,
     # MASTODON_RATE, BLUESKY_RATE; Twilio's 0 = by its sender, see channels/sms.py).

@@ -279,7 +279,7 @@ BROKEN_PLANS = [
         rename(("policy", "approval_required"), "approval"),
         [
             "policy.approval: unknown key"
-            " (expected one of: approval_required, sms_max_segments, fallback)"
+            " (expected one of: approval_required, sms_max_segments, fallback, sms_countries)"
         ],
     ),
     (

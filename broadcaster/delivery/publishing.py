@@ -15,6 +15,7 @@ from broadcaster.delivery import pacing, queues
 from broadcaster.domain import visibility
 from broadcaster.domain.announcement import Announcement
 from broadcaster.domain.ledger import Ledger
+from broadcaster.infra import metrics
 from broadcaster.rendering.brief import reply
 from broadcaster.services import Services, services
 from channels.base import (
@@ -25,6 +26,7 @@ from channels.base import (
     Result,
     TransientDeliveryError,
 )
+from channels.egress import BlockedAddressError
 
 log = logging.getLogger(__name__)
 
@@ -203,6 +205,10 @@ def _failed(
     exc: DeliveryError,
 ) -> None:
     ledger.note(channel, {place: {"attempts": attempt, "error": exc.reason, "to": place}})
+    if isinstance(exc, BlockedAddressError):
+        # Someone pointed a target (or its DNS) inward: loud, counted, and never retried.
+        log.warning("%s (announcement %s)", exc.reason, announcement_id)
+        metrics.count(svc.redis, "webhook_blocked", place)
     if isinstance(exc, TransientDeliveryError) and attempt < int(svc.config["MAX_ATTEMPTS"]):
         ledger.release(channel, [place])
         delay = queues.retry_delay(svc.config, attempt, exc.retry_after)

@@ -53,6 +53,16 @@ COUNTERS: dict[str, tuple[str, str, tuple[str, ...]]] = {
         "Inbound SMS: opt_out, opt_in, reply, unmatched",
         ("kind",),
     ),
+    "webhook_blocked": (
+        "broadcaster_webhook_blocked",
+        "Webhook sends refused: the target resolved to a loopback, link-local or private address",
+        ("target",),
+    ),
+    "hook_replays": (
+        "broadcaster_hook_replays",
+        "Signed callbacks refused or ignored as replays (too old, signature or content seen)",
+        ("hook", "reason"),
+    ),
     "render_failures": (
         "broadcaster_render_failures",
         "Stored items a surface skipped because they failed to render (a bug to look into)",
