@@ -54,12 +54,14 @@ contact = "https://acme.example/incident-room"
 name = "staff-hook"
 url = "{url}/staff"
 secret = "{secret}"
+allow_private = true  # the receiver listens on 127.0.0.1
 audiences = ["staff"]
 
 [[webhooks]]
 name = "helpdesk"
 url = "{url}/public"
 secret = "{secret}"
+allow_private = true
 """
 
 INTERNAL_ROUTE = "Incident room"
