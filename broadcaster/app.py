@@ -80,6 +80,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 
     try:
         audit_log.plan_loaded(connection, plan, str(app.config.get("PLAN") or "bundled plan"))
+        public_pages.plan_loaded(svc)  # what is public may have changed with the plan
     except redis.RedisError as exc:  # Redis may come up after us; serving is what matters
         logging.getLogger(__name__).warning("plan load not audited: %s", exc)
 

@@ -17,9 +17,10 @@ import redis
 
 from broadcaster import config as settings
 from broadcaster.domain import audit
+from broadcaster.domain.phone_numbers import sender_numbers
 from broadcaster.domain.plan import PlanError, load_plan
 from broadcaster.domain.subscribers import CsvHeaderError, SubscriberStore, csv_rows, import_rows
-from broadcaster.domain.tokens import ROLES, create_token
+from broadcaster.domain.tokens import ROLES, TokenError, create_token, lookup
 from broadcaster.domain.users import USER_ROLES, UserError, create_user
 from broadcaster.infra.gunicorn_config import address_in_use
 from broadcaster.infra.local_redis import forget_url, publish_url, redis_url
@@ -208,16 +209,32 @@ def token() -> None:
 
 @token.command("create")
 @click.option("--name", required=True, help="Who or what uses the token (shown in the audit).")
-@click.option("--role", required=True, type=click.Choice(ROLES), help="What it may do.")
-def token_create(name: str, role: str) -> None:
+@click.option(
+    "--role",
+    type=click.Choice(ROLES),
+    help="What it may do (with --user: default the user's role, and never more than it).",
+)
+@click.option(
+    "--user",
+    "email",
+    default=None,
+    help="The person the token belongs to (an existing user); four eyes count people.",
+)
+def token_create(name: str, role: str | None, email: str | None) -> None:
     """Create an API token; prints it as the last line (it is stored only as a hash)."""
+    if role is None and email is None:
+        raise click.UsageError("give --role, or --user to take that user's role")
     env = _env()
     with redis_url(env["REDIS_URL"], str(env["DATA_DIR"])) as url:
+        r = redis.Redis.from_url(url)
         try:
-            value = create_token(redis.Redis.from_url(url), name, role, created_by=_operator())
-        except ValueError as exc:
-            raise click.BadParameter(str(exc)) from exc
-    click.echo(f"Created {role} token for {name!r}. Send it as 'Authorization: Bearer <token>':")
+            value = create_token(r, name, role, created_by=_operator(), user=email)
+        except TokenError as exc:
+            raise click.ClickException(str(exc)) from exc
+        made = lookup(r, value)
+    # Read back, so the line says the role the token really got (--user picks it).
+    role, owner = (made.role, f" of {made.person}") if made and email else (role, "")
+    click.echo(f"Created {role} token {name!r}{owner}. Send it as 'Authorization: Bearer <token>':")
     click.echo(value)
 
 
@@ -264,7 +281,10 @@ def subscribers_import(file: TextIO) -> None:
     with redis_url(env["REDIS_URL"], str(env["DATA_DIR"])) as url:
         try:
             report = import_rows(
-                csv_rows(file, file.name), plan, SubscriberStore(redis.Redis.from_url(url))
+                csv_rows(file, file.name),
+                plan,
+                SubscriberStore(redis.Redis.from_url(url)),
+                senders=sender_numbers(env),
             )
         except CsvHeaderError as exc:
             raise click.ClickException(str(exc)) from exc

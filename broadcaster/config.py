@@ -24,6 +24,9 @@ _SETTINGS: list[tuple[str, tuple[str, ...], str | None]] = [
     ("TWILIO_ACCOUNT_SID", ("BROADCASTER_TWILIO_ACCOUNT_SID", "TWILIO_ACCOUNT_SID"), None),
     ("TWILIO_AUTH_TOKEN", ("BROADCASTER_TWILIO_AUTH_TOKEN", "TWILIO_AUTH_TOKEN"), None),
     ("TWILIO_FROM", ("BROADCASTER_TWILIO_FROM",), None),
+    # Our other numbers (a messaging service's pool, a voice caller ID), comma-separated:
+    # refused as subscribers' phones, like TWILIO_FROM.
+    ("SENDER_NUMBERS", ("BROADCASTER_SENDER_NUMBERS",), None),
     ("TWILIO_MESSAGING_SERVICE_SID", ("BROADCASTER_TWILIO_MESSAGING_SERVICE_SID",), None),
     ("TWILIO_BASE_URL", ("BROADCASTER_TWILIO_BASE_URL",), "https://api.twilio.com"),
     ("HOOKS_SECRET", ("BROADCASTER_HOOKS_SECRET",), None),
@@ -55,6 +58,22 @@ _NUMERIC: list[tuple[str, str, float]] = [
     # Breaker: transient failures in a row → down for COOLOFF s.
     ("BREAKER_THRESHOLD", "BROADCASTER_BREAKER_THRESHOLD", 5),
     ("BREAKER_COOLOFF", "BROADCASTER_BREAKER_COOLOFF", 60),
+    # Sign-in throttle (web/signin_limit.py): failures count for WINDOW s; hard limits per
+    # (account, address) and per address; per account only a delay, doubling, at most 30 s.
+    ("SIGNIN_WINDOW", "BROADCASTER_SIGNIN_WINDOW", 300),
+    ("SIGNIN_ACCOUNT_ADDRESS_LIMIT", "BROADCASTER_SIGNIN_ACCOUNT_ADDRESS_LIMIT", 5),
+    ("SIGNIN_ADDRESS_LIMIT", "BROADCASTER_SIGNIN_ADDRESS_LIMIT", 20),
+    ("SIGNIN_FREE_FAILURES", "BROADCASTER_SIGNIN_FREE_FAILURES", 3),
+    ("SIGNIN_DELAY", "BROADCASTER_SIGNIN_DELAY", 1),
+    ("SIGNIN_MAX_DELAY", "BROADCASTER_SIGNIN_MAX_DELAY", 30),
+    # Monitoring hooks: requests per token per window (s), a token bucket; 0: no limit.
+    # Generous, so a real Alertmanager's grouped notifications (an HA pair: twice) pass.
+    ("HOOKS_RATE_LIMIT", "BROADCASTER_HOOKS_RATE_LIMIT", 120),
+    ("HOOKS_RATE_WINDOW", "BROADCASTER_HOOKS_RATE_WINDOW", 60),
+    # Replays: a SendGrid event batch signed longer ago than this (s) is refused; an inbound
+    # SMS without a MessageSid is dropped if the same sender sent the same text this recently.
+    ("SENDGRID_EVENT_MAX_AGE", "BROADCASTER_SENDGRID_EVENT_MAX_AGE", 600),
+    ("INBOUND_DEDUPE_WINDOW", "BROADCASTER_INBOUND_DEDUPE_WINDOW", 600),
     # The channels declare their own defaults: batch sizes (EMAIL_BATCH_SIZE, SMS_BATCH_SIZE)
     # and provider rates shared by all workers, in requests/s (TWILIO_RATE, SENDGRID_RATE,
     # MASTODON_RATE, BLUESKY_RATE; Twilio's 0 = by its sender, see channels/sms.py).

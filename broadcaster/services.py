@@ -18,6 +18,7 @@ from broadcaster.delivery import queues
 from broadcaster.domain.announcement import Announcement
 from broadcaster.domain.announcement_service import AnnouncementService
 from broadcaster.domain.announcements import AnnouncementStore
+from broadcaster.domain.phone_numbers import sender_numbers
 from broadcaster.domain.plan import Plan
 from broadcaster.domain.subscribers import SubscriberStore
 from broadcaster.rendering.messages import Renderer
@@ -51,6 +52,11 @@ class Services:
             on_published=lambda announcement: self.on_published(announcement),
             max_body_bytes=int(self.config["MAX_BODY_BYTES"]),
         )
+
+    @cached_property
+    def senders(self) -> frozenset[str]:
+        """Our own sender numbers: refused as a subscriber's phone."""
+        return sender_numbers(self.config)
 
     @property
     def subscribers(self) -> SubscriberStore:

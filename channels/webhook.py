@@ -4,6 +4,8 @@ Every request carries ``X-Broadcaster-Signature: t=<unix time>,v1=<hex HMAC-SHA2
 ``f"{t}."`` + the exact body bytes, so a receiver can check who sent it and reject replays
 (``verify`` below is the reference check). ``X-Broadcaster-Delivery`` / ``Idempotency-Key``
 stay the same across retries, so a receiver can drop a delivery it has already seen.
+Unless a target says ``allow_private``, requests go only to public addresses, checked when
+connecting (``channels/egress.py``).
 """
 
 from __future__ import annotations
@@ -24,12 +26,14 @@ import requests
 from requests.adapters import HTTPAdapter
 
 from channels.base import (
+    DeliveryError,
     PermanentDeliveryError,
     PublicPost,
     PublishResult,
     TransientDeliveryError,
     parse_retry_after,
 )
+from channels.egress import BlockedAddressError, GuardedAdapter, vetted
 
 SIGNATURE_HEADER = "X-Broadcaster-Signature"
 _TIMESTAMP = re.compile(r"[0-9]{1,15}")  # int() alone would also take "+1", " 1" and "1_0"
@@ -99,6 +103,10 @@ class WebhookTarget:
     secret: str  # HMAC key
     audiences: tuple[str, ...] = ()  # empty = every announcement
     format: str = "json"  # "json" or "slack"
+    # Our own tool (staff chat): may get announcements meant for internal audiences only.
+    internal: bool = False
+    # Reaching loopback, link-local or private addresses is refused unless the plan says so.
+    allow_private: bool = False
 
     def __post_init__(self) -> None:
         # A list from a parsed plan would make the frozen target unhashable.
@@ -159,14 +167,27 @@ class WebhookChannel:
     def __init__(self, config: Mapping[str, Any]) -> None:
         self.transport = "http"
         self.timeout = float(config.get("PROVIDER_TIMEOUT", self.default_timeout))
-        self.session = requests.Session()
-        adapter = HTTPAdapter(pool_connections=self.pool_size, pool_maxsize=self.pool_size)
-        self.session.mount("https://", adapter)
-        self.session.mount("http://", adapter)
+        # Two sessions: the guarded one connects only to public addresses it has checked
+        # (channels/egress.py); the other serves targets marked allow_private.
+        self.session = self._session(
+            GuardedAdapter(pool_connections=self.pool_size, pool_maxsize=self.pool_size)
+        )
+        self.private_session = self._session(
+            HTTPAdapter(pool_connections=self.pool_size, pool_maxsize=self.pool_size)
+        )
+
+    @staticmethod
+    def _session(adapter: HTTPAdapter) -> requests.Session:
+        session = requests.Session()
+        session.mount("https://", adapter)
+        session.mount("http://", adapter)
+        return session
 
     def deliver(self, target: WebhookTarget, post: PublicPost) -> PublishResult:
         """POST ``post`` to ``target``; raises Transient/PermanentDeliveryError when it fails."""
         _check_url(target.name, target.url)  # again: a target can be built around __post_init__
+        if not target.allow_private:
+            self._vet(target)
         now = time.time()
         payload = self._slack(post) if target.format == "slack" else self._json(post, now)
         body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
@@ -177,10 +198,13 @@ class WebhookChannel:
             self.delivery_header: post.idempotency_key,
             "Idempotency-Key": post.idempotency_key,
         }
+        session = self.private_session if target.allow_private else self.session
         try:
-            response = self.session.post(
+            response = session.post(
                 target.url, data=body, headers=headers, timeout=self.timeout, allow_redirects=False
             )
+        except BlockedAddressError as exc:  # DNS changed between the check above and connecting
+            raise BlockedAddressError(f"webhook {target.name}: refused: {exc.reason}") from exc
         except (
             requests.exceptions.InvalidURL,
             requests.exceptions.InvalidSchema,
@@ -192,6 +216,24 @@ class WebhookChannel:
             reason = f"webhook {target.name} unreachable: {type(exc).__name__}"
             raise TransientDeliveryError(reason) from exc
         return self._result(target, post, response)
+
+    @staticmethod
+    def _vet(target: WebhookTarget) -> None:
+        """Resolve and check the target's host right before sending (the plan may be old).
+
+        Also the only check when a proxy from the environment makes the connection itself.
+        """
+        parts = urlsplit(target.url)
+        try:
+            port = parts.port or (443 if parts.scheme == "https" else 80)
+        except ValueError as exc:  # a port out of range
+            raise PermanentDeliveryError(f"webhook {target.name}: bad URL: {exc}") from exc
+        try:
+            vetted(parts.hostname or "", port)
+        except BlockedAddressError as exc:
+            raise BlockedAddressError(f"webhook {target.name}: refused: {exc.reason}") from exc
+        except DeliveryError as exc:
+            raise type(exc)(f"webhook {target.name}: {exc.reason}") from exc
 
     def _result(
         self, target: WebhookTarget, post: PublicPost, response: requests.Response

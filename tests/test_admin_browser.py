@@ -203,3 +203,28 @@ def test_preview_shows_markup_as_text(live: tuple[str, Flask], page: Page, peopl
     # On a phone the page, preview included, fits the width: no sideways scrolling.
     page.set_viewport_size({"width": 390, "height": 844})
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
+
+
+def test_preview_says_an_internal_draft_reaches_no_public_surface(
+    live: tuple[str, Flask], page: Page, people: Any
+) -> None:
+    url, _ = live
+    sign_in(page, url, people["helpdesk"].email)
+    page.goto(f"{url}/admin/compose")
+    expect(page.locator("#internal-hint")).to_contain_text("only for staff stays internal")
+    page.get_by_label("Title", exact=True).fill("Failover tonight")
+    page.get_by_label("Message", exact=True).fill("The primary database fails over at 23:00.")
+    page.locator("input[name=audiences][value=staff]").check()
+    page.locator("input[name=channels][value=banner]").check()
+    surfaces = page.locator("#preview-surfaces")
+    expect(surfaces).to_have_attribute("data-visibility", "internal")
+    expect(surfaces).to_contain_text("Internal: reaches no public surface")
+    status = surfaces.locator('[data-surface="status"]')
+    expect(status).to_have_attribute("data-reaches", "no")
+    expect(status).to_contain_text("every audience is internal")
+    expect(surfaces.locator('[data-surface="banner"]')).to_have_attribute("data-reaches", "no")
+    # A public audience too: the status page and the banner carry it.
+    page.locator("input[name=audiences][value=consumers]").check()
+    expect(surfaces).to_have_attribute("data-visibility", "public")
+    expect(status).to_have_attribute("data-reaches", "yes")
+    expect(surfaces.locator('[data-surface="banner"]')).to_have_attribute("data-reaches", "yes")

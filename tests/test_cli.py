@@ -1,10 +1,14 @@
-"""The command line: token create, CSV import."""
+"""The command line: token create (also for a person), CSV import."""
 
 from __future__ import annotations
 
 import subprocess
 
+import pytest
+
+from broadcaster.domain import audit
 from broadcaster.domain.tokens import lookup
+from broadcaster.domain.users import create_user
 from tests.processes import broadcaster_command, clean_env
 
 
@@ -43,6 +47,42 @@ def test_token_create_refuses_unknown_role(redis_server, tmp_path):
     result = run(["token", "create", "--name", "x", "--role", "root"], redis_server, tmp_path)
     assert result.returncode != 0
     assert "'root' is not one of" in result.stderr
+
+
+def test_token_create_for_a_user_acts_as_that_person_with_their_role(r, redis_server, tmp_path):
+    create_user(r, "lea@acme.example", "Lea", "approver", "correct horse battery staple")
+    result = run(
+        ["token", "create", "--name", "lea-laptop", "--user", "Lea@Acme.example"],
+        redis_server,
+        tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "Created approver token 'lea-laptop' of lea@acme.example" in result.stdout
+    principal = lookup(r, result.stdout.strip().splitlines()[-1])
+    assert (principal.name, principal.person, principal.role) == (
+        "lea-laptop",
+        "lea@acme.example",
+        "approver",
+    )
+    made = audit.entries(r, action="token.created")[0]
+    assert made["actor"].startswith("cli:")
+    assert made["details"] == {"name": "lea-laptop", "role": "approver", "user": "lea@acme.example"}
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--user", "ghost@acme.example"], "no user 'ghost@acme.example'"),
+        (["--user", "lea@acme.example", "--role", "admin"], "may not do more than its person"),
+        ([], "give --role, or --user"),
+    ],
+)
+def test_token_create_for_a_user_says_what_is_wrong(r, redis_server, tmp_path, args, message):
+    create_user(r, "lea@acme.example", "Lea", "approver", "correct horse battery staple")
+    result = run(["token", "create", "--name", "x", *args], redis_server, tmp_path)
+    assert result.returncode != 0
+    assert message in result.stderr
+    assert r.keys("bc:token:*") == [], "nothing made"
 
 
 def test_token_create_without_redis_uses_the_embedded_one(tmp_path):

@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 
 from broadcaster.domain.announcement import Announcement
 from broadcaster.domain.plan import PlanError, load_plan
+from broadcaster.rendering.clock import format_time
 from broadcaster.rendering.compose_text import (
     BODY,
     MUST,
@@ -32,7 +33,7 @@ from broadcaster.rendering.compose_text import (
     compose,
     sentences,
 )
-from broadcaster.rendering.i18n import format_timestamp, gettext_for
+from broadcaster.rendering.i18n import gettext_for
 from broadcaster.rendering.segments import BANNER_MAX, SOCIAL_LIMITS, sms_cost, social_length
 from tests.fakes_social import FakeBluesky, FakeMastodon
 from tests.helpers import drain, publish, subscribe
@@ -183,7 +184,7 @@ def payments_outage(promised: float, need: str | None = "Billing", **changes: An
 
 def promise(locale: str, promised: float) -> str:
     """The promised time as messages show it, from the one time-formatting function."""
-    return format_timestamp(promised, locale, TZ)
+    return format_time(promised, locale, TZ)
 
 
 def assert_body_ends_cleanly(kept: str, body: str) -> None:

@@ -1,4 +1,4 @@
-"""Message catalogues: complete, compiled, and wired to gettext_for / format_timestamp."""
+"""Message catalogues: complete, compiled, and wired to gettext_for / clock.format_time."""
 
 from __future__ import annotations
 
@@ -12,13 +12,8 @@ from babel.messages.catalog import Catalog
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 
-from broadcaster.rendering.i18n import (
-    LOCALES,
-    TRANSLATIONS_DIR,
-    format_timestamp,
-    gettext_for,
-    translations,
-)
+from broadcaster.rendering.clock import format_time
+from broadcaster.rendering.i18n import LOCALES, TRANSLATIONS_DIR, gettext_for, translations
 from broadcaster.rendering.segments import is_gsm7
 
 TRANSLATED = [locale for locale in LOCALES if locale != "en"]
@@ -58,6 +53,14 @@ def test_every_pot_msgid_is_translated(locale: str) -> None:
     assert not empty, f"{locale}: untranslated: {empty}"
     fuzzy = sorted(i for i, m in by_id.items() if m.fuzzy)
     assert not fuzzy, f"{locale}: fuzzy (compile skips these, readers get English): {fuzzy}"
+
+
+@pytest.mark.parametrize("locale", TRANSLATED)
+def test_translations_are_text_not_code(locale: str) -> None:
+    """A script once wrote a Python dict of every locale into each msgstr: readers saw braces."""
+    catalog = _read(_po_path(locale), locale)
+    bad = [m.id for m in catalog if m.id and isinstance(m.string, str) and "{'" in m.string]
+    assert not bad, f"{locale}: {bad}"
 
 
 @pytest.mark.parametrize("locale", TRANSLATED)
@@ -133,18 +136,16 @@ def test_gettext_for_is_thread_safe() -> None:
     assert all(text == expected[locale] for locale, text in results)
 
 
-def test_format_timestamp_is_localised() -> None:
-    nl, en = format_timestamp(TS, "nl"), format_timestamp(TS, "en")
-    assert nl != en
-    assert "nov" in nl and "Nov" in en
-    assert "2026" in nl and "20:07" in nl
+def test_format_time_is_localised() -> None:
+    nl, en = format_time(TS, "nl", "UTC", now=0), format_time(TS, "en", "UTC", now=0)
+    assert nl == "23 nov 2026, 20:07" and en == "Nov 23, 2026, 8:07 PM"
 
 
-def test_format_timestamp_unknown_locale_is_english() -> None:
-    assert format_timestamp(TS, "xx") == format_timestamp(TS, "en")
+def test_format_time_unknown_locale_is_english() -> None:
+    assert format_time(TS, "xx", "UTC") == format_time(TS, "en", "UTC")
 
 
-def test_format_timestamp_timezone_and_plain_spaces() -> None:
-    assert "21:07" in format_timestamp(TS, "nl", tz="Europe/Amsterdam")
+def test_format_time_timezone_and_plain_spaces() -> None:
+    assert format_time(TS, "nl", "Europe/Amsterdam", now=TS) == "21:07"
     for locale in LOCALES:
-        assert is_gsm7(format_timestamp(TS, locale)), locale
+        assert is_gsm7(format_time(TS, locale, "UTC", now=0)), locale

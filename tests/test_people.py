@@ -1,4 +1,7 @@
-"""People: `broadcaster user create`, argon2 hashes, sign-in limits, sessions and CSRF."""
+"""People: `broadcaster user create`, argon2 hashes, sessions and CSRF.
+
+Sign-in throttling has its own module, test_signin_throttle.py.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +11,6 @@ import pytest
 
 from broadcaster.domain import audit
 from broadcaster.domain.users import authenticate, create_user
-from broadcaster.web import signin_limit
 from tests.conftest import PASSWORD
 from tests.conftest import csrf_token as csrf
 from tests.processes import broadcaster_command, clean_env
@@ -113,30 +115,6 @@ def test_wrong_password_is_refused_and_audited(client, r, ann):
     assert "Wrong email or password" in answer.get_data(as_text=True)
     failed = audit.entries(r, action="signin.failed")
     assert [(e["actor"], e["ip"]) for e in failed] == [("ann@acme.example", "127.0.0.1")]
-
-
-def test_five_failures_lock_the_account_even_for_the_right_password(client, r, ann):
-    for _ in range(signin_limit.MAX_FAILURES):
-        assert sign_in(client, ann.email, "guess guess guess").status_code == 401
-    locked = sign_in(client, ann.email)
-    assert locked.status_code == 429
-    assert "Too many failed attempts" in locked.get_data(as_text=True)
-    assert client.get("/admin/").status_code == 302
-    assert audit.entries(r, action="signin.throttled")[0]["actor"] == ann.email
-    # From another address the account is still locked: it is the account that is guarded.
-    other = client.application.test_client()
-    assert sign_in(other, ann.email, environ_base={"REMOTE_ADDR": "10.9.9.9"}).status_code == 429
-
-
-def test_five_failures_from_one_address_lock_that_address(client, r, ann):
-    env = {"REMOTE_ADDR": "10.1.1.1"}
-    for n in range(signin_limit.MAX_FAILURES):
-        sign_in(client, f"nobody{n}@acme.example", "guess guess", environ_base=env)
-    assert sign_in(client, ann.email, environ_base=env).status_code == 429
-    elsewhere = client.application.test_client()
-    assert (
-        sign_in(elsewhere, ann.email, environ_base={"REMOTE_ADDR": "10.2.2.2"}).status_code == 302
-    )
 
 
 def test_after_sign_in_only_local_redirects(client, r, ann):

@@ -255,7 +255,7 @@ BROKEN_PLANS = [
         rename(("audiences", "business", "channels"), "chanels"),
         [
             "audiences.business.chanels: unknown key "
-            "(expected one of: description, channels, routes, primary_route)"
+            "(expected one of: description, channels, routes, internal, primary_route)"
         ],
     ),
     (
@@ -279,7 +279,7 @@ BROKEN_PLANS = [
         rename(("policy", "approval_required"), "approval"),
         [
             "policy.approval: unknown key"
-            " (expected one of: approval_required, sms_max_segments, fallback)"
+            " (expected one of: approval_required, sms_max_segments, fallback, sms_countries)"
         ],
     ),
     (
@@ -287,7 +287,8 @@ BROKEN_PLANS = [
         edit(((*RULE0, "audience"), ["staff"])),
         [
             "monitoring.rules[0].audience: unknown key (expected one of: "
-            "match, match_re, audiences, severity, channels, holding_statement, all_clear, draft, need)"
+            "match, match_re, audiences, severity, channels, holding_statement, all_clear, draft, "
+            "new_incidents, need)"
         ],
     ),
     (

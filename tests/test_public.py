@@ -183,7 +183,8 @@ def test_status_json_timeline_order_corrections_and_recent_resolved(client, toke
     assert updates[1]["corrects"] == first["id"]
     assert pending["id"] not in json.dumps(data), "unapproved announcements are not public"
     assert [i["id"] for i in data["resolved"]] == [recent["incident_id"]]
-    assert {g["audience"] for g in data["routes"]} == {"consumers", "business", "staff"}
+    # staff is internal in the example plan: its routes are not for the public.
+    assert {g["audience"] for g in data["routes"]} == {"consumers", "business"}
     page = client.get("/status?lang=nl")
     html = page.get_data(as_text=True)
     assert page.status_code == 200 and '<html lang="nl">' in html

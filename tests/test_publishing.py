@@ -35,6 +35,7 @@ contact = "+31 20 123 4567"
 name = "staff-slack"
 url = "{url}/slack"
 secret = "{secret}"
+allow_private = true
 audiences = ["staff"]
 format = "slack"
 
@@ -42,6 +43,7 @@ format = "slack"
 name = "helpdesk"
 url = "{url}/events"
 secret = "{secret}"
+allow_private = true
 """
 
 

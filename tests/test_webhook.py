@@ -128,6 +128,7 @@ def make_target(receiver: Receiver, **overrides: Any) -> WebhookTarget:
         "name": "staff-slack",
         "url": f"{receiver.url}/hooks/broadcaster",
         "secret": SECRET,
+        "allow_private": True,  # the receiver is on 127.0.0.1 (tests/test_ssrf.py: the guard)
     }
     values.update(overrides)
     return WebhookTarget(**values)
@@ -306,7 +307,7 @@ def test_a_refused_connection_is_transient(channel):
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    target = WebhookTarget("gone", f"http://127.0.0.1:{port}/hook", SECRET)
+    target = WebhookTarget("gone", f"http://127.0.0.1:{port}/hook", SECRET, allow_private=True)
     with pytest.raises(TransientDeliveryError, match="unreachable"):
         channel.deliver(target, make_post())
 

@@ -12,8 +12,10 @@ import logging
 from typing import Any
 
 from broadcaster.delivery import pacing, queues
+from broadcaster.domain import visibility
 from broadcaster.domain.announcement import Announcement
 from broadcaster.domain.ledger import Ledger
+from broadcaster.infra import metrics
 from broadcaster.rendering.brief import reply
 from broadcaster.services import Services, services
 from channels.base import (
@@ -24,6 +26,7 @@ from channels.base import (
     Result,
     TransientDeliveryError,
 )
+from channels.egress import BlockedAddressError
 
 log = logging.getLogger(__name__)
 
@@ -35,13 +38,18 @@ def _thread_key(incident_id: str, network: str) -> str:
 
 
 def places(svc: Services, announcement: Announcement) -> list[tuple[str, str]]:
-    """(ledger channel, place) pairs this announcement is posted to."""
+    """(ledger channel, place) pairs this announcement is posted to.
+
+    An announcement for internal audiences only goes to internal webhook targets and
+    nowhere else public: no social post, no public target (``domain/visibility.py``).
+    """
     found: list[tuple[str, str]] = []
-    if "social" in announcement.channels:
+    internal = visibility.internal_only(svc.plan, announcement.audiences)
+    if "social" in announcement.channels and not internal:
         found += [("social", network) for network in svc.networks]
     if "webhook" in announcement.channels:
         for target in svc.plan.webhooks:
-            if target.wants(announcement.audiences):
+            if visibility.reaches_target(svc.plan, target, announcement):
                 found.append(("webhook", target.name))
     return found
 
@@ -56,8 +64,9 @@ def plan_public(svc: Services, announcement: Announcement, ledger: Ledger) -> in
     return count
 
 
-def event_for(svc: Services, announcement: Announcement) -> dict[str, Any]:
-    """The announcement's public facts, as sent to webhooks."""
+def event_for(svc: Services, announcement: Announcement, internal: bool = True) -> dict[str, Any]:
+    """The announcement's facts, as sent to webhooks; a public target (``internal`` false)
+    is not told the internal audiences."""
     keys = (
         "id",
         "incident_id",
@@ -72,6 +81,8 @@ def event_for(svc: Services, announcement: Announcement) -> dict[str, Any]:
         "next_update_at",
     )
     event = {key: getattr(announcement, key) for key in keys}
+    if not internal:
+        event["audiences"] = visibility.public_audiences(svc.plan, announcement.audiences)
     event["status_url"] = svc.renderer.status_url
     # The same words every agent uses (see the agent brief).
     event["reply"] = reply(svc, announcement, svc.plan.default_locale)[1]
@@ -139,7 +150,12 @@ def _publish(svc: Services, announcement: Announcement, channel: str, place: str
     key = f"{announcement.id}:{place}"
     if channel == "social":
         network = svc.networks[place]
-        rendering = svc.renderer.render(place, announcement, announcement.audiences, locale)
+        if visibility.internal_only(svc.plan, announcement.audiences):
+            # Queued before the plan made its audiences internal: it stays inside now.
+            raise PermanentDeliveryError(f"{place}: the announcement is for internal audiences")
+        # A public post: the internal audiences' routes are no business of the world.
+        audiences = visibility.public_audiences(svc.plan, announcement.audiences)
+        rendering = svc.renderer.render(place, announcement, audiences, locale)
         raw = svc.redis.get(_thread_key(announcement.incident_id, place))
         post = PublicPost(
             announcement.id,
@@ -158,7 +174,15 @@ def _publish(svc: Services, announcement: Announcement, channel: str, place: str
     target = next((t for t in svc.plan.webhooks if t.name == place), None)
     if target is None:
         raise PermanentDeliveryError(f"webhook target {place!r} is no longer in the plan")
-    rendering = svc.renderer.render("banner", announcement, announcement.audiences, locale)
+    if not visibility.reaches_target(svc.plan, target, announcement):
+        # Queued before the plan made its audiences internal (or the target public).
+        raise PermanentDeliveryError(f"webhook target {place!r} may not get this announcement")
+    audiences = (
+        announcement.audiences
+        if target.internal
+        else visibility.public_audiences(svc.plan, announcement.audiences)
+    )
+    rendering = svc.renderer.render("banner", announcement, audiences, locale)
     post = PublicPost(
         announcement.id,
         announcement.incident_id,
@@ -166,7 +190,7 @@ def _publish(svc: Services, announcement: Announcement, channel: str, place: str
         svc.renderer.status_url,
         locale,
         key,
-        event=event_for(svc, announcement),
+        event=event_for(svc, announcement, target.internal),
     )
     return svc.webhook.deliver(target, post)
 
@@ -181,6 +205,10 @@ def _failed(
     exc: DeliveryError,
 ) -> None:
     ledger.note(channel, {place: {"attempts": attempt, "error": exc.reason, "to": place}})
+    if isinstance(exc, BlockedAddressError):
+        # Someone pointed a target (or its DNS) inward: loud, counted, and never retried.
+        log.warning("%s (announcement %s)", exc.reason, announcement_id)
+        metrics.count(svc.redis, "webhook_blocked", place)
     if isinstance(exc, TransientDeliveryError) and attempt < int(svc.config["MAX_ATTEMPTS"]):
         ledger.release(channel, [place])
         delay = queues.retry_delay(svc.config, attempt, exc.retry_after)

@@ -92,6 +92,16 @@ class Limiter:
         granted, wait_ms = self._reserve(keys, args)
         return int(wait_ms) / 1000 if int(granted) else None
 
+    def try_take(self, n: int = 1) -> float:
+        """Take ``n`` now if the bucket holds them (0.0); else seconds until it will.
+
+        Nothing is taken when refused, so a caller turned away does not dig the bucket
+        deeper (unlike ``reserve``, which lends against the future).
+        """
+        keys = [_bucket_key(self.name), _pause_key(self.name)]
+        granted, wait_ms = self._reserve(keys, [self.rate, self.capacity, n, 0])
+        return 0.0 if int(granted) else max(int(wait_ms), 1) / 1000
+
     def acquire(self, n: int = 1, max_pause: float = 0.0) -> bool:
         """Block until ``n`` requests may be sent; False if paused for longer than ``max_pause``."""
         while True:

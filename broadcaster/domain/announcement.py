@@ -42,6 +42,15 @@ class Announcement:
     rejected_at: float | None = None
     reason: str | None = None
     bypass_reason: str | None = None
+    # The people behind ``author`` and the approver or rejecter (a token's name is not a
+    # person: one person may hold several tokens). Records from before this default to the
+    # token name, which is what four eyes compared then.
+    author_person: str = ""
+    decided_by_person: str | None = None
+
+    def __post_init__(self) -> None:
+        if not self.author_person:
+            object.__setattr__(self, "author_person", self.author)
 
     @property
     def published(self) -> bool:

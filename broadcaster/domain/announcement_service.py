@@ -22,14 +22,14 @@ import redis
 from redis.client import Pipeline
 
 from broadcaster.domain import announcement_checks as checks
-from broadcaster.domain import audit, text_policy
+from broadcaster.domain import audit, four_eyes, text_policy
 from broadcaster.domain import idempotency as idem
 from broadcaster.domain.announcement import Announcement
 from broadcaster.domain.announcements import AnnouncementStore, new_id
 from broadcaster.domain.errors import Conflict, Forbidden, Invalid, NotFound
 from broadcaster.domain.plan import Plan
+from broadcaster.domain.principals import Principal
 from broadcaster.domain.text_policy import BLOCK
-from broadcaster.domain.tokens import Principal
 from broadcaster.infra import metrics
 
 log = logging.getLogger(__name__)
@@ -75,6 +75,12 @@ class AnnouncementService:
     def pending(self, limit: int = 100) -> list[Announcement]:
         return self.store.pending(limit)
 
+    def pending_page(self, offset: int, limit: int) -> tuple[int, list[Announcement]]:
+        return self.store.pending_page(offset, limit)
+
+    def pending_position(self, announcement_id: str) -> int | None:
+        return self.store.pending_position(announcement_id)
+
     def draft(
         self,
         data: dict[str, Any],
@@ -117,6 +123,7 @@ class AnnouncementService:
             next_update_at=checks.timestamp(data.get("next_update_at")),
             need=data.get("need") or None,
             author=author.name,
+            author_person=author.person,
             state="pending_approval" if needs_approval else "published",
             created_at=now,
             published_at=None if needs_approval else now,
@@ -172,7 +179,7 @@ class AnnouncementService:
         def extra(pipe: Pipeline) -> None:
             if idempotency:
                 idem.record(pipe, idempotency[0], idempotency[1], result)
-            _audit(pipe, announcement, author.name, "announcement.created", ip)
+            _audit(pipe, announcement, author.name, "announcement.created", ip, **_person(author))
             if announcement.bypass_reason:
                 _audit(
                     pipe,
@@ -198,22 +205,72 @@ class AnnouncementService:
         """A new announcement that corrects a published one (which stays as it was)."""
         return self.create({**data, "corrects": announcement_id}, author, **options)
 
+    def amend(
+        self,
+        announcement_id: str,
+        data: dict[str, Any],
+        author: Principal,
+        *,
+        sanitise: bool = False,
+        ip: str | None = None,
+    ) -> Announcement:
+        """Rewrite a pending announcement in place: by its author, only while it waits.
+
+        Monitoring keeps one "several alerts" draft up to date this way instead of adding a
+        draft per alert. Raises Conflict once someone approved or rejected it (even while
+        this call ran: the write is refused if the announcement changed meanwhile).
+        """
+        store = self.store
+        with store.r.pipeline(transaction=True) as pipe:
+            pipe.watch(store.key_of(announcement_id))
+            current = store.get(announcement_id)
+            if current.state != "pending_approval":
+                raise Conflict(f"announcement is {current.state}, not pending_approval")
+            if current.author != author.name:
+                raise Forbidden("only the author may change a pending announcement")
+            fresh = self.draft(
+                {**data, "incident_id": current.incident_id}, author, sanitise=sanitise
+            )
+            if fresh.published:  # the rewrite must wait for a person like the original
+                raise Forbidden("an amended announcement must still wait for approval")
+            amended = dataclasses.replace(
+                current,
+                title=fresh.title,
+                body=fresh.body,
+                severity=fresh.severity,
+                status=fresh.status,
+                audiences=fresh.audiences,
+                channels=fresh.channels,
+                translations=fresh.translations,
+                next_update_at=fresh.next_update_at,
+            )
+            incident = store.get_incident(current.incident_id)
+            pipe.multi()
+            store.write(pipe, amended, incident, new=False)
+            _audit(pipe, amended, author.name, "announcement.amended", ip)
+            try:
+                pipe.execute()
+            except redis.WatchError as exc:
+                raise Conflict("announcement was decided while it was being amended") from exc
+        return amended
+
     def approve(
         self, announcement_id: str, approver: Principal, ip: str | None = None
     ) -> Announcement:
-        """Publish a pending announcement; the author may never approve their own."""
+        """Publish a pending announcement; only a second person may (``four_eyes``)."""
         announcement = dataclasses.replace(
-            self._pending(announcement_id, approver),
+            self._pending(announcement_id, approver, "approve", ip),
             state="published",
             published_at=time.time(),
             approved_by=approver.name,
+            decided_by_person=approver.person,
         )
         self._save(
             announcement,
             self.store.get_incident(announcement.incident_id),
             new=False,
             extra=lambda pipe: _audit(
-                pipe, announcement, approver.name, "announcement.approved", ip
+                pipe, announcement, approver.name, "announcement.approved", ip, **_person(approver)
             ),
             actor=approver.name,
             ip=ip,
@@ -229,9 +286,10 @@ class AnnouncementService:
             raise Invalid({"reason": [problem]})
         reason = text_policy.normalise(reason)
         announcement = dataclasses.replace(
-            self._pending(announcement_id, approver),
+            self._pending(announcement_id, approver, "reject", ip),
             state="rejected",
             rejected_by=approver.name,
+            decided_by_person=approver.person,
             reason=reason,
             rejected_at=time.time(),
         )
@@ -240,7 +298,13 @@ class AnnouncementService:
             self.store.get_incident(announcement.incident_id),
             new=False,
             extra=lambda pipe: _audit(
-                pipe, announcement, approver.name, "announcement.rejected", ip, reason=reason
+                pipe,
+                announcement,
+                approver.name,
+                "announcement.rejected",
+                ip,
+                reason=reason,
+                **_person(approver),
             ),
             actor=approver.name,
             ip=ip,
@@ -260,12 +324,30 @@ class AnnouncementService:
         except NotFound as exc:
             raise Invalid({"incident_id": [str(exc)]}) from exc
 
-    def _pending(self, announcement_id: str, approver: Principal) -> Announcement:
+    def _pending(
+        self, announcement_id: str, approver: Principal, action: str, ip: str | None
+    ) -> Announcement:
+        """The pending announcement ``approver`` may decide on; Forbidden (audited) if not."""
         announcement = self.store.get(announcement_id)
         if announcement.state != "pending_approval":
             raise Conflict(f"announcement is {announcement.state}, not pending_approval")
-        if announcement.author == approver.name:
-            raise Forbidden("the author cannot approve or reject their own announcement")
+        refusal = four_eyes.refusal(announcement, approver, action)
+        if refusal:
+            rule, message = refusal
+            # Written on its own, not in a transaction with a change: nothing changes, but a
+            # refused attempt is exactly what the audit log is for.
+            _audit(
+                self.store.r,
+                announcement,
+                approver.name,
+                "approval.refused",
+                ip,
+                attempted=action,
+                rule=rule,
+                person=approver.person,
+                author=announcement.author_person,
+            )
+            raise Forbidden(message)
         return announcement
 
     def _save(
@@ -318,8 +400,13 @@ class AnnouncementService:
                 log.warning("could not count the failed refresh of %s", announcement.id)
 
 
+def _person(principal: Principal) -> dict[str, str]:
+    """The person behind a token, for audit details (sessions: the name is the person)."""
+    return {"person": principal.person} if principal.person != principal.name else {}
+
+
 def _audit(
-    pipe: Pipeline,
+    pipe: Pipeline | redis.Redis,
     announcement: Announcement,
     actor: str,
     action: str,

@@ -75,6 +75,10 @@ class AnnouncementStore:
     def __init__(self, r: redis.Redis) -> None:
         self.r = r
 
+    def key_of(self, announcement_id: str) -> str:
+        """The Redis key of an announcement (to WATCH it while changing it)."""
+        return _ann_key(announcement_id)
+
     def get(self, announcement_id: str) -> Announcement:
         raw = self.r.get(_ann_key(announcement_id)) if _could_exist(announcement_id) else None
         if raw is None:
@@ -120,10 +124,28 @@ class AnnouncementStore:
         return int(self.r.zcard(INCIDENTS_KEY)), [json.loads(raw) for raw in raws if raw]
 
     def pending(self, limit: int = 100) -> list[Announcement]:
-        """Announcements waiting for approval, oldest first."""
-        ids = [i.decode() for i in self.r.zrange(PENDING_KEY, 0, limit - 1)]
+        """Announcements waiting for approval, newest first (the first ``limit``)."""
+        return self.pending_page(0, limit)[1]
+
+    def pending_page(self, offset: int, limit: int) -> tuple[int, list[Announcement]]:
+        """How many announcements wait for approval, and a page of them, newest first.
+
+        Newest first: a flood of old drafts must not push a new submission out of sight.
+        """
+        with self.r.pipeline(transaction=True) as pipe:  # the count and page agree
+            pipe.zcard(PENDING_KEY)
+            pipe.zrevrange(PENDING_KEY, offset, offset + limit - 1)
+            total, members = pipe.execute()
+        ids = [i.decode() for i in members]
         raws = self.r.mget([_ann_key(i) for i in ids]) if ids else []
-        return [Announcement.from_json(raw) for raw in raws if raw]
+        return int(total), [Announcement.from_json(raw) for raw in raws if raw]
+
+    def pending_position(self, announcement_id: str) -> int | None:
+        """Where a pending announcement stands in ``pending_page`` order (0: newest)."""
+        if not _could_exist(announcement_id):
+            return None
+        rank = self.r.zrevrank(PENDING_KEY, announcement_id)
+        return None if rank is None else int(rank)
 
     def write(
         self, pipe: Pipeline, announcement: Announcement, incident: dict[str, Any], new: bool

@@ -30,6 +30,8 @@ ACTIONS = (
     "announcement.rejected",
     "announcement.published",
     "announcement.bypassed",
+    "approval.refused",
+    "announcement.amended",
     "plan.loaded",
     "subscribers.imported",
     "subscriber.erased",

@@ -5,6 +5,8 @@
 update_interval_minutes = 30   # "next update by" in holding statements
 reopen_window_minutes = 30     # an alert firing again within this reopens the incident
 min_interval_minutes = 15      # at most one customer email/SMS per incident per interval
+new_incidents_per_rule = 3     # a rule opens at most this many incidents per window by itself;
+new_incidents_window_minutes = 10  # beyond, its alerts gather in one "several alerts" draft
 
 [[monitoring.rules]]
 match = { severity = "critical" }          # exact label values
@@ -41,6 +43,7 @@ class MonitoringRule:
     holding_statement: str | None = None  # pre-approved: published at once
     all_clear: str | None = None  # published on resolve; otherwise a draft waits for a human
     draft: bool = False
+    new_incidents: int | None = None  # this rule's own limit per window, else the plan's
     # The need the alert is about (a route's need label, default locale): short texts show
     # that route, e.g. the customer portal for a payments outage rather than the live chat.
     need: str | None = None
@@ -68,6 +71,13 @@ class Monitoring:
     update_interval: int = 30 * 60
     reopen_window: int = 30 * 60
     min_interval: int = 15 * 60
+    # Floods: a rule opens at most this many incidents per window (seconds) by itself.
+    new_incidents_per_rule: int = 3
+    new_incidents_window: float = 10 * 60
+
+    def limit_for(self, rule: MonitoringRule) -> int:
+        """How many new incidents ``rule`` may open per window."""
+        return self.new_incidents_per_rule if rule.new_incidents is None else rule.new_incidents
 
     def rule_for(self, labels: dict[str, str]) -> MonitoringRule | None:
         """The first rule that matches, in plan order."""
@@ -94,6 +104,26 @@ def _minutes(check: Any, table: dict[str, Any], key: str, default: int) -> int:
     return value * 60
 
 
+def _count(check: Any, value: Any, where: str, default: int) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= 1000:
+        check.fail(where, "must be a whole number from 0 to 1000")
+        return default
+    return value
+
+
+def _window(check: Any, table: dict[str, Any], key: str, default: float) -> float:
+    # A fraction of a minute is allowed: a test plan (or a drill) can use a window of seconds.
+    value = table.get(key, default)
+    if (
+        not isinstance(value, int | float)
+        or isinstance(value, bool)
+        or not 0 < value <= 7 * 24 * 60
+    ):
+        check.fail(f"monitoring.{key}", "must be a number of minutes above 0 (at most 10080)")
+        return default * 60
+    return float(value) * 60
+
+
 def parse_monitoring(
     check: Any,
     data: dict[str, Any],
@@ -107,7 +137,14 @@ def parse_monitoring(
     check.known_keys(
         monitoring,
         "monitoring",
-        ("rules", "update_interval_minutes", "reopen_window_minutes", "min_interval_minutes"),
+        (
+            "rules",
+            "update_interval_minutes",
+            "reopen_window_minutes",
+            "min_interval_minutes",
+            "new_incidents_per_rule",
+            "new_incidents_window_minutes",
+        ),
     )
     raw_rules = monitoring.get("rules", [])
     if not isinstance(raw_rules, list):
@@ -131,6 +168,7 @@ def parse_monitoring(
                 "holding_statement",
                 "all_clear",
                 "draft",
+                "new_incidents",
                 "need",
             ),
         )
@@ -172,6 +210,11 @@ def parse_monitoring(
                 check.fail(f"{key}.{field_name}", f"no [holding_statements.{value}] in the plan")
             named[field_name] = value
         channels = raw.get("channels")
+        new_incidents = (
+            _count(check, raw["new_incidents"], f"{key}.new_incidents", 0)
+            if "new_incidents" in raw
+            else None
+        )
         need = _need(check, raw.get("need"), f"{key}.need", names, audiences, default_locale)
         rules.append(
             MonitoringRule(
@@ -185,6 +228,7 @@ def parse_monitoring(
                 holding_statement=named["holding_statement"],
                 all_clear=named["all_clear"],
                 draft=draft,
+                new_incidents=new_incidents,
                 need=need,
             )
         )
@@ -194,6 +238,13 @@ def parse_monitoring(
         update_interval=_minutes(check, monitoring, "update_interval_minutes", 30),
         reopen_window=_minutes(check, monitoring, "reopen_window_minutes", 30),
         min_interval=_minutes(check, monitoring, "min_interval_minutes", 15),
+        new_incidents_per_rule=_count(
+            check,
+            monitoring.get("new_incidents_per_rule", 3),
+            "monitoring.new_incidents_per_rule",
+            3,
+        ),
+        new_incidents_window=_window(check, monitoring, "new_incidents_window_minutes", 10),
     )
 
 

@@ -7,6 +7,7 @@ what is wrong, so nobody discovers a typo in the middle of a crisis.
 from __future__ import annotations
 
 import os
+import socket
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,9 +17,11 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from broadcaster.domain import text_policy
 from broadcaster.domain.incidents import SEVERITIES
 from broadcaster.domain.monitoring_rules import Monitoring, parse_monitoring
+from broadcaster.domain.phone_numbers import parse_sms_countries
 from broadcaster.domain.text_policy import LINE
 from channels import CHANNELS, CONTACT_FIELD
-from channels.base import PermanentDeliveryError
+from channels.base import PermanentDeliveryError, TransientDeliveryError
+from channels.egress import Resolver, check_url
 from channels.webhook import WebhookTarget
 
 _TOP_KEYS = (
@@ -57,6 +60,8 @@ class Audience:
     description: str
     channels: tuple[str, ...]
     routes: tuple[Route, ...]
+    # Our own people: its announcements and routes never reach a public surface.
+    internal: bool = False
     # The need label (default locale) of the route short texts show when the announcement
     # names no need; "" means the first route.
     primary_route: str = ""
@@ -78,6 +83,8 @@ class Plan:
     source: str = ""
     # channel → channel to use when a delivery fails for good (policy.fallback)
     fallback: dict[str, str] = field(default_factory=dict)
+    # Countries (ISO codes) whose numbers may subscribe to SMS; empty: any (policy.sms_countries)
+    sms_countries: tuple[str, ...] = ()
 
 
 # Route facts, descriptions and names are shown on public pages as one line each.
@@ -129,6 +136,14 @@ class _Checker:
             self.fail(key, problem)
         return text_policy.normalise(value)
 
+    def boolean(self, data: dict[str, Any], key: str, default: bool = False) -> bool:
+        value = data.get(key.rsplit(".", 1)[-1], default)
+        if not isinstance(value, bool):
+            # "yes" or 1 would read as true to a person, but TOML says true or false.
+            self.fail(key, f"must be true or false, not {value!r}")
+            return default
+        return value
+
     def channel_list(self, value: Any, key: str) -> tuple[str, ...]:
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             self.fail(key, "must be a list of channel names")
@@ -139,8 +154,11 @@ class _Checker:
         return tuple(v for v in value if v in CHANNELS)
 
 
-def parse_plan(data: dict[str, Any], source: str) -> Plan:
-    """Validate plan data; raise PlanError listing every problem."""
+def parse_plan(data: dict[str, Any], source: str, resolver: Resolver | None = None) -> Plan:
+    """Validate plan data; raise PlanError listing every problem.
+
+    ``resolver`` (getaddrinfo's shape) resolves webhook hosts; tests pass their own.
+    """
     check = _Checker(source)
     check.known_keys(data, "", _TOP_KEYS)
     org = check.table(data, "organisation")
@@ -169,7 +187,9 @@ def parse_plan(data: dict[str, Any], source: str) -> Plan:
         check.fail("organisation.default_region", "must be a two-letter country code")
 
     policy = check.table(data, "policy", required=False)
-    check.known_keys(policy, "policy", ("approval_required", "sms_max_segments", "fallback"))
+    check.known_keys(
+        policy, "policy", ("approval_required", "sms_max_segments", "fallback", "sms_countries")
+    )
     approval = policy.get("approval_required", [])
     if not isinstance(approval, list) or any(s not in SEVERITIES for s in approval):
         check.fail("policy.approval_required", f"must be a list of {', '.join(SEVERITIES)}")
@@ -179,6 +199,9 @@ def parse_plan(data: dict[str, Any], source: str) -> Plan:
         check.fail("policy.sms_max_segments", "must be a whole number from 1 to 10")
         segments = 2
     fallback = _fallback(check, policy)
+    sms_countries, problem = parse_sms_countries(policy.get("sms_countries", []))
+    if problem:
+        check.fail("policy.sms_countries", problem)
 
     by_severity_raw = check.table(data, "channels_by_severity")
     by_severity: dict[str, tuple[str, ...]] = {}
@@ -199,7 +222,10 @@ def parse_plan(data: dict[str, Any], source: str) -> Plan:
         if not isinstance(raw, dict):
             check.fail(key, "must be a table")
             continue
-        check.known_keys(raw, key, ("description", "channels", "routes", "primary_route"))
+        check.known_keys(
+            raw, key, ("description", "channels", "routes", "internal", "primary_route")
+        )
+        internal = check.boolean(raw, f"{key}.internal")
         channels = check.channel_list(raw.get("channels", list(CHANNELS)), f"{key}.channels")
         routes = []
         raw_routes = raw.get("routes", [])
@@ -250,13 +276,14 @@ def parse_plan(data: dict[str, Any], source: str) -> Plan:
             description=check.line(str(raw.get("description", "")), f"{key}.description"),
             channels=channels,
             routes=tuple(routes),
+            internal=internal,
             primary_route=_primary_route(check, raw, key, routes, default_locale),
         )
     if not audiences and "audiences" in data:
         check.fail("audiences", "declare at least one audience")
 
     monitoring = parse_monitoring(check, data, audiences, tuple(locales), default_locale)
-    webhooks = _webhooks(check, data, audiences)
+    webhooks = _webhooks(check, data, audiences, resolver or socket.getaddrinfo)
 
     if check.problems:
         raise PlanError("invalid crisis plan:\n  " + "\n  ".join(check.problems))
@@ -274,6 +301,7 @@ def parse_plan(data: dict[str, Any], source: str) -> Plan:
         webhooks=webhooks,
         source=source,
         fallback=fallback,
+        sms_countries=sms_countries,
     )
 
 
@@ -314,7 +342,7 @@ def _fallback(check: _Checker, policy: dict[str, Any]) -> dict[str, str]:
 
 
 def _webhooks(
-    check: _Checker, data: dict[str, Any], audiences: dict[str, Audience]
+    check: _Checker, data: dict[str, Any], audiences: dict[str, Audience], resolver: Resolver
 ) -> tuple[WebhookTarget, ...]:
     raw_targets = data.get("webhooks", [])
     if not isinstance(raw_targets, list):
@@ -328,7 +356,20 @@ def _webhooks(
             check.fail(key, "must be a table")
             continue
         problems_before = len(check.problems)
-        check.known_keys(raw, key, ("name", "url", "secret", "secret_env", "audiences", "format"))
+        check.known_keys(
+            raw,
+            key,
+            (
+                "name",
+                "url",
+                "secret",
+                "secret_env",
+                "audiences",
+                "format",
+                "internal",
+                "allow_private",
+            ),
+        )
         name = check.string(raw, f"{key}.name")
         if name in names:
             check.fail(f"{key}.name", f"{name!r} is used twice")
@@ -353,15 +394,33 @@ def _webhooks(
         fmt = raw.get("format", "json")
         if fmt not in ("json", "slack"):
             check.fail(f"{key}.format", "must be 'json' or 'slack'")
+        # A target only for internal audiences is internal unless the plan says otherwise.
+        only_internal = bool(wanted) and all(audiences[a].internal for a in wanted)
+        internal = check.boolean(raw, f"{key}.internal", only_internal)
+        allow_private = check.boolean(raw, f"{key}.allow_private", False)
         if len(check.problems) > problems_before:
             continue  # reported above; a half-valid target is never built
         try:
             target = WebhookTarget(
-                name=name, url=url, secret=str(secret), audiences=tuple(wanted), format=str(fmt)
+                name=name,
+                url=url,
+                secret=str(secret),
+                audiences=tuple(wanted),
+                format=str(fmt),
+                internal=internal,
+                allow_private=allow_private,
             )
         except PermanentDeliveryError as exc:
             check.fail(key, exc.reason)
             continue
+        if not allow_private:
+            try:
+                check_url(url, resolver)
+            except PermanentDeliveryError as exc:  # BlockedAddressError, or a bad port
+                check.fail(f"{key}.url", exc.reason)
+                continue
+            except TransientDeliveryError:
+                pass  # no DNS at start-up must not stop a crisis: the send-time check remains
         targets.append(target)
     return tuple(targets)
 

@@ -12,12 +12,13 @@ import uuid
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-import phonenumbers
 import redis
 from email_validator import EmailNotValidError, validate_email
 from marshmallow import Schema, ValidationError, fields, post_load, validates_schema
 
+from broadcaster.domain import opt_outs
 from broadcaster.domain.announcement import Announcement
+from broadcaster.domain.phone_numbers import PhonePolicy
 from broadcaster.domain.plan import Plan
 from channels import CONTACT_FIELD, PERSONAL
 
@@ -41,18 +42,6 @@ def audience_key(audience: str) -> str:
     return f"bc:aud:{audience}"
 
 
-def normalise_phone(value: str, region: str | None) -> str:
-    """E.164 form of a phone number, or ValidationError with the reason."""
-    try:
-        number = phonenumbers.parse(value, region)
-    except phonenumbers.NumberParseException as exc:
-        hint = "" if region else " (write it with a country code, e.g. +31…)"
-        raise ValidationError(f"not a phone number: {exc}{hint}") from exc
-    if not phonenumbers.is_valid_number(number):
-        raise ValidationError(f"{value!r} is not a valid phone number")
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
-
-
 def normalise_email(value: str) -> str:
     """Normalised email address, or ValidationError with the reason."""
     try:
@@ -71,9 +60,11 @@ class SubscriberRow(Schema):
     audiences = fields.List(fields.String(), required=True)
     channels = fields.List(fields.String(), load_default=None)
 
-    def __init__(self, plan: Plan, **kwargs: Any) -> None:
+    def __init__(self, plan: Plan, senders: Iterable[str] = (), **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.plan = plan
+        # ``senders``: our own numbers (phone_numbers.sender_numbers), never a subscriber's.
+        self.phones = PhonePolicy(plan.default_region, plan.sms_countries, frozenset(senders))
 
     @validates_schema
     def _check(self, data: dict[str, Any], **_: Any) -> None:
@@ -82,7 +73,7 @@ class SubscriberRow(Schema):
             errors["_schema"] = ["give at least one contact: email or phone"]
         for name, normalise in (
             ("email", normalise_email),
-            ("phone", lambda v: normalise_phone(v, self.plan.default_region)),
+            ("phone", self.phones.check),
         ):
             if data.get(name):
                 try:
@@ -230,19 +221,24 @@ class SubscriberStore:
         return [int(x) for x in self._claim_script(keys=[INDEX_KEY], args=flat)]
 
     def set_opt_outs(
-        self, subscriber_id: str, channels: list[str], opted_out: bool
+        self, subscriber_id: str, channels: list[str], opted_out: bool, at: float | None = None
     ) -> dict[str, Any]:
-        """Opt a subscriber out of (or back into) channels; returns the subscriber."""
-        person = self.get(subscriber_id)
-        if person is None:
+        """Opt a subscriber out of (or back into) channels as of ``at``; returns the subscriber.
+
+        A change older than the channel's last one is ignored (see ``opt_outs``);
+        ``changed_opt_outs`` also says which channels that was.
+        """
+        return self.changed_opt_outs(subscriber_id, channels, opted_out, at)[0]
+
+    def changed_opt_outs(
+        self, subscriber_id: str, channels: list[str], opted_out: bool, at: float | None = None
+    ) -> tuple[dict[str, Any], list[str]]:
+        """Like ``set_opt_outs``; returns (subscriber, channels whose change was stale)."""
+        changed = opt_outs.apply(self.r, _sub_key(subscriber_id), channels, opted_out, at)
+        person = self.get(subscriber_id) if changed else None
+        if changed is None or person is None:
             raise KeyError(subscriber_id)
-        current = set(person["opt_outs"])
-        current = current | set(channels) if opted_out else current - set(channels)
-        self.r.hset(
-            _sub_key(subscriber_id),
-            mapping={"opt_outs": ",".join(sorted(current)), "updated_at": time.time()},
-        )
-        return {**person, "opt_outs": sorted(current)}
+        return person, changed[1]
 
     def find_by_contact(self, kind: str, value: str) -> str | None:
         """The id of the subscriber with this ``email``/``phone``/``ext`` (as stored), or None."""
@@ -321,13 +317,18 @@ def _decode(raw: dict[bytes, bytes]) -> dict[str, Any]:
 
 
 def import_rows(
-    rows: Iterable[tuple[int, Any]], plan: Plan, store: SubscriberStore, chunk: int = 500
+    rows: Iterable[tuple[int, Any]],
+    plan: Plan,
+    store: SubscriberStore,
+    chunk: int = 500,
+    senders: Iterable[str] = (),
 ) -> dict[str, Any]:
     """Validate and upsert (position, row) pairs in chunks, streaming.
 
     Rejected rows are reported with their position and reasons, never dropped silently.
+    ``senders`` are our own numbers, refused as anyone's phone.
     """
-    schema = SubscriberRow(plan)
+    schema = SubscriberRow(plan, senders)
     report: dict[str, Any] = {"created": 0, "updated": 0, "rejected": []}
     pending: list[dict[str, Any]] = []
 

@@ -1,7 +1,12 @@
-"""People who sign in to the admin pages: name, email, role and an argon2 password hash."""
+"""People who sign in to the admin pages: name, email, role and an argon2 password hash.
+
+Each account also keeps who made it (and who made them, and so on), so four eyes can tell
+an approver the author made for themselves from a second person.
+"""
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
 
@@ -11,11 +16,14 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from email_validator import EmailNotValidError, validate_email
 
 from broadcaster.domain import audit
-from broadcaster.domain.tokens import Principal
+from broadcaster.domain.principals import Principal
 
 USER_ROLES = ("helpdesk", "approver", "admin")
 USERS_KEY = "bc:users"
 MIN_PASSWORD = 12
+# A chain of creators longer than this is cut: only the nearest ones matter in practice,
+# and the stored record stays small.
+MAX_CREATORS = 20
 
 _hasher = PasswordHasher()
 # Verifying against this keeps an unknown email as slow as a wrong password, so sign-in
@@ -33,11 +41,20 @@ class User:
     name: str
     role: str
     created_at: float
+    # Who made the account, nearest first ("cli:<login>" or an admin's email); empty for
+    # accounts made before this was recorded.
+    creators: tuple[str, ...] = ()
 
     @property
     def principal(self) -> Principal:
-        # The email is the person: the author/approver check compares it.
-        return Principal(name=self.email, role=self.role)
+        """The user acting through a session: the email is the person four eyes compare."""
+        return self.principal_as(self.email, self.role)
+
+    def principal_as(self, name: str, role: str) -> Principal:
+        """The user acting under ``name`` (a token of theirs) with ``role``."""
+        return Principal(
+            name=name, role=role, person=self.email, since=self.created_at, creators=self.creators
+        )
 
 
 def _key(email: str) -> str:
@@ -68,6 +85,7 @@ def create_user(
     if len(password) < MIN_PASSWORD:
         raise UserError(f"password: at least {MIN_PASSWORD} characters")
     name = name.strip() or email.split("@")[0]
+    creators = creators_from(r, created_by)
     now = time.time()
     created = r.hsetnx(_key(email), "email", email)
     if not created:
@@ -75,12 +93,24 @@ def create_user(
     with r.pipeline(transaction=True) as pipe:
         pipe.hset(
             _key(email),
-            mapping={"name": name, "role": role, "hash": _hasher.hash(password), "created_at": now},
+            mapping={
+                "name": name,
+                "role": role,
+                "hash": _hasher.hash(password),
+                "created_at": now,
+                "creators": json.dumps(creators),
+            },
         )
         pipe.sadd(USERS_KEY, email)
         audit.record(pipe, created_by, "user.created", ip=ip, email=email, role=role)
         pipe.execute()
-    return User(email=email, name=name, role=role, created_at=now)
+    return User(email=email, name=name, role=role, created_at=now, creators=creators)
+
+
+def creators_from(r: redis.Redis, created_by: str) -> tuple[str, ...]:
+    """Who made what ``created_by`` makes now: them, then whoever made them, nearest first."""
+    maker = get_user(r, created_by) if "@" in created_by else None
+    return ((created_by,) + (maker.creators if maker else ()))[:MAX_CREATORS]
 
 
 def get_user(r: redis.Redis, email: str) -> User | None:
@@ -93,6 +123,7 @@ def get_user(r: redis.Redis, email: str) -> User | None:
         name=data[b"name"].decode(),
         role=data[b"role"].decode(),
         created_at=float(data[b"created_at"]),
+        creators=tuple(json.loads(data.get(b"creators", b"[]"))),
     )
 
 

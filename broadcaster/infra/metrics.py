@@ -53,10 +53,30 @@ COUNTERS: dict[str, tuple[str, str, tuple[str, ...]]] = {
         "Inbound SMS: opt_out, opt_in, reply, unmatched",
         ("kind",),
     ),
+    "webhook_blocked": (
+        "broadcaster_webhook_blocked",
+        "Webhook sends refused: the target resolved to a loopback, link-local or private address",
+        ("target",),
+    ),
+    "hook_replays": (
+        "broadcaster_hook_replays",
+        "Signed callbacks refused or ignored as replays (too old, signature or content seen)",
+        ("hook", "reason"),
+    ),
     "render_failures": (
         "broadcaster_render_failures",
         "Stored items a surface skipped because they failed to render (a bug to look into)",
         ("surface",),
+    ),
+    "hooks_throttled": (
+        "broadcaster_hooks_throttled",
+        "Monitoring hook requests refused with 429: a token over its rate",
+        ("hook",),
+    ),
+    "alerts_gathered": (
+        "broadcaster_alerts_gathered",
+        "Alert deliveries gathered into a rule's several-alerts draft instead of an incident",
+        ("status",),
     ),
 }
 # Seconds; provider calls range from tens of milliseconds to the timeout.

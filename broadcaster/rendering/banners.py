@@ -2,7 +2,8 @@
 
 Recomputed whenever an announcement is published, so ``/banner.json`` is one Redis GET
 (no rendering on the hot path) and reflects a publish at once. An incident shows while it
-is open and, once resolved, as an "all clear" for ``BANNER_ALL_CLEAR_SECONDS``.
+is open and, once resolved, as an "all clear" for ``BANNER_ALL_CLEAR_SECONDS``. Only
+public announcements count, and internal audiences have no banner (``domain/visibility.py``).
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from flask import current_app, has_app_context
 
 from broadcaster.domain.announcement import Announcement
 from broadcaster.domain.announcements import ACTIVE_KEY, BANNER_INCIDENTS_KEY
+from broadcaster.domain.plan import Plan
+from broadcaster.domain.visibility import is_internal, is_public, public_audiences, public_incident
 from broadcaster.infra import microcache
 from broadcaster.rendering import isolation
 from broadcaster.rendering.messages import routes_for
@@ -43,19 +46,23 @@ def _banner_incidents(svc: Services) -> list[tuple[dict[str, Any], list[Announce
     keep = float(svc.config["BANNER_ALL_CLEAR_SECONDS"])
     ids = sorted(raw.decode() for raw in svc.redis.smembers(ACTIVE_KEY))
     found = []
-    for incident, timeline in svc.announcements.with_timelines(ids):
+    for stored, timeline in svc.announcements.with_timelines(ids):
+        # Internal announcements never show: the banner is as public as the status page, and
+        # an internal "resolved" must not end a banner the public was never told is over.
+        public = public_incident(svc.plan, stored, timeline)
+        incident, published = public or (stored, [])
         if incident.get("resolved_at") and now - incident["resolved_at"] > keep:
             # The all-clear has had its time.
             svc.redis.srem(ACTIVE_KEY, incident["id"])
             svc.redis.srem(BANNER_INCIDENTS_KEY, incident["id"])
             continue
-        published = [a for a in timeline if a.state == "published"]
         if any("banner" in a.channels for a in published):
             found.append((incident, published))
     return found
 
 
 def _ranked(
+    plan: Plan,
     audience: str,
     incidents: list[tuple[dict[str, Any], list[Announcement]]],
     r: redis.Redis | None = None,
@@ -71,7 +78,9 @@ def _ranked(
     ) -> tuple[tuple[bool, int, float], dict[str, Any], Announcement, list[str]] | None:
         incident, published = item
         with_banner = [a for a in published if "banner" in a.channels]
-        audiences = sorted({name for a in with_banner for name in a.audiences})
+        audiences = sorted(
+            {name for a in with_banner for name in public_audiences(plan, a.audiences)}
+        )
         if audience and audience not in audiences:
             return None
         latest = published[-1]
@@ -121,7 +130,7 @@ def build(
     return isolation.each(
         svc.redis,
         "banner",
-        _ranked(audience, incidents, svc.redis),
+        _ranked(svc.plan, audience, incidents, svc.redis),
         banner,
         lambda item: item[1].id,
     )
@@ -134,6 +143,8 @@ def after_publish(svc: Services, announcement: Announcement) -> None:
     resolution without the banner channel still turns it into an all-clear), change it;
     for the rest a publish costs no banner refresh at all.
     """
+    if not is_public(svc.plan, announcement):
+        return  # internal: not on the banner, and changes nothing that is
     if "banner" in announcement.channels or svc.redis.sismember(
         BANNER_INCIDENTS_KEY, announcement.incident_id
     ):
@@ -164,7 +175,8 @@ def refresh(svc: Services) -> None:
 def _recompute(svc: Services) -> None:
     incidents = _banner_incidents(svc)  # read once, rendered for every audience and locale
     pipe = svc.redis.pipeline()
-    for audience in (ALL_AUDIENCES, *svc.plan.audiences):
+    public = [name for name in svc.plan.audiences if not is_internal(svc.plan, name)]
+    for audience in (ALL_AUDIENCES, *public):
         for locale in svc.plan.locales:
             value = build(svc, audience, locale, incidents)
             pipe.set(banner_key(audience, locale), json.dumps(value))
@@ -173,8 +185,20 @@ def _recompute(svc: Services) -> None:
         microcache.clear(current_app)
 
 
+def forget(svc: Services) -> None:
+    """Drop every stored banner value: the next read of each builds it again."""
+    keys = list(svc.redis.scan_iter(match=banner_key("*", "*"), count=500))
+    if keys:
+        svc.redis.delete(*keys)
+
+
 def current(svc: Services, audience: str, locale: str) -> list[dict[str, Any]]:
-    """The stored banners, minus all-clears whose time is up (no recomputation)."""
+    """The stored banners, minus all-clears whose time is up (no recomputation).
+
+    None for an internal audience: its banner would be a public page about our own people.
+    """
+    if audience and is_internal(svc.plan, audience):
+        return []
     raw = svc.redis.get(banner_key(audience, locale))
     if raw is None:
         refresh(svc)

@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING, Any
 
 from broadcaster.domain.announcement import Announcement
 from broadcaster.rendering.banners import iso
-from broadcaster.rendering.i18n import format_timestamp, gettext_for
+from broadcaster.rendering.clock import format_time, zone_name
+from broadcaster.rendering.i18n import gettext_for
 from broadcaster.rendering.messages import STATUS_LABELS, content_for, language_for, routes_for
 
 if TYPE_CHECKING:
@@ -30,8 +31,16 @@ def reply(svc: Services, announcement: Announcement, locale: str) -> tuple[str, 
         _("Current status: %(status)s.", status=_(status_label)),
     ]
     if announcement.next_update_at:
-        when = format_timestamp(announcement.next_update_at, language, svc.plan.timezone)
-        lines.append(_("We will share the next update by %(time)s.", time=when))
+        tz = svc.plan.timezone
+        when = format_time(announcement.next_update_at, language, tz)
+        # The reply's only time, so it names its zone itself: it is pasted on its own.
+        lines.append(
+            _(
+                "We will share the next update by %(time)s (%(zone)s).",
+                time=when,
+                zone=zone_name(language, tz),
+            )
+        )
     lines.append(_("Latest information: %(url)s", url=f"{svc.renderer.status_url}?lang={language}"))
     return language, "\n".join(lines)
 

@@ -15,23 +15,19 @@ from __future__ import annotations
 
 import gettext
 from collections.abc import Callable
-from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
-from babel.dates import format_datetime
 from babel.support import Translations
 
 LOCALES = ("en", "nl", "da", "sv")  # locales we ship catalogues for (en = source)
 DEFAULT_LOCALE = "en"
 TRANSLATIONS_DIR = Path(__file__).resolve().parents[1] / "translations"
 DOMAIN = "messages"
-_PLAIN_SPACES = str.maketrans({"\u00a0": " ", "\u202f": " "})
 
 
-def _resolve(locale: str) -> str:
+def resolve(locale: str) -> str:
     """Map a locale tag ("nl", "nl_BE", "NL-nl") to one of LOCALES; anything else → "en"."""
     language = str(locale or "").replace("-", "_").split("_", 1)[0].strip().lower()
     return language if language in LOCALES else DEFAULT_LOCALE
@@ -47,7 +43,7 @@ def _load(locale: str) -> Translations | gettext.NullTranslations:
 
 def translations(locale: str) -> Translations | gettext.NullTranslations:
     """The (cached, read-only) catalogue for ``locale``; unknown locales get English."""
-    return _load(_resolve(locale))
+    return _load(resolve(locale))
 
 
 def gettext_for(locale: str) -> Callable[..., str]:
@@ -68,19 +64,3 @@ def gettext_for(locale: str) -> Callable[..., str]:
 def N_(message: str) -> str:
     """Mark ``message`` for extraction without translating it (translate later with ``_``)."""
     return message
-
-
-def format_timestamp(ts: float, locale: str, tz: str = "UTC") -> str:
-    """``ts`` (Unix seconds) as a medium date-time in ``tz``, formatted for ``locale``.
-
-    Unknown locales format as English, matching the text they get from ``gettext_for``.
-    CLDR's no-break spaces (e.g. before "PM") become plain spaces: they are not in GSM-7 and
-    would switch an SMS to UCS-2. An unknown ``tz`` raises ``zoneinfo.ZoneInfoNotFoundError``.
-    """
-    text = format_datetime(
-        datetime.fromtimestamp(ts, UTC),
-        format="medium",
-        tzinfo=ZoneInfo(tz),
-        locale=_resolve(locale),
-    )
-    return text.translate(_PLAIN_SPACES)

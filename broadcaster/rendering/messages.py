@@ -19,8 +19,9 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 from broadcaster.domain.announcement import Announcement
 from broadcaster.domain.plan import Plan
 from broadcaster.rendering import segments
+from broadcaster.rendering.clock import format_time, zone_note
 from broadcaster.rendering.compose_text import announcement_parts, compose, route_for
-from broadcaster.rendering.i18n import N_, format_timestamp, gettext_for
+from broadcaster.rendering.i18n import N_, gettext_for
 from channels import PERSONAL
 from channels.base import UNSUBSCRIBE_PLACEHOLDER
 
@@ -145,12 +146,14 @@ class Renderer:
             "status_label": _(status_label),
             "colour": SEVERITY_COLOURS.get(announcement.severity, "#2e6da4"),
             "corrects": announcement.corrects,
-            "updated": f"{format_timestamp(updated, locale, tz)} ({tz})" if updated else "",
+            # Times without their zone: the message names it once, in ``zone_note``.
+            "updated": format_time(updated, locale, tz) if updated else "",
             "next_update": (
-                f"{format_timestamp(announcement.next_update_at, locale, tz)} ({tz})"
+                format_time(announcement.next_update_at, locale, tz)
                 if announcement.next_update_at
                 else ""
             ),
+            "zone_note": zone_note(locale, tz),
             "organisation": self.plan.organisation,
             "status_url": self.status_url,
             "routes": routes,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from broadcaster.domain import visibility
 from broadcaster.domain.announcement import Announcement
 from broadcaster.domain.subscribers import channels_for
 from broadcaster.rendering.segments import GSM7_SINGLE, UCS2_SINGLE
@@ -18,6 +19,12 @@ if TYPE_CHECKING:
     from broadcaster.services import Services  # the composition root; types only
 
 PUBLIC_RENDERINGS = ("banner", *NETWORKS)  # shown whatever the channels: a preview
+SURFACE_LABELS = {
+    "status": "Status page, status.json and the feeds",
+    "banner": "Website banner",
+    "social": "Social: {name}",
+    "webhook": "Webhook {name}",
+}
 
 
 def recipient_counts(svc: Services, announcement: Announcement) -> dict[str, dict[str, int]]:
@@ -73,10 +80,20 @@ def preview(svc: Services, announcement: Announcement) -> dict[str, Any]:
                     }
                 )
                 warnings.extend(_warnings(channel, name, locale, rendering.measures))
+    reach = surfaces(svc, announcement)
+    internal = visibility.internal_only(plan, announcement.audiences)
+    if internal:
+        warnings.append(
+            "internal audiences only: not on the status page, the feeds, the banner, "
+            "social networks or public webhooks"
+        )
     public = []
-    for channel in PUBLIC_RENDERINGS:
+    # What the public would see: nothing of an internal announcement, and of a mixed one
+    # only its public audiences (their routes, not the internal ones).
+    shown_to = visibility.public_audiences(plan, announcement.audiences)
+    for channel in () if internal else PUBLIC_RENDERINGS:
         for locale in plan.locales:
-            rendering = renderer.render(channel, announcement, list(announcement.audiences), locale)
+            rendering = renderer.render(channel, announcement, shown_to, locale)
             public.append(
                 {
                     "channel": channel,
@@ -95,8 +112,76 @@ def preview(svc: Services, announcement: Announcement) -> dict[str, Any]:
         "renderings": renderings,
         "public": public,
         "recipients": recipient_counts(svc, announcement),
+        "visibility": "internal" if internal else "public",
+        "surfaces": reach,
         "warnings": list(dict.fromkeys(warnings)),
     }
+
+
+def surfaces(svc: Services, announcement: Announcement) -> list[dict[str, Any]]:
+    """Each public surface and webhook target: whether this announcement reaches it, and why.
+
+    ``public`` says whether the surface is seen by anyone (status page, feeds, banner,
+    social networks, public webhook targets) or only by us (internal webhook targets).
+    """
+    plan = svc.plan
+    internal = visibility.internal_only(plan, announcement.audiences)
+    kept_in = "every audience is internal"
+
+    def item(surface: str, public: bool, reaches: bool, why: str) -> dict[str, Any]:
+        kind, _, name = surface.partition(":")
+        label = SURFACE_LABELS.get(kind, kind).format(name=name)
+        return {
+            "surface": surface,
+            "label": label,
+            "public": public,
+            "reaches": reaches,
+            "why": why,
+        }
+
+    found = [
+        item("status", True, not internal, kept_in if internal else "every public announcement"),
+        item(
+            "banner",
+            True,
+            not internal and announcement.reaches("banner"),
+            kept_in if internal else _channel_why(announcement, "banner"),
+        ),
+    ]
+    for network in svc.networks:
+        found.append(
+            item(
+                f"social:{network}",
+                True,
+                not internal and announcement.reaches("social"),
+                kept_in if internal else _channel_why(announcement, "social"),
+            )
+        )
+    for target in plan.webhooks:
+        if not announcement.reaches("webhook"):
+            why = _channel_why(announcement, "webhook")
+        elif not target.wants(announcement.audiences):
+            why = f"only for {', '.join(target.audiences)}"
+        elif internal and not target.internal:
+            why = kept_in
+        else:
+            why = "internal target" if target.internal else "public target"
+        found.append(
+            item(
+                f"webhook:{target.name}",
+                not target.internal,
+                visibility.reaches_target(plan, target, announcement)
+                and announcement.reaches("webhook"),
+                why,
+            )
+        )
+    return found
+
+
+def _channel_why(announcement: Announcement, channel: str) -> str:
+    if announcement.reaches(channel):
+        return f"{channel} is one of the channels"
+    return f"{channel} is not one of the channels"
 
 
 def _fitted(measures: dict[str, Any]) -> str:

@@ -8,6 +8,7 @@ into a 500.
 
 from __future__ import annotations
 
+import hashlib
 from typing import TYPE_CHECKING
 
 from flask import current_app, has_app_context
@@ -18,6 +19,8 @@ from broadcaster.rendering import banners, isolation, status
 
 if TYPE_CHECKING:
     from broadcaster.services import Services  # the composition root; types only
+
+PLAN_KEY = "bc:public:plan"  # digest of the plan the stored public documents were built with
 
 
 def after_publish(svc: Services, announcement: Announcement) -> None:
@@ -33,3 +36,19 @@ def after_publish(svc: Services, announcement: Announcement) -> None:
         lambda refresh: refresh(svc, announcement),
         lambda refresh: f"{refresh.__module__}.after_publish after {announcement.id}",
     )
+
+
+def plan_loaded(svc: Services) -> None:
+    """Have the banner and status documents built again when the plan is not the one they
+    were built with (called at start-up).
+
+    They are stored, and a plan change may change what is public: an audience marked
+    ``internal`` must leave the pages now, not at the next publish. A repeat start with
+    the same plan costs one Redis command.
+    """
+    digest = hashlib.sha256(repr(svc.plan).encode()).hexdigest()[:16]
+    previous = svc.redis.set(PLAN_KEY, digest, get=True)
+    if previous is not None and previous.decode() == digest:
+        return
+    banners.forget(svc)
+    status.invalidate(svc)

@@ -27,6 +27,7 @@ import redis
 
 from broadcaster.domain.announcement import Announcement
 from broadcaster.domain.announcements import INCIDENTS_KEY
+from broadcaster.domain.visibility import is_internal, is_public, public_audiences, public_incident
 from broadcaster.rendering import isolation
 from broadcaster.rendering.messages import content_for, language_for, routes_for
 
@@ -83,13 +84,19 @@ def after_publish(svc: Services, announcement: Announcement) -> None:
 
     The next reader of a status page (single-flight, across all processes) renders the
     marked incidents again and puts them in their place, in one batch however many were
-    published meanwhile; the publish itself costs two round trips. Every page read checks
-    the mark in the same MGET as the document, so the change shows at once. (Rebuilding
-    on the publish made 200 announcements a second queue behind each other: p99 0.9 s.)
+    published meanwhile; the publish itself costs a few round trips (reading the incident's
+    timeline, filing it). An announcement for internal audiences only changes nothing
+    public and costs none. Every page read checks the mark in the same MGET as the
+    document, so the change shows at once. (Rebuilding on the publish made 200
+    announcements a second queue behind each other: p99 0.9 s.)
     """
-    if announcement.state != "published":
+    if not is_public(svc.plan, announcement):
+        return  # internal (or unpublished): nothing public changes
+    # Filed as the public knows it: an internal follow-up may have moved the stored one.
+    found = _published(svc, [announcement.incident_id])
+    if not found:
         return
-    incident = svc.announcements.get_incident(announcement.incident_id)
+    incident = found[0][0]
     pipe = svc.redis.pipeline(transaction=False)
     index(pipe, incident)
     pipe.sadd(_CHANGED_KEY, incident["id"])
@@ -101,6 +108,11 @@ def refresh(svc: Services) -> None:
     """Bring every locale's document up to date (single-flight, as the banner's refresh)."""
     svc.redis.set(_DIRTY_KEY, 1)
     _drain(svc)
+
+
+def invalidate(svc: Services) -> None:
+    """Mark every document for a full rebuild by the next page read (a new plan)."""
+    svc.redis.set(_DIRTY_KEY, 1)
 
 
 def _drain(svc: Services) -> None:
@@ -249,12 +261,16 @@ def _apply(svc: Services, changed: list[str]) -> None:
 
 
 def _published(svc: Services, ids: list[str]) -> list[tuple[dict[str, Any], list[Announcement]]]:
-    """(incident, published timeline) of each incident that has anything public yet."""
+    """(incident, public timeline) of each incident that has anything public yet.
+
+    Announcements waiting for approval and those for internal audiences only are left out
+    (``domain/visibility.py``); an incident with nothing else is not public at all.
+    """
     found = []
     for incident, timeline in svc.announcements.with_timelines(ids):
-        published = [a for a in timeline if a.state == "published"]
-        if published:  # nothing public yet (waiting for approval)
-            found.append((incident, published))
+        public = public_incident(svc.plan, incident, timeline)
+        if public:
+            found.append(public)
     return found
 
 
@@ -357,14 +373,19 @@ def _incident(
         "opened_at": iso(incident["opened_at"]),
         "updated_at": iso(latest.published_at),
         "resolved_at": iso(incident["resolved_at"]) if incident.get("resolved_at") else None,
-        "audiences": sorted({n for a in published for n in a.audiences}),
+        "audiences": sorted(
+            {n for a in published for n in public_audiences(svc.plan, a.audiences)}
+        ),
         "next_update_at": iso(latest.next_update_at) if latest.next_update_at else None,
         "updates": updates,
     }
 
 
 def audience_routes(svc: Services, locale: str) -> list[dict[str, Any]]:
-    """Every audience with its "how to reach us for your need" routes, in ``locale``."""
+    """Every public audience with its "how to reach us for your need" routes, in ``locale``.
+
+    Internal audiences (``internal = true``: our own people) keep their routes to themselves.
+    """
     return [
         {
             "audience": name,
@@ -372,5 +393,5 @@ def audience_routes(svc: Services, locale: str) -> list[dict[str, Any]]:
             "routes": routes_for(svc.plan, [name], locale),
         }
         for name, audience in svc.plan.audiences.items()
-        if audience.routes
+        if audience.routes and not is_internal(svc.plan, name)
     ]

@@ -18,8 +18,9 @@ from flask.blueprints import BlueprintSetupState
 from werkzeug.datastructures import LanguageAccept
 from werkzeug.http import parse_accept_header
 
+from broadcaster.domain import visibility
 from broadcaster.infra import microcache
-from broadcaster.rendering import banners, isolation, status
+from broadcaster.rendering import banners, clock, isolation, status
 from broadcaster.rendering.i18n import gettext_for
 from broadcaster.rendering.messages import SEVERITY_COLOURS, SEVERITY_LABELS, STATUS_LABELS
 from broadcaster.services import Services, services
@@ -110,10 +111,10 @@ def banner_json() -> Response:
     """The active banners for ``?audience=`` (default: all) in ``?lang=``."""
     svc = services()
     audience = request.args.get("audience", "")
-    if audience and audience not in svc.plan.audiences:
-        return _json_error(
-            404, f"unknown audience {audience!r} (known: {', '.join(svc.plan.audiences)})"
-        )
+    # Internal audiences are not named to the public, not even in this answer.
+    public = visibility.public_audiences(svc.plan, svc.plan.audiences)
+    if audience and audience not in public:
+        return _json_error(404, f"unknown audience {audience!r} (known: {', '.join(public)})")
     locale = locale_of(svc)
     # Every site of the organisation polls this; each web process answers repeats from
     # its microcache (broadcaster/microcache.py) for BANNER_PROCESS_CACHE s, not from here.
@@ -153,10 +154,14 @@ def status_page() -> Response:
     svc = services()
     locale = locale_of(svc)
     data = _status_data(svc, locale)
+    tz = svc.plan.timezone
     html = render_template(
         "public/status.html",
         **data,
         _=gettext_for(locale),
+        # The data keeps ISO 8601 UTC (status.json, datetime=); people read the plan's zone.
+        local_time=lambda value: clock.format_value(value, locale, tz),
+        zone_note=clock.zone_note(locale, tz),
         locales=svc.plan.locales,
         colours=SEVERITY_COLOURS,
         severity_labels=SEVERITY_LABELS,

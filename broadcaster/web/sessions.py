@@ -10,7 +10,7 @@ import secrets
 import redis
 from flask import session
 
-from broadcaster.domain.tokens import Principal
+from broadcaster.domain.principals import Principal
 from broadcaster.domain.users import get_user
 
 LIFETIME_SECONDS = 12 * 3600  # one long incident shift

@@ -11,6 +11,7 @@
   var statusLine = document.getElementById('preview-status');
   var errorList = document.getElementById('preview-errors');
   var recipients = document.getElementById('preview-recipients');
+  var surfaces = document.getElementById('preview-surfaces');
   var warnings = document.getElementById('preview-warnings');
   var renderings = document.getElementById('preview-renderings');
   var timer = null;
@@ -94,8 +95,26 @@
     renderings.appendChild(part);
   }
 
+  // Which public surfaces and webhook targets the draft reaches: an internal one none.
+  function showSurfaces(result) {
+    var items = result.surfaces || [];
+    if (!items.length) { return; }
+    surfaces.setAttribute('data-visibility', result.visibility || '');
+    surfaces.appendChild(el('h3', null, result.visibility === 'internal'
+      ? 'Internal: reaches no public surface' : 'Reaches'));
+    var list = el('ul', 'plain surfaces');
+    items.forEach(function (s) {
+      var line = el('li', s.reaches ? 'reaches' : 'not-reached',
+        (s.reaches ? '✓ ' : '✗ ') + s.label + (s.public ? '' : ' (internal)') + ' — ' + s.why);
+      line.setAttribute('data-surface', s.surface);
+      line.setAttribute('data-reaches', s.reaches ? 'yes' : 'no');
+      list.appendChild(line);
+    });
+    surfaces.appendChild(list);
+  }
+
   function show(result) {
-    [errorList, recipients, warnings, renderings].forEach(clear);
+    [errorList, recipients, surfaces, warnings, renderings].forEach(clear);
     var counts = result.recipients || {};
     var channels = Object.keys(counts);
     if (channels.length) {
@@ -113,6 +132,7 @@
       });
       recipients.appendChild(table);
     }
+    showSurfaces(result);
     (result.warnings || []).forEach(function (w) { warnings.appendChild(el('li', 'warning', w)); });
     var byChannel = {};
     (result.renderings || []).forEach(function (r) {

@@ -1,11 +1,13 @@
 """``/admin/approvals``: announcements waiting for a second person; approve or reject.
 
-The service refuses the author (Forbidden): the page shows that as 403, like the API.
+Every pending item, newest first, a page at a time with the total: a flood of old drafts
+must never hide a new submission. The service refuses the author (Forbidden): the page
+shows that as 403, like the API.
 """
 
 from __future__ import annotations
 
-from flask import abort, flash, redirect, render_template, url_for
+from flask import abort, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_wtf import FlaskForm
 from wtforms import TextAreaField
@@ -17,6 +19,9 @@ from broadcaster.web.admin.blueprint import bp, render_items
 from broadcaster.web.admin.forms import CSRF_FAILED, INVALID, csrf_failed
 from broadcaster.web.admin.guard import principal, signed_in
 from broadcaster.web.auth import client_ip
+
+PER_PAGE = 20
+MAX_PAGE = 1_000_000  # keeps the Redis offset a 64-bit integer
 
 
 class ApproveForm(FlaskForm):
@@ -34,9 +39,11 @@ class RejectForm(FlaskForm):
 
 
 def _page(
-    reject_forms: dict[str, RejectForm] | None = None, status: int = 200
+    reject_forms: dict[str, RejectForm] | None = None, status: int = 200, page: int | None = None
 ) -> ResponseReturnValue:
-    pending = services().announcements.pending()
+    if page is None:
+        page = min(max(1, request.args.get("page", 1, type=int) or 1), MAX_PAGE)
+    total, pending = services().announcements.pending_page((page - 1) * PER_PAGE, PER_PAGE)
     forms = reject_forms or {}
     items = render_items(
         "admin.approvals",
@@ -45,13 +52,21 @@ def _page(
         lambda a: a.id,
         reject_forms={a.id: forms.get(a.id) or RejectForm(formdata=None) for a in pending},
     )
-    return render_template("admin/approvals.html", pending=pending, items=items), status
+    return render_template(
+        "admin/approvals.html",
+        pending=pending,
+        items=items,
+        total=total,
+        page=page,
+        first=(page - 1) * PER_PAGE + 1,
+        more=page * PER_PAGE < total,
+    ), status
 
 
 @bp.get("/approvals")
 @signed_in("read")
 def approvals() -> ResponseReturnValue:
-    """Everything pending, oldest first; buttons for those who may decide."""
+    """Everything pending, newest first, paged; buttons for those who may decide."""
     return _page()
 
 
@@ -84,7 +99,9 @@ def reject(announcement_id: str) -> ResponseReturnValue:
     if not form.validate():
         if csrf_failed(form):
             abort(CSRF_FAILED, "The form's security token is missing or stale: reload the page.")
-        return _page({announcement_id: form}, INVALID)
+        # The page that holds this item, so its error shows next to it.
+        position = services().announcements.pending_position(announcement_id) or 0
+        return _page({announcement_id: form}, INVALID, position // PER_PAGE + 1)
     try:
         rejected = services().announcements.reject(
             announcement_id, principal(), form.reason.data.strip(), client_ip()

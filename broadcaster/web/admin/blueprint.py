@@ -6,14 +6,14 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from flask import Blueprint, current_app, g, render_template
+from flask import Blueprint, current_app, g, render_template, request
 from flask.typing import ResponseReturnValue
 from flask_wtf.csrf import generate_csrf
 from markupsafe import Markup
 from werkzeug.exceptions import HTTPException
 
 from broadcaster.domain.errors import DomainError
-from broadcaster.rendering import isolation
+from broadcaster.rendering import clock, isolation
 from broadcaster.services import services
 from broadcaster.web.errors import domain_message, status_for
 
@@ -57,14 +57,22 @@ def _refused(exc: DomainError) -> ResponseReturnValue:
     return render_template("admin/error.html", code=code, message=domain_message(exc)), code
 
 
-@bp.app_template_filter("when")
-def when(timestamp: float | None) -> str:
-    """A timestamp as the admin pages show it (UTC, to the second)."""
-    import time
+def admin_locale() -> str:
+    """The locale admin pages format times in: the browser's best match among the plan's
+    locales, else the plan's default (the pages' words stay English)."""
+    plan = services().plan
+    return request.accept_languages.best_match(plan.locales) or plan.default_locale
 
-    if not timestamp:
-        return "—"
-    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(float(timestamp)))
+
+@bp.app_template_filter("when")
+def when(value: float | str | None) -> Markup:
+    """A time (Unix seconds or ISO 8601) as admin pages show it: ``<time>``, plan zone."""
+    return clock.time_element(value, admin_locale(), services().plan.timezone)
+
+
+def zone_note() -> str:
+    """The page's one line naming the plan's time zone."""
+    return clock.zone_note(admin_locale(), services().plan.timezone)
 
 
 # (endpoint, label, permission) of the pages in the top navigation, in order.
@@ -96,6 +104,7 @@ def _who() -> dict[str, Any]:
         "me": g.get("user"),
         "principal": g.get("principal"),
         "admin_nav": admin_nav,
+        "zone_note": zone_note,
         # Forms check it (FlaskForm); page scripts send it as X-CSRFToken to the API.
         "csrf_token": generate_csrf,
     }

@@ -155,7 +155,11 @@ def compose() -> ResponseReturnValue:
     svc = services()
     plan, store, who = svc.plan, svc.announcements, principal()
     form = form_for(plan)()
-    form.audiences.choices = [(name, name) for name in plan.audiences]
+    # Said where the choice is made: an internal audience keeps the announcement inside.
+    form.audiences.choices = [
+        (name, f"{name} (internal: never public)" if audience.internal else name)
+        for name, audience in plan.audiences.items()
+    ]
     form.incident_id.choices, form.corrects.choices = _choices(store)
     status = 200
     if request.method == "GET":
@@ -207,6 +211,7 @@ def compose() -> ResponseReturnValue:
         ],
         channel_defaults={k: list(v) for k, v in plan.channels_by_severity.items()},
         needs_approval=sorted(plan.approval_required),
+        internal_audiences=[name for name, a in plan.audiences.items() if a.internal],
         may_bypass=who.may("bypass"),
         may_publish=who.may("publish"),
         bypass_min=BYPASS_MIN,

@@ -8,7 +8,7 @@ from typing import Any
 
 from flask import abort, g, redirect, request, url_for
 
-from broadcaster.domain.tokens import Principal
+from broadcaster.domain.principals import Principal
 from broadcaster.domain.users import get_user
 from broadcaster.services import services
 from broadcaster.web import sessions

@@ -7,6 +7,7 @@ from flask.typing import ResponseReturnValue
 
 from broadcaster.delivery import breaker
 from broadcaster.services import services
+from broadcaster.web.admin.approvals import PER_PAGE
 from broadcaster.web.admin.blueprint import bp
 from broadcaster.web.admin.guard import signed_in
 
@@ -24,9 +25,12 @@ def home() -> ResponseReturnValue:
         for provider, state in breaker.status(services().redis).items()
         if state["state"] != "closed"
     }
+    # The newest page of the Approvals page, so each link below lands on its item there.
+    waiting, pending = store.pending_page(0, PER_PAGE)
     return render_template(
         "admin/home.html",
         open_incidents=open_incidents,
-        pending=store.pending(),
+        pending=pending,
+        waiting=waiting,
         providers_down=down,
     )

@@ -57,7 +57,7 @@ def subscribers() -> ResponseReturnValue:
         else:
             text = io.TextIOWrapper(form.file.data.stream, encoding="utf-8-sig", newline="")
             try:
-                report = import_rows(csv_rows(text), svc.plan, svc.subscribers)
+                report = import_rows(csv_rows(text), svc.plan, svc.subscribers, senders=svc.senders)
             except CsvHeaderError as exc:
                 add_error(form, "file", str(exc))
             except UnicodeDecodeError:

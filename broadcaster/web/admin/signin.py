@@ -1,4 +1,5 @@
-"""Sign in and out of the admin pages, rate limited per account and per IP."""
+"""Sign in and out of the admin pages, throttled per (account, address), per address and,
+with a short delay only, per account (``signin_limit``)."""
 
 from __future__ import annotations
 
@@ -44,34 +45,60 @@ def _safe_next(target: str | None) -> str:
     return url_for("admin.home")
 
 
+# What a refused attempt is told, by the throttle's scope.
+WAIT_MESSAGES = {
+    "address": "Too many failed sign-ins from your address. Try again in {minutes} minutes.",
+    "account_address": (
+        "Too many failed attempts for this account from your address. "
+        "Try again in {minutes} minutes."
+    ),
+    "account": (
+        "This account had failed sign-ins a moment ago, so it is slowed down. "
+        "Try again in {seconds} seconds."
+    ),
+}
+
+
+def _refused(refusal: signin_limit.Refusal) -> str:
+    minutes = max(1, (refusal.retry_after + 59) // 60)
+    return WAIT_MESSAGES[refusal.scope].format(minutes=minutes, seconds=refusal.retry_after)
+
+
 @bp.route("/signin", methods=["GET", "POST"])
 def signin() -> ResponseReturnValue:
-    """The sign-in form; 429 while an account or address is locked out."""
+    """The sign-in form; 429 with Retry-After while an attempt must wait."""
     form = SignInForm()
-    status = 200
+    status, headers = 200, {}
     if form.validate_on_submit():
-        r, ip = services().redis, client_ip()
+        svc, ip = services(), client_ip()
+        r, limits = svc.redis, signin_limit.Limits.from_config(svc.config)
         email = form.email.data.strip().lower()
-        wait = signin_limit.locked_for(r, email, ip)
-        if wait:
-            audit.record(r, email, "signin.throttled", ip=ip)
-            form.password.errors.append(
-                f"Too many failed attempts. Try again in {max(1, (wait + 59) // 60)} minutes."
-            )
-            status = 429
+        refusal = signin_limit.check(r, email, ip, limits)
+        if refusal:
+            if refusal.first:  # once per wait, so hammering cannot flood the log
+                audit.record(
+                    r,
+                    email,
+                    "signin.throttled",
+                    ip=ip,
+                    scope=refusal.scope,
+                    retry_after=refusal.retry_after,
+                )
+            form.password.errors.append(_refused(refusal))
+            status, headers = 429, {"Retry-After": str(refusal.retry_after)}
         elif (user := authenticate(r, email, form.password.data)) is None:
-            signin_limit.failed(r, email, ip)
-            audit.record(r, email, "signin.failed", ip=ip)
+            delay = signin_limit.failed(r, email, ip, limits)
+            audit.record(r, email, "signin.failed", ip=ip, **({"delay": delay} if delay else {}))
             form.password.errors.append("Wrong email or password.")
             status = 401
         else:
-            signin_limit.succeeded(r, user.email)
+            signin_limit.succeeded(r, user.email, ip)
             sessions.start(r, user.email)
             audit.record(r, user.email, "signin.succeeded", ip=ip)
             return redirect(_safe_next(request.args.get("next")))
     elif request.method == "POST":
         status = 400  # e.g. the CSRF token is missing or stale: the form says which
-    return render_template("admin/signin.html", form=form), status
+    return render_template("admin/signin.html", form=form), status, headers
 
 
 class SignOutForm(FlaskForm):

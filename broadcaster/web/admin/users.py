@@ -47,7 +47,7 @@ def users() -> ResponseReturnValue:
                     form.name.data or "",
                     form.role.data,
                     form.password.data,
-                    created_by=principal().name,
+                    created_by=principal().person,
                     ip=client_ip(),
                 )
             except UserError as exc:

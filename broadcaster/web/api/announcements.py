@@ -1,4 +1,4 @@
-"""``/api/v1/announcements``: create, read, deliveries, approve, reject."""
+"""``/api/v1/announcements``: create, read, what waits for approval, deliveries, approve, reject."""
 
 from __future__ import annotations
 
@@ -85,6 +85,23 @@ class Announcements(MethodView):
                 idem.abandon(svc.redis, guard[0])  # let the client retry with the same key
             raise
         return accepted(announcement.id, announcement.incident_id, announcement.state)
+
+
+@blp.route("/announcements/pending")
+class Pending(MethodView):
+    @blp.arguments(schemas.PageArgs, location="query")
+    @blp.response(200, schemas.PendingPage)
+    def get(self, args: dict[str, int]) -> dict[str, Any]:
+        """Every announcement waiting for approval, newest first, a page at a time."""
+        require("read")
+        page, per_page = args["page"], args["per_page"]
+        total, items = services().announcements.pending_page((page - 1) * per_page, per_page)
+        return {
+            "items": [{**a.to_dict(), "links": links(a.id, a.incident_id)} for a in items],
+            "page": page,
+            "per_page": per_page,
+            "total": total,
+        }
 
 
 @blp.route("/announcements/<announcement_id>")

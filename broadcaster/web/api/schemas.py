@@ -89,12 +89,16 @@ class AnnouncementOut(Schema):
     corrects = fields.String(allow_none=True)
     next_update_at = fields.Float(allow_none=True)
     need = fields.String(allow_none=True)
-    author = fields.String()
+    author = fields.String(metadata={"description": "the token or user that wrote it"})
+    author_person = fields.String(metadata={"description": "the person behind `author`"})
     state = fields.String()
     created_at = fields.Float()
     published_at = fields.Float(allow_none=True)
     approved_by = fields.String(allow_none=True)
     rejected_by = fields.String(allow_none=True)
+    decided_by_person = fields.String(
+        allow_none=True, metadata={"description": "the person who approved or rejected it"}
+    )
     reason = fields.String(allow_none=True)
     bypass_reason = fields.String(allow_none=True)
     deliveries = fields.Dict(
@@ -179,6 +183,18 @@ class DeliveryPage(Schema):
     page = fields.Integer()
     per_page = fields.Integer()
     total = fields.Integer()
+
+
+class PendingEntry(AnnouncementOut):
+    class Meta:
+        exclude = ("deliveries",)  # nothing is delivered before approval
+
+
+class PendingPage(Schema):
+    items = fields.List(fields.Nested(PendingEntry), metadata={"description": "newest first"})
+    page = fields.Integer()
+    per_page = fields.Integer()
+    total = fields.Integer(metadata={"description": "every announcement waiting for approval"})
 
 
 class TimelineEntry(AnnouncementOut):
@@ -281,12 +297,26 @@ class PublicRenderingOut(RenderingOut):
         exclude = ("audience",)
 
 
+class SurfaceOut(Schema):
+    surface = fields.String(
+        metadata={"description": "status, banner, social:NETWORK or webhook:TARGET"}
+    )
+    label = fields.String()
+    public = fields.Boolean(metadata={"description": "seen by anyone (false: internal target)"})
+    reaches = fields.Boolean(metadata={"description": "this announcement goes there"})
+    why = fields.String()
+
+
 class PreviewOut(Schema):
     renderings = fields.List(fields.Nested(RenderingOut))
     public = fields.List(fields.Nested(PublicRenderingOut))
     recipients = fields.Dict(
         metadata={"description": "per channel: recipients, skipped (opted out)"}
     )
+    visibility = fields.String(
+        metadata={"description": "internal (every audience internal: nothing public) or public"}
+    )
+    surfaces = fields.List(fields.Nested(SurfaceOut))
     warnings = fields.List(fields.String())
 
 

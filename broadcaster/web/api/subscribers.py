@@ -58,7 +58,7 @@ class Subscribers(MethodView):
                 message=f"at most {MAX_ROWS} subscribers per request; use the CSV import for more",
             )
         svc = services()
-        report = import_rows(enumerate(body), svc.plan, svc.subscribers)
+        report = import_rows(enumerate(body), svc.plan, svc.subscribers, senders=svc.senders)
         _audit_import(principal.name, "json", report)
         if report["created"] + report["updated"] == 0:
             return all_rejected(report)
@@ -126,7 +126,7 @@ class SubscriberImport(MethodView):
         text = io.TextIOWrapper(request.stream, encoding="utf-8-sig", newline="")
         svc = services()
         try:
-            report = import_rows(csv_rows(text), svc.plan, svc.subscribers)
+            report = import_rows(csv_rows(text), svc.plan, svc.subscribers, senders=svc.senders)
         except CsvHeaderError as exc:
             abort(422, message=str(exc), errors={"file": [str(exc)]})
         except UnicodeDecodeError:

@@ -4,7 +4,9 @@ An alert group (Alertmanager ``groupKey``, Grafana group key, generic ``key``) m
 one incident. Repeats add nothing for customers; a resolve creates a draft (or the plan's
 "all clear"); firing again within the reopen window reopens the same incident; and one
 incident never emails or texts customers more often than ``min_interval``. A Redis lock
-per group makes concurrent deliveries of the same payload safe.
+per group makes concurrent deliveries of the same payload safe. A rule opens at most a few
+new incidents per window; in a flood, further alert groups gather in one draft
+(``floods.py``).
 """
 
 from __future__ import annotations
@@ -24,8 +26,9 @@ from broadcaster.domain.monitoring_rules import HoldingStatement, MonitoringRule
 from broadcaster.domain.text_policy import LINE, TITLE_MAX, encodable
 from broadcaster.domain.tokens import Principal
 from broadcaster.rendering import banners
-from broadcaster.rendering.i18n import format_timestamp
+from broadcaster.rendering.clock import format_time
 from broadcaster.services import Services
+from broadcaster.web.hooks.floods import Floods
 from channels import PERSONAL
 
 EVENTS_KEY = "bc:hooks:events"
@@ -154,6 +157,7 @@ class Processor:
     def __init__(self, svc: Services) -> None:
         self.svc = svc
         self.monitoring = svc.plan.monitoring
+        self.floods = Floods(svc)
 
     def handle(self, event: MonitorEvent) -> dict[str, Any]:
         """Apply the plan's rules to one event; returns what happened."""
@@ -200,10 +204,14 @@ class Processor:
                 state["resolved_at"] = ""
                 ann = self._announce(event, rule, rule.holding_statement, incident_id)
                 return {"outcome": "reopened", "incident_id": incident_id, **ann}
+            if not self.floods.may_open(rule):  # a flood: one draft for a person, no texts
+                return self.floods.gather(event, rule, state)
             ann = self._announce(event, rule, rule.holding_statement, None)
             state.update(incident_id=ann["incident_id"], opened_at=str(now), resolved_at="")
             return {"outcome": "opened", **ann}
         # resolved
+        if state.get("gathered"):  # noted on the draft that gathered it; no draft of its own
+            return self.floods.gather(event, rule, state)
         if not incident_id or resolved_at is not None:
             return {"outcome": "already resolved: nothing sent", "incident_id": incident_id}
         state["resolved_at"] = str(now)
@@ -218,8 +226,10 @@ class Processor:
             "service": labels.get("service") or labels.get("job") or labels.get("alertname", ""),
             "alertname": labels.get("alertname", ""),
             "summary": event.annotations.get("summary") or event.title,
-            "started": format_timestamp(started, locale, tz),
-            "next_update": format_timestamp(promised, locale, tz),
+            # No zone after the times: the email and pages that carry the statement name it
+            # once; SMS and banner lines have no room for it.
+            "started": format_time(started, locale, tz),
+            "next_update": format_time(promised, locale, tz),
             "organisation": self.svc.plan.organisation,
         }
 

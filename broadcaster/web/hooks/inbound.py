@@ -9,6 +9,7 @@ Twilio gets an empty TwiML answer: no automatic reply goes out from here.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import re
@@ -89,6 +90,25 @@ def _answered(svc: Services, subscriber_id: str) -> str | None:
     )
 
 
+def _seen_before(svc: Services, message_sid: str, phone: str, body: str) -> bool:
+    """True if this SMS was handled before (and remember it otherwise).
+
+    By ``MessageSid`` when there is one. Twilio's signature has no timestamp, so a signed
+    request without a sid could be replayed at will: those are known by what they say (from,
+    to, text), and the same text from the same number within the window counts once.
+    """
+    if message_sid:
+        return not svc.redis.set(f"bc:rcpt:seen:tw-in:{message_sid}", 1, nx=True, ex=SEEN_TTL)
+    content = "\x1f".join((phone, request.form.get("To", ""), body))
+    digest = hashlib.sha256(content.encode("utf-8", "surrogatepass")).hexdigest()
+    window = max(1, int(svc.config["INBOUND_DEDUPE_WINDOW"]))
+    if svc.redis.set(f"bc:rcpt:seen:tw-in-body:{digest}", 1, nx=True, ex=window):
+        return False
+    log.info("dropped a repeated SMS without MessageSid from %s", mask_contact(phone))
+    metrics.count(svc.redis, "hook_replays", "twilio_inbound", "repeated")
+    return True
+
+
 def _twiml() -> Response:
     return Response(str(MessagingResponse()), mimetype="text/xml")
 
@@ -101,11 +121,10 @@ def twilio_inbound() -> ResponseReturnValue:
         return refused
     svc = services()
     message_sid = request.form.get("MessageSid", "")
-    if message_sid and not svc.redis.set(
-        f"bc:rcpt:seen:tw-in:{message_sid}", 1, nx=True, ex=SEEN_TTL
-    ):
-        return _twiml()  # Twilio retried a request we already handled
     phone, body = request.form.get("From", ""), request.form.get("Body", "")
+    if _seen_before(svc, message_sid, phone, body):
+        return _twiml()  # Twilio retried a request we already handled, or it was replayed
+
     subscriber_id = svc.subscribers.find_by_contact("phone", phone) if phone else None
     kind = keyword(body, svc.plan.locales)
     if kind and subscriber_id:

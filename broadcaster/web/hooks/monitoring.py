@@ -1,12 +1,14 @@
 """Inbound monitoring webhooks: ``/hooks/alertmanager``, ``/hooks/grafana``, ``/hooks/generic``.
 
 Authenticated first (a ``monitor`` token as Bearer or as the Basic-auth password; for the
-generic hook also an HMAC signature): without it nothing is recorded. Then the raw payload
-is kept, validated (400 with the reason), and handed to the monitoring rules.
+generic hook also an HMAC signature): without it nothing is recorded. Each token is held to
+a rate (``throttle.py``: 429 with ``Retry-After``). Then the raw payload is kept, validated
+(400 with the reason), and handed to the monitoring rules.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request
@@ -14,8 +16,10 @@ from flask.typing import ResponseReturnValue
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
 
 from broadcaster.domain.tokens import lookup
+from broadcaster.infra import metrics
 from broadcaster.services import services
 from broadcaster.web.errors import error_body, summarise
+from broadcaster.web.hooks import throttle
 from broadcaster.web.hooks.alerts import (
     MonitorEvent,
     Processor,
@@ -24,9 +28,12 @@ from broadcaster.web.hooks.alerts import (
     record_event,
 )
 from broadcaster.web.limits import MalformedJSON, parse_json, refuse
-from channels.webhook import SIGNATURE_HEADER, verify
+from channels.webhook import SIGNATURE_HEADER, sign, verify
 
 bp = Blueprint("hooks", __name__, url_prefix="/hooks")
+
+HMAC_TOLERANCE = 300  # seconds a signature's timestamp may be from now, either way
+_SIGNED_AT = re.compile(r"(?:^|,)\s*t=([0-9]{1,15})\s*(?:,|$)")
 
 _Labels = fields.Dict(keys=fields.String(), values=fields.String(), load_default=dict)
 
@@ -91,9 +98,32 @@ def _authorised(signed: bool) -> bool:
         principal = lookup(services().redis, token)
         return principal is not None and principal.may("hooks")
     secret = current_app.config.get("HOOKS_SECRET")
-    if signed and secret and request.headers.get(SIGNATURE_HEADER):
-        return verify(str(secret), request.headers[SIGNATURE_HEADER], request.get_data())
+    header = request.headers.get(SIGNATURE_HEADER, "")
+    if signed and secret and header:
+        body = request.get_data()
+        if not verify(str(secret), header, body, tolerance=HMAC_TOLERANCE):
+            return False
+        _refuse_replay(str(secret), header, body)
+        return True
     return False
+
+
+def _refuse_replay(secret: str, header: str, body: bytes) -> None:
+    """409 if this signed request (same timestamp, same body) was received before.
+
+    The key is the signature we expect, not the header as sent: extra ``v1=`` values or
+    spaces would make a new header around the same signed request.
+    """
+    timestamp = _SIGNED_AT.search(header)
+    if timestamp is None:  # pragma: no cover - verify() accepted exactly one t=
+        return
+    expected = sign(secret, body, int(timestamp.group(1))).rpartition("v1=")[2]
+    # Longer than the window a timestamp stays valid in (± the tolerance around it).
+    ttl = 2 * HMAC_TOLERANCE + 60
+    if services().redis.set(f"bc:hooks:hmac-seen:{expected}", 1, nx=True, ex=ttl):
+        return
+    metrics.count(services().redis, "hook_replays", "generic", "signature_seen")
+    refuse(409, "this signed request was already received (replay); sign each request anew")
 
 
 def _receive(
@@ -105,6 +135,7 @@ def _receive(
             "send a monitor token (Bearer or Basic password)"
             + (" or an X-Broadcaster-Signature" if signed else ""),
         )
+    throttle.check(source)  # per token, before any work: a flood is refused at the door
     svc = services()
     raw = request.get_data(as_text=True)
     if not request.is_json:

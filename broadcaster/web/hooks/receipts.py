@@ -16,6 +16,9 @@ from __future__ import annotations
 
 import binascii
 import logging
+import math
+import re
+import time
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -57,6 +60,7 @@ SENDGRID_STATES = {
 # The person asked for no more email: honour it like the unsubscribe link.
 SENDGRID_OPT_OUTS = ("unsubscribe", "group_unsubscribe", "spamreport")
 SEEN_TTL = 7 * 24 * 3600  # SendGrid retries a failed POST for up to 72 hours
+_UNIX_TIME = re.compile(r"[0-9]{1,15}")  # str.isdigit() would also take other scripts' digits
 
 
 def _error(code: int, message: str) -> tuple[Response, int]:
@@ -167,6 +171,16 @@ def sendgrid_events() -> ResponseReturnValue:
     if not valid:
         log.warning("rejected a SendGrid event batch with a bad signature")
         return _error(403, "invalid SendGrid Event Webhook signature")
+    now = time.time()
+    max_age = float(current_app.config["SENDGRID_EVENT_MAX_AGE"])
+    # The timestamp is signed with the body: an old one is a captured batch sent again.
+    # Both ways, or a far-future timestamp would make a batch replayable later.
+    if not _UNIX_TIME.fullmatch(timestamp) or abs(now - int(timestamp)) > max_age:
+        log.warning("rejected a SendGrid event batch signed at %r (replayed or stale)", timestamp)
+        metrics.count(services().redis, "hook_replays", "sendgrid", "stale")
+        return _error(
+            403, f"SendGrid Event Webhook timestamp is more than {max_age:.0f} s from now"
+        )
     try:
         events = parse_json(payload)
     except MalformedJSON as exc:  # malformed or too deep (signed, but still no 500)
@@ -176,12 +190,23 @@ def sendgrid_events() -> ResponseReturnValue:
     svc = services()
     outcomes: dict[str, int] = {}
     for event in events:
-        outcome = _sendgrid_event(svc, event) if isinstance(event, dict) else "ignored"
+        outcome = _sendgrid_event(svc, event, now) if isinstance(event, dict) else "ignored"
         outcomes[outcome] = outcomes.get(outcome, 0) + 1
     return jsonify({"events": len(events), **outcomes})
 
 
-def _sendgrid_event(svc: Services, event: dict[str, Any]) -> str:
+def event_time(event: dict[str, Any], now: float) -> float:
+    """When a SendGrid event happened (its ``timestamp``), never later than now."""
+    value = event.get("timestamp")
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        return now  # SendGrid always sends one; without it, receipt time is the best we know
+    # Whole seconds: an event in the same second as an opt-in may have come after it, and
+    # an opt-out is the choice to honour then. A future time would shield the change from
+    # every later one: cap it at now.
+    return min(float(value) + (0.999 if isinstance(value, int) else 0.0), now)
+
+
+def _sendgrid_event(svc: Services, event: dict[str, Any], now: float) -> str:
     kind = str(event.get("event") or "")
     event_id = str(event.get("sg_event_id") or "")
     announcement_id = str(event.get("announcement_id") or "")
@@ -194,9 +219,14 @@ def _sendgrid_event(svc: Services, event: dict[str, Any]) -> str:
         return "unmatched"  # mail sent by something else on the same SendGrid account
     if kind in SENDGRID_OPT_OUTS:
         try:
-            svc.subscribers.set_opt_outs(subscriber_id, ["email"], opted_out=True)
+            _, stale = svc.subscribers.changed_opt_outs(
+                subscriber_id, ["email"], opted_out=True, at=event_time(event, now)
+            )
         except KeyError:
             return "unmatched"  # erased meanwhile
+        if stale:  # they opted back in after this event: the newer choice stands
+            metrics.count(svc.redis, "receipts", "sendgrid", kind, "stale")
+            return "stale"
         metrics.count(svc.redis, "receipts", "sendgrid", kind, "applied")
         return "opted_out"
     state = SENDGRID_STATES.get(kind)
