@@ -1,7 +1,8 @@
 """Inbound monitoring webhooks: ``/hooks/alertmanager``, ``/hooks/grafana``, ``/hooks/generic``.
 
-Authenticated first (a ``monitor`` token as Bearer or as the Basic-auth password; for the
-generic hook also an HMAC signature): without it nothing is recorded. Then the raw payload
+Authenticated first, by the gate (``web/gate.py``, with ``monitor_credentials``): a
+``monitor`` token as Bearer or as the Basic-auth password; for the generic hook also an
+HMAC signature. Without it nothing is read or recorded. Then the raw payload
 is kept, validated (400 with the reason), and handed to the monitoring rules.
 """
 
@@ -16,6 +17,7 @@ from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
 from broadcaster.domain.tokens import lookup
 from broadcaster.services import services
 from broadcaster.web.errors import error_body, summarise
+from broadcaster.web.gate import Check, authenticated_by
 from broadcaster.web.hooks.alerts import (
     MonitorEvent,
     Processor,
@@ -96,15 +98,24 @@ def _authorised(signed: bool) -> bool:
     return False
 
 
-def _receive(
-    source: str, schema: Schema, convert: Any, signed: bool = False
-) -> ResponseReturnValue:
-    if not _authorised(signed):
+def monitor_credentials(signed: bool = False) -> Check:
+    """The gate's check for a monitoring hook: 401 unless ``_authorised(signed)``."""
+
+    def check() -> ResponseReturnValue | None:
+        if _authorised(signed):
+            return None
         return _json_error(
             401,
             "send a monitor token (Bearer or Basic password)"
             + (" or an X-Broadcaster-Signature" if signed else ""),
         )
+
+    return check
+
+
+def _receive(source: str, schema: Schema, convert: Any) -> ResponseReturnValue:
+    # The gate (web/gate.py) ran monitor_credentials before this: nothing unauthenticated
+    # is recorded or parsed.
     svc = services()
     raw = request.get_data(as_text=True)
     if not request.is_json:
@@ -131,18 +142,21 @@ def _receive(
 
 
 @bp.post("/alertmanager")
+@authenticated_by("monitor token", monitor_credentials())
 def alertmanager() -> ResponseReturnValue:
     """Prometheus Alertmanager's webhook receiver (payload v4)."""
     return _receive("alertmanager", AlertmanagerSchema(), from_alertmanager)
 
 
 @bp.post("/grafana")
+@authenticated_by("monitor token", monitor_credentials())
 def grafana() -> ResponseReturnValue:
     """Grafana unified-alerting webhook contact point."""
     return _receive("grafana", AlertmanagerSchema(), lambda d: from_alertmanager(d, "grafana"))
 
 
 @bp.post("/generic")
+@authenticated_by("monitor token or HMAC signature", monitor_credentials(signed=True))
 def generic() -> ResponseReturnValue:
     """Any tool: the small generic shape, with a token or an HMAC signature."""
-    return _receive("generic", GenericSchema(), from_generic, signed=True)
+    return _receive("generic", GenericSchema(), from_generic)
