@@ -21,7 +21,7 @@ from werkzeug.http import parse_accept_header
 from broadcaster.infra import microcache
 from broadcaster.rendering import banners, isolation, status
 from broadcaster.rendering.i18n import gettext_for
-from broadcaster.rendering.messages import SEVERITY_COLOURS, SEVERITY_LABELS, STATUS_LABELS
+from broadcaster.rendering.messages import SEVERITY_LABELS, STATUS_LABELS
 from broadcaster.services import Services, services
 
 bp = Blueprint("public", __name__)
@@ -158,7 +158,6 @@ def status_page() -> Response:
         **data,
         _=gettext_for(locale),
         locales=svc.plan.locales,
-        colours=SEVERITY_COLOURS,
         severity_labels=SEVERITY_LABELS,
         status_labels=STATUS_LABELS,
     )
