@@ -15,8 +15,10 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from flask import Flask
 from flask.testing import FlaskClient
+from flask.views import MethodView
 
-from broadcaster.web.gate import GUARDED_PREFIXES, declaration
+from broadcaster.web.auth import requires
+from broadcaster.web.gate import GUARDED_PREFIXES, declaration, public
 from tests.conftest import sign_in
 
 # A body every validator refuses: unknown audience, wrong types, unknown fields.
@@ -91,6 +93,29 @@ def test_a_route_that_declares_nothing_is_refused(make_app):
     assert_401(client.post("/hooks/forgotten", json={}))
 
 
+def test_declarations_on_functions_classes_and_methods(make_app, tokens):
+    """``public`` opens a route on purpose; a method's declaration wins over its class's."""
+
+    @public("a test: anyone may read this")
+    class Mixed(MethodView):
+        def get(self) -> str:
+            return "open"
+
+        @requires("draft")
+        def post(self) -> str:
+            return "drafted"
+
+    app = make_app()
+    app.add_url_rule("/api/v1/mixed", view_func=Mixed.as_view("mixed"))
+    app.add_url_rule("/hooks/open", "open_hook", public("a test")(lambda: "ok"), methods=["POST"])
+    client = app.test_client()
+    assert client.get("/api/v1/mixed").get_data(as_text=True) == "open"
+    assert_401(client.post("/api/v1/mixed", json=INVALID))
+    assert client.post("/api/v1/mixed", headers=tokens["monitor"]).status_code == 403
+    assert client.post("/api/v1/mixed", headers=tokens["helpdesk"]).get_data() == b"drafted"
+    assert client.post("/hooks/open", data=NESTED).get_data() == b"ok"
+
+
 @pytest.mark.parametrize(
     ("method", "path", "kwargs"),
     [
@@ -125,12 +150,26 @@ def test_every_api_route_answers_401_before_parsing(app, client, headers):
             assert_401(response)
 
 
-def test_a_huge_body_without_a_token_is_401(client):
+def test_a_huge_body_without_credentials_is_401(signed_app):
     """Nothing is read: not even the size of what a stranger sends decides the answer."""
-    response = client.post(
-        "/api/v1/announcements", data=b"x" * (3 * 1024 * 1024), content_type="text/plain"
-    )
-    assert_401(response)
+    client = signed_app.test_client()
+    huge = b"x" * (3 * 1024 * 1024)
+    for path in (
+        "/api/v1/announcements",
+        "/api/v1/subscribers/import",
+        "/hooks/alertmanager",
+        "/hooks/generic",
+        "/hooks/twilio/status",
+        "/hooks/twilio/inbound",
+        "/hooks/sendgrid/events",
+    ):
+        assert_401(client.post(path, data=huge, content_type="application/json"))
+
+
+def test_options_needs_credentials_too(client, caplog):
+    """Flask answers OPTIONS itself; under /api/v1 it is refused like the rest, quietly."""
+    assert_401(client.options("/api/v1/announcements"))
+    assert not [r for r in caplog.records if "declares no authentication" in r.getMessage()]
 
 
 @pytest.mark.parametrize("headers", [{}, UNKNOWN])

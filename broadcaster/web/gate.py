@@ -90,11 +90,9 @@ def _gate() -> ResponseReturnValue | None:
     view = current_app.view_functions[request.endpoint]
     authentication = declaration(view, request.method)
     if authentication is None:
-        log.error(
-            "refused %s %s: the route declares no authentication",
-            request.method,
-            request.url_rule.rule if request.url_rule else request.path,
-        )
+        if request.method != "OPTIONS":  # Flask's automatic OPTIONS is no forgotten route
+            rule = request.url_rule.rule if request.url_rule else request.path
+            log.error("refused %s %s: the route declares no authentication", request.method, rule)
         abort(401, message="this route declares no way to authenticate: refused")
     if authentication.check is None:
         return None

@@ -162,12 +162,12 @@ def sendgrid_verified() -> tuple[Response, int] | None:
             "SendGrid events are refused: set BROADCASTER_SENDGRID_WEBHOOK_PUBLIC_KEY to the "
             "Event Webhook's verification key (unsigned events are never accepted)",
         )
-    payload = request.get_data(as_text=True)
     signature = request.headers.get(EventWebhookHeader.SIGNATURE, "")
     timestamp = request.headers.get(EventWebhookHeader.TIMESTAMP, "")
     try:
+        # Without both headers the body is not even read.
         valid = bool(signature and timestamp) and verifier.verify_signature(
-            payload, signature, timestamp
+            request.get_data(as_text=True), signature, timestamp
         )
     except (binascii.Error, ValueError):  # not base64, or not a DER signature
         valid = False
