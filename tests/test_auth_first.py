@@ -166,6 +166,18 @@ def test_a_huge_body_without_credentials_is_401(signed_app):
         assert_401(client.post(path, data=huge, content_type="application/json"))
 
 
+def test_once_signed_the_body_limits_apply(make_app):
+    """A caller that sends a signature gets its body read, within the size limit: 413."""
+    client = make_app(MAX_CONTENT_LENGTH=4096).test_client()
+    response = client.post(
+        "/hooks/twilio/status",
+        data=b"MessageStatus=" + b"x" * 10_000,
+        content_type="application/x-www-form-urlencoded",
+        headers={"X-Twilio-Signature": "c2lnbmF0dXJl"},
+    )
+    assert response.status_code == 413
+
+
 def test_options_needs_credentials_too(client, caplog):
     """Flask answers OPTIONS itself; under /api/v1 it is refused like the rest, quietly."""
     assert_401(client.options("/api/v1/announcements"))
