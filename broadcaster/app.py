@@ -19,7 +19,16 @@ from broadcaster.infra.redis_server import client as redis_client
 from broadcaster.rendering import public_pages
 from broadcaster.rendering.messages import Renderer
 from broadcaster.services import Services
-from broadcaster.web import admin, errors, limits, metrics_view, public, unsubscribe
+from broadcaster.web import (
+    admin,
+    errors,
+    gate,
+    headers,
+    limits,
+    metrics_view,
+    public,
+    unsubscribe,
+)
 from broadcaster.web.api import announcements, audiences, audit, incidents, subscribers
 from broadcaster.web.health import bp as health_bp
 from broadcaster.web.hooks import inbound, receipts
@@ -97,8 +106,10 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(inbound.bp)
     metrics_view.init_app(app)
     limits.init_app(app)
+    gate.init_app(app)  # authenticates /api/v1 and /hooks first, before limits parses
     admin.init_app(app)
     errors.init_app(app)
+    headers.init_app(app)  # CSP, nosniff, referrer, no-store, HSTS on every answer
     # Last, around everything: repeats of the public pages never enter Flask.
     microcache.install(app)
     return app

@@ -160,7 +160,7 @@ def test_forged_inbound_sms_is_refused(client, tokens):
     phone = "+31612345613"
     sid = subscribe(client, tokens, phone, "da")
     response = sms(client, phone, "STOP", token="forged-token")
-    assert response.status_code == 403
-    assert response.get_json()["code"] == 403
+    assert response.status_code == 401
+    assert response.get_json()["code"] == 401
     person = client.get(f"/api/v1/subscribers/{sid}", headers=tokens["admin"]).get_json()
     assert person["opt_outs"] == []

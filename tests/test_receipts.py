@@ -127,8 +127,8 @@ def test_forged_twilio_callbacks_are_refused(app, client, tokens, providers):
     url = twilio.accepted()[0]["StatusCallback"]
     form = {"MessageSid": "SM3", "MessageStatus": "undelivered", "To": "+31612345603"}
 
-    assert_error(twilio_post(client, url, form, token="not-the-auth-token"), 403, "Signature")
-    assert_error(client.post(urllib.parse.urlsplit(url).path, data=form), 403, "Signature")
+    assert_error(twilio_post(client, url, form, token="not-the-auth-token"), 401, "Signature")
+    assert_error(client.post(urllib.parse.urlsplit(url).path, data=form), 401, "Signature")
     # A valid signature for one delivery cannot be replayed against another.
     signature = RequestValidator(FakeTwilio.AUTH_TOKEN).compute_signature(url, form)
     other = url.replace("s=", "s=x")
@@ -137,7 +137,7 @@ def test_forged_twilio_callbacks_are_refused(app, client, tokens, providers):
         data=form,
         headers={"X-Twilio-Signature": signature},
     )
-    assert_error(tampered, 403, "Signature")
+    assert_error(tampered, 401, "Signature")
     assert [r["state"] for r in records(client, tokens, ann).values()] == ["sent"]
 
 
@@ -250,7 +250,7 @@ def test_forged_sendgrid_events_are_refused(make_app, tokens, providers, signing
     ]
     for headers in attempts:
         response = client.post("/hooks/sendgrid/events", data=payload, headers=headers)
-        assert_error(response, 403, "signature")
+        assert_error(response, 401, "signature")
     assert [r["state"] for r in records(client, tokens, ann).values()] == ["sent"]
 
 

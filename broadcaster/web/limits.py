@@ -9,13 +9,15 @@ Every body is checked at the door, before any view or parser runs:
 - **content type** — a body sent to ``/api/`` must be JSON (``application/json`` or
   ``application/*+json``) unless the route takes something else (``OTHER_BODIES``): 415.
 - **JSON** — parsed once, here, by ``parse_json``: malformed, not UTF-8 or nested deeper
-  than ``MAX_JSON_DEPTH`` is 400. flask-smorest's argument parser (webargs) runs *before*
-  the view's ``require()`` and calls ``json.loads`` itself, where a body nested 1,000 deep
-  raised ``RecursionError`` (a 500 with a traceback, even without a token); refusing such a
-  body at the door means webargs only ever sees JSON that parses.
+  than ``MAX_JSON_DEPTH`` is 400. flask-smorest's argument parser (webargs) calls
+  ``json.loads`` itself, where a body nested 1,000 deep raised ``RecursionError`` (a 500
+  with a traceback); refusing such a body at the door means webargs only ever sees JSON
+  that parses.
 
-The inbound hooks authenticate first and then parse their body with ``parse_json`` (a
-monitor's malformed payload is kept for ``/api/v1/hooks/events``); ``request.get_json``
+All of this runs after the gate (``web/gate.py``) has authenticated ``/api/v1`` and
+``/hooks`` requests: a caller without credentials gets 401, whatever its body. The
+inbound hooks parse their body with ``parse_json`` (a monitor's malformed payload is kept
+for ``/api/v1/hooks/events``); ``request.get_json``
 goes through ``parse_json`` too (``JSONProvider``, ``BodyLimitedRequest``). Every refusal is an
 ``HTTPException``, so ``errors.py`` answers it as JSON and logs one line, never a traceback.
 """

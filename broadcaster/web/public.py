@@ -22,7 +22,7 @@ from broadcaster.domain import visibility
 from broadcaster.infra import microcache
 from broadcaster.rendering import banners, clock, isolation, status
 from broadcaster.rendering.i18n import gettext_for
-from broadcaster.rendering.messages import SEVERITY_COLOURS, SEVERITY_LABELS, STATUS_LABELS
+from broadcaster.rendering.messages import SEVERITY_LABELS, STATUS_LABELS
 from broadcaster.services import Services, services
 
 bp = Blueprint("public", __name__)
@@ -163,7 +163,6 @@ def status_page() -> Response:
         local_time=lambda value: clock.format_value(value, locale, tz),
         zone_note=clock.zone_note(locale, tz),
         locales=svc.plan.locales,
-        colours=SEVERITY_COLOURS,
         severity_labels=SEVERITY_LABELS,
         status_labels=STATUS_LABELS,
     )

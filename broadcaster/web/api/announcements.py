@@ -14,7 +14,7 @@ from broadcaster.domain.ledger import STATES, Ledger
 from broadcaster.rendering.preview import preview
 from broadcaster.services import services
 from broadcaster.web.api import schemas
-from broadcaster.web.auth import client_ip, require
+from broadcaster.web.auth import client_ip, require, requires
 
 blp = Blueprint("announcements", __name__, url_prefix="/api/v1", description="Announcements")
 
@@ -55,6 +55,7 @@ class Announcements(MethodView):
     @blp.alt_response(
         409, description="State conflict (e.g. correcting an unpublished announcement)"
     )
+    @requires("draft")
     def post(self, data: dict[str, Any]) -> dict[str, Any]:
         """Accept an announcement; publish and fan it out unless it needs approval.
 
@@ -106,6 +107,7 @@ class Pending(MethodView):
 
 @blp.route("/announcements/<announcement_id>")
 class Announcement(MethodView):
+    @requires("read")
     @blp.response(200, schemas.AnnouncementOut)
     def get(self, announcement_id: str) -> dict[str, Any]:
         """The announcement with per-channel delivery counts."""
@@ -115,6 +117,7 @@ class Announcement(MethodView):
 
 @blp.route("/announcements/<announcement_id>/deliveries")
 class Deliveries(MethodView):
+    @requires("read")
     @blp.arguments(schemas.PageArgs, location="query")
     @blp.response(200, schemas.DeliveryPage)
     def get(self, args: dict[str, int], announcement_id: str) -> dict[str, Any]:
@@ -133,6 +136,7 @@ class Deliveries(MethodView):
 
 @blp.route("/announcements/<announcement_id>/approve")
 class Approve(MethodView):
+    @requires("approve")
     @blp.response(200, schemas.AnnouncementOut)
     def post(self, announcement_id: str) -> dict[str, Any]:
         """Approve and publish a pending announcement (not by its author)."""
@@ -143,6 +147,7 @@ class Approve(MethodView):
 
 @blp.route("/announcements/<announcement_id>/reject")
 class Reject(MethodView):
+    @requires("approve")
     @blp.arguments(schemas.RejectIn)
     @blp.response(200, schemas.AnnouncementOut)
     def post(self, data: dict[str, str], announcement_id: str) -> dict[str, Any]:
@@ -156,6 +161,7 @@ class Reject(MethodView):
 
 @blp.route("/announcements/<announcement_id>/preview")
 class Preview(MethodView):
+    @requires("preview")
     @blp.response(200, schemas.PreviewOut)
     def get(self, announcement_id: str) -> dict[str, Any]:
         """Every channel × audience × locale rendering, measures, recipients and warnings."""
@@ -166,6 +172,7 @@ class Preview(MethodView):
 
 @blp.route("/preview")
 class PreviewUnsaved(MethodView):
+    @requires("preview")
     @blp.arguments(schemas.AnnouncementIn)
     @blp.response(200, schemas.PreviewOut)
     def post(self, data: dict[str, Any]) -> dict[str, Any]:

@@ -10,13 +10,14 @@ from flask_smorest import Blueprint
 from broadcaster.domain import audit
 from broadcaster.services import services
 from broadcaster.web.api import schemas
-from broadcaster.web.auth import require
+from broadcaster.web.auth import require, requires
 
 blp = Blueprint("audit", __name__, url_prefix="/api/v1", description="Audit log")
 
 
 @blp.route("/audit")
 class Audit(MethodView):
+    @requires("audit")
     @blp.arguments(schemas.AuditArgs, location="query")
     @blp.response(200, schemas.AuditPage)
     def get(self, args: dict[str, Any]) -> dict[str, Any]:

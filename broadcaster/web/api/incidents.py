@@ -10,7 +10,7 @@ from flask_smorest import Blueprint, abort
 from broadcaster.rendering.brief import brief
 from broadcaster.services import services
 from broadcaster.web.api import schemas
-from broadcaster.web.auth import require
+from broadcaster.web.auth import require, requires
 from broadcaster.web.hooks.alerts import events, incident_events
 from broadcaster.web.hooks.inbound import replies
 
@@ -19,6 +19,7 @@ blp = Blueprint("incidents", __name__, url_prefix="/api/v1", description="Incide
 
 @blp.route("/incidents")
 class Incidents(MethodView):
+    @requires("read")
     @blp.arguments(schemas.PageArgs, location="query")
     @blp.response(200, schemas.IncidentPage)
     def get(self, args: dict[str, int]) -> dict[str, Any]:
@@ -31,6 +32,7 @@ class Incidents(MethodView):
 
 @blp.route("/incidents/<incident_id>")
 class Incident(MethodView):
+    @requires("read")
     @blp.response(200, schemas.IncidentOut)
     def get(self, incident_id: str) -> dict[str, Any]:
         """One incident with its whole timeline, oldest announcement first."""
@@ -47,6 +49,7 @@ class Incident(MethodView):
 
 @blp.route("/incidents/<incident_id>/brief")
 class Brief(MethodView):
+    @requires("read")
     @blp.response(200, schemas.BriefOut)
     def get(self, incident_id: str) -> dict[str, Any]:
         """What every agent should tell customers now, in every language, and whom to send where."""
@@ -59,6 +62,7 @@ class Brief(MethodView):
 
 @blp.route("/hooks/events")
 class HookEvents(MethodView):
+    @requires("read")
     @blp.arguments(schemas.PageArgs, location="query")
     @blp.response(200, schemas.HookEventPage)
     def get(self, args: dict[str, int]) -> dict[str, Any]:

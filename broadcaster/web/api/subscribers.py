@@ -14,7 +14,7 @@ from broadcaster.domain import audit
 from broadcaster.domain.subscribers import CsvHeaderError, csv_rows, import_rows
 from broadcaster.services import services
 from broadcaster.web.api import schemas
-from broadcaster.web.auth import client_ip, require
+from broadcaster.web.auth import client_ip, require, requires
 from broadcaster.web.errors import error_body, summarise
 from channels import PERSONAL
 
@@ -33,6 +33,7 @@ def all_rejected(report: dict[str, Any]) -> ResponseReturnValue:
 
 @blp.route("/subscribers")
 class Subscribers(MethodView):
+    @requires("subscribers")
     @blp.response(200, schemas.ImportReport)
     @blp.alt_response(422, description="Every row was rejected; the report says why")
     def post(self) -> Any:
@@ -64,6 +65,7 @@ class Subscribers(MethodView):
             return all_rejected(report)
         return report
 
+    @requires("subscribers")
     @blp.arguments(schemas.SubscriberPageArgs, location="query")
     @blp.response(200, schemas.SubscriberPage)
     def get(self, args: dict[str, Any]) -> dict[str, Any]:
@@ -109,6 +111,7 @@ def _person(subscriber_id: str) -> dict[str, Any]:
 
 @blp.route("/subscribers/import")
 class SubscriberImport(MethodView):
+    @requires("subscribers")
     @blp.response(200, schemas.ImportReport)
     @blp.alt_response(422, description="Every row was rejected; the report says why")
     @blp.doc(requestBody={"content": {"text/csv": {"schema": {"type": "string"}}}})
@@ -139,12 +142,14 @@ class SubscriberImport(MethodView):
 
 @blp.route("/subscribers/<subscriber_id>")
 class Subscriber(MethodView):
+    @requires("subscribers")
     @blp.response(200, schemas.SubscriberOut)
     def get(self, subscriber_id: str) -> dict[str, Any]:
         """One subscriber."""
         require("subscribers")
         return _person(subscriber_id)
 
+    @requires("subscribers")
     @blp.response(204)
     def delete(self, subscriber_id: str) -> None:
         """Erase a subscriber's contact data; past deliveries keep only an anonymous id."""
@@ -171,6 +176,7 @@ def _set_opt_outs(subscriber_id: str, data: dict[str, Any], opted_out: bool) -> 
 
 @blp.route("/subscribers/<subscriber_id>/opt-out")
 class OptOut(MethodView):
+    @requires("subscribers")
     @blp.arguments(schemas.OptOutIn)
     @blp.response(200, schemas.SubscriberOut)
     def post(self, data: dict[str, Any], subscriber_id: str) -> dict[str, Any]:
@@ -180,6 +186,7 @@ class OptOut(MethodView):
 
 @blp.route("/subscribers/<subscriber_id>/opt-in")
 class OptIn(MethodView):
+    @requires("subscribers")
     @blp.arguments(schemas.OptOutIn)
     @blp.response(200, schemas.SubscriberOut)
     def post(self, data: dict[str, Any], subscriber_id: str) -> dict[str, Any]:

@@ -27,6 +27,7 @@ from broadcaster.domain.ledger import Ledger
 from broadcaster.infra import metrics
 from broadcaster.infra.logs import mask_contact
 from broadcaster.services import Services, services
+from broadcaster.web.gate import authenticated_by
 from broadcaster.web.hooks.receipts import SEEN_TTL, twilio_verified
 
 log = logging.getLogger(__name__)
@@ -114,11 +115,9 @@ def _twiml() -> Response:
 
 
 @bp.post("/twilio/inbound")
+@authenticated_by("Twilio signature", twilio_verified)
 def twilio_inbound() -> ResponseReturnValue:
     """An SMS to our number: opt-out/opt-in word, or a reply kept on the incident."""
-    refused = twilio_verified()
-    if refused:
-        return refused
     svc = services()
     message_sid = request.form.get("MessageSid", "")
     phone, body = request.form.get("From", ""), request.form.get("Body", "")

@@ -1,9 +1,10 @@
 """Inbound monitoring webhooks: ``/hooks/alertmanager``, ``/hooks/grafana``, ``/hooks/generic``.
 
-Authenticated first (a ``monitor`` token as Bearer or as the Basic-auth password; for the
-generic hook also an HMAC signature): without it nothing is recorded. Each token is held to
-a rate (``throttle.py``: 429 with ``Retry-After``). Then the raw payload is kept, validated
-(400 with the reason), and handed to the monitoring rules.
+Authenticated first, by the gate (``web/gate.py``, with ``monitor_credentials``): a
+``monitor`` token as Bearer or as the Basic-auth password; for the generic hook also an
+HMAC signature, each signed request once. Without it nothing is read or recorded. Each
+token is then held to a rate (``throttle.py``: 429 with ``Retry-After``). Then the raw
+payload is kept, validated (400 with the reason), and handed to the monitoring rules.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from broadcaster.domain.tokens import lookup
 from broadcaster.infra import metrics
 from broadcaster.services import services
 from broadcaster.web.errors import error_body, summarise
+from broadcaster.web.gate import Check, authenticated_by
 from broadcaster.web.hooks import throttle
 from broadcaster.web.hooks.alerts import (
     MonitorEvent,
@@ -126,16 +128,26 @@ def _refuse_replay(secret: str, header: str, body: bytes) -> None:
     refuse(409, "this signed request was already received (replay); sign each request anew")
 
 
-def _receive(
-    source: str, schema: Schema, convert: Any, signed: bool = False
-) -> ResponseReturnValue:
-    if not _authorised(signed):
-        return _json_error(
-            401,
-            "send a monitor token (Bearer or Basic password)"
-            + (" or an X-Broadcaster-Signature" if signed else ""),
-        )
-    throttle.check(source)  # per token, before any work: a flood is refused at the door
+def monitor_credentials(source: str, signed: bool = False) -> Check:
+    """The gate's check for a monitoring hook: 401 unless ``_authorised(signed)``, then the
+    caller's rate (429), all before the body is parsed."""
+
+    def check() -> ResponseReturnValue | None:
+        if not _authorised(signed):
+            return _json_error(
+                401,
+                "send a monitor token (Bearer or Basic password)"
+                + (" or an X-Broadcaster-Signature" if signed else ""),
+            )
+        throttle.check(source)  # per token, before any work: a flood is refused at the door
+        return None
+
+    return check
+
+
+def _receive(source: str, schema: Schema, convert: Any) -> ResponseReturnValue:
+    # The gate (web/gate.py) ran monitor_credentials before this: nothing unauthenticated
+    # or over its rate is recorded or parsed.
     svc = services()
     raw = request.get_data(as_text=True)
     if not request.is_json:
@@ -162,18 +174,21 @@ def _receive(
 
 
 @bp.post("/alertmanager")
+@authenticated_by("monitor token", monitor_credentials("alertmanager"))
 def alertmanager() -> ResponseReturnValue:
     """Prometheus Alertmanager's webhook receiver (payload v4)."""
     return _receive("alertmanager", AlertmanagerSchema(), from_alertmanager)
 
 
 @bp.post("/grafana")
+@authenticated_by("monitor token", monitor_credentials("grafana"))
 def grafana() -> ResponseReturnValue:
     """Grafana unified-alerting webhook contact point."""
     return _receive("grafana", AlertmanagerSchema(), lambda d: from_alertmanager(d, "grafana"))
 
 
 @bp.post("/generic")
+@authenticated_by("monitor token or HMAC signature", monitor_credentials("generic", signed=True))
 def generic() -> ResponseReturnValue:
     """Any tool: the small generic shape, with a token or an HMAC signature."""
-    return _receive("generic", GenericSchema(), from_generic, signed=True)
+    return _receive("generic", GenericSchema(), from_generic)

@@ -1,8 +1,9 @@
 """Delivery receipts: ``POST /hooks/twilio/status`` and ``POST /hooks/sendgrid/events``.
 
-As in pypi/warehouse's ``ses/views.py``: verify the provider's signature first (nothing is
-read or recorded before that), skip events already seen, then move the delivery's state
-machine. Receipts only move a delivery *forward*: ``queued``/``sending``/``sent`` may
+As in pypi/warehouse's ``ses/views.py``: verify the provider's signature first (the gate,
+``web/gate.py``, runs ``twilio_verified`` or ``sendgrid_verified`` before the view: nothing
+is parsed or recorded before that), skip events already seen, then move the delivery's
+state machine. Receipts only move a delivery *forward*: ``queued``/``sending``/``sent`` may
 become ``delivered``, ``undelivered``, ``bounced``, ``dropped`` or ``failed``, and those are
 final — a late "sent" or "processed" never undoes a "delivered", and a second "delivered"
 changes nothing.
@@ -33,6 +34,7 @@ from broadcaster.domain.ledger import Ledger
 from broadcaster.infra import metrics
 from broadcaster.services import Services, services
 from broadcaster.web.errors import error_body
+from broadcaster.web.gate import authenticated_by
 from broadcaster.web.limits import MalformedJSON, parse_json, refuse
 
 log = logging.getLogger(__name__)
@@ -74,7 +76,11 @@ def callback_url(public_url: str, path: str, query: bytes) -> str:
 
 
 def twilio_verified() -> tuple[Response, int] | None:
-    """None if ``X-Twilio-Signature`` is valid for this request, else the error response."""
+    """None if ``X-Twilio-Signature`` is valid for this request, else the error response.
+
+    The gate's check for the Twilio hooks. Twilio signs the URL and the form's fields, so
+    the form is read here, within the body size limit; nothing else is looked at.
+    """
     token = current_app.config.get("TWILIO_AUTH_TOKEN")
     if not token:
         return _error(
@@ -84,7 +90,7 @@ def twilio_verified() -> tuple[Response, int] | None:
     url = callback_url(str(current_app.config["PUBLIC_URL"]), request.path, request.query_string)
     if not signature or not RequestValidator(str(token)).validate(url, request.form, signature):
         log.warning("rejected a Twilio callback with a bad signature on %s", request.path)
-        return _error(403, "invalid X-Twilio-Signature")
+        return _error(401, "invalid X-Twilio-Signature")
     return None
 
 
@@ -124,11 +130,9 @@ def apply(
 
 
 @bp.post("/twilio/status")
+@authenticated_by("Twilio signature", twilio_verified)
 def twilio_status() -> ResponseReturnValue:
     """Twilio's StatusCallback for one message: the URL names announcement and subscriber."""
-    refused = twilio_verified()
-    if refused:
-        return refused
     svc = services()
     status = request.form.get("MessageStatus", "")
     announcement_id, subscriber_id = request.args.get("a", ""), request.args.get("s", "")
@@ -149,9 +153,12 @@ def _sendgrid_verifier() -> EventWebhook | None:
     return current_app.extensions.get("broadcaster_sendgrid_webhook")
 
 
-@bp.post("/sendgrid/events")
-def sendgrid_events() -> ResponseReturnValue:
-    """SendGrid's signed Event Webhook: a JSON list of events, each echoing our custom_args."""
+def sendgrid_verified() -> tuple[Response, int] | None:
+    """None if the Event Webhook signature is valid for the raw body, else the error response.
+
+    The gate's check for ``/hooks/sendgrid/events``: the signature covers the raw bytes,
+    so nothing is parsed before it holds.
+    """
     verifier = _sendgrid_verifier()
     if verifier is None:
         return _error(
@@ -159,28 +166,36 @@ def sendgrid_events() -> ResponseReturnValue:
             "SendGrid events are refused: set BROADCASTER_SENDGRID_WEBHOOK_PUBLIC_KEY to the "
             "Event Webhook's verification key (unsigned events are never accepted)",
         )
-    payload = request.get_data(as_text=True)
     signature = request.headers.get(EventWebhookHeader.SIGNATURE, "")
     timestamp = request.headers.get(EventWebhookHeader.TIMESTAMP, "")
     try:
+        # Without both headers the body is not even read.
         valid = bool(signature and timestamp) and verifier.verify_signature(
-            payload, signature, timestamp
+            request.get_data(as_text=True), signature, timestamp
         )
     except (binascii.Error, ValueError):  # not base64, or not a DER signature
         valid = False
     if not valid:
         log.warning("rejected a SendGrid event batch with a bad signature")
-        return _error(403, "invalid SendGrid Event Webhook signature")
-    now = time.time()
+        return _error(401, "invalid SendGrid Event Webhook signature")
     max_age = float(current_app.config["SENDGRID_EVENT_MAX_AGE"])
     # The timestamp is signed with the body: an old one is a captured batch sent again.
     # Both ways, or a far-future timestamp would make a batch replayable later.
-    if not _UNIX_TIME.fullmatch(timestamp) or abs(now - int(timestamp)) > max_age:
+    if not _UNIX_TIME.fullmatch(timestamp) or abs(time.time() - int(timestamp)) > max_age:
         log.warning("rejected a SendGrid event batch signed at %r (replayed or stale)", timestamp)
         metrics.count(services().redis, "hook_replays", "sendgrid", "stale")
         return _error(
             403, f"SendGrid Event Webhook timestamp is more than {max_age:.0f} s from now"
         )
+    return None
+
+
+@bp.post("/sendgrid/events")
+@authenticated_by("SendGrid signature", sendgrid_verified)
+def sendgrid_events() -> ResponseReturnValue:
+    """SendGrid's signed Event Webhook: a JSON list of events, each echoing our custom_args."""
+    payload = request.get_data(as_text=True)
+    now = time.time()
     try:
         events = parse_json(payload)
     except MalformedJSON as exc:  # malformed or too deep (signed, but still no 500)
