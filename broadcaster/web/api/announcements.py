@@ -90,6 +90,7 @@ class Announcements(MethodView):
 
 @blp.route("/announcements/pending")
 class Pending(MethodView):
+    @requires("read")
     @blp.arguments(schemas.PageArgs, location="query")
     @blp.response(200, schemas.PendingPage)
     def get(self, args: dict[str, int]) -> dict[str, Any]:
