@@ -255,7 +255,7 @@ BROKEN_PLANS = [
         rename(("audiences", "business", "channels"), "chanels"),
         [
             "audiences.business.chanels: unknown key "
-            "(expected one of: description, channels, routes, internal)"
+            "(expected one of: description, channels, routes, internal, primary_route)"
         ],
     ),
     (
@@ -288,7 +288,7 @@ BROKEN_PLANS = [
         [
             "monitoring.rules[0].audience: unknown key (expected one of: "
             "match, match_re, audiences, severity, channels, holding_statement, all_clear, draft, "
-            "new_incidents)"
+            "new_incidents, need)"
         ],
     ),
     (
@@ -424,6 +424,8 @@ def test_the_bundled_plan_loads() -> None:
     assert consumers.channels == ("email", "sms", "banner", "social")
     assert plan.audiences["staff"].channels == ("email", "sms", "webhook")
     assert consumers.description == "Private customers"
+    assert consumers.primary_route == "Technical problem"
+    assert plan.audiences["business"].primary_route == ""
     assert [route.channel for route in consumers.routes] == [
         "Live chat",
         "Customer portal",
@@ -438,6 +440,7 @@ def test_the_bundled_plan_loads() -> None:
             match={"severity": "critical", "service": "payments"},
             audiences=("consumers", "business"),
             holding_statement="payments-outage",
+            need="Billing",
         ),
         MonitoringRule(
             match={},

@@ -45,7 +45,10 @@ def test_banner_appears_at_once_with_facts_routes_and_cache_headers(client, toke
     assert banner["key"] == f"{created['incident_id']}:{created['id']}"
     assert banner["severity"] == "minor" and banner["all_clear"] is False
     assert banner["title"] == "Stroomstoring"
-    assert banner["text"] == "Wordt onderzocht: Stroomstoring. Delen van Amsterdam zonder stroom."
+    assert banner["text"] == (
+        "Wordt onderzocht: Stroomstoring. Delen van Amsterdam zonder stroom. "
+        "Technisch probleem: https://acme.example/chat"
+    )
     assert banner["link"] == f"http://127.0.0.1:8000/status?lang=nl#{created['incident_id']}"
     assert banner["routes"][0] == {
         "need": "Technisch probleem",

@@ -33,6 +33,9 @@ class Announcement:
     translations: dict[str, dict[str, str]] = field(default_factory=dict)
     corrects: str | None = None
     next_update_at: float | None = None
+    # The need this is about (a route's need label in the plan's default locale): short
+    # texts show that route. None (and records from before it existed): the plan decides.
+    need: str | None = None
     published_at: float | None = None
     approved_by: str | None = None
     rejected_by: str | None = None

@@ -121,6 +121,7 @@ class AnnouncementService:
             translations=data.get("translations") or {},
             corrects=data.get("corrects"),
             next_update_at=checks.timestamp(data.get("next_update_at")),
+            need=data.get("need") or None,
             author=author.name,
             author_person=author.person,
             state="pending_approval" if needs_approval else "published",
@@ -157,6 +158,12 @@ class AnnouncementService:
                 raise Conflict(f"announcement {corrects} belongs to another incident")
             incident_id = corrected.incident_id
         incident = self._incident(incident_id) if incident_id else None
+        inherited = (incident or {}).get("need")
+        if data.get("need") is None and inherited in checks.route_needs(
+            self.plan, list(data.get("audiences") or [])
+        ):
+            # A follow-up is about the same need as its incident, unless it says otherwise.
+            data = {**data, "need": inherited}
         announcement = self.draft(
             {**data, "incident_id": incident_id}, author, preapproved, sanitise
         )
@@ -360,6 +367,8 @@ class AnnouncementService:
                 status=announcement.status,
                 updated_at=announcement.published_at,
             )
+            if announcement.need:
+                incident["need"] = announcement.need
             if announcement.status == "resolved":
                 incident["resolved_at"] = incident.get("resolved_at") or announcement.published_at
             else:

@@ -62,6 +62,9 @@ class Audience:
     routes: tuple[Route, ...]
     # Our own people: its announcements and routes never reach a public surface.
     internal: bool = False
+    # The need label (default locale) of the route short texts show when the announcement
+    # names no need; "" means the first route.
+    primary_route: str = ""
 
 
 @dataclass(frozen=True)
@@ -219,7 +222,9 @@ def parse_plan(data: dict[str, Any], source: str, resolver: Resolver | None = No
         if not isinstance(raw, dict):
             check.fail(key, "must be a table")
             continue
-        check.known_keys(raw, key, ("description", "channels", "routes", "internal"))
+        check.known_keys(
+            raw, key, ("description", "channels", "routes", "internal", "primary_route")
+        )
         internal = check.boolean(raw, f"{key}.internal")
         channels = check.channel_list(raw.get("channels", list(CHANNELS)), f"{key}.channels")
         routes = []
@@ -272,6 +277,7 @@ def parse_plan(data: dict[str, Any], source: str, resolver: Resolver | None = No
             channels=channels,
             routes=tuple(routes),
             internal=internal,
+            primary_route=_primary_route(check, raw, key, routes, default_locale),
         )
     if not audiences and "audiences" in data:
         check.fail("audiences", "declare at least one audience")
@@ -297,6 +303,21 @@ def parse_plan(data: dict[str, Any], source: str, resolver: Resolver | None = No
         fallback=fallback,
         sms_countries=sms_countries,
     )
+
+
+def _primary_route(
+    check: _Checker, raw: dict[str, Any], key: str, routes: list[Route], default_locale: str
+) -> str:
+    """``primary_route = "Billing"``: one of the audience's need labels (default locale)."""
+    value = raw.get("primary_route")
+    if value is None:
+        return ""
+    needs = [r.need_for(default_locale, default_locale) for r in routes]
+    if not isinstance(value, str) or value not in needs:
+        known = ", ".join(repr(n) for n in needs) or "none: the audience has no routes"
+        check.fail(f"{key}.primary_route", f"must be the need of one of its routes ({known})")
+        return ""
+    return value
 
 
 def _fallback(check: _Checker, policy: dict[str, Any]) -> dict[str, str]:

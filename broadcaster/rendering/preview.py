@@ -105,7 +105,8 @@ def preview(svc: Services, announcement: Announcement) -> dict[str, Any]:
             )
             if rendering.measures.get("cut"):
                 warnings.append(
-                    f"{channel} ({locale}): text cut to {rendering.measures['limit']} characters"
+                    f"{channel} ({locale}): {_fitted(rendering.measures)} to fit "
+                    f"{rendering.measures['limit']} characters"
                 )
     return {
         "renderings": renderings,
@@ -183,13 +184,25 @@ def _channel_why(announcement: Announcement, channel: str) -> str:
     return f"{channel} is not one of the channels"
 
 
+def _fitted(measures: dict[str, Any]) -> str:
+    """What a short text gave up to fit: "left out route; shortened body"."""
+    said = []
+    if measures.get("left_out"):
+        said.append("left out " + ", ".join(measures["left_out"]))
+    if measures.get("shortened"):
+        said.append("shortened " + ", ".join(measures["shortened"]))
+    return "; ".join(said) or "cut"
+
+
 def _warnings(channel: str, audience: str, locale: str, measures: dict[str, Any]) -> list[str]:
     where = f"{channel} to {audience} ({locale})"
     out = []
     # By what the rendering measured (SMS segments, an email subject), not by channel name.
     if "max_segments" in measures:
         if measures.get("cut"):
-            out.append(f"{where}: body cut to fit {measures['max_segments']} SMS segments")
+            out.append(
+                f"{where}: {_fitted(measures)} to fit {measures['max_segments']} SMS segments"
+            )
         if measures.get("encoding") == "UCS-2":
             out.append(
                 f"{where}: a character outside GSM-7 switches the SMS to UCS-2 "

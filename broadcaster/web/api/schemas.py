@@ -44,6 +44,14 @@ class AnnouncementIn(Schema):
     next_update_at = fields.AwareDateTime(
         load_default=None, metadata={"description": "when the next update is promised (ISO 8601)"}
     )
+    need = fields.String(
+        load_default=None,
+        validate=validate.Length(min=1, max=200),
+        metadata={
+            "description": "the need this is about: a route's need label in the plan's default "
+            "locale; SMS, banner and social posts show that route"
+        },
+    )
     bypass_reason = fields.String(
         load_default=None,
         validate=[validate.Length(min=5, max=2000), not_blank],
@@ -80,6 +88,7 @@ class AnnouncementOut(Schema):
     translations = fields.Dict()
     corrects = fields.String(allow_none=True)
     next_update_at = fields.Float(allow_none=True)
+    need = fields.String(allow_none=True)
     author = fields.String(metadata={"description": "the token or user that wrote it"})
     author_person = fields.String(metadata={"description": "the person behind `author`"})
     state = fields.String()

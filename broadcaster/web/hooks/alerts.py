@@ -218,7 +218,7 @@ class Processor:
         ann = self._announce(event, rule, rule.all_clear, incident_id, resolved=True)
         return {"outcome": "resolved", "incident_id": incident_id, **ann}
 
-    def _values(self, event: MonitorEvent, locale: str) -> dict[str, str]:
+    def _values(self, event: MonitorEvent, locale: str, promised: float) -> dict[str, str]:
         tz = self.svc.plan.timezone
         started = min((a.starts_at for a in event.alerts if a.starts_at), default=time.time())
         labels = event.labels
@@ -229,7 +229,7 @@ class Processor:
             # No zone after the times: the email and pages that carry the statement name it
             # once; SMS and banner lines have no room for it.
             "started": format_time(started, locale, tz),
-            "next_update": format_time(time.time() + self.monitoring.update_interval, locale, tz),
+            "next_update": format_time(promised, locale, tz),
             "organisation": self.svc.plan.organisation,
         }
 
@@ -246,16 +246,17 @@ class Processor:
             event.labels.get("severity") if event.labels.get("severity") in SEVERITIES else "major"
         )
         statement = plan.monitoring.statements.get(statement_name or "")
+        promised = time.time() + self.monitoring.update_interval
         preapproved = statement is not None and not rule.draft
         if statement:
             title, body = fill(
-                statement, self._values(event, plan.default_locale), plan.default_locale
+                statement, self._values(event, plan.default_locale, promised), plan.default_locale
             )
             translations = {
                 locale: dict(
                     zip(
                         ("title", "body"),
-                        fill(statement, self._values(event, locale), locale),
+                        fill(statement, self._values(event, locale, promised), locale),
                         strict=True,
                     )
                 )
@@ -276,7 +277,7 @@ class Processor:
         channels = list(rule.channels or plan.channels_by_severity.get(severity, ()))
         if preapproved and incident_id:
             channels = self._pace(incident_id, channels)
-        data = {
+        data: dict[str, Any] = {
             "title": title,
             "body": body,
             "severity": severity,
@@ -285,7 +286,16 @@ class Processor:
             "channels": channels,
             "translations": translations,
             "incident_id": incident_id,
+            "need": rule.need,
         }
+        if (
+            statement
+            and not resolved
+            and any("{next_update}" in t[1] for t in statement.texts.values())
+        ):
+            # The promise the text makes, as a fact too: short texts keep it when they drop
+            # the sentence that says it, and the status page and brief show it.
+            data["next_update_at"] = promised
         author = Principal(name=f"monitoring:{event.source}", role="monitor")
         # Alert text is whatever the monitoring sent: fitted to the text policy, not refused,
         # because an alert must still produce a statement.
