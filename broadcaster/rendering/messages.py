@@ -17,9 +17,8 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from broadcaster.domain.announcement import Announcement
 from broadcaster.domain.plan import Plan
-from broadcaster.rendering import segments
+from broadcaster.rendering import contacts, segments
 from broadcaster.rendering.clock import format_time, zone_note
-from broadcaster.rendering.contacts import contact_html
 from broadcaster.rendering.i18n import N_, gettext_for
 from channels import PERSONAL
 from channels.base import UNSUBSCRIBE_PLACEHOLDER
@@ -117,7 +116,7 @@ class Renderer:
         )
         # Route contacts as tel:/https/mailto: links, numbers without a country code read
         # in the plan's region.
-        self.env.filters["contact_link"] = lambda contact: contact_html(
+        self.env.filters["contact_link"] = lambda contact: contacts.contact_html(
             contact, self.plan.default_region
         )
         self.plan = plan
