@@ -684,7 +684,7 @@ def _text_routes(text: str) -> list[str]:
 
 
 def _html_routes(html: str) -> list[str]:
-    return re.findall(r"<tr><td[^>]*><strong>(.*?)</strong></td>", html)
+    return re.findall(r"<tr><td[^>]*><strong>(.*?)</strong>", html)
 
 
 @pytest.mark.parametrize(
@@ -711,11 +711,16 @@ def test_email_routes_of_every_audience(
     for need in needs:
         channel, contact, hours = ROUTE_ROWS[need]
         expected_lines.append(f"- {need}: {channel}, {contact} ({hours})")
-        contact_cell = (
-            f'<a href="{contact}">{contact}</a>' if contact.startswith("http") else contact
+        # Phone contacts are tel: links (E.164), web contacts links (tests/test_phones.py).
+        href, kind = (
+            (contact, "web")
+            if contact.startswith("http")
+            else ("tel:" + re.sub(r"[^+0-9]", "", contact), "tel")
         )
         assert (
-            f'<td>{channel}</td><td style="padding: 0 1em">{contact_cell}</td><td>{hours}</td>'
+            f"<strong>{need}</strong><br>\n      {channel}: "
+            f'<a href="{href}" data-contact="{kind}">{contact}</a><br>\n'
+            f'      <span style="color: #555">Hours: {hours}</span></td></tr>'
         ) in content["html"]
     assert _text_routes(content["text"]) == expected_lines
     assert _html_routes(content["html"]) == needs

@@ -18,7 +18,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from broadcaster.domain.announcement import Announcement
 from broadcaster.domain.plan import Plan
-from broadcaster.rendering import segments
+from broadcaster.rendering import contacts, segments
 from broadcaster.rendering.clock import format_time, zone_note
 from broadcaster.rendering.compose_text import announcement_parts, compose, route_for
 from broadcaster.rendering.i18n import N_, gettext_for
@@ -115,6 +115,11 @@ class Renderer:
             loader=app.jinja_loader,
             autoescape=lambda name: bool(name and name.endswith(".html")),
             keep_trailing_newline=False,
+        )
+        # Route contacts as tel:/https/mailto: links, numbers without a country code read
+        # in the plan's region.
+        self.env.filters["contact_link"] = lambda contact: contacts.contact_html(
+            contact, self.plan.default_region
         )
         self.plan = plan
         self.public_url = str(app.config["PUBLIC_URL"]).rstrip("/")

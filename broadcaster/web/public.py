@@ -15,12 +15,14 @@ from feedgen.entry import FeedEntry
 from feedgen.feed import FeedGenerator
 from flask import Blueprint, Flask, Response, render_template, request
 from flask.blueprints import BlueprintSetupState
+from markupsafe import Markup
 from werkzeug.datastructures import LanguageAccept
 from werkzeug.http import parse_accept_header
 
 from broadcaster.domain import visibility
 from broadcaster.infra import microcache
 from broadcaster.rendering import banners, clock, isolation, status
+from broadcaster.rendering.contacts import contact_html
 from broadcaster.rendering.i18n import gettext_for
 from broadcaster.rendering.messages import SEVERITY_LABELS, STATUS_LABELS
 from broadcaster.services import Services, services
@@ -86,6 +88,12 @@ def _register_cache_keys(state: BlueprintSetupState) -> None:
         ("/status.atom", ("lang",)),
     ):
         microcache.key_by(state.app, path, _understood(state.app, names))
+
+
+@bp.app_template_filter("contact_link")
+def contact_link(contact: str) -> Markup:
+    """A route contact as a ``tel:``/web/``mailto:`` link (status page, admin pages)."""
+    return contact_html(contact, services().plan.default_region)
 
 
 def cacheable(body: bytes, mimetype: str, max_age: int) -> Response:
