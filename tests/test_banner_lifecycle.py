@@ -186,3 +186,26 @@ def test_reading_the_banner_costs_one_redis_read(client, tokens, r):
     client.get("/banner.json?lang=en&fresh=1")
     used = int(r.info("stats")["total_commands_processed"]) - before
     assert used <= 3, used  # the GET (and the INFO itself)
+
+
+def test_banners_stored_by_the_previous_version_are_built_again_at_start(make_app, tokens, r):
+    import hashlib
+
+    app = make_app()
+    client = app.test_client()
+    publish(client, tokens, BASE, title="Gas leak", severity="critical")
+    publish(client, tokens, BASE, title="Slow portal", severity="info")
+    banners(client)
+    # What the previous version stored: every banner in a list, under the plan's digest.
+    old = [{**b, "more": None} for b in json.loads(r.get("bc:banner::en"))] * 3
+    r.set("bc:banner::en", json.dumps(old))
+    with app.app_context():
+        from broadcaster.services import services
+
+        plan = services().plan
+    r.set("bc:public:plan", hashlib.sha256(repr(plan).encode()).hexdigest()[:16])
+    # Even unread, an old value shows one banner only…
+    assert len(banners(client)) == 1
+    # …and the next start builds it again, with "+1 more".
+    [banner] = banners(make_app().test_client())
+    assert banner["title"] == "Gas leak" and banner["more"]["count"] == 1
