@@ -53,7 +53,7 @@ _NUMERIC: list[tuple[str, str, float]] = [
     ("BANNER_POLL", "BROADCASTER_BANNER_POLL", 30),
     # Each web process keeps /banner.json and the status pages this long (s; 0: never).
     ("BANNER_PROCESS_CACHE", "BROADCASTER_BANNER_PROCESS_CACHE", 1),
-    ("BANNER_ALL_CLEAR_SECONDS", "BROADCASTER_BANNER_ALL_CLEAR_SECONDS", 3600),
+    ("BANNER_ALL_CLEAR_SECONDS", "BROADCASTER_BANNER_ALL_CLEAR_SECONDS", 1800),
     ("MAX_IMPORT_BYTES", "BROADCASTER_MAX_IMPORT_BYTES", 256 * 1024 * 1024),
     # Breaker: transient failures in a row → down for COOLOFF s.
     ("BREAKER_THRESHOLD", "BROADCASTER_BREAKER_THRESHOLD", 5),

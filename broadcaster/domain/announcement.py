@@ -47,6 +47,14 @@ class Announcement:
     # token name, which is what four eyes compared then.
     author_person: str = ""
     decided_by_person: str | None = None
+    # When the corrected announcement was published: every correction names that time, and
+    # a published announcement never changes, so it is kept here rather than looked up.
+    corrects_published_at: float | None = None
+    # Withdrawn by an admin, in the open: it leaves the banner and the current view and
+    # stays in the public history with the reason. Nothing published is ever deleted.
+    withdrawn_at: float | None = None
+    withdrawn_by: str | None = None
+    withdrawn_reason: str | None = None
 
     def __post_init__(self) -> None:
         if not self.author_person:
@@ -55,6 +63,12 @@ class Announcement:
     @property
     def published(self) -> bool:
         return self.state == "published"
+
+    @property
+    def standing(self) -> bool:
+        """Published and not withdrawn: what the current view, the banner and the
+        incident's facts are made of."""
+        return self.published and self.withdrawn_at is None
 
     def reaches(self, channel: str) -> bool:
         """Whether this announcement goes out on ``channel``."""

@@ -1,4 +1,4 @@
-"""The one way in for an announcement: create, follow up, correct, approve, reject.
+"""The one way in for an announcement: create, follow up, correct, approve, reject, withdraw.
 
 Every door (the API, the admin pages, monitoring) calls this service; none of them builds
 an announcement or writes one itself. It validates against the plan and the text policy,
@@ -22,7 +22,7 @@ import redis
 from redis.client import Pipeline
 
 from broadcaster.domain import announcement_checks as checks
-from broadcaster.domain import audit, four_eyes, text_policy
+from broadcaster.domain import audit, four_eyes, incident_facts, text_policy, withdrawal
 from broadcaster.domain import idempotency as idem
 from broadcaster.domain.announcement import Announcement
 from broadcaster.domain.announcements import AnnouncementStore, new_id
@@ -167,6 +167,10 @@ class AnnouncementService:
         announcement = self.draft(
             {**data, "incident_id": incident_id}, author, preapproved, sanitise
         )
+        if corrects:  # every rendering names the corrected update by its time
+            announcement = dataclasses.replace(
+                announcement, corrects_published_at=corrected.published_at
+            )
         if incident is None:
             incident = {
                 "id": announcement.incident_id,
@@ -311,6 +315,48 @@ class AnnouncementService:
         )
         return announcement
 
+    def withdraw(
+        self, announcement_id: str, principal: Principal, reason: str, ip: str | None = None
+    ) -> Announcement:
+        """Withdraw a published announcement, in the open: it leaves the banner and the
+        current view and stays in the history with ``reason``. Admins only; once.
+
+        The incident's facts are worked out again from what still stands
+        (``incident_facts``). One transaction, refused if the announcement changed meanwhile.
+        """
+        if not principal.may("withdraw"):
+            raise Forbidden(f"role {principal.role!r} may not withdraw")
+        reason = withdrawal.checked_reason(reason)
+        store = self.store
+        store.get(announcement_id)  # NotFound before WATCH, also for ids no key could hold
+        with store.r.pipeline(transaction=True) as pipe:
+            pipe.watch(store.key_of(announcement_id))
+            withdrawn = withdrawal.withdrawn(store.get(announcement_id), principal, reason)
+            timeline = [
+                withdrawn if a.id == withdrawn.id else a
+                for a in store.timeline(withdrawn.incident_id)
+            ]
+            incident = incident_facts.facts(
+                store.get_incident(withdrawn.incident_id), [a for a in timeline if a.published]
+            )
+            pipe.multi()
+            store.write(pipe, withdrawn, incident, new=False)
+            _audit(
+                pipe,
+                withdrawn,
+                principal.name,
+                "announcement.withdrawn",
+                ip,
+                reason=reason,
+                **_person(principal),
+            )
+            try:
+                pipe.execute()
+            except redis.WatchError as exc:
+                raise Conflict("announcement changed while it was being withdrawn") from exc
+        self._after_commit(withdrawn)
+        return withdrawn
+
     def _referenced(self, field: str, announcement_id: str) -> Announcement:
         # A reference to nothing is bad input (422), not a missing resource (404).
         try:
@@ -373,6 +419,7 @@ class AnnouncementService:
                 incident["resolved_at"] = incident.get("resolved_at") or announcement.published_at
             else:
                 incident["resolved_at"] = None
+            incident["withdrawn_at"] = None  # something stands again
         incident.setdefault("severity", announcement.severity)
         incident.setdefault("status", announcement.status)
         incident.setdefault("updated_at", announcement.created_at)

@@ -49,7 +49,8 @@ def brief(svc: Services, incident_id: str) -> dict[str, Any] | None:
     """The brief for an incident, or None when nothing about it is published yet."""
     store = svc.announcements
     incident = store.get_incident(incident_id)
-    published = [a for a in store.timeline(incident_id) if a.state == "published"]
+    # What still stands: agents must not repeat a withdrawn message.
+    published = [a for a in store.timeline(incident_id) if a.standing]
     if not published:
         return None
     latest = published[-1]

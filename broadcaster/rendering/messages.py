@@ -21,6 +21,7 @@ from broadcaster.domain.plan import Plan
 from broadcaster.rendering import contacts, segments
 from broadcaster.rendering.clock import format_time, zone_note
 from broadcaster.rendering.compose_text import announcement_parts, compose, route_for
+from broadcaster.rendering.corrections import correction_note
 from broadcaster.rendering.i18n import N_, gettext_for
 from channels import PERSONAL
 from channels.base import UNSUBSCRIBE_PLACEHOLDER
@@ -151,6 +152,7 @@ class Renderer:
             "status_label": _(status_label),
             "colour": SEVERITY_COLOURS.get(announcement.severity, "#2e6da4"),
             "corrects": announcement.corrects,
+            "correction": correction_note(self.plan, announcement, locale),
             # Times without their zone: the message names it once, in ``zone_note``.
             "updated": format_time(updated, locale, tz) if updated else "",
             "next_update": (

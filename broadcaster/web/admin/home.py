@@ -6,6 +6,7 @@ from flask import render_template
 from flask.typing import ResponseReturnValue
 
 from broadcaster.delivery import breaker
+from broadcaster.domain.incident_facts import closed_at
 from broadcaster.services import services
 from broadcaster.web.admin.approvals import PER_PAGE
 from broadcaster.web.admin.blueprint import bp
@@ -18,7 +19,7 @@ def home() -> ResponseReturnValue:
     """The start page after sign-in."""
     store = services().announcements
     _, incidents = store.incidents(0, 20)
-    open_incidents = [i for i in incidents if not i.get("resolved_at")]
+    open_incidents = [i for i in incidents if not closed_at(i)]  # resolved or withdrawn
     # Providers marked down by the circuit breaker: their messages wait, people should know.
     down = {
         provider: state

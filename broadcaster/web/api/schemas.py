@@ -101,6 +101,14 @@ class AnnouncementOut(Schema):
     )
     reason = fields.String(allow_none=True)
     bypass_reason = fields.String(allow_none=True)
+    corrects_published_at = fields.Float(
+        allow_none=True, metadata={"description": "when the corrected announcement was published"}
+    )
+    withdrawn_at = fields.Float(allow_none=True)
+    withdrawn_by = fields.String(allow_none=True)
+    withdrawn_reason = fields.String(
+        allow_none=True, metadata={"description": "shown to the public: 'withdrawn: reason'"}
+    )
     deliveries = fields.Dict(
         metadata={"description": "per channel: queued, sending, sent, delivered, failed, skipped"}
     )
@@ -109,6 +117,15 @@ class AnnouncementOut(Schema):
 
 class RejectIn(Schema):
     reason = fields.String(required=True, validate=[validate.Length(min=1, max=2000), not_blank])
+
+
+class WithdrawIn(Schema):
+    reason = fields.String(
+        required=True,
+        validate=[validate.Length(min=1, max=2000), not_blank],
+        metadata={"description": "why it is withdrawn; the public reads it"},
+        error_messages={"required": "say why it is withdrawn: the public reads the reason"},
+    )
 
 
 class AuditArgs(Schema):
@@ -210,6 +227,9 @@ class IncidentSummary(Schema):
     opened_at = fields.Float()
     updated_at = fields.Float()
     resolved_at = fields.Float(allow_none=True)
+    withdrawn_at = fields.Float(
+        allow_none=True, metadata={"description": "set when every announcement was withdrawn"}
+    )
 
 
 class ReplyOut(Schema):
