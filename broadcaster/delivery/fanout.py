@@ -18,10 +18,10 @@ from typing import Any
 
 from broadcaster.delivery import pacing, publishing, queues
 from broadcaster.delivery.recovery import CLAIM_LEASE, LeaseKeeper
+from broadcaster.domain import all_clear
 from broadcaster.domain import unsubscribe_links as unsubscribe
 from broadcaster.domain.announcement import Announcement
 from broadcaster.domain.ledger import Ledger
-from broadcaster.domain.subscribers import channels_for
 from broadcaster.infra import metrics
 from broadcaster.infra.logs import mask_contact
 from broadcaster.services import Services, services
@@ -49,16 +49,14 @@ def plan_job(announcement_id: str) -> dict[str, int]:
     pending: dict[str, list[str]] = {name: [] for name in svc.channels}
     totals: dict[str, int] = dict.fromkeys(svc.channels, 0)
 
-    for chunk in svc.subscribers.ids_in(announcement.audiences):
-        people = svc.subscribers.get_many(chunk)
-        by_channel: dict[str, list[str]] = {}
-        opted_out: dict[str, list[str]] = {}
-        for sid, person in people.items():
-            send, skip = channels_for(person, announcement, svc.plan)
-            for channel in send:
-                by_channel.setdefault(channel, []).append(sid)
-            for channel in skip:
-                opted_out.setdefault(channel, []).append(sid)
+    all_clear.adopt(svc.redis, svc.announcements.store, announcement)
+    if all_clear.is_resolution(announcement):
+        # Before reading who was reached: a delivery recorded after this finds it and
+        # catches up (``_catch_up``), so nobody alerted late misses the all-clear.
+        svc.redis.set(all_clear.resolution_key(announcement.incident_id), announcement_id)
+    for by_channel, opted_out in all_clear.choices(
+        svc.redis, svc.subscribers, svc.plan, announcement
+    ):
         for channel, ids in opted_out.items():
             skipped = ledger.move(channel, ids, "skipped", ["new"])
             ledger.note(channel, {sid: {"error": "opted out"} for sid in skipped})
@@ -113,7 +111,7 @@ def batch_job(
 
     def outgoing(sid: str) -> Outgoing:
         person = people[sid]
-        audiences = tuple(sorted(set(person["audiences"]) & set(announcement.audiences)))
+        audiences = tuple(all_clear.audiences_for(person, announcement))
         key = (person["locale"], audiences)
         if key not in rendered:  # render once per locale × audience set, not per person
             rendered[key] = svc.renderer.render(
@@ -125,7 +123,8 @@ def batch_job(
         return Outgoing(sid, person[CONTACT_FIELD[channel]], rendered[key], personal)
 
     gate = pacing.gate_for(svc.redis, sender.transport, svc.config)
-    run = _Run(svc, ledger, channel, sender, gate, attempt, outgoing)
+    reached = all_clear.reached_key(announcement.incident_id, channel)
+    run = _Run(svc, ledger, channel, sender, gate, attempt, outgoing, reached)
     run.counts["skipped"] = len(gone)
     with LeaseKeeper(ledger, channel) as keeper:
         run.keeper = keeper
@@ -153,7 +152,39 @@ def batch_job(
         _retry_later(svc, ledger, announcement_id, channel, run.retry_ids, attempt, run.retry_after)
     if run.fallback:
         _fall_back(svc, ledger, announcement_id, channel, run.fallback)
+    if not all_clear.is_resolution(announcement):
+        _catch_up(svc, announcement, channel, subscriber_ids)
     return run.counts
+
+
+def _catch_up(
+    svc: Services, announcement: Announcement, channel: str, subscriber_ids: list[str]
+) -> None:
+    """People this batch reached after the incident's all-clear was planned get it too.
+
+    A big alert may still be going out (paced to the provider's rate) when the all-clear is
+    planned; whoever it reaches afterwards was not in the reached set the all-clear read.
+    Checked after recording, so either the all-clear's plan job saw them or they are seen
+    here; the ledger refuses a second record, so a person seen by both gets one message.
+    """
+    incident_id = announcement.incident_id
+    resolution_id = svc.redis.get(all_clear.resolution_key(incident_id))
+    if not resolution_id:
+        return
+    if svc.announcements.get_incident(incident_id).get("status") != "resolved":
+        return  # reopened since: the next all-clear will read the set
+    resolution = svc.announcements.get(resolution_id.decode())
+    reached = all_clear.reached_among(svc.redis, incident_id, channel, subscriber_ids)
+    if not reached:
+        return
+    send, skip = all_clear.late(svc.subscribers, svc.plan, resolution, channel, reached)
+    ledger = Ledger(svc.redis, resolution.id)
+    skipped = ledger.move(channel, skip, "skipped", ["new"])
+    ledger.note(channel, {sid: {"error": "opted out"} for sid in skipped})
+    new = ledger.enqueue(channel, send)
+    if new:
+        log.info("%s of %s: %d reached late get the all-clear", channel, incident_id, len(new))
+        queues.enqueue_batch(svc.redis, resolution.id, channel, new)
 
 
 def _units(
@@ -174,7 +205,7 @@ def _units(
     groups: dict[tuple[str, tuple[str, ...]], list[str]] = {}
     for sid in todo:
         person = people[sid]
-        audiences = tuple(sorted(set(person["audiences"]) & set(announcement.audiences)))
+        audiences = tuple(all_clear.audiences_for(person, announcement))
         groups.setdefault((person["locale"], audiences), []).append(sid)
     size = sender.per_request
     return [ids[i : i + size] for ids in groups.values() for i in range(0, len(ids), size)]
@@ -205,9 +236,11 @@ class _Run:
         gate: pacing.Gate | None,
         attempt: int,
         outgoing: Callable[[str], Outgoing],
+        reached: str | None = None,
     ) -> None:
         self.svc, self.ledger, self.channel, self.sender = svc, ledger, channel, sender
         self.gate, self.attempt, self.outgoing = gate, attempt, outgoing
+        self.reached = reached  # the incident's reached set for this channel
         self.keeper: LeaseKeeper | None = None
         self.counts = {"sent": 0, "failed": 0, "retry": 0, "skipped": 0}
         self.retry_ids: list[str] = []
@@ -256,7 +289,15 @@ class _Run:
             results = self.sender.send(batch)
             if self.gate is not None:
                 self.gate.observe(results)
-            _record(self.ledger, self.channel, batch, results, self.attempt, self.sender.transport)
+            _record(
+                self.ledger,
+                self.channel,
+                batch,
+                results,
+                self.attempt,
+                self.sender.transport,
+                self.reached,
+            )
         finally:
             self.keeper.drop(claimed)
         fallback = self.svc.plan.fallback.get(self.channel)
@@ -286,8 +327,12 @@ def _record(
     results: Iterable[Result],
     attempt: int,
     transport: str,
+    reached: str | None = None,
 ) -> None:
-    """Move each claimed delivery to its outcome and keep the details."""
+    """Move each claimed delivery to its outcome and keep the details.
+
+    ``sent`` also adds the person to the incident's reached set, in the same Lua call.
+    """
     to = {item.subscriber_id: item.to for item in batch}
     by_outcome: dict[str, list[str]] = {"sent": [], "failed": [], "retry": []}
     details: dict[str, dict[str, Any]] = {}
@@ -302,7 +347,7 @@ def _record(
             **result.extra,
         }
     ledger.note(channel, details)
-    ledger.move(channel, by_outcome["sent"], "sent", ["sending"])
+    ledger.move(channel, by_outcome["sent"], "sent", ["sending"], reached=reached)
     ledger.move(channel, by_outcome["failed"], "failed", ["sending"])
     ledger.release(channel, by_outcome["retry"])
 

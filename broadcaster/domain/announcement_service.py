@@ -22,7 +22,14 @@ import redis
 from redis.client import Pipeline
 
 from broadcaster.domain import announcement_checks as checks
-from broadcaster.domain import audit, four_eyes, incident_facts, text_policy, withdrawal
+from broadcaster.domain import (
+    all_clear,
+    audit,
+    four_eyes,
+    incident_facts,
+    text_policy,
+    withdrawal,
+)
 from broadcaster.domain import idempotency as idem
 from broadcaster.domain.announcement import Announcement
 from broadcaster.domain.announcements import AnnouncementStore, new_id
@@ -102,6 +109,8 @@ class AnnouncementService:
         now = time.time()
         severity = data["severity"]
         channels = list(data.get("channels") or self.plan.channels_by_severity.get(severity, ()))
+        if data.get("status") == "resolved":  # email/SMS: exactly where the incident reached
+            channels = all_clear.resolution_channels(self.store, data.get("incident_id"), channels)
         # A holding statement in the plan was approved with the plan: it goes out at once.
         needs_approval = not preapproved and (
             severity in self.plan.approval_required or not author.may("publish")

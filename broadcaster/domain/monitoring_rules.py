@@ -4,7 +4,7 @@
 [monitoring]
 update_interval_minutes = 30   # "next update by" in holding statements
 reopen_window_minutes = 30     # an alert firing again within this reopens the incident
-min_interval_minutes = 15      # at most one customer email/SMS per incident per interval
+min_interval_minutes = 15      # email/SMS updates at most once per interval (not the all-clear)
 new_incidents_per_rule = 3     # a rule opens at most this many incidents per window by itself;
 new_incidents_window_minutes = 10  # beyond, its alerts gather in one "several alerts" draft
 

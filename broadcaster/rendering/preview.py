@@ -9,9 +9,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from broadcaster.domain import visibility
+from broadcaster.domain import all_clear, visibility
 from broadcaster.domain.announcement import Announcement
-from broadcaster.domain.subscribers import channels_for
 from broadcaster.rendering.segments import GSM7_SINGLE, UCS2_SINGLE
 from channels import NETWORKS, PERSONAL
 
@@ -28,16 +27,16 @@ SURFACE_LABELS = {
 
 
 def recipient_counts(svc: Services, announcement: Announcement) -> dict[str, dict[str, int]]:
-    """Per channel: how many people would get it, and how many are skipped (opted out)."""
+    """Per channel: how many people would get it, and how many are skipped (opted out).
+
+    The plan job's own choice (a resolution: the people the incident reached)."""
     seen: dict[str, set[str]] = {}
     skipped: dict[str, set[str]] = {}
-    for chunk in svc.subscribers.ids_in(announcement.audiences):
-        for sid, person in svc.subscribers.get_many(chunk).items():
-            send, skip = channels_for(person, announcement, svc.plan)
-            for channel in send:
-                seen.setdefault(channel, set()).add(sid)
-            for channel in skip:
-                skipped.setdefault(channel, set()).add(sid)
+    for send, skip in all_clear.choices(svc.redis, svc.subscribers, svc.plan, announcement):
+        for channel, ids in send.items():
+            seen.setdefault(channel, set()).update(ids)
+        for channel, ids in skip.items():
+            skipped.setdefault(channel, set()).update(ids)
     return {
         channel: {
             "recipients": len(seen.get(channel, ())),

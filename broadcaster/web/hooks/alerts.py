@@ -3,7 +3,8 @@
 An alert group (Alertmanager ``groupKey``, Grafana group key, generic ``key``) maps to
 one incident. Repeats add nothing for customers; a resolve creates a draft (or the plan's
 "all clear"); firing again within the reopen window reopens the same incident; and one
-incident never emails or texts customers more often than ``min_interval``. A Redis lock
+incident never emails or texts customers updates more often than ``min_interval`` — the
+all-clear is not paced: it goes to everyone the incident emailed or texted. A Redis lock
 per group makes concurrent deliveries of the same payload safe. A rule opens at most a few
 new incidents per window; in a flood, further alert groups gather in one draft
 (``floods.py``).
@@ -275,7 +276,8 @@ class Processor:
             translations = {}
             status = "resolved" if resolved else "investigating"
         channels = list(rule.channels or plan.channels_by_severity.get(severity, ()))
-        if preapproved and incident_id:
+        if preapproved and incident_id and not resolved:
+            # Pacing is for updates: the all-clear goes to everyone alerted, however soon.
             channels = self._pace(incident_id, channels)
         data: dict[str, Any] = {
             "title": title,
@@ -302,13 +304,14 @@ class Processor:
         announcement = self.svc.announcements.create(
             data, author, preapproved=preapproved, sanitise=True
         )
-        if announcement.published and set(channels) & set(PERSONAL):
+        if announcement.published and set(announcement.channels) & set(PERSONAL):
             self.svc.redis.set(_paced_key(announcement.incident_id), time.time())
         return {
             "incident_id": announcement.incident_id,
             "announcement_id": announcement.id,
             "state": announcement.state,
-            "channels": channels,
+            # A resolution's email/SMS are the incident's own (AnnouncementService.draft).
+            "channels": announcement.channels,
         }
 
     def _pace(self, incident_id: str, channels: list[str]) -> list[str]:
