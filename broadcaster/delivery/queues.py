@@ -100,6 +100,18 @@ def enqueue_public(
     )
 
 
+def enqueue_notice(
+    r: redis.Redis, announcement_id: str, attempt: int = 1, delay: float = 0
+) -> None:
+    """Enqueue the job that tells the approvers an announcement waits for them."""
+    _enqueue(
+        queue(r, PUBLIC_QUEUE),
+        "broadcaster.delivery.approver_notices.notice_job",
+        [announcement_id, attempt],
+        delay,
+    )
+
+
 def enqueue_batch(
     r: redis.Redis,
     announcement_id: str,
