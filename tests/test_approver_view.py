@@ -108,11 +108,15 @@ def receiver():
     server.stop()
 
 
-@pytest.fixture
-def app(make_app: Callable[..., Flask], tmp_path: Path, receiver: Receiver) -> Flask:
+def build(make_app: Callable[..., Flask], tmp_path: Path, receiver: Receiver, **config) -> Flask:
     plan = tmp_path / "plan.toml"
     plan.write_text(PLAN.replace("{url}", receiver.url).replace("{secret}", SECRET), "utf-8")
-    return make_app(PLAN=str(plan), PUBLIC_URL=PUBLIC_URL)
+    return make_app(PLAN=str(plan), PUBLIC_URL=PUBLIC_URL, **config)
+
+
+@pytest.fixture
+def app(make_app: Callable[..., Flask], tmp_path: Path, receiver: Receiver) -> Flask:
+    return build(make_app, tmp_path, receiver)
 
 
 def form_of(client: FlaskClient, path: str) -> dict[str, Any]:
@@ -216,7 +220,7 @@ def test_a_pending_announcement_notifies_each_approver_and_staff_chat_with_the_l
 
     # Once told is told: the job again (a retry, a crash) sends nothing new.
     before = (len(sendgrid.requests), len(receiver.requests))
-    queues.enqueue_notice(services_of(app).redis, pending)
+    queues.enqueue_notice(services_of(app).redis, pending, attempt=2)
     drain(app)
     assert (len(sendgrid.requests), len(receiver.requests)) == before
 
@@ -254,6 +258,39 @@ def test_a_token_without_a_person_notifies_every_approver_but_never_helpdesk(
     expected = {PEOPLE[k][0] for k in ("approver", "approver2", "admin")}
     assert set(emails(sendgrid)) == expected
     assert len(sendgrid.requests) == 1  # one request, a personalization each
+
+
+def test_a_flood_of_drafts_is_one_notice_then_one_digest_per_approver(
+    make_app, tmp_path, receiver, providers, people, tokens
+) -> None:
+    """300 drafts must not become 300 emails per approver: the first is told at once, what
+    follows within the window comes as one digest, newest first (a real one leads it)."""
+    sendgrid, _ = providers
+    app = build(make_app, tmp_path, receiver, APPROVAL_NOTICE_WINDOW=5)
+    client = app.test_client()
+    for i in range(30):
+        announce(client, tokens["helpdesk"], GAS, title=f"Draft {i:02d}")
+    announce(client, tokens["approver"], GAS, title="Gas leak at the school")
+    drain(app, timeout=60)  # the digest is scheduled for the window's end
+
+    by_person: dict[str, list[dict[str, Any]]] = {}
+    for to, payload in sendgrid.accepted():
+        by_person.setdefault(to, []).append(payload)
+    assert set(by_person) == {PEOPLE[k][0] for k in ("approver", "approver2", "admin")}
+    for notices in by_person.values():
+        assert len(notices) <= 3  # normally two: one notice and one digest
+        subjects = [n["subject"] for n in notices]
+        assert subjects[0] == "Waiting for approval: Draft 00"
+        counts = [int(s.split()[0]) if s[0].isdigit() else 1 for s in subjects]
+        assert sum(counts) == 31, subjects  # every one of them, once
+        digest = notices[-1]["content"][0]["value"]
+        listed = re.findall(r"^- \[\w+\] (.+?) — by", digest, re.MULTILINE)
+        assert listed[0] == "Gas leak at the school" and len(listed) == min(counts[-1], 20)
+        assert digest.endswith(f"Approve or reject them: {PUBLIC_URL}/admin/approvals")
+    messages = chat(receiver)
+    assert len(messages) == len(by_person[PEOPLE["admin"][0]])
+    assert "announcements wait for approval*" in messages[-1]["text"]
+    assert "Gas leak at the school (by arne, waiting" in messages[-1]["text"]
 
 
 def test_a_failing_notice_never_blocks_or_loses_the_submission(
