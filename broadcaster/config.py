@@ -45,6 +45,9 @@ _SETTINGS: list[tuple[str, tuple[str, ...], str | None]] = [
 _NUMERIC: list[tuple[str, str, float]] = [
     ("SMS_CONCURRENCY", "BROADCASTER_SMS_CONCURRENCY", 16),
     ("MAX_ATTEMPTS", "BROADCASTER_MAX_ATTEMPTS", 5),
+    # Approvers hear of the first pending announcement at once; what follows within this
+    # many seconds comes as one digest at its end (0: every one on its own).
+    ("APPROVAL_NOTICE_WINDOW", "BROADCASTER_APPROVAL_NOTICE_WINDOW", 60),
     ("RETRY_BACKOFF", "BROADCASTER_RETRY_BACKOFF", 10),
     ("RETRY_BACKOFF_MAX", "BROADCASTER_RETRY_BACKOFF_MAX", 600),
     ("PROVIDER_TIMEOUT", "BROADCASTER_PROVIDER_TIMEOUT", 15),

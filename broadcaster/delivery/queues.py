@@ -100,6 +100,35 @@ def enqueue_public(
     )
 
 
+def enqueue_notice(
+    r: redis.Redis, announcement_id: str, attempt: int = 1, delay: float = 0
+) -> None:
+    """Enqueue the job that tells the approvers an announcement waits for them."""
+    _enqueue(
+        queue(r, PUBLIC_QUEUE),
+        "broadcaster.delivery.approver_notices.notice_job",
+        [announcement_id, attempt],
+        delay,
+    )
+
+
+def enqueue_digest(
+    r: redis.Redis,
+    ids: list[str] | None,
+    digest_id: str = "",
+    attempt: int = 1,
+    delay: float = 0,
+) -> None:
+    """Enqueue the digest of announcements that started waiting within a notice window
+    (``ids`` None: those gathered when it runs)."""
+    _enqueue(
+        queue(r, PUBLIC_QUEUE),
+        "broadcaster.delivery.approver_notices.digest_job",
+        [ids, digest_id, attempt],
+        delay,
+    )
+
+
 def enqueue_batch(
     r: redis.Redis,
     announcement_id: str,

@@ -7,7 +7,8 @@ plan job in one Redis transaction (so an accepted announcement is never lost bet
 storing and enqueuing), and then lets the public documents refresh.
 
 What it needs from the layers above comes in when it is built (``enqueue_plan``,
-``on_published``), so the domain imports neither RQ nor the renderer.
+``on_published``, ``on_pending``), so the domain imports neither RQ, the renderer nor
+the delivery of the approvers' notice.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ log = logging.getLogger(__name__)
 
 EnqueuePlan = Callable[[Pipeline, str], None]
 OnPublished = Callable[[Announcement], None]
+OnPending = Callable[[Announcement], None]
 
 
 class AnnouncementService:
@@ -56,11 +58,14 @@ class AnnouncementService:
         enqueue_plan: EnqueuePlan,
         on_published: OnPublished,
         max_body_bytes: int,
+        on_pending: OnPending | None = None,
     ) -> None:
         self.store = store
         self.plan = plan
         self.enqueue_plan = enqueue_plan
         self.on_published = on_published
+        # A new announcement that waits: tell the approvers (delivery/approver_notices.py).
+        self.on_pending = on_pending or (lambda announcement: None)
         self.max_body_bytes = max_body_bytes
 
     # Reads, so callers need one object for announcements.
@@ -441,19 +446,22 @@ class AnnouncementService:
             extra(pipe)
             pipe.execute()
         if announcement.published:
-            self._after_commit(announcement)
+            self._after_commit(announcement, self.on_published, "after_publish")
+        elif new and announcement.state == "pending_approval":
+            self._after_commit(announcement, self.on_pending, "after_pending")
 
-    def _after_commit(self, announcement: Announcement) -> None:
-        # Committed means published: the answer must say so, whatever the refresh of the
-        # public documents does. A client told "500" would retry and send a second blast.
+    def _after_commit(self, announcement: Announcement, then: OnPublished, surface: str) -> None:
+        # Committed is committed: the answer must say so, whatever refreshing the public
+        # documents or queueing the approvers' notice does. A client told "500" would retry
+        # and send a second blast (or submit a second draft).
         try:
-            self.on_published(announcement)
+            then(announcement)
         except Exception:
-            log.exception("published %s, but refreshing the public pages failed", announcement.id)
+            log.exception("stored %s, but %s failed", announcement.id, surface)
             try:
-                metrics.count(self.store.r, "render_failures", "after_publish")
+                metrics.count(self.store.r, "render_failures", surface)
             except redis.RedisError:
-                log.warning("could not count the failed refresh of %s", announcement.id)
+                log.warning("could not count the failed %s of %s", surface, announcement.id)
 
 
 def _person(principal: Principal) -> dict[str, str]:

@@ -78,6 +78,12 @@ COUNTERS: dict[str, tuple[str, str, tuple[str, ...]]] = {
         "Alert deliveries gathered into a rule's several-alerts draft instead of an incident",
         ("status",),
     ),
+    "approval_notices": (
+        "broadcaster_approval_notices",
+        "Notices to approvers that an announcement waits: sent, transient (tried again until "
+        "the last attempt) or failed",
+        ("via", "outcome"),
+    ),
 }
 # Seconds; provider calls range from tens of milliseconds to the timeout.
 LATENCY_BUCKETS = (0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)

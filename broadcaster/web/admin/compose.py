@@ -19,6 +19,7 @@ from broadcaster.domain.errors import Conflict, Invalid
 from broadcaster.domain.incidents import SEVERITIES, STATUSES
 from broadcaster.domain.plan import Plan
 from broadcaster.services import services
+from broadcaster.web.admin import prefill
 from broadcaster.web.admin.blueprint import bp
 from broadcaster.web.admin.forms import (
     CSRF_FAILED,
@@ -166,6 +167,15 @@ def compose() -> ResponseReturnValue:
         form.incident_id.data = request.args.get("incident_id", "")
         form.corrects.data = request.args.get("corrects", "")
         form.channels.data = list(plan.channels_by_severity.get(form.severity.data, ()))
+        start, incident = prefill.source(store, form.incident_id.data, form.corrects.data)
+        if start is not None and incident is not None:
+            prefill.fill(form, start, plan)
+            form.incident_id.data = incident["id"]
+            # Resolved (or older than the list): still the one this update belongs to.
+            if incident["id"] not in dict(form.incident_id.choices):
+                form.incident_id.choices.append((incident["id"], incident["title"]))
+            if form.corrects.data and start.id not in dict(form.corrects.choices):
+                form.corrects.choices.append((start.id, f"{incident['title']} › {start.title}"))
     elif not form.validate():
         status = CSRF_FAILED if csrf_failed(form) else INVALID
     else:
