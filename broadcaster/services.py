@@ -50,6 +50,9 @@ class Services:
                 self.redis, announcement_id, pipeline=pipe
             ),
             on_published=lambda announcement: self.on_published(announcement),
+            keep_promise=lambda pipe, announcement: queues.enqueue_reminder(
+                self.redis, announcement.id, announcement.next_update_at or 0.0, pipeline=pipe
+            ),
             max_body_bytes=int(self.config["MAX_BODY_BYTES"]),
         )
 

@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 
 EnqueuePlan = Callable[[Pipeline, str], None]
 OnPublished = Callable[[Announcement], None]
+KeepPromise = Callable[[Pipeline, Announcement], None]
 
 
 class AnnouncementService:
@@ -49,10 +50,13 @@ class AnnouncementService:
         enqueue_plan: EnqueuePlan,
         on_published: OnPublished,
         max_body_bytes: int,
+        keep_promise: KeepPromise | None = None,
     ) -> None:
         self.store = store
         self.plan = plan
         self.enqueue_plan = enqueue_plan
+        # Schedules the reminder for a published promise, in the publishing transaction.
+        self.keep_promise = keep_promise
         self.on_published = on_published
         self.max_body_bytes = max_body_bytes
 
@@ -372,6 +376,8 @@ class AnnouncementService:
             self.store.write(pipe, announcement, incident, new)
             if announcement.published:
                 self.enqueue_plan(pipe, announcement.id)
+                if announcement.next_update_at and self.keep_promise:
+                    self.keep_promise(pipe, announcement)
                 _audit(pipe, announcement, actor, "announcement.published", ip)
             extra(pipe)
             pipe.execute()

@@ -32,6 +32,7 @@ ACTIONS = (
     "announcement.bypassed",
     "approval.refused",
     "announcement.amended",
+    "promise.overdue",
     "plan.loaded",
     "subscribers.imported",
     "subscriber.erased",

@@ -82,7 +82,20 @@ class Plan:
     fallback: dict[str, str] = field(default_factory=dict)
     # Countries (ISO codes) whose numbers may subscribe to SMS; empty: any (policy.sms_countries)
     sms_countries: tuple[str, ...] = ()
+    # policy.next_update_minutes: the next update Compose proposes to promise (None: the
+    # monitoring's update_interval_minutes; 0: propose none)
+    next_update_minutes: int | None = None
 
+    @property
+    def promise_interval(self) -> int:
+        """Seconds from now to the next update Compose proposes (0: propose none)."""
+        if self.next_update_minutes is None:
+            return self.monitoring.update_interval
+        return self.next_update_minutes * 60
+
+
+# A promise lies at most 30 days ahead (announcement_checks.PROMISE_AHEAD_SECONDS).
+PROMISE_MAX_MINUTES = 30 * 24 * 60
 
 # Route facts, descriptions and names are shown on public pages as one line each.
 PLAN_TEXT_MAX = 200
@@ -185,7 +198,15 @@ def parse_plan(data: dict[str, Any], source: str, resolver: Resolver | None = No
 
     policy = check.table(data, "policy", required=False)
     check.known_keys(
-        policy, "policy", ("approval_required", "sms_max_segments", "fallback", "sms_countries")
+        policy,
+        "policy",
+        (
+            "approval_required",
+            "sms_max_segments",
+            "fallback",
+            "sms_countries",
+            "next_update_minutes",
+        ),
     )
     approval = policy.get("approval_required", [])
     if not isinstance(approval, list) or any(s not in SEVERITIES for s in approval):
@@ -196,6 +217,17 @@ def parse_plan(data: dict[str, Any], source: str, resolver: Resolver | None = No
         check.fail("policy.sms_max_segments", "must be a whole number from 1 to 10")
         segments = 2
     fallback = _fallback(check, policy)
+    next_update = policy.get("next_update_minutes")
+    if next_update is not None and (
+        not isinstance(next_update, int)
+        or isinstance(next_update, bool)
+        or not 0 <= next_update <= PROMISE_MAX_MINUTES
+    ):
+        check.fail(
+            "policy.next_update_minutes",
+            f"must be a whole number of minutes from 0 (propose none) to {PROMISE_MAX_MINUTES}",
+        )
+        next_update = None
     sms_countries, problem = parse_sms_countries(policy.get("sms_countries", []))
     if problem:
         check.fail("policy.sms_countries", problem)
@@ -296,6 +328,7 @@ def parse_plan(data: dict[str, Any], source: str, resolver: Resolver | None = No
         source=source,
         fallback=fallback,
         sms_countries=sms_countries,
+        next_update_minutes=next_update,
     )
 
 

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import redis
 
+from broadcaster.domain import promises
 from broadcaster.domain.announcement import Announcement
 from broadcaster.domain.announcements import INCIDENTS_KEY
 from broadcaster.domain.visibility import is_internal, is_public, public_audiences, public_incident
@@ -350,6 +351,7 @@ def _incident(
     svc: Services, incident: dict[str, Any], published: list[Announcement], locale: str
 ) -> dict[str, Any]:
     latest = published[-1]
+    promise = promises.standing(incident, published)  # none once resolved
     language = language_for(latest, locale, svc.plan.default_locale)
     updates = []
     for announcement in reversed(published):  # newest first
@@ -376,7 +378,9 @@ def _incident(
         "audiences": sorted(
             {n for a in published for n in public_audiences(svc.plan, a.audiences)}
         ),
-        "next_update_at": iso(latest.next_update_at) if latest.next_update_at else None,
+        "next_update_at": iso(promise.next_update_at)
+        if promise and promise.next_update_at
+        else None,
         "updates": updates,
     }
 

@@ -218,7 +218,7 @@ class Processor:
         ann = self._announce(event, rule, rule.all_clear, incident_id, resolved=True)
         return {"outcome": "resolved", "incident_id": incident_id, **ann}
 
-    def _values(self, event: MonitorEvent, locale: str) -> dict[str, str]:
+    def _values(self, event: MonitorEvent, locale: str, promised: float) -> dict[str, str]:
         tz = self.svc.plan.timezone
         started = min((a.starts_at for a in event.alerts if a.starts_at), default=time.time())
         labels = event.labels
@@ -229,7 +229,7 @@ class Processor:
             # No zone after the times: the email and pages that carry the statement name it
             # once; SMS and banner lines have no room for it.
             "started": format_time(started, locale, tz),
-            "next_update": format_time(time.time() + self.monitoring.update_interval, locale, tz),
+            "next_update": format_time(promised, locale, tz),
             "organisation": self.svc.plan.organisation,
         }
 
@@ -247,15 +247,23 @@ class Processor:
         )
         statement = plan.monitoring.statements.get(statement_name or "")
         preapproved = statement is not None and not rule.draft
+        # One time for the text's {next_update} and the announcement's promise, so the
+        # reminder (delivery/promises.py) falls due exactly when the text says.
+        promised = time.time() + self.monitoring.update_interval
+        promises = (
+            statement is not None
+            and not resolved
+            and any("{next_update}" in t + b for t, b in statement.texts.values())
+        )
         if statement:
             title, body = fill(
-                statement, self._values(event, plan.default_locale), plan.default_locale
+                statement, self._values(event, plan.default_locale, promised), plan.default_locale
             )
             translations = {
                 locale: dict(
                     zip(
                         ("title", "body"),
-                        fill(statement, self._values(event, locale), locale),
+                        fill(statement, self._values(event, locale, promised), locale),
                         strict=True,
                     )
                 )
@@ -286,6 +294,8 @@ class Processor:
             "translations": translations,
             "incident_id": incident_id,
         }
+        if promises and status != "resolved":
+            data["next_update_at"] = promised
         author = Principal(name=f"monitoring:{event.source}", role="monitor")
         # Alert text is whatever the monitoring sent: fitted to the text policy, not refused,
         # because an alert must still produce a statement.
