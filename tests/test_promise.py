@@ -462,3 +462,24 @@ def test_the_countdown_script_uses_the_same_words() -> None:
     script = (Path(__file__).parent.parent / "broadcaster/static/admin/countdown.js").read_text()
     for phrase in ("in less than a minute", "'overdue'", " h ", " min", " overdue"):
         assert phrase in script, phrase
+
+
+def test_a_holding_statement_promises_the_time_its_text_names(
+    make_app: Callable[..., Flask], tokens: dict[str, dict[str, str]]
+) -> None:
+    from tests.test_clock import alert
+
+    client = make_app().test_client()  # the example plan: "will update you by {next_update}"
+    before = time.time()
+    started = datetime.now(UTC) - timedelta(minutes=5)
+    answer = client.post("/hooks/alertmanager", json=alert(started), headers=tokens["monitor"])
+    created = answer.get_json()
+    assert created["state"] == "published", created
+    stored = client.get(
+        f"/api/v1/announcements/{created['announcement_id']}", headers=tokens["admin"]
+    ).get_json()
+    promised = stored["next_update_at"]
+    assert before + 30 * 60 <= promised <= time.time() + 30 * 60  # update_interval_minutes
+    assert f"update you by {format_time(promised, 'en', TZ)}" in stored["body"]
+    for locale, words in stored["translations"].items():
+        assert format_time(promised, locale, TZ) in words["body"], locale
