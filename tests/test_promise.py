@@ -12,6 +12,7 @@ import json
 import re
 import time
 from collections.abc import Callable
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from datetime import time as dt_time
 from pathlib import Path
@@ -483,3 +484,63 @@ def test_a_holding_statement_promises_the_time_its_text_names(
     assert f"update you by {format_time(promised, 'en', TZ)}" in stored["body"]
     for locale, words in stored["translations"].items():
         assert format_time(promised, locale, TZ) in words["body"], locale
+
+
+# --- In the browser: the countdown ticks over to overdue; a resolution empties the field ---
+
+
+@pytest.fixture
+def live(make_app: Callable[..., Flask], tmp_path: Path, receiver: Receiver):
+    """The app over real HTTP (threaded) for a headless Chromium."""
+    from tests.browser import serve, skip_without_chromium, stop
+
+    skip_without_chromium()
+    path = tmp_path / "plan.toml"
+    path.write_text(PLAN.format(url=receiver.url, secret=SECRET), encoding="utf-8")
+    holder: dict[str, Flask] = {}
+    server, thread = serve(lambda e, s: holder["app"](e, s))
+    url = f"http://127.0.0.1:{server.port}"
+    holder["app"] = make_app(PUBLIC_URL=url, PLAN=str(path))
+    yield url, holder["app"]
+    stop(server, thread)
+
+
+def test_in_the_browser_the_countdown_turns_overdue_and_resolved_empties_the_promise(
+    live: tuple[str, Flask], people: dict[str, Any], tokens: dict[str, dict[str, str]]
+) -> None:
+    from playwright.sync_api import expect
+
+    from tests.browser import launch
+    from tests.conftest import PASSWORD
+
+    url, app = live
+    client = app.test_client()
+    publish(client, tokens, OUTAGE, next_update_at=in_seconds(2))
+    with contextmanager(launch)() as browser:
+        page = browser.new_context(locale="en-US").new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.on(
+            "console", lambda m: errors.append(m.text) if "Content Security" in m.text else None
+        )
+        page.goto(f"{url}/admin/signin")
+        page.get_by_label("Email").fill(people["helpdesk"].email)
+        page.get_by_label("Password").fill(PASSWORD)
+        page.get_by_role("button", name="Sign in").click()
+        countdown = page.locator("time.countdown")
+        expect(countdown).to_have_text(re.compile(r"in less than a minute|overdue"))
+        # No reload: countdown.js notices the time passing.
+        expect(countdown).to_have_text("overdue", timeout=15_000)
+        expect(page.locator(".promise")).to_have_class(re.compile(r"\boverdue\b"))
+        expect(page.locator(".promise .overdue-label")).to_be_visible()
+
+        page.goto(f"{url}/admin/compose")
+        field = page.get_by_label("Next update by")
+        proposed = field.input_value()
+        assert proposed
+        page.get_by_label("Status").select_option("resolved")
+        expect(field).to_have_value("")
+        expect(field).to_be_disabled()
+        page.get_by_label("Status").select_option("monitoring")
+        expect(field).to_have_value(proposed)
+        assert errors == [], errors
