@@ -24,7 +24,10 @@ from flask import Flask
 from flask.testing import FlaskClient
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from rq.registry import ScheduledJobRegistry
+from rq.serializers import JSONSerializer
 
+from broadcaster.delivery.queues import PROMISE_QUEUE, queue
 from broadcaster.domain.audit import AUDIT_KEY
 from broadcaster.domain.plan import PlanError, parse_plan
 from broadcaster.domain.tokens import create_token
@@ -351,6 +354,32 @@ def test_a_promise_by_a_token_without_a_person_reminds_the_staff_webhook(
     assert body["link"].endswith(f"/admin/compose?incident_id={created['incident_id']}")
 
 
+def test_the_reminder_is_scheduled_with_the_publication_and_only_then(
+    app: Flask, client: FlaskClient, tokens: dict[str, dict[str, str]], r: Any
+) -> None:
+    """Stored in Redis with the announcement (one transaction), for the promised second."""
+    scheduled = ScheduledJobRegistry(queue=queue(r, PROMISE_QUEUE), serializer=JSONSerializer)
+    when = two_days_at_three()
+    # major, by the helpdesk: waits for approval, promises nothing to anyone yet.
+    created = announce(
+        client, tokens["helpdesk"], OUTAGE, severity="major", next_update_at=when.isoformat()
+    )
+    assert scheduled.get_job_ids() == []
+    approved = client.post(
+        f"/api/v1/announcements/{created['id']}/approve", headers=tokens["approver"]
+    )
+    assert approved.status_code == 200, approved.get_json()
+    assert scheduled.get_job_ids() == [f"promise-{created['id']}"]
+    assert r.zscore(scheduled.key, f"promise-{created['id']}") == when.timestamp()
+    refused = client.post(
+        "/api/v1/announcements",
+        json={**OUTAGE, "next_update_at": "2020-01-01T00:00:00Z"},
+        headers=tokens["admin"],
+    )
+    assert refused.status_code == 422
+    assert len(scheduled.get_job_ids()) == 1
+
+
 def test_no_reminder_when_an_update_came_first(
     app: Flask, client: FlaskClient, tokens: dict[str, dict[str, str]], receiver: Receiver, r: Any
 ) -> None:
@@ -400,9 +429,8 @@ def test_no_reminder_and_no_promise_anywhere_once_resolved(
         i["next_update_at"] is None for i in client.get("/status.json").get_json()["resolved"]
     )
     signed_in(client, people["admin"].email)
-    assert "Next update promised" not in client.get(f"/admin/incidents/{incident_id}").get_data(
-        as_text=True
-    )
+    page = client.get(f"/admin/incidents/{incident_id}").get_data(as_text=True)
+    assert "promised by" not in page and "countdown" not in page
     assert "countdown" not in client.get("/admin/").get_data(as_text=True)
 
 
@@ -439,6 +467,9 @@ def test_the_now_page_counts_down_then_shows_the_promise_overdue(
     )
     assert overdue, html
     assert html.count("promise overdue") == 1  # the other promise still counts down
+    page = client.get(f"/admin/incidents/{soon['incident_id']}").get_data(as_text=True)
+    assert re.search(r'class="meta promise overdue">.*?countdown overdue', page, re.S), page
+    assert 'src="/admin/static/countdown.js' in page
 
 
 @pytest.mark.parametrize(

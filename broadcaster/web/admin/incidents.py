@@ -10,6 +10,8 @@ from flask.typing import ResponseReturnValue
 from broadcaster.domain.announcement import Announcement
 from broadcaster.domain.ledger import STATES, Ledger
 from broadcaster.rendering.brief import brief
+from broadcaster.rendering.clock import parse
+from broadcaster.rendering.countdown import countdown, overdue
 from broadcaster.services import services
 from broadcaster.web.admin.blueprint import bp, render_items
 from broadcaster.web.admin.guard import signed_in
@@ -87,11 +89,16 @@ def incident(incident_id: str) -> ResponseReturnValue:
         failed_shown=FAILED_SHOWN,
         titles=titles,
     )
+    about = brief(svc, incident_id)
     return render_template(
         "admin/incident.html",
         incident=found,
         items=items,
-        brief=brief(svc, incident_id),
+        brief=about,
+        # The standing promise, counting down like on the Now page.
+        promised=parse(about["next_update_at"]) if about else None,
+        countdown=countdown,
+        overdue=overdue,
         replies=replies(svc.redis, incident_id),
         monitoring=incident_events(svc, incident_id),
     )
