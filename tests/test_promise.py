@@ -569,9 +569,20 @@ def test_in_the_browser_the_countdown_turns_overdue_and_resolved_empties_the_pro
         field = page.get_by_label("Next update by")
         proposed = field.input_value()
         assert proposed
+        # The live preview shows the promise as customers will read it.
+        page.get_by_label("Title", exact=True).fill("Power outage")
+        page.get_by_label("Message", exact=True).fill("No power in Noord.")
+        page.locator("input[name=audiences][value=consumers]").check()
+        shown = format_time(
+            datetime.fromisoformat(proposed).replace(tzinfo=AMS).timestamp(), "en", TZ
+        )
+        renderings = page.locator("#preview-renderings")
+        expect(renderings).to_contain_text(f"Next update by: {shown}")
         page.get_by_label("Status").select_option("resolved")
         expect(field).to_have_value("")
         expect(field).to_be_disabled()
+        expect(renderings).not_to_contain_text("Next update by")
         page.get_by_label("Status").select_option("monitoring")
         expect(field).to_have_value(proposed)
+        expect(renderings).to_contain_text(f"Next update by: {shown}")
         assert errors == [], errors
