@@ -5,8 +5,8 @@ and moved to its queue by RQ's scheduler, which every worker runs. At that time 
 the promise still stands (no newer update, incident not resolved: ``domain/promises.py``)
 and reminds the announcement's author and approver: by email when they have an account,
 else through the plan's internal webhook targets (the staff channel), since a token-only
-person has no address. Each recipient done is recorded first-hand in Redis, so a retried
-job reminds nobody twice; the reminder is audited (``promise.overdue``) once.
+person has no address. Each recipient reached is recorded in Redis as it is reached, so a
+retried job reminds nobody twice; the reminder is audited (``promise.overdue``) once.
 """
 
 from __future__ import annotations
