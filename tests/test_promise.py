@@ -36,7 +36,7 @@ from broadcaster.rendering.countdown import remaining
 from broadcaster.rendering.i18n import gettext_for
 from broadcaster.web.admin import promise_input
 from tests.helpers import announce, drain, publish, subscribe
-from tests.test_webhook import SECRET, Receiver
+from tests.test_webhook import SECRET, Answer, Receiver
 
 TZ = "Europe/Amsterdam"
 AMS = ZoneInfo(TZ)
@@ -352,6 +352,21 @@ def test_a_promise_by_a_token_without_a_person_reminds_the_staff_webhook(
     assert body["type"] == "promise.overdue"
     assert body["announcement"]["announcement_id"] == created["id"]
     assert body["link"].endswith(f"/admin/compose?incident_id={created['incident_id']}")
+
+
+def test_a_reminder_the_staff_hook_refuses_is_audited_with_the_reason(
+    app: Flask, client: FlaskClient, tokens: dict[str, dict[str, str]], receiver: Receiver, r: Any
+) -> None:
+    receiver.answers.append(Answer(404, {}, b"no such hook"))
+    created = publish(client, tokens, OUTAGE, next_update_at=in_seconds(2))
+    drain(app)  # a permanent refusal: recorded, not retried
+    (entry,) = audited(r, "promise.overdue")
+    assert entry["announcement_id"] == created["id"]
+    assert entry["details"]["reminded"] == []
+    assert "staff-hook" in entry["details"]["failed"][0]
+    assert "404" in entry["details"]["failed"][0]
+    metrics = client.get("/metrics").get_data(as_text=True)
+    assert 'broadcaster_promises_overdue_total{outcome="nobody"} 1' in metrics
 
 
 def test_the_reminder_is_scheduled_with_the_publication_and_only_then(
