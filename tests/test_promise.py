@@ -354,6 +354,36 @@ def test_a_promise_by_a_token_without_a_person_reminds_the_staff_webhook(
     assert body["link"].endswith(f"/admin/compose?incident_id={created['incident_id']}")
 
 
+def test_a_running_worker_started_after_the_promise_still_reminds(
+    app: Flask,
+    client: FlaskClient,
+    r: Any,
+    redis_server: Any,
+    people: dict[str, Any],
+    providers: Any,
+    tmp_path: Path,
+) -> None:
+    """The reminder waits in Redis, not in a process: a ``python worker.py`` started later
+    (its RQ scheduler in its own process, as in production) sends it when it falls due."""
+    from tests.processes import wait_for
+    from tests.workers import Workers, worker_env
+
+    sendgrid, twilio = providers
+    held = user_tokens(r, people)
+    created = announce(client, held["admin"], OUTAGE, next_update_at=in_seconds(2))
+    env = worker_env(
+        redis_server.url, sendgrid, twilio, tmp_path / "data", BROADCASTER_PLAN=app.config["PLAN"]
+    )
+    workers = Workers(env, tmp_path).start(r, 1)
+    try:
+        sent = wait_for(lambda: reminders(sendgrid), timeout=60, what="the overdue reminder")
+    finally:
+        workers.stop()
+    assert list(sent) == [people["admin"].email], workers.logs()
+    (entry,) = audited(r, "promise.overdue")
+    assert entry["announcement_id"] == created["id"]
+
+
 def test_a_reminder_the_staff_hook_refuses_is_audited_with_the_reason(
     app: Flask, client: FlaskClient, tokens: dict[str, dict[str, str]], receiver: Receiver, r: Any
 ) -> None:
