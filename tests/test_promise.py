@@ -473,6 +473,8 @@ def test_no_reminder_and_no_promise_anywhere_once_resolved(
     assert all(
         i["next_update_at"] is None for i in client.get("/status.json").get_json()["resolved"]
     )
+    for banner in client.get("/banner.json").get_json()["banners"]:  # the all-clear
+        assert not banner.get("next_update_at"), banner
     signed_in(client, people["admin"].email)
     page = client.get(f"/admin/incidents/{incident_id}").get_data(as_text=True)
     assert "promised by" not in page and "countdown" not in page
