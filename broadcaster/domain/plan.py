@@ -18,6 +18,7 @@ from broadcaster.domain import text_policy
 from broadcaster.domain.incidents import SEVERITIES
 from broadcaster.domain.monitoring_rules import Monitoring, parse_monitoring
 from broadcaster.domain.phone_numbers import parse_sms_countries
+from broadcaster.domain.promises import parse_next_update_minutes
 from broadcaster.domain.text_policy import LINE
 from channels import CHANNELS, CONTACT_FIELD
 from channels.base import PermanentDeliveryError, TransientDeliveryError
@@ -93,9 +94,6 @@ class Plan:
             return self.monitoring.update_interval
         return self.next_update_minutes * 60
 
-
-# A promise lies at most 30 days ahead (announcement_checks.PROMISE_AHEAD_SECONDS).
-PROMISE_MAX_MINUTES = 30 * 24 * 60
 
 # Route facts, descriptions and names are shown on public pages as one line each.
 PLAN_TEXT_MAX = 200
@@ -217,17 +215,9 @@ def parse_plan(data: dict[str, Any], source: str, resolver: Resolver | None = No
         check.fail("policy.sms_max_segments", "must be a whole number from 1 to 10")
         segments = 2
     fallback = _fallback(check, policy)
-    next_update = policy.get("next_update_minutes")
-    if next_update is not None and (
-        not isinstance(next_update, int)
-        or isinstance(next_update, bool)
-        or not 0 <= next_update <= PROMISE_MAX_MINUTES
-    ):
-        check.fail(
-            "policy.next_update_minutes",
-            f"must be a whole number of minutes from 0 (propose none) to {PROMISE_MAX_MINUTES}",
-        )
-        next_update = None
+    next_update, problem = parse_next_update_minutes(policy.get("next_update_minutes"))
+    if problem:
+        check.fail("policy.next_update_minutes", problem)
     sms_countries, problem = parse_sms_countries(policy.get("sms_countries", []))
     if problem:
         check.fail("policy.sms_countries", problem)

@@ -17,6 +17,22 @@ from broadcaster.domain.announcement import Announcement
 # Promises already reminded about: per announcement, the recipients done (a set), so a
 # retried reminder job never reminds the same person twice.
 REMINDED_TTL = 45 * 24 * 3600  # longer than any promise may lie ahead (30 days)
+# A promise lies at most 30 days ahead (announcement_checks.PROMISE_AHEAD_SECONDS).
+PROMISE_MAX_MINUTES = 30 * 24 * 60
+
+
+def parse_next_update_minutes(value: Any) -> tuple[int | None, str | None]:
+    """The plan's ``policy.next_update_minutes`` (None: not set) and what is wrong with it."""
+    if value is None:
+        return None, None
+    if isinstance(value, bool) or not isinstance(value, int):
+        value = -1
+    if not 0 <= value <= PROMISE_MAX_MINUTES:
+        return (
+            None,
+            f"must be a whole number of minutes from 0 (propose none) to {PROMISE_MAX_MINUTES}",
+        )
+    return value, None
 
 
 def reminded_key(announcement_id: str) -> str:
