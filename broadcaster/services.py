@@ -53,6 +53,9 @@ class Services:
             on_published=lambda announcement: self.on_published(announcement),
             # A new announcement that waits: a job tells the approvers (by email and chat).
             on_pending=lambda announcement: queues.enqueue_notice(self.redis, announcement.id),
+            keep_promise=lambda pipe, announcement: queues.enqueue_reminder(
+                self.redis, announcement.id, announcement.next_update_at or 0.0, pipeline=pipe
+            ),
             max_body_bytes=int(self.config["MAX_BODY_BYTES"]),
         )
 

@@ -178,6 +178,7 @@ class PublicPost:
     idempotency_key: str  # stable per (announcement, place): a retried job never posts twice
     reply_to: dict[str, Any] | None = None  # thread reference from the incident's previous post
     event: dict[str, Any] = field(default_factory=dict)  # the announcement's facts, as JSON
+    event_type: str = ""  # what a webhook says happened; empty: its channel's default
 
 
 @dataclass

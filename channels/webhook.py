@@ -260,7 +260,7 @@ class WebhookChannel:
     def _json(self, post: PublicPost, now: float) -> dict[str, Any]:
         sent_at = datetime.fromtimestamp(now, UTC).isoformat(timespec="seconds")
         return {
-            "type": self.event_type,
+            "type": post.event_type or self.event_type,
             "id": post.idempotency_key,
             "announcement": post.event,
             "text": post.text,

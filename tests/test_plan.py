@@ -279,7 +279,8 @@ BROKEN_PLANS = [
         rename(("policy", "approval_required"), "approval"),
         [
             "policy.approval: unknown key"
-            " (expected one of: approval_required, sms_max_segments, fallback, sms_countries)"
+            " (expected one of: approval_required, sms_max_segments, fallback, sms_countries, "
+            "next_update_minutes)"
         ],
     ),
     (

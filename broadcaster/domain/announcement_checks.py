@@ -116,6 +116,10 @@ def problems(
         now - PROMISE_PAST_SECONDS <= promised <= now + PROMISE_AHEAD_SECONDS
     ):
         add("next_update_at", "must lie between now and 30 days ahead")
+    if promised is not None and data.get("status") == "resolved":
+        # A resolution is the last word: a promise on it would stand on no page and remind
+        # nobody, yet customers would wait for it.
+        add("next_update_at", "a resolution promises no next update: leave it empty")
     return errors
 
 

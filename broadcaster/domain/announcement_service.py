@@ -22,7 +22,6 @@ from typing import Any
 import redis
 from redis.client import Pipeline
 
-from broadcaster.domain import announcement_checks as checks
 from broadcaster.domain import (
     all_clear,
     audit,
@@ -31,6 +30,7 @@ from broadcaster.domain import (
     text_policy,
     withdrawal,
 )
+from broadcaster.domain import announcement_checks as checks
 from broadcaster.domain import idempotency as idem
 from broadcaster.domain.announcement import Announcement
 from broadcaster.domain.announcements import AnnouncementStore, new_id
@@ -45,6 +45,7 @@ log = logging.getLogger(__name__)
 EnqueuePlan = Callable[[Pipeline, str], None]
 OnPublished = Callable[[Announcement], None]
 OnPending = Callable[[Announcement], None]
+KeepPromise = Callable[[Pipeline, Announcement], None]
 
 
 class AnnouncementService:
@@ -59,10 +60,13 @@ class AnnouncementService:
         on_published: OnPublished,
         max_body_bytes: int,
         on_pending: OnPending | None = None,
+        keep_promise: KeepPromise | None = None,
     ) -> None:
         self.store = store
         self.plan = plan
         self.enqueue_plan = enqueue_plan
+        # Schedules the reminder for a published promise, in the publishing transaction.
+        self.keep_promise = keep_promise
         self.on_published = on_published
         # A new announcement that waits: tell the approvers (delivery/approver_notices.py).
         self.on_pending = on_pending or (lambda announcement: None)
@@ -442,6 +446,8 @@ class AnnouncementService:
             self.store.write(pipe, announcement, incident, new)
             if announcement.published:
                 self.enqueue_plan(pipe, announcement.id)
+                if announcement.next_update_at and self.keep_promise:
+                    self.keep_promise(pipe, announcement)
                 _audit(pipe, announcement, actor, "announcement.published", ip)
             extra(pipe)
             pipe.execute()

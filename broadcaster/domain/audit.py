@@ -33,6 +33,7 @@ ACTIONS = (
     "approval.refused",
     "announcement.amended",
     "announcement.withdrawn",
+    "promise.overdue",
     "plan.loaded",
     "subscribers.imported",
     "subscriber.erased",

@@ -18,6 +18,7 @@ from broadcaster.domain import text_policy
 from broadcaster.domain.incidents import SEVERITIES
 from broadcaster.domain.monitoring_rules import Monitoring, parse_monitoring
 from broadcaster.domain.phone_numbers import parse_sms_countries
+from broadcaster.domain.promises import parse_next_update_minutes
 from broadcaster.domain.text_policy import LINE
 from channels import CHANNELS, CONTACT_FIELD
 from channels.base import PermanentDeliveryError, TransientDeliveryError
@@ -85,6 +86,16 @@ class Plan:
     fallback: dict[str, str] = field(default_factory=dict)
     # Countries (ISO codes) whose numbers may subscribe to SMS; empty: any (policy.sms_countries)
     sms_countries: tuple[str, ...] = ()
+    # policy.next_update_minutes: the next update Compose proposes to promise (None: the
+    # monitoring's update_interval_minutes; 0: propose none)
+    next_update_minutes: int | None = None
+
+    @property
+    def promise_interval(self) -> int:
+        """Seconds from now to the next update Compose proposes (0: propose none)."""
+        if self.next_update_minutes is None:
+            return self.monitoring.update_interval
+        return self.next_update_minutes * 60
 
 
 # Route facts, descriptions and names are shown on public pages as one line each.
@@ -188,7 +199,15 @@ def parse_plan(data: dict[str, Any], source: str, resolver: Resolver | None = No
 
     policy = check.table(data, "policy", required=False)
     check.known_keys(
-        policy, "policy", ("approval_required", "sms_max_segments", "fallback", "sms_countries")
+        policy,
+        "policy",
+        (
+            "approval_required",
+            "sms_max_segments",
+            "fallback",
+            "sms_countries",
+            "next_update_minutes",
+        ),
     )
     approval = policy.get("approval_required", [])
     if not isinstance(approval, list) or any(s not in SEVERITIES for s in approval):
@@ -199,6 +218,9 @@ def parse_plan(data: dict[str, Any], source: str, resolver: Resolver | None = No
         check.fail("policy.sms_max_segments", "must be a whole number from 1 to 10")
         segments = 2
     fallback = _fallback(check, policy)
+    next_update, problem = parse_next_update_minutes(policy.get("next_update_minutes"))
+    if problem:
+        check.fail("policy.next_update_minutes", problem)
     sms_countries, problem = parse_sms_countries(policy.get("sms_countries", []))
     if problem:
         check.fail("policy.sms_countries", problem)
@@ -302,6 +324,7 @@ def parse_plan(data: dict[str, Any], source: str, resolver: Resolver | None = No
         source=source,
         fallback=fallback,
         sms_countries=sms_countries,
+        next_update_minutes=next_update,
     )
 
 

@@ -73,6 +73,11 @@ COUNTERS: dict[str, tuple[str, str, tuple[str, ...]]] = {
         "Monitoring hook requests refused with 429: a token over its rate",
         ("hook",),
     ),
+    "promises_overdue": (
+        "broadcaster_promises_overdue",
+        "Promised updates whose time passed without one: team reminded, or nobody reachable",
+        ("outcome",),
+    ),
     "alerts_gathered": (
         "broadcaster_alerts_gathered",
         "Alert deliveries gathered into a rule's several-alerts draft instead of an incident",

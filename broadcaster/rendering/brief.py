@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 from typing import TYPE_CHECKING, Any
 
+from broadcaster.domain import promises
 from broadcaster.domain.announcement import Announcement
 from broadcaster.rendering.banners import iso
 from broadcaster.rendering.clock import format_time, zone_name
@@ -54,7 +55,9 @@ def brief(svc: Services, incident_id: str) -> dict[str, Any] | None:
     if not published:
         return None
     latest = published[-1]
-    next_update = next((a.next_update_at for a in reversed(published) if a.next_update_at), None)
+    # The promise that stands: the latest update's; none once resolved (domain/promises.py).
+    promising = promises.standing(incident, published)
+    next_update = promising.next_update_at if promising else None
     replies = []
     for locale in svc.plan.locales:
         language, text = reply(svc, dataclasses.replace(latest, next_update_at=next_update), locale)

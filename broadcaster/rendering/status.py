@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import redis
 
+from broadcaster.domain import promises
 from broadcaster.domain.announcement import Announcement
 from broadcaster.domain.announcements import INCIDENTS_KEY
 from broadcaster.domain.incident_facts import closed_at
@@ -363,6 +364,7 @@ def _incident(
 ) -> dict[str, Any]:
     standing = [a for a in published if a.withdrawn_at is None]
     latest = (standing or published)[-1]
+    promise = promises.standing(incident, standing or published)  # none once resolved
     language = language_for(latest, locale, svc.plan.default_locale)
     updates = []
     for announcement in reversed(published):  # newest first
@@ -400,7 +402,9 @@ def _incident(
         "audiences": sorted(
             {n for a in standing or published for n in public_audiences(svc.plan, a.audiences)}
         ),
-        "next_update_at": iso(latest.next_update_at) if latest.next_update_at else None,
+        "next_update_at": iso(promise.next_update_at)
+        if promise and promise.next_update_at
+        else None,
         "updates": updates,
     }
 

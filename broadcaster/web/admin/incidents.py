@@ -11,6 +11,8 @@ from broadcaster.domain.announcement import Announcement
 from broadcaster.domain.incident_facts import closed_at
 from broadcaster.domain.ledger import STATES, Ledger
 from broadcaster.rendering.brief import brief
+from broadcaster.rendering.clock import parse
+from broadcaster.rendering.countdown import countdown, overdue
 from broadcaster.services import services
 from broadcaster.web.admin.blueprint import bp, render_items
 from broadcaster.web.admin.forms import WithdrawForm
@@ -99,11 +101,16 @@ def incident_page(incident_id: str, withdraw_forms: dict[str, Any] | None = None
             t["a"].id: forms.get(t["a"].id) or WithdrawForm(formdata=None) for t in timeline
         },
     )
+    about = brief(svc, incident_id)
     return render_template(
         "admin/incident.html",
         incident=found,
         items=items,
-        brief=brief(svc, incident_id),
+        brief=about,
+        # The standing promise, counting down like on the Now page.
+        promised=parse(about["next_update_at"]) if about else None,
+        countdown=countdown,
+        overdue=overdue,
         replies=replies(svc.redis, incident_id),
         monitoring=incident_events(svc, incident_id),
     )

@@ -247,8 +247,15 @@ class Processor:
             event.labels.get("severity") if event.labels.get("severity") in SEVERITIES else "major"
         )
         statement = plan.monitoring.statements.get(statement_name or "")
-        promised = time.time() + self.monitoring.update_interval
         preapproved = statement is not None and not rule.draft
+        # One time for the text's {next_update} and the announcement's promise, so the
+        # reminder (delivery/promises.py) falls due exactly when the text says.
+        promised = time.time() + self.monitoring.update_interval
+        promises = (
+            statement is not None
+            and not resolved
+            and any("{next_update}" in t + b for t, b in statement.texts.values())
+        )
         if statement:
             title, body = fill(
                 statement, self._values(event, plan.default_locale, promised), plan.default_locale
@@ -290,13 +297,10 @@ class Processor:
             "incident_id": incident_id,
             "need": rule.need,
         }
-        if (
-            statement
-            and not resolved
-            and any("{next_update}" in t[1] for t in statement.texts.values())
-        ):
+        if promises and status != "resolved":
             # The promise the text makes, as a fact too: short texts keep it when they drop
-            # the sentence that says it, and the status page and brief show it.
+            # the sentence that says it, the reminder falls due then, and the status page
+            # and brief show it.
             data["next_update_at"] = promised
         author = Principal(name=f"monitoring:{event.source}", role="monitor")
         # Alert text is whatever the monitoring sent: fitted to the text policy, not refused,
