@@ -372,7 +372,7 @@ class AnnouncementService:
                 pipe.execute()
             except redis.WatchError as exc:
                 raise Conflict("announcement changed while it was being withdrawn") from exc
-        self._after_commit(withdrawn)
+        self._after_commit(withdrawn, self.on_published, "after_publish")
         return withdrawn
 
     def _referenced(self, field: str, announcement_id: str) -> Announcement:
