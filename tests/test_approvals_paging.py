@@ -73,8 +73,13 @@ def admin_pages(client: FlaskClient) -> list[list[str]]:
 
 
 @pytest.fixture
-def flooded(client: FlaskClient, tokens: dict[str, Headers]) -> dict[str, Any]:
-    """300 drafts, then one real submission by someone else."""
+def flooded(
+    client: FlaskClient, tokens: dict[str, Headers], people: dict[str, Any]
+) -> dict[str, Any]:
+    """300 drafts, then one real submission by someone else.
+
+    ``people`` first: an approver account newer than the submission may not approve it.
+    """
     ids = drafts(client, tokens["helpdesk"], 300)
     real = announce(client, tokens["approver"], REAL)
     assert real["state"] == "pending_approval"
