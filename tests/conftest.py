@@ -97,6 +97,9 @@ def make_app(
             "BANNER_PROCESS_CACHE": 0,  # tests read /banner.json right after publishing
             "MASTODON_RATE": 1000,
             "BLUESKY_RATE": 1000,
+            # Staff first has its own tests (test_staff_first.py): elsewhere customers follow
+            # the brief at once.
+            "STAFF_LEAD_MAX": 0,
             **provider_settings(*providers),
             **overrides,
         }

@@ -44,6 +44,9 @@ class Announcement:
     # token name, which is what four eyes compared then.
     author_person: str = ""
     decided_by_person: str | None = None
+    # Approved with the plan (a holding statement from monitoring): staff are still told
+    # first, but customers do not wait for the plan's staff lead.
+    preapproved: bool = False
 
     def __post_init__(self) -> None:
         if not self.author_person:

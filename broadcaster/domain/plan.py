@@ -18,6 +18,7 @@ from broadcaster.domain import text_policy
 from broadcaster.domain.incidents import SEVERITIES
 from broadcaster.domain.monitoring_rules import Monitoring, parse_monitoring
 from broadcaster.domain.phone_numbers import parse_sms_countries
+from broadcaster.domain.staff_plan import StaffPlan, parse_staff
 from broadcaster.domain.text_policy import LINE
 from channels import CHANNELS, CONTACT_FIELD
 from channels.base import PermanentDeliveryError, TransientDeliveryError
@@ -32,6 +33,7 @@ _TOP_KEYS = (
     "monitoring",
     "holding_statements",
     "webhooks",
+    "staff",
 )
 
 BUNDLED_PLAN = Path(__file__).resolve().parents[2] / "examples" / "plan.toml"
@@ -82,6 +84,8 @@ class Plan:
     fallback: dict[str, str] = field(default_factory=dict)
     # Countries (ISO codes) whose numbers may subscribe to SMS; empty: any (policy.sms_countries)
     sms_countries: tuple[str, ...] = ()
+    # Staff briefed before every customer-facing announcement ([staff]); None: nobody first.
+    staff: StaffPlan | None = None
 
 
 # Route facts, descriptions and names are shown on public pages as one line each.
@@ -278,6 +282,7 @@ def parse_plan(data: dict[str, Any], source: str, resolver: Resolver | None = No
 
     monitoring = parse_monitoring(check, data, audiences, tuple(locales), default_locale)
     webhooks = _webhooks(check, data, audiences, resolver or socket.getaddrinfo)
+    staff = parse_staff(check, data, audiences, tuple(locales), default_locale)
 
     if check.problems:
         raise PlanError("invalid crisis plan:\n  " + "\n  ".join(check.problems))
@@ -296,6 +301,7 @@ def parse_plan(data: dict[str, Any], source: str, resolver: Resolver | None = No
         source=source,
         fallback=fallback,
         sms_countries=sms_countries,
+        staff=staff,
     )
 
 

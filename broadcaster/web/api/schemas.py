@@ -92,8 +92,19 @@ class AnnouncementOut(Schema):
     )
     reason = fields.String(allow_none=True)
     bypass_reason = fields.String(allow_none=True)
+    preapproved = fields.Boolean(
+        metadata={"description": "approved with the plan (a holding statement)"}
+    )
     deliveries = fields.Dict(
         metadata={"description": "per channel: queued, sending, sent, delivered, failed, skipped"}
+    )
+    staff = fields.Dict(
+        allow_none=True,
+        metadata={
+            "description": "staff first: lead_seconds, briefed_at, customers_at and the staff "
+            "deliveries per channel (not counted in `deliveries`); null when staff are not "
+            "told first"
+        },
     )
     links = fields.Nested(Links)
 
@@ -143,6 +154,13 @@ class PageArgs(Schema):
     # Capped so the offset stays a 64-bit integer: Redis refuses anything larger (a 500).
     page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=1_000_000))
     per_page = fields.Integer(load_default=100, validate=validate.Range(min=1, max=1000))
+
+
+class DeliveryPageArgs(PageArgs):
+    staff = fields.Boolean(
+        load_default=False,
+        metadata={"description": "list the staff deliveries (the brief staff got first)"},
+    )
 
 
 class SubscriberPageArgs(PageArgs):
@@ -347,6 +365,9 @@ class BriefOut(Schema):
     status_url = fields.String()
     replies = fields.List(fields.Nested(BriefReply), metadata={"description": "ready to paste"})
     routes = fields.List(fields.Dict())
+    do_not_promise = fields.List(
+        fields.String(), metadata={"description": "what agents must not promise ([staff])"}
+    )
     timeline = fields.List(fields.Dict())
 
 
