@@ -292,6 +292,7 @@ def test_the_brief_has_the_facts_routes_a_reply_per_language_and_what_not_to_pro
         "Kaartbetalingen",
     ):
         assert words in slack["text"]
+    assert "unsubscribe" not in slack["text"].lower()  # no one's personal link in a chat
     assert all(r["verified"] for r in receiver.requests)
 
     # The incident brief (API) says what not to promise too.

@@ -26,6 +26,7 @@ from broadcaster.rendering.messages import (
     Rendering,
     one_line,
 )
+from channels.base import UNSUBSCRIBE_PLACEHOLDER
 
 if TYPE_CHECKING:
     from broadcaster.services import Services  # the composition root; types only
@@ -83,6 +84,8 @@ def context(svc: Services, announcement: Announcement, locale: str) -> dict[str,
         "groups": groups,
         "replies": replies,
         "brief_url": f"{svc.renderer.public_url}/admin/incidents/{announcement.incident_id}#brief",
+        # Staff may opt out of email like anyone (their own link, filled in per person).
+        "unsubscribe_url": UNSUBSCRIBE_PLACEHOLDER,
     }
 
 
@@ -91,8 +94,9 @@ def _template(svc: Services, name: str, ctx: dict[str, Any]) -> str:
 
 
 def text(svc: Services, announcement: Announcement, locale: str) -> str:
-    """The whole brief as plain text (email text part, staff webhooks)."""
-    return _template(svc, "staff/brief.txt", context(svc, announcement, locale)).strip()
+    """The whole brief as plain text, for staff webhooks (no personal unsubscribe link)."""
+    ctx = {**context(svc, announcement, locale), "unsubscribe_url": ""}
+    return _template(svc, "staff/brief.txt", ctx).strip()
 
 
 def render(svc: Services, channel: str, announcement: Announcement, locale: str) -> Rendering:
