@@ -458,3 +458,15 @@ def test_any_do_not_promise_line_loads_or_is_a_plan_error_naming_it(line):
     else:
         assert staff is not None and len(staff.do_not_promise) == 1
         assert all(text.strip() for text in staff.do_not_promise[0].values())
+
+
+def test_the_admin_incident_page_shows_what_not_to_promise(
+    make_app, tmp_path, receiver, tokens, providers, people, signed_in
+):
+    app = staff_app(make_app, tmp_path, receiver, lead=1)
+    client = with_people(app, tokens)
+    incident = announce(client, tokens["admin"], OUTAGE)["incident_id"]
+    signed_in(client, people["admin"].email)
+    html = client.get(f"/admin/incidents/{incident}").get_data(as_text=True)
+    brief = html.split('id="brief"', 1)[1].split("</section>", 1)[0]
+    assert "<li>Compensation</li>" in brief and "<li>A time of repair</li>" in brief
