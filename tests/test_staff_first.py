@@ -12,6 +12,7 @@ import json
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 import pytest
 from flask import Flask
@@ -20,9 +21,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from rq.registry import ScheduledJobRegistry
 from rq.serializers import JSONSerializer
+from twilio.request_validator import RequestValidator
 
 from broadcaster.delivery.queues import PLAN_QUEUE, queue
 from broadcaster.domain.plan import PlanError, load_plan, parse_plan
+from tests.fakes import FakeTwilio
 from tests.helpers import announce, counts, deliveries, drain, subscribe, work
 from tests.test_webhook import SECRET, Receiver
 
@@ -278,9 +281,19 @@ def test_the_brief_has_the_facts_routes_a_reply_per_language_and_what_not_to_pro
     [sms] = [f for f in twilio.accepted() if f["To"] == STAFF["phone"]]
     assert "Een hersteltijd" in sms["Body"] and "#brief" in sms["Body"]
     # Its receipt moves the staff delivery, never the customers'.
-    assert "a=" + f"{ann['id']}~staff".replace("~", "%7E") in sms["StatusCallback"].replace(
-        "~", "%7E"
+    url = sms["StatusCallback"]
+    assert f"a={ann['id']}~staff&" in unquote(url)
+    form = {"MessageStatus": "delivered", "MessageSid": "SM1"}
+    signature = RequestValidator(FakeTwilio.AUTH_TOKEN).compute_signature(url, form)
+    answer = client.post(
+        url.removeprefix(app.config["PUBLIC_URL"]),
+        data=form,
+        headers={"X-Twilio-Signature": signature},
     )
+    assert answer.status_code == 204
+    body = client.get(f"/api/v1/announcements/{ann['id']}", headers=tokens["admin"]).get_json()
+    assert body["staff"]["deliveries"]["sms"]["delivered"] == 1
+    assert body["deliveries"]["sms"]["delivered"] == 0 and body["deliveries"]["sms"]["sent"] == 1
 
     [slack] = [json.loads(r["raw"]) for r in receiver.requests if r["path"] == "/staff"]
     assert set(slack) == {"text"}
