@@ -85,6 +85,19 @@ def test_token_subscribers_announcement_worker(service_env, providers, r, tmp_pa
             capture_output=True,
         )
 
+        # The approver exists before the announcement: a newer account may not approve it.
+        approver = (
+            subprocess.run(
+                [*broadcaster_command(), "token", "create", "--name", "duty", "--role", "approver"],
+                env=service_env,
+                cwd=tmp_path,
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            .stdout.strip()
+            .splitlines()[-1]
+        )
         wait_for(lambda: http("GET", base + "/healthz")[0] == 200, what="web server")
         assert http("GET", base + "/readyz")[0] == 503, "no worker yet: not ready"
         status, accepted = http(
@@ -103,18 +116,6 @@ def test_token_subscribers_announcement_worker(service_env, providers, r, tmp_pa
         assert status == 202, accepted
         assert accepted["state"] == "pending_approval", (
             "critical needs a second person in the example plan"
-        )
-        approver = (
-            subprocess.run(
-                [*broadcaster_command(), "token", "create", "--name", "duty", "--role", "approver"],
-                env=service_env,
-                cwd=tmp_path,
-                capture_output=True,
-                text=True,
-                check=True,
-            )
-            .stdout.strip()
-            .splitlines()[-1]
         )
         ann = accepted["id"]
         assert http("POST", f"{base}/api/v1/announcements/{ann}/approve", token=approver)[0] == 200
