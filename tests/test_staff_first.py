@@ -361,6 +361,8 @@ def test_a_failing_brief_never_holds_the_customers_back(
     body = client.get(f"/api/v1/announcements/{ann}", headers=tokens["admin"]).get_json()
     staff = body["staff"]["deliveries"]
     assert staff["email"]["failed"] == 1 and staff["sms"]["failed"] == 1
+    metrics = client.get("/metrics").get_data(as_text=True)
+    assert 'broadcaster_staff_briefs_total{outcome="sent"} 1' in metrics
 
 
 def test_without_a_staff_section_nobody_is_briefed_and_customers_go_at_once(

@@ -168,7 +168,9 @@ def _send_brief(
     except Exception:
         # Whatever went wrong with the brief, the customers must still hear it.
         log.exception("briefing staff for %s failed; customers go ahead", announcement.id)
-        metrics.count(svc.redis, "staff_brief_failures")
+        metrics.count(svc.redis, "staff_briefs", "failed")
+        return reached
+    metrics.count(svc.redis, "staff_briefs", "sent" if reached else "nobody")
     return reached
 
 

@@ -73,6 +73,11 @@ COUNTERS: dict[str, tuple[str, str, tuple[str, ...]]] = {
         "Monitoring hook requests refused with 429: a token over its rate",
         ("hook",),
     ),
+    "staff_briefs": (
+        "broadcaster_staff_briefs",
+        "Staff briefs before customer announcements: sent, nobody (to brief) or failed",
+        ("outcome",),
+    ),
     "alerts_gathered": (
         "broadcaster_alerts_gathered",
         "Alert deliveries gathered into a rule's several-alerts draft instead of an incident",
