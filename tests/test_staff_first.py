@@ -79,6 +79,13 @@ audiences = ["staff"]
 allow_private = true  # the receiver listens on 127.0.0.1
 
 [[webhooks]]
+name = "staff-tool"
+url = "{url}/staff-json"
+secret = "{secret}"
+audiences = ["staff"]
+allow_private = true
+
+[[webhooks]]
 name = "helpdesk"
 url = "{url}/public"
 secret = "{secret}"
@@ -160,7 +167,7 @@ def arrivals(providers: Any, receiver: Receiver) -> dict[str, list[float]]:
     for req in twilio.requests:
         out["staff" if req["form"]["To"] == STAFF["phone"] else "customers"].append(req["at"])
     for req in receiver.requests:
-        out["staff" if req["path"] == "/staff" else "customers"].append(req["at"])
+        out["staff" if req["path"].startswith("/staff") else "customers"].append(req["at"])
     return out
 
 
@@ -179,10 +186,11 @@ def test_staff_get_the_brief_before_the_first_customer_delivery(
     drain(app)
 
     seen = arrivals(providers, receiver)
-    # Email, SMS and the staff chat for staff; email, SMS and the helpdesk for the customer.
-    assert len(seen["staff"]) == 3 and len(seen["customers"]) == 3
+    # Email, SMS, the staff chat and tool for staff; email, SMS and the helpdesk for the
+    # customer.
+    assert len(seen["staff"]) == 4 and len(seen["customers"]) == 3
     assert max(seen["staff"]) < min(seen["customers"])
-    assert [r["path"] for r in receiver.requests] == ["/staff", "/public"]
+    assert [r["path"] for r in receiver.requests] == ["/staff", "/staff-json", "/public"]
 
     # The brief is not a customer delivery: it has its own counts and records.
     body = client.get(f"/api/v1/announcements/{ann}", headers=tokens["admin"]).get_json()
@@ -195,7 +203,7 @@ def test_staff_get_the_brief_before_the_first_customer_delivery(
     assert {ch: c["sent"] for ch, c in staff["deliveries"].items()} == {
         "email": 1,
         "sms": 1,
-        "webhook": 1,
+        "webhook": 2,
     }
     assert staff["lead_seconds"] == 1
     assert staff["customers_at"] == pytest.approx(staff["briefed_at"] + 1)
@@ -203,7 +211,7 @@ def test_staff_get_the_brief_before_the_first_customer_delivery(
         f"/api/v1/announcements/{ann}/deliveries?staff=true", headers=tokens["admin"]
     ).get_json()["items"]
     assert sorted((r["channel"], r["subscriber_id"]) for r in records)[0][0] == "email"
-    assert {r["to"] for r in records} >= {"staff-chat"}
+    assert {r["to"] for r in records} >= {"staff-chat", "staff-tool"}
     customer_records = deliveries(client, tokens["admin"], ann)
     assert "staff-chat" not in {r["subscriber_id"] for r in customer_records}
 
@@ -219,7 +227,7 @@ def test_customers_wait_for_the_lead_after_the_brief(
 
     assert [to for to, _ in sendgrid.accepted()] == [STAFF["email"]]
     assert [f["To"] for f in twilio.accepted()] == [STAFF["phone"]]
-    assert [r["path"] for r in receiver.requests] == ["/staff"]
+    assert [r["path"] for r in receiver.requests] == ["/staff", "/staff-json"]
     # The customers' fan-out waits in RQ's schedule, a lead after the brief.
     assert scheduled(app) == [f"customers-{ann}"]
     body = client.get(f"/api/v1/announcements/{ann}", headers=tokens["admin"]).get_json()
@@ -306,6 +314,13 @@ def test_the_brief_has_the_facts_routes_a_reply_per_language_and_what_not_to_pro
     ):
         assert words in slack["text"]
     assert "unsubscribe" not in slack["text"].lower()  # no one's personal link in a chat
+    [event] = [json.loads(r["raw"]) for r in receiver.requests if r["path"] == "/staff-json"]
+    assert event["type"] == "staff.brief" and event["id"] == f"{ann['id']}:staff:staff-tool"
+    brief_event = event["announcement"]["brief"]
+    assert brief_event["do_not_promise"] == ["Compensation", "A time of repair"]
+    assert [r["language"] for r in brief_event["replies"]] == ["en", "nl"]
+    assert brief_event["routes"][0]["audience"] == "consumers"
+    assert event["text"].startswith("Staff brief: Payments down")
     assert all(r["verified"] for r in receiver.requests)
 
     # The incident brief (API) says what not to promise too.
@@ -325,7 +340,7 @@ def test_an_announcement_for_staff_and_customers_gives_staff_only_the_brief(
     assert list(subjects) == [STAFF["email"], CUSTOMER["email"]]
     # The brief (in Sam's Dutch), not the customers' message as well.
     assert subjects[STAFF["email"]] == "Briefing voor medewerkers: Betalingen storing"
-    assert [r["path"] for r in receiver.requests] == ["/staff", "/public"]
+    assert [r["path"] for r in receiver.requests] == ["/staff", "/staff-json", "/public"]
 
 
 def test_an_internal_announcement_goes_to_staff_as_before(
