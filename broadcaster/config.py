@@ -45,6 +45,9 @@ _SETTINGS: list[tuple[str, tuple[str, ...], str | None]] = [
 _NUMERIC: list[tuple[str, str, float]] = [
     ("SMS_CONCURRENCY", "BROADCASTER_SMS_CONCURRENCY", 16),
     ("MAX_ATTEMPTS", "BROADCASTER_MAX_ATTEMPTS", 5),
+    # Approvers hear of the first pending announcement at once; what follows within this
+    # many seconds comes as one digest at its end (0: every one on its own).
+    ("APPROVAL_NOTICE_WINDOW", "BROADCASTER_APPROVAL_NOTICE_WINDOW", 60),
     ("RETRY_BACKOFF", "BROADCASTER_RETRY_BACKOFF", 10),
     ("RETRY_BACKOFF_MAX", "BROADCASTER_RETRY_BACKOFF_MAX", 600),
     ("PROVIDER_TIMEOUT", "BROADCASTER_PROVIDER_TIMEOUT", 15),
@@ -53,7 +56,7 @@ _NUMERIC: list[tuple[str, str, float]] = [
     ("BANNER_POLL", "BROADCASTER_BANNER_POLL", 30),
     # Each web process keeps /banner.json and the status pages this long (s; 0: never).
     ("BANNER_PROCESS_CACHE", "BROADCASTER_BANNER_PROCESS_CACHE", 1),
-    ("BANNER_ALL_CLEAR_SECONDS", "BROADCASTER_BANNER_ALL_CLEAR_SECONDS", 3600),
+    ("BANNER_ALL_CLEAR_SECONDS", "BROADCASTER_BANNER_ALL_CLEAR_SECONDS", 1800),
     ("MAX_IMPORT_BYTES", "BROADCASTER_MAX_IMPORT_BYTES", 256 * 1024 * 1024),
     # Breaker: transient failures in a row → down for COOLOFF s.
     ("BREAKER_THRESHOLD", "BROADCASTER_BREAKER_THRESHOLD", 5),

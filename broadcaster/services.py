@@ -1,7 +1,8 @@
 """The composition root: the long-lived parts one app (web or worker) shares.
 
 Redis, plan, channels, renderer, and the announcement service wired to the layers it
-must not import itself (the fan-out queue here, the banner refresh from create_app).
+must not import itself (the fan-out queue and the approvers' notice job here, the banner
+refresh from create_app).
 """
 
 from __future__ import annotations
@@ -50,6 +51,11 @@ class Services:
                 self.redis, announcement_id, pipeline=pipe
             ),
             on_published=lambda announcement: self.on_published(announcement),
+            # A new announcement that waits: a job tells the approvers (by email and chat).
+            on_pending=lambda announcement: queues.enqueue_notice(self.redis, announcement.id),
+            keep_promise=lambda pipe, announcement: queues.enqueue_reminder(
+                self.redis, announcement.id, announcement.next_update_at or 0.0, pipeline=pipe
+            ),
             max_body_bytes=int(self.config["MAX_BODY_BYTES"]),
         )
 

@@ -261,7 +261,7 @@ class WebhookChannel:
     def _json(self, post: PublicPost, now: float) -> dict[str, Any]:
         sent_at = datetime.fromtimestamp(now, UTC).isoformat(timespec="seconds")
         return {
-            "type": post.kind or self.event_type,
+            "type": post.event_type or self.event_type,
             "id": post.idempotency_key,
             "announcement": post.event,
             "text": post.text,
@@ -271,7 +271,7 @@ class WebhookChannel:
         }
 
     def _slack(self, post: PublicPost) -> dict[str, str]:
-        if post.kind == self.brief_type:
+        if post.event_type == self.brief_type:
             # The brief is laid out already, one item per line: its first line is the heading.
             heading, _, rest = post.text.partition("\n")
             return {"text": f"*{_escape(heading)}*\n{_escape(rest)}".rstrip()}

@@ -95,6 +95,9 @@ def make_app(
             "TWILIO_RATE": 1000,
             "SENDGRID_RATE": 1000,
             "BANNER_PROCESS_CACHE": 0,  # tests read /banner.json right after publishing
+            # Every pending announcement notifies on its own, at once (the digest window has
+            # its own test in test_approver_view.py): drain never waits for a window's end.
+            "APPROVAL_NOTICE_WINDOW": 0,
             "MASTODON_RATE": 1000,
             "BLUESKY_RATE": 1000,
             # Staff first has its own tests (test_staff_first.py): elsewhere customers follow

@@ -80,6 +80,8 @@ MATRIX = [
     ("POST", "/admin/compose", (302, 303, 303, 303)),
     ("POST", "/admin/approvals/{pending}/approve", (302, 403, 303, 303)),
     ("POST", "/admin/approvals/{pending}/reject", (302, 403, 303, 303)),
+    # Admins only; a pending one is not withdrawn but the page says so (303).
+    ("POST", "/admin/announcements/{pending}/withdraw", (302, 403, 403, 303)),
     ("POST", "/admin/subscribers", (302, 200, 200, 200)),
     ("POST", "/admin/users", (302, 403, 403, 303)),
 ]
@@ -88,7 +90,7 @@ MATRIX = [
 def post_body(path: str, token: str) -> dict[str, Any]:
     if path.endswith("/compose"):
         return compose_data(token)
-    if path.endswith("/reject"):
+    if path.endswith(("/reject", "/withdraw")):
         return {"csrf_token": token, "reason": "The area is wrong."}
     if path.endswith("/subscribers"):
         return {"csrf_token": token, "file": (io.BytesIO(CSV.encode()), "people.csv")}

@@ -55,7 +55,9 @@ def test_without_credentials_messages_go_to_the_outbox(make_app, tokens, provide
     assert "<p>Leave the building.</p>" in email["html"] and "<p>Call 112.</p>" in email["html"]
     assert "Leave the building." in email["text"]
     sms = by_channel["sms"]["message"]["text"]
-    assert sms.startswith("Acme Energy: Gas leak <b>Zuid</b>. Leave the building. Call 112.")
+    assert sms.startswith(
+        "Acme Energy: Investigating: Gas leak <b>Zuid</b>. Leave the building. Call 112."
+    )
     assert sms.endswith("http://127.0.0.1:8000/status")
     assert by_channel["sms"]["provider_id"].startswith("outbox-")
     ready = client.get("/readyz").get_json()

@@ -117,7 +117,10 @@ def test_redis_killed_and_restarted_mid_fan_out_loses_no_accepted_announcement(
         server.stop()
 
     bodies = {form["Body"].split(".")[0] for form in twilio.accepted()}
-    assert bodies == {"Acme Energy: Payments down", "Acme Energy: Storm: update"}
+    assert bodies == {
+        "Acme Energy: Investigating: Payments down",
+        "Acme Energy: Investigating: Storm: update",
+    }
     for title in bodies:
         received = Counter(f["To"] for f in twilio.accepted() if f["Body"].startswith(title))
         assert set(received) == set(phones), f"{title}: somebody was never reached"

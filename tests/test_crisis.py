@@ -89,10 +89,12 @@ def test_who_got_what_in_which_language_with_which_routes(crisis, providers):
     assert dag["subject"] == "Acme Energy: Power outage"
     assert "Account manager" in dag["content"][0]["value"]
 
-    assert texts["+31612345001"].startswith("Acme Energy: Stroomstoring. Delen van Amsterdam")
+    assert texts["+31612345001"].startswith(
+        "Acme Energy: Oorzaak gevonden: Stroomstoring. Delen van Amsterdam"
+    )
     assert "Technisch probleem: https://acme.example/chat" in texts["+31612345001"]
-    assert texts["+46701234567"].startswith("Acme Energy: Strömavbrott.")
-    assert texts["+31612345004"].startswith("Acme Energy: Power outage.")
+    assert texts["+46701234567"].startswith("Acme Energy: Orsak identifierad: Strömavbrott.")
+    assert texts["+31612345004"].startswith("Acme Energy: Identified: Power outage.")
     assert "Account manager: +31 20 765 4321" in texts["+31612345004"]
     assert all(body.endswith(" http://127.0.0.1:8000/status") for body in texts.values())
 

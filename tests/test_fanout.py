@@ -78,7 +78,7 @@ def test_email_and_sms_reach_everyone_once(client, tokens, run_jobs, providers):
     assert "Account manager" in html["d@example.com"] and "Live chat" not in html["d@example.com"]
     for form in twilio.accepted():
         assert form["From"] == TWILIO_FROM
-        assert form["Body"].startswith("Acme Energy: Payments down.")
+        assert form["Body"].startswith("Acme Energy: Investigating: Payments down.")
         assert form["Body"].endswith("/status")
 
     assert counts(client, tokens["admin"], ann) == {

@@ -85,10 +85,21 @@ def test_firing_alert_publishes_the_holding_statement_at_once(
     assert twilio.accepted()[0]["Body"].startswith("Staff brief: Problems with payments.")
     by_to = {f["To"]: f["Body"] for f in twilio.accepted()}
     assert by_to["+31612345002"].startswith(
-        "Acme Energy: Problems with payments. Payments may fail since"
+        "Acme Energy: Investigating: Problems with payments. Payments may fail since"
     )
+    # The promise is a fact of the announcement too, so it survives any cut of the body; the
+    # rule's need (Billing) picks the portal over the consumers' primary live chat.
     assert "will update you by" in by_to["+31612345002"]
-    assert by_to["+31612345001"].startswith("Acme Energy: Storing bij betalingen.")
+    assert " Next update by: " in by_to["+31612345002"]
+    assert "Billing: https://acme.example/portal" in by_to["+31612345002"]
+    assert by_to["+31612345001"].startswith(
+        "Acme Energy: Wordt onderzocht: Storing bij betalingen."
+    )
+    assert " Volgende update uiterlijk: " in by_to["+31612345001"]
+    timeline = client.get(
+        f"/api/v1/incidents/{result['incident_id']}", headers=tokens["admin"]
+    ).get_json()["timeline"]
+    assert timeline[0]["need"] == "Billing" and timeline[0]["next_update_at"]
     incident = client.get(
         f"/api/v1/incidents/{result['incident_id']}", headers=tokens["admin"]
     ).get_json()

@@ -256,7 +256,7 @@ BROKEN_PLANS = [
         rename(("audiences", "business", "channels"), "chanels"),
         [
             "audiences.business.chanels: unknown key "
-            "(expected one of: description, channels, routes, internal)"
+            "(expected one of: description, channels, routes, internal, primary_route)"
         ],
     ),
     (
@@ -280,7 +280,8 @@ BROKEN_PLANS = [
         rename(("policy", "approval_required"), "approval"),
         [
             "policy.approval: unknown key"
-            " (expected one of: approval_required, sms_max_segments, fallback, sms_countries)"
+            " (expected one of: approval_required, sms_max_segments, fallback, sms_countries, "
+            "next_update_minutes)"
         ],
     ),
     (
@@ -289,7 +290,7 @@ BROKEN_PLANS = [
         [
             "monitoring.rules[0].audience: unknown key (expected one of: "
             "match, match_re, audiences, severity, channels, holding_statement, all_clear, draft, "
-            "new_incidents)"
+            "new_incidents, need)"
         ],
     ),
     (
@@ -425,6 +426,8 @@ def test_the_bundled_plan_loads() -> None:
     assert consumers.channels == ("email", "sms", "banner", "social")
     assert plan.audiences["staff"].channels == ("email", "sms", "webhook")
     assert consumers.description == "Private customers"
+    assert consumers.primary_route == "Technical problem"
+    assert plan.audiences["business"].primary_route == ""
     assert [route.channel for route in consumers.routes] == [
         "Live chat",
         "Customer portal",
@@ -439,6 +442,7 @@ def test_the_bundled_plan_loads() -> None:
             match={"severity": "critical", "service": "payments"},
             audiences=("consumers", "business"),
             holding_statement="payments-outage",
+            need="Billing",
         ),
         MonitoringRule(
             match={},

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from broadcaster.rendering.segments import sms_cost
+from broadcaster.rendering.segments import BANNER_MAX, sms_cost
 
 ANNOUNCEMENT = {
     "title": "Storing betalingen",
@@ -12,7 +12,7 @@ ANNOUNCEMENT = {
     "channels": ["email", "sms"],
     "translations": {
         "nl": {
-            "title": "Storing bij betalingen",
+            "title": "Storing bij geïntegreerde betalingen",
             "body": "Betalen met pas lukt niet sinds 09:10. We geïnformeerd u om 10:30.",
         }
     },
@@ -65,10 +65,15 @@ def test_unsaved_preview_renders_everything_and_records_nothing(client, tokens, 
     by_key = {(x["channel"], x["audience"], x["locale"]): x for x in preview["renderings"]}
     nl_sms = by_key[("sms", "consumers", "nl")]
     assert nl_sms["language"] == "nl"
-    assert nl_sms["measures"]["encoding"] == "UCS-2"  # the ï in "geïnformeerd"
+    assert nl_sms["measures"]["encoding"] == "UCS-2"  # the ï in "geïntegreerde"
     assert nl_sms["measures"]["segments"] == sms_cost(nl_sms["content"]["text"]).segments
-    assert nl_sms["content"]["text"].startswith("Acme Energy: Storing bij betalingen.")
-    assert "Technisch probleem: https://acme.example/chat" in nl_sms["content"]["text"]
+    assert nl_sms["content"]["text"].startswith(
+        "Acme Energy: Wordt onderzocht: Storing bij geïntegreerde betalingen."
+    )
+    # In UCS-2 two segments hold 134 units: the route no longer fits, the status link does.
+    assert nl_sms["content"]["text"].endswith(" http://127.0.0.1:8000/status")
+    en_sms = by_key[("sms", "consumers", "en")]["content"]["text"]
+    assert "Technical problem: https://acme.example/chat" in en_sms
     da_email = by_key[("email", "business", "da")]
     assert da_email["language"] == "en", "no Danish translation: Danish readers get English"
     assert "Account manager" in da_email["content"]["text"]
@@ -82,8 +87,10 @@ def test_unsaved_preview_renders_everything_and_records_nothing(client, tokens, 
     assert "no da translation" in warnings and "no sv translation" in warnings
     assert "no nl translation" not in warnings
     assert "sms to consumers (nl): a character outside GSM-7 switches the SMS to UCS-2" in warnings
+    # The preview says what a short text gave up, not just that it was cut.
+    assert "sms to consumers (nl): left out route; shortened body to fit 2 SMS segments" in warnings
     public = {(x["channel"], x["locale"]): x for x in preview["public"]}
-    assert len(public[("banner", "en")]["content"]["text"]) <= 140
+    assert len(public[("banner", "en")]["content"]["text"]) <= BANNER_MAX
     assert public[("mastodon", "nl")]["content"]["text"].endswith("http://127.0.0.1:8000/status")
 
 
@@ -100,7 +107,7 @@ def test_preview_warns_when_body_is_cut_and_counts_opted_out(client, tokens):
     )
     long = {**ANNOUNCEMENT, "body": "The payment service is down. " * 40, "translations": {}}
     preview = client.post("/api/v1/preview", json=long, headers=tokens["admin"]).get_json()
-    assert "sms to consumers (en): body cut to fit 2 SMS segments" in preview["warnings"]
+    assert "sms to consumers (en): shortened body to fit 2 SMS segments" in preview["warnings"]
     en_sms = [x for x in preview["renderings"] if (x["channel"], x["locale"]) == ("sms", "en")][0]
     assert en_sms["measures"]["segments"] <= 2 and en_sms["measures"]["cut"] is True
     assert preview["recipients"]["sms"] == {"recipients": 0, "skipped": 1}

@@ -45,7 +45,10 @@ def test_banner_appears_at_once_with_facts_routes_and_cache_headers(client, toke
     assert banner["key"] == f"{created['incident_id']}:{created['id']}"
     assert banner["severity"] == "minor" and banner["all_clear"] is False
     assert banner["title"] == "Stroomstoring"
-    assert banner["text"] == "Wordt onderzocht: Stroomstoring. Delen van Amsterdam zonder stroom."
+    assert banner["text"] == (
+        "Wordt onderzocht: Stroomstoring. Delen van Amsterdam zonder stroom. "
+        "Technisch probleem: https://acme.example/chat"
+    )
     assert banner["link"] == f"http://127.0.0.1:8000/status?lang=nl#{created['incident_id']}"
     assert banner["routes"][0] == {
         "need": "Technisch probleem",
@@ -85,17 +88,19 @@ def test_most_severe_first_and_only_banner_announcements(client, tokens):
     publish(client, tokens, BASE, title="Slow portal", severity="info")
     publish(client, tokens, BASE, title="Gas leak", severity="critical")
     publish(client, tokens, BASE, title="Email only", channels=["email"])
-    titles = [b["title"] for b in client.get("/banner.json").get_json()["banners"]]
-    assert titles == ["Gas leak", "Slow portal"]
+    [banner] = client.get("/banner.json").get_json()["banners"]  # one banner per site
+    assert banner["title"] == "Gas leak"
+    assert banner["more"]["count"] == 1  # "Slow portal"; "Email only" is not on the banner
 
 
-def test_a_storm_of_incidents_shows_the_five_most_pressing(client, tokens):
+def test_a_storm_of_incidents_shows_the_most_pressing_and_counts_the_rest(client, tokens):
     for n in range(6):
         publish(client, tokens, BASE, title=f"Minor {n}", severity="minor")
     publish(client, tokens, BASE, title="Gas leak", severity="critical")
-    titles = [b["title"] for b in client.get("/banner.json").get_json()["banners"]]
-    # Most severe first, then the latest update first; the status page lists the rest.
-    assert titles == ["Gas leak", "Minor 5", "Minor 4", "Minor 3", "Minor 2"]
+    [banner] = client.get("/banner.json").get_json()["banners"]
+    # Most severe first; the status page lists the rest, and the banner says how many.
+    assert banner["title"] == "Gas leak"
+    assert banner["more"]["count"] == 6 and banner["more"]["label"] == "+6 more"
 
 
 def test_concurrent_publishes_all_reach_the_banner(app, tokens, r):
@@ -111,8 +116,8 @@ def test_concurrent_publishes_all_reach_the_banner(app, tokens, r):
 
     with ThreadPoolExecutor(8) as pool:
         list(pool.map(post, range(12)))
-    banners = app.test_client().get("/banner.json").get_json()["banners"]
-    assert banners[0]["title"] == "Outage 11" and len(banners) == 5
+    [banner] = app.test_client().get("/banner.json").get_json()["banners"]
+    assert banner["title"] == "Outage 11" and banner["more"]["count"] == 11
     assert not r.exists("bc:banner:dirty") and not r.exists("bc:banner:refreshing")
 
 
@@ -281,8 +286,8 @@ def test_each_web_process_keeps_the_banner_a_moment(make_app, tokens, r):
     assert client.get("/banner.json").get_json()["banners"] == first
     # …but its own publish makes it recompute and drop the copy at once.
     publish(client, tokens, BASE, title="Gas leak", severity="minor")
-    titles = [b["title"] for b in client.get("/banner.json").get_json()["banners"]]
-    assert titles == ["Gas leak", "Power outage"]
+    [banner] = client.get("/banner.json").get_json()["banners"]
+    assert banner["title"] == "Gas leak" and banner["more"]["count"] == 1
 
 
 def test_public_pages_served_by_gunicorn_carry_one_date_header(redis_server, tmp_path):

@@ -30,6 +30,14 @@ CHAT = "https://acme.example/chat"
 UNSUBSCRIBE = "-unsubscribe_url-"
 TS = 1795464463.0  # 2026-11-23 20:07:43 UTC = 21:07:43 in Europe/Amsterdam
 
+# The status word short texts start with (status "investigating"), per locale.
+INVESTIGATING = {
+    "en": "Investigating",
+    "nl": "Wordt onderzocht",
+    "da": "Undersøges",
+    "sv": "Undersöks",
+}
+SMS_HEAD = f"{ORG}: Investigating:"
 # The first route of each bundled audience, as the SMS tail shows it.
 TAIL_CONSUMERS_EN = f" Technical problem: {CHAT} {STATUS_URL}"
 TAIL_CONSUMERS_NL = f" Technisch probleem: {CHAT} {STATUS_URL}"
@@ -174,24 +182,24 @@ def custom_renderer(make_app: Callable[..., Flask], custom_plan_file: Path) -> R
             ["consumers"],
             "en",
             {},
-            f"{ORG}: Power outage. We are working on it.{TAIL_CONSUMERS_EN}",
+            f"{SMS_HEAD} Power outage. We are working on it.{TAIL_CONSUMERS_EN}",
         ),
         (
             ["consumers"],
             "nl",
             TRANSLATIONS,
-            f"{ORG}: Stroomstoring. We werken eraan.{TAIL_CONSUMERS_NL}",
+            f"{ORG}: Wordt onderzocht: Stroomstoring. We werken eraan.{TAIL_CONSUMERS_NL}",
         ),
         # No nl translation: English text, English route label.
         (
             ["consumers"],
             "nl",
             {},
-            f"{ORG}: Power outage. We are working on it.{TAIL_CONSUMERS_EN}",
+            f"{SMS_HEAD} Power outage. We are working on it.{TAIL_CONSUMERS_EN}",
         ),
-        (["business"], "en", {}, f"{ORG}: Power outage. We are working on it.{TAIL_BUSINESS}"),
-        (["staff"], "en", {}, f"{ORG}: Power outage. We are working on it.{TAIL_STAFF}"),
-        ([], "en", {}, f"{ORG}: Power outage. We are working on it.{TAIL_NO_ROUTE}"),
+        (["business"], "en", {}, f"{SMS_HEAD} Power outage. We are working on it.{TAIL_BUSINESS}"),
+        (["staff"], "en", {}, f"{SMS_HEAD} Power outage. We are working on it.{TAIL_STAFF}"),
+        ([], "en", {}, f"{SMS_HEAD} Power outage. We are working on it.{TAIL_NO_ROUTE}"),
     ],
 )
 def test_sms_exact_text(
@@ -210,6 +218,8 @@ def test_sms_exact_text(
         "chars": len(expected),
         "max_segments": 2,
         "cut": False,
+        "left_out": [],
+        "shortened": [],
     }
 
 
@@ -225,7 +235,7 @@ def test_sms_units_and_chars_differ_for_wide_characters(
 ) -> None:
     rendering = renderer.render("sms", announcement(body=body), [], "en")
     text = rendering.content["text"]
-    assert text == f"{ORG}: Power outage. {body}{TAIL_NO_ROUTE}"
+    assert text == f"{SMS_HEAD} Power outage. {body}{TAIL_NO_ROUTE}"
     assert rendering.measures["encoding"] == encoding
     assert rendering.measures["chars"] == len(text)
     assert rendering.measures["units"] == len(text) + extra_units == sms_cost(text).units
@@ -235,7 +245,7 @@ def test_sms_units_and_chars_differ_for_wide_characters(
 def test_sms_body_whitespace_is_collapsed_to_one_line(renderer: Renderer) -> None:
     ann = announcement(body="  First line.\n\nSecond\tline.\r\n")
     text = renderer.render("sms", ann, ["consumers"], "en").content["text"]
-    assert text == f"{ORG}: Power outage. First line. Second line.{TAIL_CONSUMERS_EN}"
+    assert text == f"{SMS_HEAD} Power outage. First line. Second line.{TAIL_CONSUMERS_EN}"
 
 
 @pytest.mark.parametrize(
@@ -258,10 +268,11 @@ def test_sms_encoding_of_local_letters(
     renderer: Renderer, locale: str, title: str, body: str, encoding: str
 ) -> None:
     ann = announcement(translations={locale: {"title": title, "body": body}})
-    rendering = renderer.render("sms", ann, ["consumers"], locale)
+    # No route: in UCS-2 two segments hold 134 units, and the whole body must fit here.
+    rendering = renderer.render("sms", ann, [], locale)
     text = rendering.content["text"]
     assert rendering.locale == locale
-    assert text.startswith(f"{ORG}: {title}. {body} ")
+    assert text.startswith(f"{ORG}: {INVESTIGATING[locale]}: {title}. {body} ")
     assert rendering.measures["encoding"] == encoding == sms_cost(text).encoding
     assert rendering.measures["units"] == sms_cost(text).units
     assert rendering.measures["segments"] == sms_cost(text).segments
@@ -282,64 +293,59 @@ LONG_NL = (
 
 
 @pytest.mark.parametrize(
-    ("locale", "translations", "body", "tail", "encoding", "ellipsis"),
+    ("locale", "translations", "body", "tail"),
     [
-        ("en", {}, LONG_EN, TAIL_CONSUMERS_EN, "GSM-7", ELLIPSIS_GSM),
+        ("en", {}, LONG_EN, TAIL_CONSUMERS_EN),
         (
             "nl",
             {"nl": {"title": "Stroomstoring", "body": LONG_NL}},
             LONG_NL,
             TAIL_CONSUMERS_NL,
-            "UCS-2",
-            ELLIPSIS,
         ),
     ],
 )
-def test_sms_long_body_is_cut_at_a_word_within_the_plan_cap(
+def test_sms_long_body_keeps_whole_sentences_within_the_plan_cap(
     renderer: Renderer,
     locale: str,
     translations: dict[str, Any],
     body: str,
     tail: str,
-    encoding: str,
-    ellipsis: str,
 ) -> None:
     ann = announcement(body=LONG_EN, translations=translations)
     rendering = renderer.render("sms", ann, ["consumers"], locale)
     text = rendering.content["text"]
     title = translations[locale]["title"] if translations else ann.title
-    head = f"{ORG}: {title}. "
-    assert sms_cost(head + body + tail).segments > 2  # the uncut text would not fit
+    head = f"{ORG}: {INVESTIGATING[locale]}: {title}. "
+    assert sms_cost(head + body + tail).segments > 2  # the whole text would not fit
     assert renderer.plan.sms_max_segments == 2
-    # Route and status link are kept whole at the end; only the body was shortened.
+    # Route and status link are kept whole at the end; the body lost its last sentences.
     assert text.startswith(head)
     assert text.endswith(tail)
-    cut_body = text[len(head) : -len(tail)]
-    assert cut_body.endswith(ellipsis)
-    prefix = cut_body[: -len(ellipsis)]
-    assert prefix and body.startswith(prefix)
-    assert body[len(prefix)] in " ,.;:-"  # at a word boundary
-    # The cut is the longest one: one word more would need a third segment.
-    next_word = re.match(r"[ ,.;:-]*\S+", body[len(prefix) :])
-    assert next_word
-    longer = body[: len(prefix) + next_word.end()].rstrip(",.;:-")
-    assert sms_cost(head + longer + ellipsis + tail).segments > 2
+    kept = text[len(head) : -len(tail)]
+    assert body.startswith(kept) and kept.endswith(".")
+    assert body[len(kept)] == " "  # a sentence boundary
+    # The most sentences that fit: one more would need a third segment.
+    next_sentence = re.match(r" [^.]*\.", body[len(kept) :])
+    assert next_sentence
+    assert sms_cost(head + kept + next_sentence.group() + tail).segments > 2
     cost = sms_cost(text)
     assert rendering.measures == {
-        "encoding": encoding,
-        "segments": 2,
+        "encoding": cost.encoding,
+        "segments": cost.segments,
         "units": cost.units,
         "chars": len(text),
         "max_segments": 2,
         "cut": True,
+        "left_out": [],
+        "shortened": ["body"],  # later sentences left out
     }
-    assert cost.encoding == encoding and cost.segments == 2
+    assert cost.segments <= 2
 
 
 def test_sms_segment_cap_comes_from_the_plan(custom_renderer: Renderer) -> None:
     rendering = custom_renderer.render("sms", announcement(body=LONG_EN), ["residents"], "en")
     text = rendering.content["text"]
-    assert text.startswith("Zon & Wind: Power outage. A fault in the main substation")
+    assert text.startswith("Zon & Wind: Investigating: Power outage. A fault in the main")
     assert text.endswith(f"{ELLIPSIS_GSM} Power cut: 0800 1234 {STATUS_URL}")
     assert sms_cost(text).segments == 1
     assert rendering.measures["max_segments"] == 1
@@ -347,9 +353,14 @@ def test_sms_segment_cap_comes_from_the_plan(custom_renderer: Renderer) -> None:
     assert rendering.measures["cut"] is True
 
 
-BOUNDARY_EN = (None, ["consumers"], f"{ORG}: Power outage. ", TAIL_CONSUMERS_EN)
-# The Dutch route tail alone is longer than 70 units, so the UCS-2 cases use no route.
-BOUNDARY_NL = ("Storing geëvalueerd", [], f"{ORG}: Storing geëvalueerd. ", TAIL_NO_ROUTE)
+BOUNDARY_EN = (None, ["consumers"], f"{SMS_HEAD} Power outage. ", TAIL_CONSUMERS_EN)
+# Head and link alone are longer than 70 units in UCS-2: the Dutch cases are multipart only.
+BOUNDARY_NL = (
+    "Storing geëvalueerd",
+    [],
+    f"{ORG}: Wordt onderzocht: Storing geëvalueerd. ",
+    TAIL_NO_ROUTE,
+)
 
 
 def _render_sms_of_length(
@@ -373,8 +384,6 @@ def _render_sms_of_length(
         (160, "en", BOUNDARY_EN, "GSM-7", 1),
         (161, "en", BOUNDARY_EN, "GSM-7", 2),
         (306, "en", BOUNDARY_EN, "GSM-7", 2),  # 2 × 153: the most two parts hold
-        (70, "nl", BOUNDARY_NL, "UCS-2", 1),
-        (71, "nl", BOUNDARY_NL, "UCS-2", 2),
         (134, "nl", BOUNDARY_NL, "UCS-2", 2),  # 2 × 67
     ],
 )
@@ -395,6 +404,8 @@ def test_sms_segment_boundaries(
         "chars": total,
         "max_segments": 2,
         "cut": False,
+        "left_out": [],
+        "shortened": [],
     }
     cost = sms_cost(full)
     assert (cost.encoding, cost.segments) == (encoding, segments)
@@ -673,7 +684,7 @@ def _text_routes(text: str) -> list[str]:
 
 
 def _html_routes(html: str) -> list[str]:
-    return re.findall(r"<tr><td[^>]*><strong>(.*?)</strong></td>", html)
+    return re.findall(r"<tr><td[^>]*><strong>(.*?)</strong>", html)
 
 
 @pytest.mark.parametrize(
@@ -700,11 +711,16 @@ def test_email_routes_of_every_audience(
     for need in needs:
         channel, contact, hours = ROUTE_ROWS[need]
         expected_lines.append(f"- {need}: {channel}, {contact} ({hours})")
-        contact_cell = (
-            f'<a href="{contact}">{contact}</a>' if contact.startswith("http") else contact
+        # Phone contacts are tel: links (E.164), web contacts links (tests/test_phones.py).
+        href, kind = (
+            (contact, "web")
+            if contact.startswith("http")
+            else ("tel:" + re.sub(r"[^+0-9]", "", contact), "tel")
         )
         assert (
-            f'<td>{channel}</td><td style="padding: 0 1em">{contact_cell}</td><td>{hours}</td>'
+            f"<strong>{need}</strong><br>\n      {channel}: "
+            f'<a href="{href}" data-contact="{kind}">{contact}</a><br>\n'
+            f'      <span style="color: #555">Hours: {hours}</span></td></tr>'
         ) in content["html"]
     assert _text_routes(content["text"]) == expected_lines
     assert _html_routes(content["html"]) == needs
@@ -811,6 +827,9 @@ def test_email_severity_and_status_labels_are_translated(
     assert f"{ORG} · {status_label} · {severity_label}\n" in content["html"]
 
 
+WHOLE = {"cut": False, "left_out": [], "shortened": []}
+SHORTER_BODY = {"cut": True, "left_out": [], "shortened": ["body"]}
+
 # --- Social ---------------------------------------------------------------------------------
 
 SOCIAL_HEAD = f"{ORG} · Investigating: Power outage. "
@@ -818,9 +837,12 @@ EMOJI_BODY = "Storm ⚡ damage 👨‍👩‍👧‍👦 families 🏳️‍🌈
 URL_BODY = "Read https://acme.example/updates/2026/11/23/storm-damage-northern-districts now. " * 20
 
 
+ROUTE_EN = f"Technical problem: {CHAT}"
+
+
 @pytest.mark.parametrize("network", ["mastodon", "bluesky"])
-@pytest.mark.parametrize("body", [LONG_EN * 3, EMOJI_BODY, URL_BODY])
-def test_social_long_posts_fit_and_keep_the_link(
+@pytest.mark.parametrize("body", [" ".join([LONG_EN] * 3), EMOJI_BODY, URL_BODY])
+def test_social_long_posts_fit_and_keep_route_and_link(
     renderer: Renderer, network: str, body: str
 ) -> None:
     rendering = renderer.render(network, announcement(body=body), ["consumers"], "en")
@@ -828,25 +850,31 @@ def test_social_long_posts_fit_and_keep_the_link(
     measure = mastodon_length if network == "mastodon" else graphemes
     limit = SOCIAL_LIMITS[network]
     assert measure(post) <= limit
-    assert post.endswith(f"{ELLIPSIS}\n\n{STATUS_URL}")
-    assert post.startswith(SOCIAL_HEAD)
-    kept = post[len(SOCIAL_HEAD) : -len(f"{ELLIPSIS}\n\n{STATUS_URL}")]
-    assert " ".join(body.split()).startswith(kept)
-    assert measure(post) > limit - 60  # shortened, not emptied
-    assert rendering.measures == {"length": measure(post), "limit": limit, "cut": True}
+    end = f" {ROUTE_EN}\n\n{STATUS_URL}"
+    assert post.startswith(SOCIAL_HEAD) and post.endswith(end)
+    kept = post[len(SOCIAL_HEAD) : -len(end)]
+    # Whole sentences from the start of the body, as many as fit.
+    assert " ".join(body.split()).startswith(kept) and kept.endswith(".")
+    assert measure(post) > limit - 110  # shortened, not emptied
+    assert rendering.measures == {"length": measure(post), "limit": limit, **SHORTER_BODY}
 
 
 @pytest.mark.parametrize(
     ("network", "locale", "expected"),
     [
-        ("mastodon", "en", f"{SOCIAL_HEAD}We are working on it.\n\n{STATUS_URL}"),
-        ("bluesky", "en", f"{SOCIAL_HEAD}We are working on it.\n\n{STATUS_URL}"),
+        ("mastodon", "en", f"{SOCIAL_HEAD}We are working on it. {ROUTE_EN}\n\n{STATUS_URL}"),
+        ("bluesky", "en", f"{SOCIAL_HEAD}We are working on it. {ROUTE_EN}\n\n{STATUS_URL}"),
         (
             "mastodon",
             "nl",
-            f"{ORG} · Wordt onderzocht: Stroomstoring. We werken eraan.\n\n{STATUS_URL}",
+            f"{ORG} · Wordt onderzocht: Stroomstoring. We werken eraan. "
+            f"Technisch probleem: {CHAT}\n\n{STATUS_URL}",
         ),
-        ("bluesky", "da", f"{ORG} · Undersøges: Strømsvigt. Vi arbejder på sagen.\n\n{STATUS_URL}"),
+        (
+            "bluesky",
+            "da",
+            f"{ORG} · Undersøges: Strømsvigt. Vi arbejder på sagen. {ROUTE_EN}\n\n{STATUS_URL}",
+        ),
     ],
 )
 def test_social_short_post_is_exact(
@@ -865,8 +893,16 @@ def test_social_short_post_is_exact(
 @pytest.mark.parametrize(
     ("locale", "body", "expected"),
     [
-        ("en", "We are\nworking on it.", "Investigating: Power outage. We are working on it."),
-        ("nl", "", "Wordt onderzocht: Stroomstoring. We werken eraan."),
+        (
+            "en",
+            "We are\nworking on it.",
+            f"Investigating: Power outage. We are working on it. {ROUTE_EN}",
+        ),
+        (
+            "nl",
+            "",
+            f"Wordt onderzocht: Stroomstoring. We werken eraan. Technisch probleem: {CHAT}",
+        ),
     ],
 )
 def test_banner_short_line(renderer: Renderer, locale: str, body: str, expected: str) -> None:
@@ -877,7 +913,7 @@ def test_banner_short_line(renderer: Renderer, locale: str, body: str, expected:
         "text": expected,
         "link": STATUS_URL,
     }
-    assert rendering.measures == {"length": len(expected), "limit": BANNER_MAX, "cut": False}
+    assert rendering.measures == {"length": len(expected), "limit": BANNER_MAX, **WHOLE}
 
 
 @pytest.mark.parametrize(
@@ -890,11 +926,11 @@ def test_banner_long_body_is_one_short_line(renderer: Renderer, body: str) -> No
     assert len(line) <= BANNER_MAX
     assert not re.search(r"[\r\n\u2028\u2029]", line)
     assert line.startswith("Investigating: Power outage. ")
-    assert line.endswith(ELLIPSIS)
-    assert len(line) > BANNER_MAX - 30
+    assert line.endswith(f". {ROUTE_EN}")  # whole sentences, then the route
+    assert len(line) > BANNER_MAX - 60
     assert rendering.content["link"] == STATUS_URL
     assert STATUS_URL not in line
-    assert rendering.measures == {"length": len(line), "limit": BANNER_MAX, "cut": True}
+    assert rendering.measures == {"length": len(line), "limit": BANNER_MAX, **SHORTER_BODY}
 
 
 # --- routes_for -----------------------------------------------------------------------------
@@ -966,10 +1002,14 @@ def test_routes_for_merges_shared_routes_once(
 @pytest.mark.parametrize(
     ("title", "sms_start", "banner_start"),
     [
-        ("Outage", f"{ORG}: Outage. ", "Investigating: Outage. "),
-        ("Outage.", f"{ORG}: Outage. ", "Investigating: Outage. "),
-        ("Is your power out?", f"{ORG}: Is your power out? ", "Investigating: Is your power out? "),
-        ("Stop!", f"{ORG}: Stop! ", "Investigating: Stop! "),
+        ("Outage", f"{SMS_HEAD} Outage. ", "Investigating: Outage. "),
+        ("Outage.", f"{SMS_HEAD} Outage. ", "Investigating: Outage. "),
+        (
+            "Is your power out?",
+            f"{SMS_HEAD} Is your power out? ",
+            "Investigating: Is your power out? ",
+        ),
+        ("Stop!", f"{SMS_HEAD} Stop! ", "Investigating: Stop! "),
     ],
 )
 def test_title_ends_one_sentence_without_doubled_punctuation(

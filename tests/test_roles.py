@@ -22,6 +22,8 @@ ROUTES = [
     ("GET", "/api/v1/announcements/{ann}/preview", "preview", None),
     ("POST", "/api/v1/announcements/{ann}/approve", "approve", None),
     ("POST", "/api/v1/announcements/{ann}/reject", "approve", {"reason": "not yet"}),
+    ("POST", "/api/v1/announcements/{ann}/withdraw", "withdraw", {"reason": "by mistake"}),
+    ("GET", "/api/v1/announcements/pending", "read", None),
     ("POST", "/api/v1/preview", "preview", ANNOUNCEMENT),
     ("GET", "/api/v1/incidents", "read", None),
     ("GET", "/api/v1/incidents/{inc}", "read", None),

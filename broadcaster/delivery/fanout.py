@@ -20,10 +20,10 @@ from typing import Any
 from broadcaster.delivery import pacing, publishing, queues, staff
 from broadcaster.delivery.recovery import CLAIM_LEASE, LeaseKeeper
 from broadcaster.delivery.staff import ledger_id as staff_ledger
+from broadcaster.domain import all_clear
 from broadcaster.domain import unsubscribe_links as unsubscribe
 from broadcaster.domain.announcement import Announcement
 from broadcaster.domain.ledger import Ledger
-from broadcaster.domain.subscribers import channels_for
 from broadcaster.infra import metrics
 from broadcaster.infra.logs import mask_contact
 from broadcaster.rendering import staff_message
@@ -77,16 +77,14 @@ def _fan_out(svc: Services, announcement: Announcement) -> dict[str, int]:
     pending: dict[str, list[str]] = {name: [] for name in svc.channels}
     totals: dict[str, int] = dict.fromkeys(svc.channels, 0)
 
-    for chunk in svc.subscribers.ids_in(announcement.audiences):
-        people = svc.subscribers.get_many(chunk)
-        by_channel: dict[str, list[str]] = {}
-        opted_out: dict[str, list[str]] = {}
-        for sid, person in people.items():
-            send, skip = channels_for(person, announcement, svc.plan)
-            for channel in send:
-                by_channel.setdefault(channel, []).append(sid)
-            for channel in skip:
-                opted_out.setdefault(channel, []).append(sid)
+    all_clear.adopt(svc.redis, svc.announcements.store, announcement)
+    if all_clear.is_resolution(announcement):
+        # Before reading who was reached: a delivery recorded after this finds it and
+        # catches up (``_catch_up``), so nobody alerted late misses the all-clear.
+        svc.redis.set(all_clear.resolution_key(announcement.incident_id), announcement_id)
+    for by_channel, opted_out in all_clear.choices(
+        svc.redis, svc.subscribers, svc.plan, announcement
+    ):
         for channel, ids in opted_out.items():
             skipped = ledger.move(channel, ids, "skipped", ["new"])
             ledger.note(channel, {sid: {"error": "opted out"} for sid in skipped})
@@ -161,7 +159,7 @@ def send_batch(
 
     def outgoing(sid: str) -> Outgoing:
         person = people[sid]
-        audiences = tuple(sorted(set(person["audiences"]) & set(announcement.audiences)))
+        audiences = tuple(all_clear.audiences_for(person, announcement))
         key = (person["locale"], audiences)
         if key not in rendered:  # render once per locale × audience set, not per person
             rendered[key] = (
@@ -175,7 +173,10 @@ def send_batch(
         return Outgoing(sid, person[CONTACT_FIELD[channel]], rendered[key], personal)
 
     gate = pacing.gate_for(svc.redis, sender.transport, svc.config)
-    run = _Run(svc, ledger, channel, sender, gate, attempt, outgoing)
+    # Only customer deliveries count as reached: the all-clear's customer fan-out reads the
+    # set, and staff get the all-clear's own brief instead.
+    reached = None if for_staff else all_clear.reached_key(announcement.incident_id, channel)
+    run = _Run(svc, ledger, channel, sender, gate, attempt, outgoing, reached)
     run.counts["skipped"] = len(gone)
     with LeaseKeeper(ledger, channel) as keeper:
         run.keeper = keeper
@@ -212,7 +213,39 @@ def send_batch(
         )
     if run.fallback:
         _fall_back(svc, ledger, announcement_id, channel, run.fallback, for_staff)
+    if not for_staff and not all_clear.is_resolution(announcement):
+        _catch_up(svc, announcement, channel, subscriber_ids)
     return run.counts
+
+
+def _catch_up(
+    svc: Services, announcement: Announcement, channel: str, subscriber_ids: list[str]
+) -> None:
+    """People this batch reached after the incident's all-clear was planned get it too.
+
+    A big alert may still be going out (paced to the provider's rate) when the all-clear is
+    planned; whoever it reaches afterwards was not in the reached set the all-clear read.
+    Checked after recording, so either the all-clear's plan job saw them or they are seen
+    here; the ledger refuses a second record, so a person seen by both gets one message.
+    """
+    incident_id = announcement.incident_id
+    resolution_id = svc.redis.get(all_clear.resolution_key(incident_id))
+    if not resolution_id:
+        return
+    if svc.announcements.get_incident(incident_id).get("status") != "resolved":
+        return  # reopened since: the next all-clear will read the set
+    resolution = svc.announcements.get(resolution_id.decode())
+    reached = all_clear.reached_among(svc.redis, incident_id, channel, subscriber_ids)
+    if not reached:
+        return
+    send, skip = all_clear.late(svc.subscribers, svc.plan, resolution, channel, reached)
+    ledger = Ledger(svc.redis, resolution.id)
+    skipped = ledger.move(channel, skip, "skipped", ["new"])
+    ledger.note(channel, {sid: {"error": "opted out"} for sid in skipped})
+    new = ledger.enqueue(channel, send)
+    if new:
+        log.info("%s of %s: %d reached late get the all-clear", channel, incident_id, len(new))
+        queues.enqueue_batch(svc.redis, resolution.id, channel, new)
 
 
 def _units(
@@ -233,7 +266,7 @@ def _units(
     groups: dict[tuple[str, tuple[str, ...]], list[str]] = {}
     for sid in todo:
         person = people[sid]
-        audiences = tuple(sorted(set(person["audiences"]) & set(announcement.audiences)))
+        audiences = tuple(all_clear.audiences_for(person, announcement))
         groups.setdefault((person["locale"], audiences), []).append(sid)
     size = sender.per_request
     return [ids[i : i + size] for ids in groups.values() for i in range(0, len(ids), size)]
@@ -264,9 +297,11 @@ class _Run:
         gate: pacing.Gate | None,
         attempt: int,
         outgoing: Callable[[str], Outgoing],
+        reached: str | None = None,
     ) -> None:
         self.svc, self.ledger, self.channel, self.sender = svc, ledger, channel, sender
         self.gate, self.attempt, self.outgoing = gate, attempt, outgoing
+        self.reached = reached  # the incident's reached set for this channel
         self.keeper: LeaseKeeper | None = None
         self.counts = {"sent": 0, "failed": 0, "retry": 0, "skipped": 0}
         self.retry_ids: list[str] = []
@@ -315,7 +350,15 @@ class _Run:
             results = self.sender.send(batch)
             if self.gate is not None:
                 self.gate.observe(results)
-            _record(self.ledger, self.channel, batch, results, self.attempt, self.sender.transport)
+            _record(
+                self.ledger,
+                self.channel,
+                batch,
+                results,
+                self.attempt,
+                self.sender.transport,
+                self.reached,
+            )
         finally:
             self.keeper.drop(claimed)
         fallback = self.svc.plan.fallback.get(self.channel)
@@ -345,8 +388,12 @@ def _record(
     results: Iterable[Result],
     attempt: int,
     transport: str,
+    reached: str | None = None,
 ) -> None:
-    """Move each claimed delivery to its outcome and keep the details."""
+    """Move each claimed delivery to its outcome and keep the details.
+
+    ``sent`` also adds the person to the incident's reached set, in the same Lua call.
+    """
     to = {item.subscriber_id: item.to for item in batch}
     by_outcome: dict[str, list[str]] = {"sent": [], "failed": [], "retry": []}
     details: dict[str, dict[str, Any]] = {}
@@ -361,7 +408,7 @@ def _record(
             **result.extra,
         }
     ledger.note(channel, details)
-    ledger.move(channel, by_outcome["sent"], "sent", ["sending"])
+    ledger.move(channel, by_outcome["sent"], "sent", ["sending"], reached=reached)
     ledger.move(channel, by_outcome["failed"], "failed", ["sending"])
     ledger.release(channel, by_outcome["retry"])
 

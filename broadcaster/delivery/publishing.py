@@ -226,7 +226,7 @@ def _brief(svc: Services, announcement: Announcement, place: str) -> PublishResu
                 **event_for(svc, announcement),
                 "brief": announcement_brief(svc, announcement, locale),
             },
-            kind="staff.brief",
+            event_type="staff.brief",
         ),
     )
 

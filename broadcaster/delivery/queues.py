@@ -14,10 +14,12 @@ from rq import Queue, Retry
 from rq.serializers import JSONSerializer
 
 PLAN_QUEUE = "plan"
+PROMISE_QUEUE = "promises"
 PUBLIC_QUEUE = "public"
-# Workers take queues in this order: planning first, so fan-out starts at once; public
-# posts are one job each and quick, so they never wait behind a large email batch.
-QUEUE_NAMES = (PLAN_QUEUE, PUBLIC_QUEUE, "sms", "email")
+# Workers take queues in this order: planning first, so fan-out starts at once; a reminder
+# of an overdue promise and public posts are one job each and quick, so they never wait
+# behind a large email batch.
+QUEUE_NAMES = (PLAN_QUEUE, PROMISE_QUEUE, PUBLIC_QUEUE, "sms", "email")
 
 # Jobs name their function by dotted path. Jobs queued by a version before the layered
 # layout name the old flat modules; the worker renames them, so an upgrade in the middle
@@ -53,6 +55,27 @@ def enqueue_plan(r: redis.Redis, announcement_id: str, pipeline: Pipeline | None
         args=[announcement_id],
         job_id=f"plan-{announcement_id}",
         retry=_retry(),
+        result_ttl=_RESULT_TTL,
+        failure_ttl=_FAILURE_TTL,
+        pipeline=pipeline,
+    )
+
+
+def enqueue_reminder(
+    r: redis.Redis, announcement_id: str, due: float, pipeline: Pipeline | None = None
+) -> None:
+    """Schedule the reminder of a published promise for the promised time ``due``.
+
+    RQ's scheduler (workers run ``with_scheduler``) moves it to its queue at that time; the
+    job is in Redis meanwhile, so restarts lose no reminder. One per announcement (job id).
+    """
+    when = datetime.fromtimestamp(math.ceil(due), tz=UTC)  # never a second early
+    queue(r, PROMISE_QUEUE).enqueue_at(
+        when,
+        "broadcaster.delivery.promises.remind_job",
+        announcement_id,
+        job_id=f"promise-{announcement_id}",
+        retry=Retry(max=3, interval=[30, 120, 600]),
         result_ttl=_RESULT_TTL,
         failure_ttl=_FAILURE_TTL,
         pipeline=pipeline,
@@ -112,6 +135,35 @@ def enqueue_public(
         "broadcaster.delivery.publishing.public_job",
         # Jobs for customers keep the arguments earlier versions queued and read.
         [announcement_id, channel, place, attempt] + ([True] if for_staff else []),
+        delay,
+    )
+
+
+def enqueue_notice(
+    r: redis.Redis, announcement_id: str, attempt: int = 1, delay: float = 0
+) -> None:
+    """Enqueue the job that tells the approvers an announcement waits for them."""
+    _enqueue(
+        queue(r, PUBLIC_QUEUE),
+        "broadcaster.delivery.approver_notices.notice_job",
+        [announcement_id, attempt],
+        delay,
+    )
+
+
+def enqueue_digest(
+    r: redis.Redis,
+    ids: list[str] | None,
+    digest_id: str = "",
+    attempt: int = 1,
+    delay: float = 0,
+) -> None:
+    """Enqueue the digest of announcements that started waiting within a notice window
+    (``ids`` None: those gathered when it runs)."""
+    _enqueue(
+        queue(r, PUBLIC_QUEUE),
+        "broadcaster.delivery.approver_notices.digest_job",
+        [ids, digest_id, attempt],
         delay,
     )
 

@@ -33,6 +33,9 @@ class Announcement:
     translations: dict[str, dict[str, str]] = field(default_factory=dict)
     corrects: str | None = None
     next_update_at: float | None = None
+    # The need this is about (a route's need label in the plan's default locale): short
+    # texts show that route. None (and records from before it existed): the plan decides.
+    need: str | None = None
     published_at: float | None = None
     approved_by: str | None = None
     rejected_by: str | None = None
@@ -47,6 +50,14 @@ class Announcement:
     # Approved with the plan (a holding statement from monitoring): staff are still told
     # first, but customers do not wait for the plan's staff lead.
     preapproved: bool = False
+    # When the corrected announcement was published: every correction names that time, and
+    # a published announcement never changes, so it is kept here rather than looked up.
+    corrects_published_at: float | None = None
+    # Withdrawn by an admin, in the open: it leaves the banner and the current view and
+    # stays in the public history with the reason. Nothing published is ever deleted.
+    withdrawn_at: float | None = None
+    withdrawn_by: str | None = None
+    withdrawn_reason: str | None = None
 
     def __post_init__(self) -> None:
         if not self.author_person:
@@ -55,6 +66,12 @@ class Announcement:
     @property
     def published(self) -> bool:
         return self.state == "published"
+
+    @property
+    def standing(self) -> bool:
+        """Published and not withdrawn: what the current view, the banner and the
+        incident's facts are made of."""
+        return self.published and self.withdrawn_at is None
 
     def reaches(self, channel: str) -> bool:
         """Whether this announcement goes out on ``channel``."""

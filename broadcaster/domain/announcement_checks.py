@@ -32,6 +32,17 @@ def timestamp(value: Any) -> float | None:
     return float(value)
 
 
+def route_needs(plan: Plan, audiences: list[str]) -> list[str]:
+    """The need labels (default locale) of the audiences' routes: the values ``need`` takes."""
+    needs = (
+        route.need_for(plan.default_locale, plan.default_locale)
+        for name in audiences
+        if name in plan.audiences
+        for route in plan.audiences[name].routes
+    )
+    return list(dict.fromkeys(needs))
+
+
 def normalised(data: dict[str, Any]) -> dict[str, Any]:
     """The request with its texts in one form (LF line ends, NFC)."""
     out = dict(data)
@@ -94,11 +105,21 @@ def problems(
             continue
         text(f"translations.{locale}.title", words.get("title"), LINE, max_chars=TITLE_MAX)
         text(f"translations.{locale}.body", words.get("body"), BLOCK, max_bytes=max_body_bytes)
+    need = data.get("need")
+    if need is not None:
+        needs = route_needs(plan, audiences)
+        if need not in needs:
+            known = ", ".join(repr(n) for n in needs) or "none"
+            add("need", f"must be the need of one of the audiences' routes ({known})")
     promised = timestamp(data.get("next_update_at"))
     if promised is not None and not (
         now - PROMISE_PAST_SECONDS <= promised <= now + PROMISE_AHEAD_SECONDS
     ):
         add("next_update_at", "must lie between now and 30 days ahead")
+    if promised is not None and data.get("status") == "resolved":
+        # A resolution is the last word: a promise on it would stand on no page and remind
+        # nobody, yet customers would wait for it.
+        add("next_update_at", "a resolution promises no next update: leave it empty")
     return errors
 
 

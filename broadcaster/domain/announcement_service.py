@@ -1,4 +1,4 @@
-"""The one way in for an announcement: create, follow up, correct, approve, reject.
+"""The one way in for an announcement: create, follow up, correct, approve, reject, withdraw.
 
 Every door (the API, the admin pages, monitoring) calls this service; none of them builds
 an announcement or writes one itself. It validates against the plan and the text policy,
@@ -7,7 +7,8 @@ plan job in one Redis transaction (so an accepted announcement is never lost bet
 storing and enqueuing), and then lets the public documents refresh.
 
 What it needs from the layers above comes in when it is built (``enqueue_plan``,
-``on_published``), so the domain imports neither RQ nor the renderer.
+``on_published``, ``on_pending``), so the domain imports neither RQ, the renderer nor
+the delivery of the approvers' notice.
 """
 
 from __future__ import annotations
@@ -21,8 +22,15 @@ from typing import Any
 import redis
 from redis.client import Pipeline
 
+from broadcaster.domain import (
+    all_clear,
+    audit,
+    four_eyes,
+    incident_facts,
+    text_policy,
+    withdrawal,
+)
 from broadcaster.domain import announcement_checks as checks
-from broadcaster.domain import audit, four_eyes, text_policy
 from broadcaster.domain import idempotency as idem
 from broadcaster.domain.announcement import Announcement
 from broadcaster.domain.announcements import AnnouncementStore, new_id
@@ -36,6 +44,8 @@ log = logging.getLogger(__name__)
 
 EnqueuePlan = Callable[[Pipeline, str], None]
 OnPublished = Callable[[Announcement], None]
+OnPending = Callable[[Announcement], None]
+KeepPromise = Callable[[Pipeline, Announcement], None]
 
 
 class AnnouncementService:
@@ -49,11 +59,17 @@ class AnnouncementService:
         enqueue_plan: EnqueuePlan,
         on_published: OnPublished,
         max_body_bytes: int,
+        on_pending: OnPending | None = None,
+        keep_promise: KeepPromise | None = None,
     ) -> None:
         self.store = store
         self.plan = plan
         self.enqueue_plan = enqueue_plan
+        # Schedules the reminder for a published promise, in the publishing transaction.
+        self.keep_promise = keep_promise
         self.on_published = on_published
+        # A new announcement that waits: tell the approvers (delivery/approver_notices.py).
+        self.on_pending = on_pending or (lambda announcement: None)
         self.max_body_bytes = max_body_bytes
 
     # Reads, so callers need one object for announcements.
@@ -102,6 +118,8 @@ class AnnouncementService:
         now = time.time()
         severity = data["severity"]
         channels = list(data.get("channels") or self.plan.channels_by_severity.get(severity, ()))
+        if data.get("status") == "resolved":  # email/SMS: exactly where the incident reached
+            channels = all_clear.resolution_channels(self.store, data.get("incident_id"), channels)
         # A holding statement in the plan was approved with the plan: it goes out at once.
         needs_approval = not preapproved and (
             severity in self.plan.approval_required or not author.may("publish")
@@ -121,6 +139,7 @@ class AnnouncementService:
             translations=data.get("translations") or {},
             corrects=data.get("corrects"),
             next_update_at=checks.timestamp(data.get("next_update_at")),
+            need=data.get("need") or None,
             author=author.name,
             author_person=author.person,
             state="pending_approval" if needs_approval else "published",
@@ -158,9 +177,19 @@ class AnnouncementService:
                 raise Conflict(f"announcement {corrects} belongs to another incident")
             incident_id = corrected.incident_id
         incident = self._incident(incident_id) if incident_id else None
+        inherited = (incident or {}).get("need")
+        if data.get("need") is None and inherited in checks.route_needs(
+            self.plan, list(data.get("audiences") or [])
+        ):
+            # A follow-up is about the same need as its incident, unless it says otherwise.
+            data = {**data, "need": inherited}
         announcement = self.draft(
             {**data, "incident_id": incident_id}, author, preapproved, sanitise
         )
+        if corrects:  # every rendering names the corrected update by its time
+            announcement = dataclasses.replace(
+                announcement, corrects_published_at=corrected.published_at
+            )
         if incident is None:
             incident = {
                 "id": announcement.incident_id,
@@ -305,6 +334,48 @@ class AnnouncementService:
         )
         return announcement
 
+    def withdraw(
+        self, announcement_id: str, principal: Principal, reason: str, ip: str | None = None
+    ) -> Announcement:
+        """Withdraw a published announcement, in the open: it leaves the banner and the
+        current view and stays in the history with ``reason``. Admins only; once.
+
+        The incident's facts are worked out again from what still stands
+        (``incident_facts``). One transaction, refused if the announcement changed meanwhile.
+        """
+        if not principal.may("withdraw"):
+            raise Forbidden(f"role {principal.role!r} may not withdraw")
+        reason = withdrawal.checked_reason(reason)
+        store = self.store
+        store.get(announcement_id)  # NotFound before WATCH, also for ids no key could hold
+        with store.r.pipeline(transaction=True) as pipe:
+            pipe.watch(store.key_of(announcement_id))
+            withdrawn = withdrawal.withdrawn(store.get(announcement_id), principal, reason)
+            timeline = [
+                withdrawn if a.id == withdrawn.id else a
+                for a in store.timeline(withdrawn.incident_id)
+            ]
+            incident = incident_facts.facts(
+                store.get_incident(withdrawn.incident_id), [a for a in timeline if a.published]
+            )
+            pipe.multi()
+            store.write(pipe, withdrawn, incident, new=False)
+            _audit(
+                pipe,
+                withdrawn,
+                principal.name,
+                "announcement.withdrawn",
+                ip,
+                reason=reason,
+                **_person(principal),
+            )
+            try:
+                pipe.execute()
+            except redis.WatchError as exc:
+                raise Conflict("announcement changed while it was being withdrawn") from exc
+        self._after_commit(withdrawn, self.on_published, "after_publish")
+        return withdrawn
+
     def _referenced(self, field: str, announcement_id: str) -> Announcement:
         # A reference to nothing is bad input (422), not a missing resource (404).
         try:
@@ -361,10 +432,13 @@ class AnnouncementService:
                 status=announcement.status,
                 updated_at=announcement.published_at,
             )
+            if announcement.need:
+                incident["need"] = announcement.need
             if announcement.status == "resolved":
                 incident["resolved_at"] = incident.get("resolved_at") or announcement.published_at
             else:
                 incident["resolved_at"] = None
+            incident["withdrawn_at"] = None  # something stands again
         incident.setdefault("severity", announcement.severity)
         incident.setdefault("status", announcement.status)
         incident.setdefault("updated_at", announcement.created_at)
@@ -373,23 +447,28 @@ class AnnouncementService:
             self.store.write(pipe, announcement, incident, new)
             if announcement.published:
                 self.enqueue_plan(pipe, announcement.id)
+                if announcement.next_update_at and self.keep_promise:
+                    self.keep_promise(pipe, announcement)
                 _audit(pipe, announcement, actor, "announcement.published", ip)
             extra(pipe)
             pipe.execute()
         if announcement.published:
-            self._after_commit(announcement)
+            self._after_commit(announcement, self.on_published, "after_publish")
+        elif new and announcement.state == "pending_approval":
+            self._after_commit(announcement, self.on_pending, "after_pending")
 
-    def _after_commit(self, announcement: Announcement) -> None:
-        # Committed means published: the answer must say so, whatever the refresh of the
-        # public documents does. A client told "500" would retry and send a second blast.
+    def _after_commit(self, announcement: Announcement, then: OnPublished, surface: str) -> None:
+        # Committed is committed: the answer must say so, whatever refreshing the public
+        # documents or queueing the approvers' notice does. A client told "500" would retry
+        # and send a second blast (or submit a second draft).
         try:
-            self.on_published(announcement)
+            then(announcement)
         except Exception:
-            log.exception("published %s, but refreshing the public pages failed", announcement.id)
+            log.exception("stored %s, but %s failed", announcement.id, surface)
             try:
-                metrics.count(self.store.r, "render_failures", "after_publish")
+                metrics.count(self.store.r, "render_failures", surface)
             except redis.RedisError:
-                log.warning("could not count the failed refresh of %s", announcement.id)
+                log.warning("could not count the failed %s of %s", surface, announcement.id)
 
 
 def _person(principal: Principal) -> dict[str, str]:

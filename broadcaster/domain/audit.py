@@ -32,6 +32,8 @@ ACTIONS = (
     "announcement.bypassed",
     "approval.refused",
     "announcement.amended",
+    "announcement.withdrawn",
+    "promise.overdue",
     "plan.loaded",
     "subscribers.imported",
     "subscriber.erased",

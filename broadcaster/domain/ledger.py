@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import redis
@@ -49,6 +49,7 @@ for i = 4, #ARGV do
       redis.call('ZADD', KEYS[3], 0, ARGV[1] .. ':' .. sub)
     end
     redis.call('HINCRBY', KEYS[2], ARGV[1] .. ':' .. ARGV[2], 1)
+    if KEYS[5] then redis.call('SADD', KEYS[5], sub) end
     moved[#moved + 1] = sub
   end
 end
@@ -145,10 +146,13 @@ class Ledger:
         subscriber_ids: Iterable[str],
         to_state: str,
         from_states: Iterable[str],
+        reached: str | None = None,
     ) -> list[str]:
         """Move the subscribers whose state is in ``from_states`` (``new``: no record yet).
 
         Returns the ids that moved; the others were already elsewhere (e.g. sent).
+        ``reached``: a set the moved ids are added to in the same call (the incident's
+        reached set, ``all_clear.reached_key``), so it never disagrees with the ledger.
         """
         ids = list(subscriber_ids)
         if not ids:
@@ -158,6 +162,7 @@ class Ledger:
             _counts_key(self.announcement_id),
             _index_key(self.announcement_id),
             _lease_key(self.announcement_id, channel),
+            *([reached] if reached else []),
         ]
         args = [channel, to_state, ",".join(from_states), *ids]
         return [m.decode() if isinstance(m, bytes) else m for m in self._script(keys, args)]
@@ -219,6 +224,22 @@ class Ledger:
             sid: (v.decode() if isinstance(v, bytes) else v)
             for sid, v in zip(subscriber_ids, values, strict=True)
         }
+
+    def ids_in_states(
+        self, channel: str, states: Iterable[str], chunk: int = 5000
+    ) -> Iterator[list[str]]:
+        """Subscriber ids whose delivery is in ``states``, streamed (HSCAN) in chunks."""
+        wanted = {s.encode() for s in states}
+        cursor = 0
+        while True:
+            cursor, page = self.r.hscan(
+                _state_key(self.announcement_id, channel), cursor, count=chunk
+            )
+            ids = [sid.decode() for sid, state in page.items() if state in wanted]
+            if ids:
+                yield ids
+            if cursor == 0:
+                return
 
     def note(self, channel: str, details: dict[str, dict[str, Any]]) -> None:
         """Merge details (attempts, provider id, error, message…) into the records."""

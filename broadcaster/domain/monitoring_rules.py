@@ -4,7 +4,7 @@
 [monitoring]
 update_interval_minutes = 30   # "next update by" in holding statements
 reopen_window_minutes = 30     # an alert firing again within this reopens the incident
-min_interval_minutes = 15      # at most one customer email/SMS per incident per interval
+min_interval_minutes = 15      # email/SMS updates at most once per interval (not the all-clear)
 new_incidents_per_rule = 3     # a rule opens at most this many incidents per window by itself;
 new_incidents_window_minutes = 10  # beyond, its alerts gather in one "several alerts" draft
 
@@ -44,6 +44,9 @@ class MonitoringRule:
     all_clear: str | None = None  # published on resolve; otherwise a draft waits for a human
     draft: bool = False
     new_incidents: int | None = None  # this rule's own limit per window, else the plan's
+    # The need the alert is about (a route's need label, default locale): short texts show
+    # that route, e.g. the customer portal for a payments outage rather than the live chat.
+    need: str | None = None
 
     def matches(self, labels: dict[str, str]) -> bool:
         """True when every exact and regex matcher holds for these labels."""
@@ -166,6 +169,7 @@ def parse_monitoring(
                 "all_clear",
                 "draft",
                 "new_incidents",
+                "need",
             ),
         )
         match = raw.get("match", {})
@@ -211,6 +215,7 @@ def parse_monitoring(
             if "new_incidents" in raw
             else None
         )
+        need = _need(check, raw.get("need"), f"{key}.need", names, audiences, default_locale)
         rules.append(
             MonitoringRule(
                 match=dict(match) if isinstance(match, dict) else {},
@@ -224,6 +229,7 @@ def parse_monitoring(
                 all_clear=named["all_clear"],
                 draft=draft,
                 new_incidents=new_incidents,
+                need=need,
             )
         )
     return Monitoring(
@@ -240,6 +246,30 @@ def parse_monitoring(
         ),
         new_incidents_window=_window(check, monitoring, "new_incidents_window_minutes", 10),
     )
+
+
+def _need(
+    check: Any,
+    value: Any,
+    key: str,
+    names: list[str],
+    audiences: dict[str, Any],
+    default_locale: str,
+) -> str | None:
+    """A rule's ``need``: the default-locale need label of a route of one of its audiences."""
+    if value is None:
+        return None
+    needs = [
+        route.need_for(default_locale, default_locale)
+        for name in names
+        if name in audiences
+        for route in audiences[name].routes
+    ]
+    if not isinstance(value, str) or value not in needs:
+        known = ", ".join(repr(n) for n in dict.fromkeys(needs)) or "none"
+        check.fail(key, f"must be the need of one of its audiences' routes ({known})")
+        return None
+    return value
 
 
 def _statements(

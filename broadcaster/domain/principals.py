@@ -15,10 +15,11 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "helpdesk": frozenset({"draft", "preview", "read", "subscribers"}),
     "approver": frozenset({"draft", "preview", "read", "approve", "publish", "subscribers"}),
     "monitor": frozenset({"hooks"}),
-    # Only admins manage people, read the audit log and publish without a second person.
+    # Only admins manage people, read the audit log, publish without a second person and
+    # withdraw a published announcement.
     "admin": frozenset(
         {"draft", "preview", "read", "approve", "publish", "subscribers", "hooks"}
-        | {"users", "audit", "bypass"}
+        | {"users", "audit", "bypass", "withdraw"}
     ),
 }
 

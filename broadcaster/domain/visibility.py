@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from broadcaster.domain import incident_facts
 from broadcaster.domain.announcement import Announcement
 from broadcaster.domain.plan import Plan
 from channels.webhook import WebhookTarget
@@ -58,27 +59,13 @@ def public_incident(
 
     Where an internal announcement was left out, the incident's facts (title, severity,
     status, times) are those of its public announcements, so an internal follow-up changes
-    nothing the public sees.
+    nothing the public sees. Withdrawn announcements stay in the list (the public history
+    shows them, marked) but not in the facts (``incident_facts``).
     """
     published = [a for a in timeline if a.published]
     shown = [a for a in published if not internal_only(plan, a.audiences)]
     if not shown:
         return None
-    if len(shown) == len(published):
-        return incident, shown  # nothing withheld: the incident as stored
-    latest = shown[-1]
-    resolved_at = None
-    for announcement in shown:  # as the announcement service keeps it, over public ones only
-        if announcement.status == "resolved":
-            resolved_at = resolved_at or announcement.published_at
-        else:
-            resolved_at = None
-    return {
-        **incident,
-        "title": shown[0].title,
-        "opened_at": shown[0].created_at,
-        "severity": latest.severity,
-        "status": latest.status,
-        "updated_at": latest.published_at,
-        "resolved_at": resolved_at,
-    }, shown
+    if len(shown) == len(published) and all(a.withdrawn_at is None for a in shown):
+        return incident, shown  # nothing withheld or withdrawn: the incident as stored
+    return incident_facts.facts(incident, shown), shown

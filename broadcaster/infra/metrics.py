@@ -78,10 +78,21 @@ COUNTERS: dict[str, tuple[str, str, tuple[str, ...]]] = {
         "Staff briefs before customer announcements: sent, nobody (to brief) or failed",
         ("outcome",),
     ),
+    "promises_overdue": (
+        "broadcaster_promises_overdue",
+        "Promised updates whose time passed without one: team reminded, or nobody reachable",
+        ("outcome",),
+    ),
     "alerts_gathered": (
         "broadcaster_alerts_gathered",
         "Alert deliveries gathered into a rule's several-alerts draft instead of an incident",
         ("status",),
+    ),
+    "approval_notices": (
+        "broadcaster_approval_notices",
+        "Notices to approvers that an announcement waits: sent, transient (tried again until "
+        "the last attempt) or failed",
+        ("via", "outcome"),
     ),
 }
 # Seconds; provider calls range from tens of milliseconds to the timeout.

@@ -1,9 +1,16 @@
 """The website banner: one precomputed JSON value per (audience, locale) in Redis.
 
-Recomputed whenever an announcement is published, so ``/banner.json`` is one Redis GET
-(no rendering on the hot path) and reflects a publish at once. An incident shows while it
-is open and, once resolved, as an "all clear" for ``BANNER_ALL_CLEAR_SECONDS``. Only
-public announcements count, and internal audiences have no banner (``domain/visibility.py``).
+Recomputed whenever an announcement is published or withdrawn, so ``/banner.json`` is one
+Redis GET (no rendering on the hot path) and reflects a change at once.
+
+A site shows at most one banner: the most pressing open incident, with "+N more" (the other
+open ones) linking to the status page. An incident shows while it is open and, once
+resolved, as an "all clear" for ``BANNER_ALL_CLEAR_SECONDS`` (default 30 minutes); the
+stored value carries each all-clear's end, so the read drops it when its time is up without
+any job or recomputation. A banner shows only in the languages its latest update is written
+in: a Dutch site never shows an English-only message. Withdrawn announcements never show;
+only public announcements count, and internal audiences have no banner
+(``domain/visibility.py``).
 """
 
 from __future__ import annotations
@@ -22,7 +29,9 @@ from broadcaster.domain.plan import Plan
 from broadcaster.domain.visibility import is_internal, is_public, public_audiences, public_incident
 from broadcaster.infra import microcache
 from broadcaster.rendering import isolation
-from broadcaster.rendering.messages import routes_for
+from broadcaster.rendering.corrections import correction_note
+from broadcaster.rendering.i18n import gettext_for
+from broadcaster.rendering.messages import language_for, routes_for
 from broadcaster.rendering.status import iso
 
 if TYPE_CHECKING:
@@ -30,7 +39,8 @@ if TYPE_CHECKING:
 
 SEVERITY_ORDER = {"critical": 0, "major": 1, "minor": 2, "info": 3}
 ALL_AUDIENCES = ""
-# More than a handful of banners helps nobody; the status page lists every incident.
+# Stored per (audience, locale): the leading open incident, or else the all-clears in line
+# (the next shows when the first one's time is up). A site shows one; the status page all.
 MAX_BANNERS = 5
 _DIRTY_KEY = "bc:banner:dirty"
 _REFRESH_LOCK = "bc:banner:refreshing"
@@ -50,27 +60,34 @@ def _banner_incidents(svc: Services) -> list[tuple[dict[str, Any], list[Announce
         # Internal announcements never show: the banner is as public as the status page, and
         # an internal "resolved" must not end a banner the public was never told is over.
         public = public_incident(svc.plan, stored, timeline)
-        incident, published = public or (stored, [])
-        if incident.get("resolved_at") and now - incident["resolved_at"] > keep:
-            # The all-clear has had its time.
+        incident, shown = public or (stored, [])
+        standing = [a for a in shown if a.withdrawn_at is None]  # withdrawn: never again
+        over = incident.get("resolved_at") and now - incident["resolved_at"] > keep
+        if over or (shown and not standing):
+            # The all-clear has had its time, or everything was withdrawn: until a new
+            # publish files the incident again, no refresh needs to read it.
             svc.redis.srem(ACTIVE_KEY, incident["id"])
             svc.redis.srem(BANNER_INCIDENTS_KEY, incident["id"])
             continue
-        if any("banner" in a.channels for a in published):
-            found.append((incident, published))
+        if any("banner" in a.channels for a in standing):
+            found.append((incident, standing))
     return found
 
 
 def _ranked(
     plan: Plan,
     audience: str,
+    locale: str,
     incidents: list[tuple[dict[str, Any], list[Announcement]]],
     r: redis.Redis | None = None,
-) -> list[tuple[dict[str, Any], Announcement, list[str]]]:
-    """(incident, latest announcement, banner audiences) one audience sees, most pressing first.
+) -> tuple[list[tuple[dict[str, Any], Announcement, list[str]]], int]:
+    """(incident, latest announcement, banner audiences) to store for one audience and
+    locale, and how many open incidents they see.
 
-    Open before all-clear, then by severity, then the latest update first; at most
-    ``MAX_BANNERS``, so a storm of incidents costs a bounded number of renderings.
+    Open before all-clear, then by severity, then the latest update first. While anything
+    is open only the first is kept (the rest are "+N more"); otherwise the all-clears, at
+    most ``MAX_BANNERS``, so a storm of incidents costs a bounded number of renderings.
+    An incident whose latest update is not written in ``locale`` is not there at all.
     """
 
     def candidate(
@@ -84,6 +101,8 @@ def _ranked(
         if audience and audience not in audiences:
             return None
         latest = published[-1]
+        if language_for(latest, locale, plan.default_locale) != locale:
+            return None  # another language's message: never on this locale's sites
         rank = (
             bool(incident.get("resolved_at")),
             SEVERITY_ORDER[incident["severity"]],
@@ -94,7 +113,9 @@ def _ranked(
     ranked = isolation.each(r, "banner", incidents, candidate, lambda item: item[0]["id"])
     candidates = [c for c in ranked if c is not None]
     candidates.sort(key=lambda item: item[0])
-    return [(inc, latest, auds) for _, inc, latest, auds in candidates[:MAX_BANNERS]]
+    open_count = sum(1 for rank, *_ in candidates if not rank[0])
+    kept = candidates[:1] if open_count else candidates[:MAX_BANNERS]
+    return [(inc, latest, auds) for _, inc, latest, auds in kept], open_count
 
 
 def build(
@@ -103,14 +124,18 @@ def build(
     locale: str,
     incidents: list[tuple[dict[str, Any], list[Announcement]]],
 ) -> list[dict[str, Any]]:
-    """The banners one audience sees in one locale, most severe first."""
+    """The banners stored for one audience in one locale, most pressing first (a site
+    shows the first whose time is not up: ``current``)."""
     keep = float(svc.config["BANNER_ALL_CLEAR_SECONDS"])
+    ranked_list, open_count = _ranked(svc.plan, audience, locale, incidents, svc.redis)
+    _ = gettext_for(locale)
 
     def banner(ranked: tuple[dict[str, Any], Announcement, list[str]]) -> dict[str, Any]:
         incident, latest, audiences = ranked
         shown_to = [audience] if audience else audiences
         rendering = svc.renderer.render("banner", latest, shown_to, locale)
         resolved_at = incident.get("resolved_at")
+        more = open_count - 1 if not resolved_at else 0
         return {
             "incident_id": incident["id"],
             "announcement_id": latest.id,
@@ -125,15 +150,18 @@ def build(
             "link": f"{svc.renderer.status_url}?lang={rendering.locale}#{incident['id']}",
             "locale": rendering.locale,
             "routes": routes_for(svc.plan, shown_to, locale),
+            "correction": correction_note(svc.plan, latest, locale),
+            # The other open incidents: the status page lists them all.
+            "more": {
+                "count": more,
+                "label": _("+%(count)s more", count=more),
+                "link": f"{svc.renderer.status_url}?lang={locale}#current",
+            }
+            if more
+            else None,
         }
 
-    return isolation.each(
-        svc.redis,
-        "banner",
-        _ranked(svc.plan, audience, incidents, svc.redis),
-        banner,
-        lambda item: item[1].id,
-    )
+    return isolation.each(svc.redis, "banner", ranked_list, banner, lambda item: item[1].id)
 
 
 def after_publish(svc: Services, announcement: Announcement) -> None:
@@ -193,7 +221,8 @@ def forget(svc: Services) -> None:
 
 
 def current(svc: Services, audience: str, locale: str) -> list[dict[str, Any]]:
-    """The stored banners, minus all-clears whose time is up (no recomputation).
+    """The banner a site shows: the first stored one whose time is not up (no
+    recomputation; at most ``MAX_BANNERS`` compared), as a list of at most one.
 
     None for an internal audience: its banner would be a public page about our own people.
     """
@@ -204,4 +233,4 @@ def current(svc: Services, audience: str, locale: str) -> list[dict[str, Any]]:
         refresh(svc)
         raw = svc.redis.get(banner_key(audience, locale)) or b"[]"
     now = iso(time.time())
-    return [b for b in json.loads(raw) if not b["expires_at"] or b["expires_at"] > now]
+    return [b for b in json.loads(raw) if not b["expires_at"] or b["expires_at"] > now][:1]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 from typing import TYPE_CHECKING, Any
 
-from broadcaster.domain import visibility
+from broadcaster.domain import promises, visibility
 from broadcaster.domain.announcement import Announcement
 from broadcaster.rendering.banners import iso
 from broadcaster.rendering.clock import format_time, zone_name
@@ -69,6 +69,9 @@ def announcement_brief(svc: Services, announcement: Announcement, locale: str) -
     language = language_for(announcement, locale, svc.plan.default_locale)
     content = content_for(announcement, language)
     audiences = visibility.public_audiences(svc.plan, announcement.audiences)
+    if announcement.status == "resolved":
+        # A resolution promises nothing more (domain/promises.py): neither may its brief.
+        announcement = dataclasses.replace(announcement, next_update_at=None)
     return {
         "announcement_id": announcement.id,
         "incident_id": announcement.incident_id,
@@ -93,11 +96,14 @@ def brief(svc: Services, incident_id: str) -> dict[str, Any] | None:
     """The brief for an incident, or None when nothing about it is published yet."""
     store = svc.announcements
     incident = store.get_incident(incident_id)
-    published = [a for a in store.timeline(incident_id) if a.state == "published"]
+    # What still stands: agents must not repeat a withdrawn message.
+    published = [a for a in store.timeline(incident_id) if a.standing]
     if not published:
         return None
     latest = published[-1]
-    next_update = next((a.next_update_at for a in reversed(published) if a.next_update_at), None)
+    # The promise that stands: the latest update's; none once resolved (domain/promises.py).
+    promising = promises.standing(incident, published)
+    next_update = promising.next_update_at if promising else None
     audiences = sorted({name for a in published for name in a.audiences})
     return {
         "incident_id": incident_id,

@@ -121,3 +121,21 @@ def time_element(value: float | str | None, locale: str, tz: str) -> Markup:
         return Markup("—")
     text = format_time(ts, locale, tz)
     return Markup('<time datetime="{}">{}</time>').format(iso(ts), text)
+
+
+def duration(seconds: float) -> str:
+    """A span of time as the admin pages say it, to the minute: "12 min", "2 h 5 min".
+
+    Coarser as it grows ("3 d 4 h"): how long something waited, not a stopwatch. Under a
+    minute is "under 1 min"; a negative span (clocks of two machines) counts as none.
+    """
+    minutes = max(0, int(seconds // 60))
+    if minutes < 1:
+        return "under 1 min"
+    if minutes < 60:
+        return f"{minutes} min"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 24:
+        return f"{hours} h {minutes} min" if minutes else f"{hours} h"
+    days, hours = divmod(hours, 24)
+    return f"{days} d {hours} h" if hours else f"{days} d"

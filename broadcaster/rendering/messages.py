@@ -1,9 +1,10 @@
 """Render one announcement for one channel, audience set and locale, from ``templates/``.
 
-Every channel is rendered from the same facts within its own hard limits: SMS within the
-plan's segment cap (link always kept), email subject within 78 characters, social posts
-within each network's limit, the banner as one line. Fixed strings come from the Babel
-catalogues; announcement text is escaped wherever HTML is produced.
+Every channel is rendered from the same facts within its own hard limits: email subject
+within 78 characters; SMS within the plan's segment cap, social posts within each
+network's limit and the banner as one line, each composed by ``compose_text`` so the
+promise and the link always stay. Fixed strings come from the Babel catalogues;
+announcement text is escaped wherever HTML is produced.
 """
 
 from __future__ import annotations
@@ -17,8 +18,10 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from broadcaster.domain.announcement import Announcement
 from broadcaster.domain.plan import Plan
-from broadcaster.rendering import segments
+from broadcaster.rendering import contacts, segments
 from broadcaster.rendering.clock import format_time, zone_note
+from broadcaster.rendering.compose_text import announcement_parts, compose, route_for
+from broadcaster.rendering.corrections import correction_note
 from broadcaster.rendering.i18n import N_, gettext_for
 from channels import PERSONAL
 from channels.base import UNSUBSCRIBE_PLACEHOLDER
@@ -114,6 +117,11 @@ class Renderer:
             autoescape=lambda name: bool(name and name.endswith(".html")),
             keep_trailing_newline=False,
         )
+        # Route contacts as tel:/https/mailto: links, numbers without a country code read
+        # in the plan's region.
+        self.env.filters["contact_link"] = lambda contact: contacts.contact_html(
+            contact, self.plan.default_region
+        )
         self.plan = plan
         self.public_url = str(app.config["PUBLIC_URL"]).rstrip("/")
         self.status_url = self.public_url + "/status"
@@ -144,6 +152,7 @@ class Renderer:
             "status_label": _(status_label),
             "colour": SEVERITY_COLOURS.get(announcement.severity, "#2e6da4"),
             "corrects": announcement.corrects,
+            "correction": correction_note(self.plan, announcement, locale),
             # Times without their zone: the message names it once, in ``zone_note``.
             "updated": format_time(updated, locale, tz) if updated else "",
             "next_update": (
@@ -155,7 +164,8 @@ class Renderer:
             "organisation": self.plan.organisation,
             "status_url": self.status_url,
             "routes": routes,
-            "top_route": routes[0] if routes else None,
+            # The one route short texts show: the need this announcement is about.
+            "route": route_for(self.plan, audiences, locale, announcement.need),
             "unsubscribe_url": UNSUBSCRIBE_PLACEHOLDER,
         }
 
@@ -173,20 +183,14 @@ class Renderer:
         if channel == "sms":
             return self._sms(announcement, ctx, language)
         if channel in segments.SOCIAL_LIMITS:
-            post, length, cut = segments.fit_social(
-                one_line(self._template("social/post.txt", ctx)), self.status_url, channel
-            )
-            return Rendering(
-                {"text": post},
-                language,
-                {"length": length, "limit": segments.SOCIAL_LIMITS[channel], "cut": cut},
-            )
+            return self._social(channel, ctx, language)
         if channel == "banner":
-            line, cut = segments.fit_line(self._template("banner/line.txt", ctx))
+            # The link is not in the line: the banner shows it as its own button.
+            line = compose(announcement_parts(ctx), lambda s: len(s) <= segments.BANNER_MAX)
             return Rendering(
-                {"title": one_line(ctx["title"]), "text": line, "link": self.status_url},
+                {"title": one_line(ctx["title"]), "text": line.text, "link": self.status_url},
                 language,
-                {"length": len(line), "limit": segments.BANNER_MAX, "cut": cut},
+                {"length": len(line.text), "limit": segments.BANNER_MAX, **line.measures()},
             )
         raise ValueError(f"no renderer for channel {channel!r}")
 
@@ -210,23 +214,40 @@ class Renderer:
             {"subject_length": len(subject), "subject_limit": SUBJECT_MAX, "cut": cut},
         )
 
-    def _sms(self, announcement: Announcement, ctx: dict[str, Any], language: str) -> Rendering:
-        head = one_line(self._template("sms/head.txt", ctx)) + " "
-        tail = " " + one_line(self._template("sms/tail.txt", ctx))
-        text, cost, cut = segments.fit_sms(
-            head, one_line(ctx["body"]), tail, self.plan.sms_max_segments
+    def _social(self, network: str, ctx: dict[str, Any], language: str) -> Rendering:
+        limit = segments.SOCIAL_LIMITS[network]
+        parts = announcement_parts(
+            ctx, one_line(self.plan.organisation) + " ·", self.status_url, segments.SOCIAL_SEPARATOR
         )
+        post = compose(parts, lambda s: segments.social_length(s, network) <= limit)
+        return Rendering(
+            {"text": post.text},
+            language,
+            {
+                "length": segments.social_length(post.text, network),
+                "limit": limit,
+                **post.measures(),
+            },
+        )
+
+    def _sms(self, announcement: Announcement, ctx: dict[str, Any], language: str) -> Rendering:
+        parts = announcement_parts(ctx, one_line(self.plan.organisation) + ":", self.status_url)
+        cap = self.plan.sms_max_segments
+        # "..." even in UCS-2 (two units more): "…" would turn a GSM-7 message into UCS-2 and
+        # cut the segment size from 153 to 67.
+        sms = compose(parts, lambda s: segments.sms_cost(s).segments <= cap, segments.ELLIPSIS_GSM)
+        cost = segments.sms_cost(sms.text)
         return Rendering(
             # The id travels with the message, as for email, so the SMS channel can ask
             # Twilio for a status callback that names the delivery.
-            {"text": text, "announcement_id": announcement.id},
+            {"text": sms.text, "announcement_id": announcement.id},
             language,
             {
                 "encoding": cost.encoding,
                 "segments": cost.segments,
                 "units": cost.units,
                 "chars": cost.chars,
-                "max_segments": self.plan.sms_max_segments,
-                "cut": cut,
+                "max_segments": cap,
+                **sms.measures(),
             },
         )

@@ -9,9 +9,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from broadcaster.domain import visibility
+from broadcaster.domain import all_clear, visibility
 from broadcaster.domain.announcement import Announcement
-from broadcaster.domain.subscribers import channels_for
 from broadcaster.rendering.segments import GSM7_SINGLE, UCS2_SINGLE
 from channels import NETWORKS, PERSONAL
 
@@ -28,16 +27,16 @@ SURFACE_LABELS = {
 
 
 def recipient_counts(svc: Services, announcement: Announcement) -> dict[str, dict[str, int]]:
-    """Per channel: how many people would get it, and how many are skipped (opted out)."""
+    """Per channel: how many people would get it, and how many are skipped (opted out).
+
+    The plan job's own choice (a resolution: the people the incident reached)."""
     seen: dict[str, set[str]] = {}
     skipped: dict[str, set[str]] = {}
-    for chunk in svc.subscribers.ids_in(announcement.audiences):
-        for sid, person in svc.subscribers.get_many(chunk).items():
-            send, skip = channels_for(person, announcement, svc.plan)
-            for channel in send:
-                seen.setdefault(channel, set()).add(sid)
-            for channel in skip:
-                skipped.setdefault(channel, set()).add(sid)
+    for send, skip in all_clear.choices(svc.redis, svc.subscribers, svc.plan, announcement):
+        for channel, ids in send.items():
+            seen.setdefault(channel, set()).update(ids)
+        for channel, ids in skip.items():
+            skipped.setdefault(channel, set()).update(ids)
     return {
         channel: {
             "recipients": len(seen.get(channel, ())),
@@ -105,7 +104,8 @@ def preview(svc: Services, announcement: Announcement) -> dict[str, Any]:
             )
             if rendering.measures.get("cut"):
                 warnings.append(
-                    f"{channel} ({locale}): text cut to {rendering.measures['limit']} characters"
+                    f"{channel} ({locale}): {_fitted(rendering.measures)} to fit "
+                    f"{rendering.measures['limit']} characters"
                 )
     return {
         "renderings": renderings,
@@ -183,13 +183,25 @@ def _channel_why(announcement: Announcement, channel: str) -> str:
     return f"{channel} is not one of the channels"
 
 
+def _fitted(measures: dict[str, Any]) -> str:
+    """What a short text gave up to fit: "left out route; shortened body"."""
+    said = []
+    if measures.get("left_out"):
+        said.append("left out " + ", ".join(measures["left_out"]))
+    if measures.get("shortened"):
+        said.append("shortened " + ", ".join(measures["shortened"]))
+    return "; ".join(said) or "cut"
+
+
 def _warnings(channel: str, audience: str, locale: str, measures: dict[str, Any]) -> list[str]:
     where = f"{channel} to {audience} ({locale})"
     out = []
     # By what the rendering measured (SMS segments, an email subject), not by channel name.
     if "max_segments" in measures:
         if measures.get("cut"):
-            out.append(f"{where}: body cut to fit {measures['max_segments']} SMS segments")
+            out.append(
+                f"{where}: {_fitted(measures)} to fit {measures['max_segments']} SMS segments"
+            )
         if measures.get("encoding") == "UCS-2":
             out.append(
                 f"{where}: a character outside GSM-7 switches the SMS to UCS-2 "

@@ -21,6 +21,9 @@ if TYPE_CHECKING:
     from broadcaster.services import Services  # the composition root; types only
 
 PLAN_KEY = "bc:public:plan"  # digest of the plan the stored public documents were built with
+# Changed whenever the stored documents change shape (2: one banner per site, "+N more",
+# withdrawn updates): the first start of a new version builds them again, as a new plan does.
+DOCUMENT_FORMAT = "2"
 
 
 def after_publish(svc: Services, announcement: Announcement) -> None:
@@ -39,14 +42,14 @@ def after_publish(svc: Services, announcement: Announcement) -> None:
 
 
 def plan_loaded(svc: Services) -> None:
-    """Have the banner and status documents built again when the plan is not the one they
-    were built with (called at start-up).
+    """Have the banner and status documents built again when the plan (or the documents'
+    format) is not the one they were built with (called at start-up).
 
     They are stored, and a plan change may change what is public: an audience marked
     ``internal`` must leave the pages now, not at the next publish. A repeat start with
     the same plan costs one Redis command.
     """
-    digest = hashlib.sha256(repr(svc.plan).encode()).hexdigest()[:16]
+    digest = hashlib.sha256((DOCUMENT_FORMAT + repr(svc.plan)).encode()).hexdigest()[:16]
     previous = svc.redis.set(PLAN_KEY, digest, get=True)
     if previous is not None and previous.decode() == digest:
         return

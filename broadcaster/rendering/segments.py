@@ -39,7 +39,8 @@ ELLIPSIS = "…"
 SOCIAL_LIMITS: dict[str, int] = {name: cls.limit for name, cls in NETWORKS.items()}
 SOCIAL_SEPARATOR = "\n\n"
 MASTODON_URL_LENGTH = NETWORKS["mastodon"].url_length
-BANNER_MAX = 140
+# The banner line holds status, title, a sentence, the promised update and a route.
+BANNER_MAX = 200
 
 # Stripped from the end of a cut so the ellipsis does not follow "word, " or "word -".
 _TRAILING = ",.;:-"

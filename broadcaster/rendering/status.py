@@ -25,8 +25,10 @@ from typing import TYPE_CHECKING, Any
 
 import redis
 
+from broadcaster.domain import promises
 from broadcaster.domain.announcement import Announcement
 from broadcaster.domain.announcements import INCIDENTS_KEY
+from broadcaster.domain.incident_facts import closed_at
 from broadcaster.domain.visibility import is_internal, is_public, public_audiences, public_incident
 from broadcaster.rendering import isolation
 from broadcaster.rendering.messages import content_for, language_for, routes_for
@@ -70,10 +72,14 @@ def page_of(raw: str | None) -> int:
 
 
 def index(pipe: redis.client.Pipeline | redis.Redis, incident: dict[str, Any]) -> None:
-    """Add the commands that file a published incident under open or resolved to ``pipe``."""
-    if incident.get("resolved_at"):
+    """Add the commands that file a published incident under open or resolved to ``pipe``.
+
+    An incident whose every announcement was withdrawn is history too, from that time.
+    """
+    closed = closed_at(incident)
+    if closed:
         pipe.zrem(OPEN_KEY, incident["id"])
-        pipe.zadd(RESOLVED_KEY, {incident["id"]: incident["resolved_at"]})
+        pipe.zadd(RESOLVED_KEY, {incident["id"]: closed})
     else:
         pipe.zrem(RESOLVED_KEY, incident["id"])
         pipe.zadd(OPEN_KEY, {incident["id"]: incident["updated_at"]})
@@ -169,7 +175,7 @@ def build(svc: Services) -> dict[str, dict[str, Any]]:
     incidents = [
         (incident, published)
         for incident, published in _published(svc, ids)
-        if not incident.get("resolved_at") or incident["resolved_at"] >= cutoff
+        if (closed_at(incident) or cutoff) >= cutoff
     ]
     rendered: dict[tuple[str, ...], dict[str, Any]] = {}
     return {
@@ -200,15 +206,16 @@ def _entries(
 
 
 def _document(entries: list[dict[str, Any]], resolved_total: int) -> dict[str, Any]:
-    """The stored first page: open ones by latest update, then the recently resolved."""
+    """The stored first page: open ones by latest update, then the recently resolved (and
+    withdrawn)."""
     open_ = sorted(
-        (e for e in entries if not e.get("resolved_at")),
+        (e for e in entries if not _entry_closed(e)),
         key=lambda e: e["updated_at"],
         reverse=True,
     )
     resolved = sorted(
-        (e for e in entries if e.get("resolved_at")),
-        key=lambda e: e["resolved_at"],
+        (e for e in entries if _entry_closed(e)),
+        key=_entry_closed,
         reverse=True,
     )
     return {
@@ -237,7 +244,7 @@ def _apply(svc: Services, changed: list[str]) -> None:
     incidents = [
         (incident, published)
         for incident, published in _published(svc, changed)
-        if not incident.get("resolved_at") or incident["resolved_at"] >= cutoff
+        if (closed_at(incident) or cutoff) >= cutoff
     ]
     resolved_total = int(r.zcard(RESOLVED_KEY))
     rendered: dict[tuple[str, ...], dict[str, Any]] = {}
@@ -308,7 +315,7 @@ def first_page(svc: Services, locale: str) -> dict[str, Any]:
         raw = svc.redis.get(document_key(locale)) or raw
     doc = json.loads(raw) if raw is not None else build(svc)[locale]
     cutoff = iso(time.time() - RECENT_DAYS * 86400)
-    resolved = [i for i in doc["resolved"] if i["resolved_at"] >= cutoff]
+    resolved = [i for i in doc["resolved"] if _entry_closed(i) >= cutoff]
     return {
         "open": doc["open"],
         "resolved": resolved,
@@ -336,9 +343,9 @@ def incidents(svc: Services, locale: str, page: int = 1) -> dict[str, Any]:
     resolved = [
         _incident(svc, incident, published, locale)
         for incident, published in _published(svc, ids)
-        if incident.get("resolved_at")
+        if closed_at(incident)
     ]
-    resolved.sort(key=lambda i: i["resolved_at"], reverse=True)
+    resolved.sort(key=_entry_closed, reverse=True)
     return {
         "open": first["open"],
         "resolved": resolved,
@@ -346,14 +353,23 @@ def incidents(svc: Services, locale: str, page: int = 1) -> dict[str, Any]:
     }
 
 
+def _entry_closed(entry: dict[str, Any]) -> str:
+    """When a document entry left the current view (ISO), "" while open. Entries stored
+    before withdrawals existed have no ``closed_at``."""
+    return entry.get("closed_at") or entry.get("resolved_at") or ""
+
+
 def _incident(
     svc: Services, incident: dict[str, Any], published: list[Announcement], locale: str
 ) -> dict[str, Any]:
-    latest = published[-1]
+    standing = [a for a in published if a.withdrawn_at is None]
+    latest = (standing or published)[-1]
+    promise = promises.standing(incident, standing or published)  # none once resolved
     language = language_for(latest, locale, svc.plan.default_locale)
     updates = []
     for announcement in reversed(published):  # newest first
         lang = language_for(announcement, locale, svc.plan.default_locale)
+        corrected = announcement.corrects_published_at
         updates.append(
             {
                 "id": announcement.id,
@@ -363,8 +379,16 @@ def _incident(
                 "severity": announcement.severity,
                 "published_at": iso(announcement.published_at),
                 "corrects": announcement.corrects,
+                "corrects_published_at": iso(corrected) if corrected else None,
+                # In the open: what was withdrawn, when and why.
+                "withdrawn": (
+                    {"at": iso(announcement.withdrawn_at), "reason": announcement.withdrawn_reason}
+                    if announcement.withdrawn_at
+                    else None
+                ),
             }
         )
+    closed = closed_at(incident)
     return {
         "id": incident["id"],
         "title": content_for(latest, language)["title"],
@@ -373,10 +397,14 @@ def _incident(
         "opened_at": iso(incident["opened_at"]),
         "updated_at": iso(latest.published_at),
         "resolved_at": iso(incident["resolved_at"]) if incident.get("resolved_at") else None,
+        "withdrawn_at": iso(incident["withdrawn_at"]) if incident.get("withdrawn_at") else None,
+        "closed_at": iso(closed) if closed else None,
         "audiences": sorted(
-            {n for a in published for n in public_audiences(svc.plan, a.audiences)}
+            {n for a in standing or published for n in public_audiences(svc.plan, a.audiences)}
         ),
-        "next_update_at": iso(latest.next_update_at) if latest.next_update_at else None,
+        "next_update_at": iso(promise.next_update_at)
+        if promise and promise.next_update_at
+        else None,
         "updates": updates,
     }
 

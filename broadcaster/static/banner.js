@@ -54,6 +54,12 @@
     return node;
   }
 
+  function link(text, href) {
+    var a = el('a', { color: '#fff', textDecoration: 'underline', whiteSpace: 'nowrap' }, text);
+    a.href = href;
+    return a;
+  }
+
   function banner(item, lang) {
     var critical = item.severity === 'critical' && !item.all_clear;
     var box = el('div', {
@@ -64,14 +70,20 @@
     box.setAttribute('role', critical ? 'alert' : 'status');
     box.setAttribute('data-key', String(item.key));
     box.setAttribute('data-severity', String(item.severity));
-    box.appendChild(el('span', { flex: '1' }, String(item.text)));
-    var href = safeLink(item.link);
-    if (href) {  // javascript:, data: and the like are dropped
-      var a = el('a', { color: '#fff', textDecoration: 'underline', whiteSpace: 'nowrap' },
-                 data.moreLabel || MORE[lang] || MORE.en);
-      a.href = href;
-      box.appendChild(a);
+    var line = el('span', { flex: '1' });
+    if (item.correction) {  // a correction says which update it corrects
+      line.appendChild(el('strong', {}, String(item.correction)));
+      line.appendChild(document.createTextNode(' '));
     }
+    line.appendChild(document.createTextNode(String(item.text)));
+    box.appendChild(line);
+    var more = item.more && safeLink(item.more.link);
+    if (more) {  // the other open incidents: the status page lists them
+      box.appendChild(link(String(item.more.label), more))
+        .setAttribute('data-more', String(item.more.count));
+    }
+    var href = safeLink(item.link);  // javascript:, data: and the like are dropped
+    if (href) box.appendChild(link(data.moreLabel || MORE[lang] || MORE.en, href));
     var close = el('button', {
       background: 'transparent', color: '#fff', border: '1px solid rgba(255,255,255,.7)',
       borderRadius: '3px', cursor: 'pointer', font: 'inherit', padding: '0 .5em'
@@ -94,8 +106,12 @@
 
   function render(body) {
     var hidden = dismissed();
-    var items = (body.banners || []).filter(function (b) { return hidden.indexOf(b.key) < 0; });
-    var state = JSON.stringify(items.map(function (b) { return [b.key, b.text, b.link]; }));
+    // One banner at most: the server sends the most pressing; a dismissed one stays away.
+    var items = (body.banners || []).slice(0, 1)
+      .filter(function (b) { return hidden.indexOf(b.key) < 0; });
+    var state = JSON.stringify(items.map(function (b) {
+      return [b.key, b.text, b.link, b.correction, b.more && b.more.count];
+    }));
     if (state === shown && (container || !items.length)) return;
     shown = state;
     if (!items.length) return remove();

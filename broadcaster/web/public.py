@@ -15,12 +15,14 @@ from feedgen.entry import FeedEntry
 from feedgen.feed import FeedGenerator
 from flask import Blueprint, Flask, Response, render_template, request
 from flask.blueprints import BlueprintSetupState
+from markupsafe import Markup
 from werkzeug.datastructures import LanguageAccept
 from werkzeug.http import parse_accept_header
 
 from broadcaster.domain import visibility
 from broadcaster.infra import microcache
 from broadcaster.rendering import banners, clock, isolation, status
+from broadcaster.rendering.contacts import contact_html
 from broadcaster.rendering.i18n import gettext_for
 from broadcaster.rendering.messages import SEVERITY_LABELS, STATUS_LABELS
 from broadcaster.services import Services, services
@@ -37,6 +39,22 @@ def locale_of(svc: Services) -> str:
         return wanted
     best = request.accept_languages.best_match(svc.plan.locales)
     return best or svc.plan.default_locale
+
+
+def site_language(raw: str) -> str:
+    """The language a site declares (``data-lang="nl-NL"`` → ``nl``), lower case."""
+    return raw.replace("_", "-").split("-", 1)[0].strip().lower()
+
+
+def banner_locale_of(svc: Services) -> str | None:
+    """The banner's locale: the site's declared language (``?lang=``, from ``data-lang``),
+    else the visitor's best of Accept-Language, else the default; None for a site whose
+    language the plan does not speak (it gets no banner rather than another language's)."""
+    wanted = request.args.get("lang", "")
+    if not wanted:
+        return request.accept_languages.best_match(svc.plan.locales) or svc.plan.default_locale
+    code = site_language(wanted)
+    return code if code in svc.plan.locales else None
 
 
 def _understood(app: Flask, names: tuple[str, ...]) -> Callable[[dict[str, Any]], tuple[str, ...]]:
@@ -56,7 +74,10 @@ def _understood(app: Flask, names: tuple[str, ...]) -> Callable[[dict[str, Any]]
         parts = []
         if "audience" in names:
             parts.append(args.get("audience", ""))
-        if "lang" in names:
+        if "site_lang" in names and args.get("lang"):
+            code = site_language(args["lang"])
+            parts += [code if code in locales else "?", ""]  # every unknown one: no banner
+        elif "lang" in names or "site_lang" in names:
             lang = args.get("lang", "")
             if lang in locales:
                 parts += [lang, ""]
@@ -79,13 +100,19 @@ def _best_language(header: str, locales: tuple[str, ...]) -> str | None:
 @bp.record_once
 def _register_cache_keys(state: BlueprintSetupState) -> None:
     for path, names in (
-        ("/banner.json", ("audience", "lang")),
+        ("/banner.json", ("audience", "site_lang")),
         ("/banner.js", ()),
         ("/status", ("lang", "page")),
         ("/status.json", ("lang", "page")),
         ("/status.atom", ("lang",)),
     ):
         microcache.key_by(state.app, path, _understood(state.app, names))
+
+
+@bp.app_template_filter("contact_link")
+def contact_link(contact: str) -> Markup:
+    """A route contact as a ``tel:``/web/``mailto:`` link (status page, admin pages)."""
+    return contact_html(contact, services().plan.default_region)
 
 
 def cacheable(body: bytes, mimetype: str, max_age: int) -> Response:
@@ -115,12 +142,12 @@ def banner_json() -> Response:
     public = visibility.public_audiences(svc.plan, svc.plan.audiences)
     if audience and audience not in public:
         return _json_error(404, f"unknown audience {audience!r} (known: {', '.join(public)})")
-    locale = locale_of(svc)
+    locale = banner_locale_of(svc)
     # Every site of the organisation polls this; each web process answers repeats from
     # its microcache (broadcaster/microcache.py) for BANNER_PROCESS_CACHE s, not from here.
     body = html_safe_json(
         {
-            "banners": banners.current(svc, audience, locale),
+            "banners": banners.current(svc, audience, locale) if locale else [],
             "poll": int(svc.config["BANNER_POLL"]),
             "status_url": svc.renderer.status_url,
             "locale": locale,
@@ -197,18 +224,28 @@ def status_atom() -> Response:
     ]
     entries.sort(key=lambda pair: pair[1]["published_at"], reverse=True)
 
+    _ = gettext_for(locale)
+
     def add(pair: tuple[dict[str, Any], dict[str, Any]]) -> None:
         incident, update = pair
         entry = FeedEntry()
         entry.id(f"{svc.renderer.status_url}#{update['id']}")
-        entry.title(update["title"])
         entry.link(href=f"{svc.renderer.status_url}?lang={locale}#{incident['id']}")
-        entry.content(update["body"], type="text")
         # A datetime, not the string: feedgen would parse each string with dateutil,
         # most of a feed's rendering time.
-        published = datetime.fromisoformat(update["published_at"].replace("Z", "+00:00"))
+        published = _when(update["published_at"])
         entry.published(published)
-        entry.updated(published)
+        withdrawn = update.get("withdrawn")
+        if withdrawn:  # in the open: the entry stays, updated, saying so and why
+            entry.title(f"{_('Withdrawn')}: {update['title']}")
+            note = f"{_('Withdrawn')}: {withdrawn['reason']}"
+            entry.content(f"{note}\n\n{update['body']}", type="text")
+            entry.updated(_when(withdrawn["at"]))
+            entry.category(term="withdrawn")
+        else:
+            entry.title(update["title"])
+            entry.content(update["body"], type="text")
+            entry.updated(published)
         entry.category(term=update["status"])
         entry.atom_entry()  # its XML now: a value lxml refuses costs this entry, not the feed
         feed.add_entry(entry, order="append")
@@ -220,6 +257,10 @@ def status_atom() -> Response:
     return cacheable(
         feed.atom_str(pretty=True), "application/atom+xml", int(svc.config["BANNER_MAX_AGE"])
     )
+
+
+def _when(value: str) -> datetime:
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
 def _json_error(code: int, message: str) -> Response:

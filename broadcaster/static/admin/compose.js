@@ -50,6 +50,11 @@
     ['incident_id', 'corrects'].forEach(function (name) {
       if (value(name)) { data[name] = value(name); }
     });
+    // "Next update by" in ISO 8601, as promise.js keeps it (empty or resolved: none).
+    var promise = form.elements.next_update_at;
+    if (promise && !promise.disabled && promise.getAttribute('data-iso')) {
+      data.next_update_at = promise.getAttribute('data-iso');
+    }
     return data;
   }
 

@@ -16,6 +16,7 @@ from broadcaster.web.admin import (  # noqa: F401  (modules register their route
     people,
     signin,
     users,
+    withdraw,
 )
 from broadcaster.web.admin.blueprint import bp
 from broadcaster.web.sessions import LIFETIME_SECONDS

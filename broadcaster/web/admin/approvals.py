@@ -1,11 +1,16 @@
 """``/admin/approvals``: announcements waiting for a second person; approve or reject.
 
 Every pending item, newest first, a page at a time with the total: a flood of old drafts
-must never hide a new submission. The service refuses the author (Forbidden): the page
-shows that as 403, like the API.
+must never hide a new submission. Each shows how long it has waited and what customers
+will see of it in every language of the plan — banner line, SMS with its segments, email
+subject (``rendering/customer_view.py``) — so the second person decides on the texts that
+go out. The service refuses the author (Forbidden): the page shows that as 403, like the API.
 """
 
 from __future__ import annotations
+
+import time
+from typing import Any
 
 from flask import abort, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
@@ -13,7 +18,10 @@ from flask_wtf import FlaskForm
 from wtforms import TextAreaField
 from wtforms.validators import DataRequired, Length
 
+from broadcaster.domain.announcement import Announcement
 from broadcaster.domain.errors import Conflict
+from broadcaster.rendering import clock, isolation
+from broadcaster.rendering.customer_view import customer_view
 from broadcaster.services import services
 from broadcaster.web.admin.blueprint import bp, render_items
 from broadcaster.web.admin.forms import CSRF_FAILED, INVALID, csrf_failed
@@ -38,6 +46,20 @@ class RejectForm(FlaskForm):
     )
 
 
+def _views(pending: list[Announcement]) -> dict[str, list[dict[str, Any]]]:
+    """What customers will see of each item; one whose texts fail to render is left out
+    (logged, counted): its item still shows, with its raw text and a warning."""
+    svc = services()
+    views = isolation.each(
+        svc.redis,
+        "admin.approvals.preview",
+        pending,
+        lambda a: (a.id, customer_view(svc, a)),
+        lambda a: a.id,
+    )
+    return dict(views)
+
+
 def _page(
     reject_forms: dict[str, RejectForm] | None = None, status: int = 200, page: int | None = None
 ) -> ResponseReturnValue:
@@ -51,6 +73,8 @@ def _page(
         pending,
         lambda a: a.id,
         reject_forms={a.id: forms.get(a.id) or RejectForm(formdata=None) for a in pending},
+        views=_views(pending),
+        waited={a.id: clock.duration(time.time() - a.created_at) for a in pending},
     )
     return render_template(
         "admin/approvals.html",

@@ -18,7 +18,9 @@ from broadcaster.domain.announcement_service import AnnouncementService
 from broadcaster.domain.errors import Conflict, Invalid
 from broadcaster.domain.incidents import SEVERITIES, STATUSES
 from broadcaster.domain.plan import Plan
+from broadcaster.rendering.clock import zone_name
 from broadcaster.services import services
+from broadcaster.web.admin import prefill, promise_input
 from broadcaster.web.admin.blueprint import bp
 from broadcaster.web.admin.forms import (
     CSRF_FAILED,
@@ -54,6 +56,8 @@ class ComposeForm(FlaskForm):
     # The store checks these exist (and fit together); choices only help people pick.
     incident_id = SelectField("Follow-up of", validate_choice=False)
     corrects = SelectField("Corrects", validate_choice=False)
+    # A wall-clock time in the plan's zone (promise_input.py); the service checks its range.
+    next_update_at = StringField("Next update by")
     bypass = BooleanField("Emergency bypass: publish without a second person")
     bypass_reason = TextAreaField("Reason for the bypass")
 
@@ -122,6 +126,7 @@ def _payload(form: ComposeForm, plan: Plan) -> dict[str, Any]:
 PLAINER = {
     "Missing data for required field.": "Required.",
     "Shorter than minimum length 1.": "Choose at least one.",
+    "must lie between now and 30 days ahead": "Pick a time between now and 30 days ahead.",
 }
 
 
@@ -166,6 +171,17 @@ def compose() -> ResponseReturnValue:
         form.incident_id.data = request.args.get("incident_id", "")
         form.corrects.data = request.args.get("corrects", "")
         form.channels.data = list(plan.channels_by_severity.get(form.severity.data, ()))
+        start, incident = prefill.source(store, form.incident_id.data, form.corrects.data)
+        if start is not None and incident is not None:
+            prefill.fill(form, start, plan)
+            form.incident_id.data = incident["id"]
+            # Resolved (or older than the list): still the one this update belongs to.
+            if incident["id"] not in dict(form.incident_id.choices):
+                form.incident_id.choices.append((incident["id"], incident["title"]))
+            if form.corrects.data and start.id not in dict(form.corrects.choices):
+                form.corrects.choices.append((start.id, f"{incident['title']} › {start.title}"))
+        # A new promise from now, also for an update pre-filled from the last one.
+        form.next_update_at.data = promise_input.proposed(plan)
     elif not form.validate():
         status = CSRF_FAILED if csrf_failed(form) else INVALID
     else:
@@ -178,6 +194,16 @@ def compose() -> ResponseReturnValue:
         except ValidationError as exc:
             _show_errors(form, exc.messages if isinstance(exc.messages, dict) else {})
             loaded = None
+        promise = (form.next_update_at.data or "").strip()
+        if promise:
+            try:
+                when = promise_input.parse(promise, plan.timezone)
+            except ValueError as exc:
+                add_error(form, "next_update_at", str(exc))
+                loaded = None
+            else:
+                if loaded is not None:
+                    loaded["next_update_at"] = when
         if not data["channels"]:  # the API falls back to the plan; a person chose none
             add_error(form, "channels", "Choose at least one channel.")
             loaded = None
@@ -215,4 +241,6 @@ def compose() -> ResponseReturnValue:
         may_bypass=who.may("bypass"),
         may_publish=who.may("publish"),
         bypass_min=BYPASS_MIN,
+        zone=zone_name("en", plan.timezone),
+        promise_minutes=plan.promise_interval // 60,
     ), status

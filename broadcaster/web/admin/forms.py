@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from flask_wtf import FlaskForm
-from wtforms import SelectMultipleField
+from wtforms import SelectMultipleField, TextAreaField
+from wtforms.validators import DataRequired, Length
 from wtforms.widgets import CheckboxInput, ListWidget
 
 # Status of a re-rendered form: a stale or missing CSRF token is a bad request, bad input
@@ -19,6 +20,18 @@ class CheckboxesField(SelectMultipleField):
 
     widget = ListWidget(prefix_label=False)
     option_widget = CheckboxInput()
+
+
+class WithdrawForm(FlaskForm):
+    """Withdraw a published announcement (incident page): the reason is public."""
+
+    reason = TextAreaField(
+        "Reason (shown to the public)",
+        validators=[
+            DataRequired("Say why it is withdrawn: the public reads the reason."),
+            Length(max=2000),
+        ],
+    )
 
 
 def messages(errors: Any) -> list[str]:

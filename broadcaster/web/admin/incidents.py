@@ -8,10 +8,14 @@ from flask import render_template
 from flask.typing import ResponseReturnValue
 
 from broadcaster.domain.announcement import Announcement
+from broadcaster.domain.incident_facts import closed_at
 from broadcaster.domain.ledger import STATES, Ledger
 from broadcaster.rendering.brief import brief
+from broadcaster.rendering.clock import parse
+from broadcaster.rendering.countdown import countdown, overdue
 from broadcaster.services import services
 from broadcaster.web.admin.blueprint import bp, render_items
+from broadcaster.web.admin.forms import WithdrawForm
 from broadcaster.web.admin.guard import signed_in
 from broadcaster.web.hooks.alerts import incident_events
 from broadcaster.web.hooks.inbound import replies
@@ -32,8 +36,9 @@ def incidents() -> ResponseReturnValue:
     _, recent = services().announcements.incidents(0, RECENT)
     return render_template(
         "admin/incidents.html",
-        open_incidents=[i for i in recent if not i.get("resolved_at")],
-        resolved=[i for i in recent if i.get("resolved_at")],
+        # Wholly withdrawn is closed too: nothing of it stands (domain/incident_facts.py).
+        open_incidents=[i for i in recent if not closed_at(i)],
+        resolved=[i for i in recent if closed_at(i)],
     )
 
 
@@ -64,6 +69,12 @@ def _counts(announcement: Announcement) -> tuple[dict[str, dict[str, int]], list
 @signed_in("read")
 def incident(incident_id: str) -> ResponseReturnValue:
     """The timeline with live delivery counts, failures, the agent brief and replies."""
+    return incident_page(incident_id)
+
+
+def incident_page(incident_id: str, withdraw_forms: dict[str, Any] | None = None) -> str:
+    """The incident page; ``withdraw_forms`` carry a refused withdrawal's errors."""
+    forms = withdraw_forms or {}
     svc = services()
     store = svc.announcements
     found = store.get_incident(incident_id)
@@ -86,12 +97,20 @@ def incident(incident_id: str) -> ResponseReturnValue:
         columns=columns,
         failed_shown=FAILED_SHOWN,
         titles=titles,
+        withdraw_forms={
+            t["a"].id: forms.get(t["a"].id) or WithdrawForm(formdata=None) for t in timeline
+        },
     )
+    about = brief(svc, incident_id)
     return render_template(
         "admin/incident.html",
         incident=found,
         items=items,
-        brief=brief(svc, incident_id),
+        brief=about,
+        # The standing promise, counting down like on the Now page.
+        promised=parse(about["next_update_at"]) if about else None,
+        countdown=countdown,
+        overdue=overdue,
         replies=replies(svc.redis, incident_id),
         monitoring=incident_events(svc, incident_id),
     )

@@ -1,4 +1,5 @@
-"""``/api/v1/announcements``: create, read, what waits for approval, deliveries, approve, reject."""
+"""``/api/v1/announcements``: create, read, what waits for approval, deliveries, approve,
+reject, withdraw."""
 
 from __future__ import annotations
 
@@ -164,6 +165,25 @@ class Reject(MethodView):
             announcement_id, principal, data["reason"], client_ip()
         )
         return with_counts(rejected)
+
+
+@blp.route("/announcements/<announcement_id>/withdraw")
+class Withdraw(MethodView):
+    @requires("withdraw")
+    @blp.arguments(schemas.WithdrawIn)
+    @blp.response(200, schemas.AnnouncementOut)
+    @blp.alt_response(409, description="Not published, or withdrawn already")
+    def post(self, data: dict[str, str], announcement_id: str) -> dict[str, Any]:
+        """Withdraw a published announcement, in the open (admins).
+
+        It leaves the banner and the status page's current view and stays in the public
+        history marked "withdrawn" with the reason; nothing is deleted.
+        """
+        principal = require("withdraw")
+        withdrawn = services().announcements.withdraw(
+            announcement_id, principal, data["reason"], client_ip()
+        )
+        return with_counts(withdrawn)
 
 
 @blp.route("/announcements/<announcement_id>/preview")

@@ -44,6 +44,14 @@ class AnnouncementIn(Schema):
     next_update_at = fields.AwareDateTime(
         load_default=None, metadata={"description": "when the next update is promised (ISO 8601)"}
     )
+    need = fields.String(
+        load_default=None,
+        validate=validate.Length(min=1, max=200),
+        metadata={
+            "description": "the need this is about: a route's need label in the plan's default "
+            "locale; SMS, banner and social posts show that route"
+        },
+    )
     bypass_reason = fields.String(
         load_default=None,
         validate=[validate.Length(min=5, max=2000), not_blank],
@@ -80,6 +88,7 @@ class AnnouncementOut(Schema):
     translations = fields.Dict()
     corrects = fields.String(allow_none=True)
     next_update_at = fields.Float(allow_none=True)
+    need = fields.String(allow_none=True)
     author = fields.String(metadata={"description": "the token or user that wrote it"})
     author_person = fields.String(metadata={"description": "the person behind `author`"})
     state = fields.String()
@@ -94,6 +103,14 @@ class AnnouncementOut(Schema):
     bypass_reason = fields.String(allow_none=True)
     preapproved = fields.Boolean(
         metadata={"description": "approved with the plan (a holding statement)"}
+    )
+    corrects_published_at = fields.Float(
+        allow_none=True, metadata={"description": "when the corrected announcement was published"}
+    )
+    withdrawn_at = fields.Float(allow_none=True)
+    withdrawn_by = fields.String(allow_none=True)
+    withdrawn_reason = fields.String(
+        allow_none=True, metadata={"description": "shown to the public: 'withdrawn: reason'"}
     )
     deliveries = fields.Dict(
         metadata={"description": "per channel: queued, sending, sent, delivered, failed, skipped"}
@@ -111,6 +128,15 @@ class AnnouncementOut(Schema):
 
 class RejectIn(Schema):
     reason = fields.String(required=True, validate=[validate.Length(min=1, max=2000), not_blank])
+
+
+class WithdrawIn(Schema):
+    reason = fields.String(
+        required=True,
+        validate=[validate.Length(min=1, max=2000), not_blank],
+        metadata={"description": "why it is withdrawn; the public reads it"},
+        error_messages={"required": "say why it is withdrawn: the public reads the reason"},
+    )
 
 
 class AuditArgs(Schema):
@@ -219,6 +245,9 @@ class IncidentSummary(Schema):
     opened_at = fields.Float()
     updated_at = fields.Float()
     resolved_at = fields.Float(allow_none=True)
+    withdrawn_at = fields.Float(
+        allow_none=True, metadata={"description": "set when every announcement was withdrawn"}
+    )
 
 
 class ReplyOut(Schema):

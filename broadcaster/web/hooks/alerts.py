@@ -3,7 +3,8 @@
 An alert group (Alertmanager ``groupKey``, Grafana group key, generic ``key``) maps to
 one incident. Repeats add nothing for customers; a resolve creates a draft (or the plan's
 "all clear"); firing again within the reopen window reopens the same incident; and one
-incident never emails or texts customers more often than ``min_interval``. A Redis lock
+incident never emails or texts customers updates more often than ``min_interval`` — the
+all-clear is not paced: it goes to everyone the incident emailed or texted. A Redis lock
 per group makes concurrent deliveries of the same payload safe. A rule opens at most a few
 new incidents per window; in a flood, further alert groups gather in one draft
 (``floods.py``).
@@ -218,7 +219,7 @@ class Processor:
         ann = self._announce(event, rule, rule.all_clear, incident_id, resolved=True)
         return {"outcome": "resolved", "incident_id": incident_id, **ann}
 
-    def _values(self, event: MonitorEvent, locale: str) -> dict[str, str]:
+    def _values(self, event: MonitorEvent, locale: str, promised: float) -> dict[str, str]:
         tz = self.svc.plan.timezone
         started = min((a.starts_at for a in event.alerts if a.starts_at), default=time.time())
         labels = event.labels
@@ -229,7 +230,7 @@ class Processor:
             # No zone after the times: the email and pages that carry the statement name it
             # once; SMS and banner lines have no room for it.
             "started": format_time(started, locale, tz),
-            "next_update": format_time(time.time() + self.monitoring.update_interval, locale, tz),
+            "next_update": format_time(promised, locale, tz),
             "organisation": self.svc.plan.organisation,
         }
 
@@ -247,15 +248,23 @@ class Processor:
         )
         statement = plan.monitoring.statements.get(statement_name or "")
         preapproved = statement is not None and not rule.draft
+        # One time for the text's {next_update} and the announcement's promise, so the
+        # reminder (delivery/promises.py) falls due exactly when the text says.
+        promised = time.time() + self.monitoring.update_interval
+        promises = (
+            statement is not None
+            and not resolved
+            and any("{next_update}" in t + b for t, b in statement.texts.values())
+        )
         if statement:
             title, body = fill(
-                statement, self._values(event, plan.default_locale), plan.default_locale
+                statement, self._values(event, plan.default_locale, promised), plan.default_locale
             )
             translations = {
                 locale: dict(
                     zip(
                         ("title", "body"),
-                        fill(statement, self._values(event, locale), locale),
+                        fill(statement, self._values(event, locale, promised), locale),
                         strict=True,
                     )
                 )
@@ -274,9 +283,10 @@ class Processor:
             translations = {}
             status = "resolved" if resolved else "investigating"
         channels = list(rule.channels or plan.channels_by_severity.get(severity, ()))
-        if preapproved and incident_id:
+        if preapproved and incident_id and not resolved:
+            # Pacing is for updates: the all-clear goes to everyone alerted, however soon.
             channels = self._pace(incident_id, channels)
-        data = {
+        data: dict[str, Any] = {
             "title": title,
             "body": body,
             "severity": severity,
@@ -285,20 +295,27 @@ class Processor:
             "channels": channels,
             "translations": translations,
             "incident_id": incident_id,
+            "need": rule.need,
         }
+        if promises and status != "resolved":
+            # The promise the text makes, as a fact too: short texts keep it when they drop
+            # the sentence that says it, the reminder falls due then, and the status page
+            # and brief show it.
+            data["next_update_at"] = promised
         author = Principal(name=f"monitoring:{event.source}", role="monitor")
         # Alert text is whatever the monitoring sent: fitted to the text policy, not refused,
         # because an alert must still produce a statement.
         announcement = self.svc.announcements.create(
             data, author, preapproved=preapproved, sanitise=True
         )
-        if announcement.published and set(channels) & set(PERSONAL):
+        if announcement.published and set(announcement.channels) & set(PERSONAL):
             self.svc.redis.set(_paced_key(announcement.incident_id), time.time())
         return {
             "incident_id": announcement.incident_id,
             "announcement_id": announcement.id,
             "state": announcement.state,
-            "channels": channels,
+            # A resolution's email/SMS are the incident's own (AnnouncementService.draft).
+            "channels": announcement.channels,
         }
 
     def _pace(self, incident_id: str, channels: list[str]) -> list[str]:
