@@ -77,6 +77,9 @@ _NUMERIC: list[tuple[str, str, float]] = [
     # SMS without a MessageSid is dropped if the same sender sent the same text this recently.
     ("SENDGRID_EVENT_MAX_AGE", "BROADCASTER_SENDGRID_EVENT_MAX_AGE", 600),
     ("INBOUND_DEDUPE_WINDOW", "BROADCASTER_INBOUND_DEDUPE_WINDOW", 600),
+    # Staff first: at most this many seconds between the brief and the customers, whatever
+    # the plan's [staff] lead_seconds (0: customers right after the brief; drills, tests).
+    ("STAFF_LEAD_MAX", "BROADCASTER_STAFF_LEAD_MAX", 60),
     # The channels declare their own defaults: batch sizes (EMAIL_BATCH_SIZE, SMS_BATCH_SIZE)
     # and provider rates shared by all workers, in requests/s (TWILIO_RATE, SENDGRID_RATE,
     # MASTODON_RATE, BLUESKY_RATE; Twilio's 0 = by its sender, see channels/sms.py).

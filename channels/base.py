@@ -178,7 +178,10 @@ class PublicPost:
     idempotency_key: str  # stable per (announcement, place): a retried job never posts twice
     reply_to: dict[str, Any] | None = None  # thread reference from the incident's previous post
     event: dict[str, Any] = field(default_factory=dict)  # the announcement's facts, as JSON
-    event_type: str = ""  # what a webhook says happened; empty: its channel's default
+    # What a webhook says happened; empty: its channel's default (the announcement itself).
+    # "staff.brief": the agent brief staff get before the customers (``text`` is then the
+    # whole brief, one item per line); a promise reminder has its own.
+    event_type: str = ""
 
 
 @dataclass

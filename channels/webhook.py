@@ -130,6 +130,7 @@ class WebhookChannel:
 
     name: ClassVar[str] = "webhook"
     event_type: ClassVar[str] = "announcement.published"
+    brief_type: ClassVar[str] = "staff.brief"  # the agent brief, sent to staff first
     formats: ClassVar[tuple[str, ...]] = ("json", "slack")
     schemes: ClassVar[tuple[str, ...]] = ("http", "https")
     default_timeout: ClassVar[float] = 15.0
@@ -270,6 +271,10 @@ class WebhookChannel:
         }
 
     def _slack(self, post: PublicPost) -> dict[str, str]:
+        if post.event_type == self.brief_type:
+            # The brief is laid out already, one item per line: its first line is the heading.
+            heading, _, rest = post.text.partition("\n")
+            return {"text": f"*{_escape(heading)}*\n{_escape(rest)}".rstrip()}
         event = post.event
         severity = str(event.get("severity") or "")
         label = self.severity_labels.get(severity) or (

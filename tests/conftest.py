@@ -100,6 +100,9 @@ def make_app(
             "APPROVAL_NOTICE_WINDOW": 0,
             "MASTODON_RATE": 1000,
             "BLUESKY_RATE": 1000,
+            # Staff first has its own tests (test_staff_first.py): elsewhere customers follow
+            # the brief at once.
+            "STAFF_LEAD_MAX": 0,
             **provider_settings(*providers),
             **overrides,
         }

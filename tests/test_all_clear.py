@@ -52,7 +52,11 @@ def ac_client(all_clear_app: Flask) -> FlaskClient:
 
 
 class Heard:
-    """Who the fake providers accepted messages for, from a point on."""
+    """Which customers the fake providers accepted messages for, from a point on.
+
+    Staff (sue) get the agent brief of every announcement customers hear, the all-clear
+    included, before the customers (the plan's ``[staff]``): counted apart (``staff``).
+    """
 
     def __init__(self, providers: tuple[FakeSendGrid, FakeTwilio]) -> None:
         self.sendgrid, self.twilio = providers
@@ -63,10 +67,16 @@ class Heard:
         self._texts = len(self.twilio.accepted())
 
     def emails(self) -> set[str]:
-        return {to for to, _ in self.sendgrid.accepted()[self._emails :]}
+        return {to for to, _ in self.sendgrid.accepted()[self._emails :]} - {STAFF["email"]}
 
     def texts(self) -> set[str]:
-        return {form["To"] for form in self.twilio.accepted()[self._texts :]}
+        return {form["To"] for form in self.twilio.accepted()[self._texts :]} - {STAFF["phone"]}
+
+    def staff(self) -> set[str]:
+        """Staff contacts that had a message (the brief) since the mark."""
+        emails = {to for to, _ in self.sendgrid.accepted()[self._emails :]}
+        texts = {form["To"] for form in self.twilio.accepted()[self._texts :]}
+        return (emails | texts) & {STAFF["email"], STAFF["phone"]}
 
 
 def ids(client: FlaskClient, tokens: dict[str, dict[str, str]]) -> dict[str, str]:
@@ -285,12 +295,14 @@ def test_people_alerted_after_the_all_clear_was_planned_still_get_it(
     drain(all_clear_app)
     bodies: dict[str, list[str]] = {}
     for form in twilio.accepted():
+        if form["To"] == STAFF["phone"]:
+            continue  # sue has the agent brief of each, first (the plan's [staff])
         bodies.setdefault(form["To"], []).append(form["Body"])
     assert set(bodies) == {"+31612345001", "+31612345002"}
     for messages in bodies.values():
         assert len(messages) == 2
         assert "Problems with payments" in messages[0] and "work again" in messages[1]
-    emails = [to for to, _ in providers[0].accepted()]
+    emails = [to for to, _ in providers[0].accepted() if to != STAFF["email"]]
     assert sorted(emails) == sorted(2 * ["ann@example.com", "cat@example.com", "dan@example.com"])
 
 
@@ -372,8 +384,17 @@ def test_all_clear_set_is_the_alerted_set_minus_opt_outs(
         },
     )
     drain(app)
-    assert heard.emails() == emailed - opted["email"]
-    assert heard.texts() == texted - opted["sms"]
+    # Staff-audience people get the agent brief of the alert and of the all-clear (the
+    # plan's [staff]), never the customers' message: left out on both sides.
+    staff = {
+        row[field]
+        for row in rows + late_rows
+        if row["audiences"] == ["staff"]
+        for field in ("email", "phone")
+        if field in row
+    }
+    assert heard.emails() - staff == emailed - staff - opted["email"]
+    assert heard.texts() - staff == texted - staff - opted["sms"]
 
 
 def _paired(
@@ -403,3 +424,26 @@ def test_an_incident_alerted_before_reached_sets_were_kept_adopts_its_ledgers(
     hook(ac_client, tokens, alertmanager(status="resolved"))
     drain(all_clear_app)
     assert heard.emails() == emailed and heard.texts() == texted
+
+
+def test_staff_are_briefed_on_the_all_clear_but_never_counted_as_reached(
+    all_clear_app, ac_client, tokens, providers, r
+):
+    """Staff first and the all-clear together: staff get the brief of the alert and of the
+    all-clear, before the customers; a brief never puts anyone in the reached sets."""
+    from broadcaster.domain import all_clear
+
+    subscribe(ac_client, tokens["admin"], PEOPLE)
+    heard = Heard(providers)
+    alert = hook(ac_client, tokens, alertmanager()).get_json()
+    drain(all_clear_app)
+    assert heard.staff() == {STAFF["email"], STAFF["phone"]}
+    sue = ids(ac_client, tokens)["sue"]
+    for channel in ("email", "sms"):
+        reached = all_clear.reached_key(alert["incident_id"], channel)
+        assert r.scard(reached) > 0 and not r.sismember(reached, sue)
+    heard.mark()
+    hook(ac_client, tokens, alertmanager(status="resolved"))
+    drain(all_clear_app)
+    assert heard.staff() == {STAFF["email"], STAFF["phone"]}, "the all-clear's brief"
+    assert heard.texts() == {ANN["phone"], BOB["phone"]}

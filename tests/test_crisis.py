@@ -59,11 +59,14 @@ def crisis(client, tokens, run_jobs, providers):
 def test_who_got_what_in_which_language_with_which_routes(crisis, providers):
     sendgrid, twilio = providers
     emails = {address: payload for address, payload in sendgrid.accepted()}
+    # Staff get the agent brief first (the plan's [staff]), not the customers' message.
     assert Counter(a for a, _ in sendgrid.accepted()) == {
+        "staff@example.com": 1,
         "anna@example.com": 1,
         "bo@example.com": 1,
         "dag@example.com": 1,
     }
+    assert sendgrid.accepted()[0][1]["subject"] == "Staff brief: Power outage"
     texts = {form["To"]: form["Body"] for form in twilio.accepted()}
     assert Counter(f["To"] for f in twilio.accepted()) == {
         "+31612345001": 1,
@@ -151,7 +154,7 @@ def test_unsubscribe_link_opts_out_and_next_announcement_skips(
         "/api/v1/announcements", json={**ANNOUNCEMENT, "title": "Update"}, headers=tokens["admin"]
     ).get_json()["id"]
     run_jobs()
-    assert [a for a, _ in sendgrid.accepted()] == ["dag@example.com"]
+    assert [a for a, _ in sendgrid.accepted()] == ["staff@example.com", "dag@example.com"]
     counts = client.get(f"/api/v1/announcements/{ann}", headers=tokens["admin"]).get_json()[
         "deliveries"
     ]

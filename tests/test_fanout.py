@@ -48,14 +48,17 @@ def test_email_and_sms_reach_everyone_once(client, tokens, run_jobs, providers):
                 "audiences": ["business"],
                 "channels": ["sms"],
             },  # prefers SMS only
-            {"external_id": "s", "email": "s@example.com", "audiences": ["staff"]},  # not addressed
+            # Not addressed: gets the agent brief first (the plan's [staff]), nothing else.
+            {"external_id": "s", "email": "s@example.com", "audiences": ["staff"]},
         ],
     )
     both = ["consumers", "business"]
     ann = announce(client, tokens["admin"], PAYMENTS_DOWN, audiences=both)["id"]
     run_jobs()
 
-    emails = Counter(address for address, _ in sendgrid.accepted())
+    [(first, brief)] = sendgrid.accepted()[:1]
+    assert first == "s@example.com" and brief["subject"] == "Staff brief: Payments down"
+    emails = Counter(address for address, _ in sendgrid.accepted()[1:])
     assert emails == Counter({"a@example.com": 1, "b@example.com": 1, "d@example.com": 1})
     texts = Counter(form["To"] for form in twilio.accepted())
     assert texts == Counter(
@@ -64,7 +67,7 @@ def test_email_and_sms_reach_everyone_once(client, tokens, run_jobs, providers):
 
     # Wire format: one personalization per recipient; one request per distinct rendering
     # (each audience set has its own routes block). Twilio: To/From/Body.
-    by_address = dict(sendgrid.accepted())
+    by_address = dict(sendgrid.accepted()[1:])
     for payload in by_address.values():
         assert payload["subject"] == "Acme Energy: Payments down"
         assert payload["from"] == {"email": "alerts@acme.example"}

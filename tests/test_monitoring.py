@@ -61,8 +61,13 @@ def hook(client, tokens, payload, source="alertmanager"):
     return client.post(f"/hooks/{source}", json=payload, headers=tokens["monitor"])
 
 
+STAFF_PHONE = "+31612345004"
+
+
 def texts(twilio):
-    return Counter(form["To"] for form in twilio.accepted())
+    """Texts to customers; staff get the agent brief of each announcement first (the plan's
+    [staff]), counted apart."""
+    return Counter(form["To"] for form in twilio.accepted() if form["To"] != STAFF_PHONE)
 
 
 def test_firing_alert_publishes_the_holding_statement_at_once(
@@ -74,8 +79,10 @@ def test_firing_alert_publishes_the_holding_statement_at_once(
     result = response.get_json()
     assert result["outcome"] == "opened" and result["state"] == "published"
     drain(app)
-    # consumers + business (the rule's audiences), not staff; critical → SMS.
+    # consumers + business (the rule's audiences); critical → SMS. Staff had the brief first.
     assert texts(twilio) == {"+31612345001": 1, "+31612345002": 1, "+31612345003": 1}
+    assert twilio.accepted()[0]["To"] == STAFF_PHONE
+    assert twilio.accepted()[0]["Body"].startswith("Staff brief: Problems with payments.")
     by_to = {f["To"]: f["Body"] for f in twilio.accepted()}
     assert by_to["+31612345002"].startswith(
         "Acme Energy: Investigating: Problems with payments. Payments may fail since"
@@ -136,7 +143,7 @@ def test_new_alert_in_the_group_is_recorded_not_broadcast(app, client, tokens, p
     assert second["outcome"] == "1 new alert(s) added to the incident"
     assert second["incident_id"] == first["incident_id"]
     drain(app)
-    assert len(providers[1].accepted()) == 3
+    assert sum(texts(providers[1]).values()) == 3
 
 
 def test_resolve_creates_a_draft_and_sends_nothing(app, client, tokens, people, providers):
@@ -145,7 +152,7 @@ def test_resolve_creates_a_draft_and_sends_nothing(app, client, tokens, people, 
     resolved = hook(client, tokens, alertmanager(status="resolved")).get_json()
     assert resolved["outcome"] == "resolved" and resolved["state"] == "pending_approval"
     drain(app)
-    assert len(providers[1].accepted()) == 3
+    assert sum(texts(providers[1]).values()) == 3
     incident = client.get(
         f"/api/v1/incidents/{first['incident_id']}", headers=tokens["admin"]
     ).get_json()
@@ -214,7 +221,7 @@ def test_grafana_payload(app, client, tokens, people, providers):
     result = hook(client, tokens, payload, "grafana").get_json()
     assert result["outcome"] == "opened"
     drain(app)
-    assert len(providers[1].accepted()) == 3
+    assert sum(texts(providers[1]).values()) == 3
     # The event keeps which rule acted, as it was then (the plan may change later).
     [event] = client.get("/api/v1/hooks/events", headers=tokens["admin"]).get_json()["items"]
     assert event["rule"].startswith("rule 1: severity=critical service=payments")

@@ -32,6 +32,7 @@ TOP_KEYS = ", ".join(
         "monitoring",
         "holding_statements",
         "webhooks",
+        "staff",
     )
 )
 

@@ -9,6 +9,7 @@ its recipients just before the provider call and marks them after.
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -16,14 +17,16 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import Any
 
-from broadcaster.delivery import pacing, publishing, queues
+from broadcaster.delivery import pacing, publishing, queues, staff
 from broadcaster.delivery.recovery import CLAIM_LEASE, LeaseKeeper
+from broadcaster.delivery.staff import ledger_id as staff_ledger
 from broadcaster.domain import all_clear
 from broadcaster.domain import unsubscribe_links as unsubscribe
 from broadcaster.domain.announcement import Announcement
 from broadcaster.domain.ledger import Ledger
 from broadcaster.infra import metrics
 from broadcaster.infra.logs import mask_contact
+from broadcaster.rendering import staff_message
 from broadcaster.services import Services, services
 from channels import CONTACT_FIELD
 from channels.base import UNSUBSCRIBE_PLACEHOLDER, Outgoing, Result
@@ -36,9 +39,34 @@ INLINE_WAIT = 10.0
 
 
 def plan_job(announcement_id: str) -> dict[str, int]:
-    """Resolve audiences to recipients and enqueue batch jobs; returns recipients per channel."""
+    """Brief staff first where the plan says so, then fan out to the customers (now, or
+    after the staff lead: ``customers_job``); returns recipients per channel."""
     svc = services()
     announcement = svc.announcements.get(announcement_id)
+    if staff.applies(svc.plan, announcement):
+        wait = staff.brief_first(
+            svc,
+            announcement,
+            send=lambda channel, ids: send_batch(svc, announcement, channel, ids, for_staff=True),
+            publish=lambda place: publishing.public_job(announcement_id, "webhook", place, 1, True),
+        )
+        if wait > 0:
+            queues.enqueue_customers(svc.redis, announcement_id, wait)
+            return {"customers_in": math.ceil(wait)}
+    return _fan_out(svc, announcement)
+
+
+def customers_job(announcement_id: str) -> dict[str, int]:
+    """The customers' fan-out, once staff were briefed and the lead has passed."""
+    svc = services()
+    return _fan_out(svc, svc.announcements.get(announcement_id))
+
+
+def _fan_out(svc: Services, announcement: Announcement) -> dict[str, int]:
+    """Resolve audiences to recipients and enqueue batch jobs; returns recipients per channel."""
+    announcement_id = announcement.id
+    # Staff audiences had the brief (staff.py): the customers' fan-out is for the others.
+    announcement = replace(announcement, audiences=staff.customer_audiences(svc.plan, announcement))
     ledger = Ledger(svc.redis, announcement_id)
     # A re-run after a crash must also pick up people it queued but never batched.
     rerun = not svc.redis.set(f"bc:plan:{announcement_id}:started", 1, nx=True, ex=7 * 24 * 3600)
@@ -82,12 +110,32 @@ def plan_job(announcement_id: str) -> dict[str, int]:
 
 
 def batch_job(
-    announcement_id: str, channel: str, subscriber_ids: list[str], attempt: int = 1
+    announcement_id: str,
+    channel: str,
+    subscriber_ids: list[str],
+    attempt: int = 1,
+    for_staff: bool = False,
 ) -> dict[str, int]:
-    """Send one channel's batch; returns counts of sent, failed, retried and skipped."""
+    """Send one channel's batch; returns counts of sent, failed, retried and skipped.
+
+    ``for_staff``: the batch is of staff people, who get the agent brief (``staff.py``).
+    """
     svc = services()
     announcement = svc.announcements.get(announcement_id)
-    ledger = Ledger(svc.redis, announcement_id)
+    return send_batch(svc, announcement, channel, subscriber_ids, attempt, for_staff)
+
+
+def send_batch(
+    svc: Services,
+    announcement: Announcement,
+    channel: str,
+    subscriber_ids: list[str],
+    attempt: int = 1,
+    for_staff: bool = False,
+) -> dict[str, int]:
+    """The batch job's work, here and now (the staff step sends its batches this way)."""
+    announcement_id = announcement.id
+    ledger = Ledger(svc.redis, staff_ledger(announcement_id) if for_staff else announcement_id)
     sender = svc.channels[channel]
     people = svc.subscribers.get_many(subscriber_ids)
     states = ledger.states(channel, subscriber_ids)
@@ -114,8 +162,10 @@ def batch_job(
         audiences = tuple(all_clear.audiences_for(person, announcement))
         key = (person["locale"], audiences)
         if key not in rendered:  # render once per locale × audience set, not per person
-            rendered[key] = svc.renderer.render(
-                channel, announcement, list(audiences), person["locale"]
+            rendered[key] = (
+                staff_message.render(svc, channel, announcement, person["locale"])
+                if for_staff
+                else svc.renderer.render(channel, announcement, list(audiences), person["locale"])
             ).content
         personal = {}
         if sender.unsubscribe_link:
@@ -123,7 +173,9 @@ def batch_job(
         return Outgoing(sid, person[CONTACT_FIELD[channel]], rendered[key], personal)
 
     gate = pacing.gate_for(svc.redis, sender.transport, svc.config)
-    reached = all_clear.reached_key(announcement.incident_id, channel)
+    # Only customer deliveries count as reached: the all-clear's customer fan-out reads the
+    # set, and staff get the all-clear's own brief instead.
+    reached = None if for_staff else all_clear.reached_key(announcement.incident_id, channel)
     run = _Run(svc, ledger, channel, sender, gate, attempt, outgoing, reached)
     run.counts["skipped"] = len(gone)
     with LeaseKeeper(ledger, channel) as keeper:
@@ -146,13 +198,22 @@ def batch_job(
             run.defer_for,
         )
         queues.enqueue_batch(
-            svc.redis, announcement_id, channel, run.deferred, attempt, run.defer_for
+            svc.redis, announcement_id, channel, run.deferred, attempt, run.defer_for, for_staff
         )
     if run.retry_ids:
-        _retry_later(svc, ledger, announcement_id, channel, run.retry_ids, attempt, run.retry_after)
+        _retry_later(
+            svc,
+            ledger,
+            announcement_id,
+            channel,
+            run.retry_ids,
+            attempt,
+            run.retry_after,
+            for_staff,
+        )
     if run.fallback:
-        _fall_back(svc, ledger, announcement_id, channel, run.fallback)
-    if not all_clear.is_resolution(announcement):
+        _fall_back(svc, ledger, announcement_id, channel, run.fallback, for_staff)
+    if not for_staff and not all_clear.is_resolution(announcement):
         _catch_up(svc, announcement, channel, subscriber_ids)
     return run.counts
 
@@ -353,7 +414,12 @@ def _record(
 
 
 def _fall_back(
-    svc: Services, ledger: Ledger, announcement_id: str, channel: str, ids: list[str]
+    svc: Services,
+    ledger: Ledger,
+    announcement_id: str,
+    channel: str,
+    ids: list[str],
+    for_staff: bool = False,
 ) -> None:
     """Send by the plan's fallback channel (``fallback = {sms = "email"}``) what failed for good.
 
@@ -378,7 +444,7 @@ def _fall_back(
     ledger.note(other, {sid: {"fallback_from": channel} for sid in new})
     if new:
         log.info("%s of %s: %d fall back to %s", channel, announcement_id, len(new), other)
-        queues.enqueue_batch(svc.redis, announcement_id, other, new)
+        queues.enqueue_batch(svc.redis, announcement_id, other, new, for_staff=for_staff)
 
 
 def _retry_later(
@@ -389,6 +455,7 @@ def _retry_later(
     ids: list[str],
     attempt: int,
     retry_after: float,
+    for_staff: bool = False,
 ) -> None:
     """Enqueue a retry batch with backoff (honouring Retry-After), or give up after the last."""
     if attempt >= int(svc.config["MAX_ATTEMPTS"]):
@@ -400,4 +467,4 @@ def _retry_later(
     delay = queues.retry_delay(svc.config, attempt, retry_after)
     log.info("retrying %d %s deliveries of %s in %.1fs", len(ids), channel, announcement_id, delay)
     metrics.count(svc.redis, "retries", channel, amount=len(ids))
-    queues.enqueue_batch(svc.redis, announcement_id, channel, ids, attempt + 1, delay)
+    queues.enqueue_batch(svc.redis, announcement_id, channel, ids, attempt + 1, delay, for_staff)

@@ -11,12 +11,13 @@ import json
 import logging
 from typing import Any
 
-from broadcaster.delivery import pacing, queues
+from broadcaster.delivery import pacing, queues, staff
 from broadcaster.domain import visibility
 from broadcaster.domain.announcement import Announcement
 from broadcaster.domain.ledger import Ledger
 from broadcaster.infra import metrics
-from broadcaster.rendering.brief import reply
+from broadcaster.rendering import staff_message
+from broadcaster.rendering.brief import announcement_brief, reply
 from broadcaster.services import Services, services
 from channels.base import (
     DeliveryError,
@@ -89,11 +90,17 @@ def event_for(svc: Services, announcement: Announcement, internal: bool = True) 
     return event
 
 
-def public_job(announcement_id: str, channel: str, place: str, attempt: int = 1) -> str:
-    """Post one announcement to one public place; returns the outcome."""
+def public_job(
+    announcement_id: str, channel: str, place: str, attempt: int = 1, for_staff: bool = False
+) -> str:
+    """Post one announcement to one public place; returns the outcome.
+
+    ``for_staff``: post the agent brief to a staff webhook target instead (``staff.py``),
+    recorded in the staff ledger.
+    """
     svc = services()
     announcement = svc.announcements.get(announcement_id)
-    ledger = Ledger(svc.redis, announcement_id)
+    ledger = Ledger(svc.redis, staff.ledger_id(announcement_id) if for_staff else announcement_id)
     if not ledger.claim(channel, [place]):
         return "skipped: already claimed or sent"
     lock = f"bc:lock:{_thread_key(announcement.incident_id, place)}"
@@ -116,12 +123,16 @@ def public_job(announcement_id: str, channel: str, place: str, attempt: int = 1)
         queues.enqueue_public(svc.redis, announcement_id, channel, place, attempt, delay=later)
         return f"waiting {later:.0f}s for {place}"
     try:
-        result = _publish(svc, announcement, channel, place)
+        result = (
+            _brief(svc, announcement, place)
+            if for_staff
+            else _publish(svc, announcement, channel, place)
+        )
     except DeliveryError as exc:
         if gate:
             outcome = "retry" if isinstance(exc, TransientDeliveryError) else "failed"
             gate.observe([Result(place, outcome, retry_after=exc.retry_after)])
-        _failed(svc, ledger, announcement_id, channel, place, attempt, exc)
+        _failed(svc, ledger, announcement_id, channel, place, attempt, exc, for_staff)
         return f"error: {exc.reason}"
     finally:
         if channel == "social":
@@ -195,6 +206,31 @@ def _publish(svc: Services, announcement: Announcement, channel: str, place: str
     return svc.webhook.deliver(target, post)
 
 
+def _brief(svc: Services, announcement: Announcement, place: str) -> PublishResult:
+    """Post the agent brief to one staff webhook target."""
+    target = next((t for t in staff.targets(svc.plan) if t.name == place), None)
+    if target is None:
+        raise PermanentDeliveryError(f"webhook target {place!r} is no longer a staff target")
+    locale = svc.plan.default_locale
+    return svc.webhook.deliver(
+        target,
+        PublicPost(
+            announcement.id,
+            announcement.incident_id,
+            staff_message.text(svc, announcement, locale),
+            svc.renderer.status_url,
+            locale,
+            # Not the announcement's own key: a target may get both, and must keep both.
+            f"{announcement.id}:staff:{place}",
+            event={
+                **event_for(svc, announcement),
+                "brief": announcement_brief(svc, announcement, locale),
+            },
+            event_type="staff.brief",
+        ),
+    )
+
+
 def _failed(
     svc: Services,
     ledger: Ledger,
@@ -203,6 +239,7 @@ def _failed(
     place: str,
     attempt: int,
     exc: DeliveryError,
+    for_staff: bool = False,
 ) -> None:
     ledger.note(channel, {place: {"attempts": attempt, "error": exc.reason, "to": place}})
     if isinstance(exc, BlockedAddressError):
@@ -213,6 +250,8 @@ def _failed(
         ledger.release(channel, [place])
         delay = queues.retry_delay(svc.config, attempt, exc.retry_after)
         log.info("retrying %s %s of %s in %.1fs", channel, place, announcement_id, delay)
-        queues.enqueue_public(svc.redis, announcement_id, channel, place, attempt + 1, delay)
+        queues.enqueue_public(
+            svc.redis, announcement_id, channel, place, attempt + 1, delay, for_staff
+        )
         return
     ledger.move(channel, [place], "failed", ["sending"])

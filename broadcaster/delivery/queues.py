@@ -90,13 +90,15 @@ def retry_delay(config: Mapping[str, Any], attempt: int, retry_after: float | No
     return max(backoff, retry_after or 0.0)
 
 
-def _enqueue(q: Queue, func: str, args: list, delay: float) -> None:
-    options = {
+def _enqueue(q: Queue, func: str, args: list, delay: float, job_id: str | None = None) -> None:
+    options: dict[str, Any] = {
         "result_ttl": _RESULT_TTL,
         "failure_ttl": _FAILURE_TTL,
         "job_timeout": _BATCH_TIMEOUT,
         "retry": _retry(),
     }
+    if job_id:
+        options["job_id"] = job_id
     if delay > 0:
         # RQ's schedule has one-second resolution and rounds down: round up instead, so a
         # provider's Retry-After is never cut short.
@@ -106,6 +108,18 @@ def _enqueue(q: Queue, func: str, args: list, delay: float) -> None:
         q.enqueue(func, *args, **options)
 
 
+def enqueue_customers(r: redis.Redis, announcement_id: str, delay: float) -> None:
+    """Enqueue the customers' fan-out of an announcement ``delay`` seconds from now (staff
+    were briefed first); one job per announcement, whoever enqueues it again."""
+    _enqueue(
+        queue(r, PLAN_QUEUE),
+        "broadcaster.delivery.fanout.customers_job",
+        [announcement_id],
+        delay,
+        job_id=f"customers-{announcement_id}",
+    )
+
+
 def enqueue_public(
     r: redis.Redis,
     announcement_id: str,
@@ -113,12 +127,14 @@ def enqueue_public(
     place: str,
     attempt: int = 1,
     delay: float = 0,
+    for_staff: bool = False,
 ) -> None:
-    """Enqueue the job that posts an announcement to one public place."""
+    """Enqueue the job that posts an announcement (or, ``for_staff``, its brief) to one place."""
     _enqueue(
         queue(r, PUBLIC_QUEUE),
         "broadcaster.delivery.publishing.public_job",
-        [announcement_id, channel, place, attempt],
+        # Jobs for customers keep the arguments earlier versions queued and read.
+        [announcement_id, channel, place, attempt] + ([True] if for_staff else []),
         delay,
     )
 
@@ -159,11 +175,13 @@ def enqueue_batch(
     subscriber_ids: list[str],
     attempt: int = 1,
     delay: float = 0,
+    for_staff: bool = False,
 ) -> None:
-    """Enqueue one batch job for a channel, now or after ``delay`` seconds."""
+    """Enqueue one batch job for a channel, now or after ``delay`` seconds (``for_staff``:
+    a batch of staff people, who get the agent brief)."""
     _enqueue(
         queue(r, channel),
         "broadcaster.delivery.fanout.batch_job",
-        [announcement_id, channel, subscriber_ids, attempt],
+        [announcement_id, channel, subscriber_ids, attempt] + ([True] if for_staff else []),
         delay,
     )

@@ -47,6 +47,9 @@ class Announcement:
     # token name, which is what four eyes compared then.
     author_person: str = ""
     decided_by_person: str | None = None
+    # Approved with the plan (a holding statement from monitoring): staff are still told
+    # first, but customers do not wait for the plan's staff lead.
+    preapproved: bool = False
     # When the corrected announcement was published: every correction names that time, and
     # a published announcement never changes, so it is kept here rather than looked up.
     corrects_published_at: float | None = None

@@ -146,6 +146,7 @@ class AnnouncementService:
             created_at=now,
             published_at=None if needs_approval else now,
             bypass_reason=data["bypass_reason"] if bypassed else None,
+            preapproved=preapproved,
         )
 
     def create(

@@ -101,6 +101,15 @@ return n
 DEFAULT_LEASE = 300.0  # seconds; holders that renew (batch jobs) use a much shorter one
 
 
+def staff_ledger_id(announcement_id: str) -> str:
+    """The ledger id of an announcement's staff deliveries (the brief staff get first).
+
+    Apart from the customers' ledger, so the brief never counts as a customer delivery; the
+    brief's messages carry this id, so provider receipts move the staff deliveries.
+    """
+    return f"{announcement_id}~staff"
+
+
 def _state_key(announcement_id: str, channel: str) -> str:
     return f"bc:dl:{announcement_id}:{channel}"
 

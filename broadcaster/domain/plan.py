@@ -6,7 +6,6 @@ what is wrong, so nobody discovers a typo in the middle of a crisis.
 
 from __future__ import annotations
 
-import os
 import socket
 import tomllib
 from dataclasses import dataclass, field
@@ -18,11 +17,12 @@ from broadcaster.domain import text_policy
 from broadcaster.domain.incidents import SEVERITIES
 from broadcaster.domain.monitoring_rules import Monitoring, parse_monitoring
 from broadcaster.domain.phone_numbers import parse_sms_countries
+from broadcaster.domain.plan_webhooks import parse_webhooks
 from broadcaster.domain.promises import parse_next_update_minutes
+from broadcaster.domain.staff_plan import StaffPlan, parse_staff
 from broadcaster.domain.text_policy import LINE
 from channels import CHANNELS, CONTACT_FIELD
-from channels.base import PermanentDeliveryError, TransientDeliveryError
-from channels.egress import Resolver, check_url
+from channels.egress import Resolver
 from channels.webhook import WebhookTarget
 
 _TOP_KEYS = (
@@ -33,6 +33,7 @@ _TOP_KEYS = (
     "monitoring",
     "holding_statements",
     "webhooks",
+    "staff",
 )
 
 BUNDLED_PLAN = Path(__file__).resolve().parents[2] / "examples" / "plan.toml"
@@ -86,6 +87,8 @@ class Plan:
     fallback: dict[str, str] = field(default_factory=dict)
     # Countries (ISO codes) whose numbers may subscribe to SMS; empty: any (policy.sms_countries)
     sms_countries: tuple[str, ...] = ()
+    # Staff briefed before every customer-facing announcement ([staff]); None: nobody first.
+    staff: StaffPlan | None = None
     # policy.next_update_minutes: the next update Compose proposes to promise (None: the
     # monitoring's update_interval_minutes; 0: propose none)
     next_update_minutes: int | None = None
@@ -305,7 +308,8 @@ def parse_plan(data: dict[str, Any], source: str, resolver: Resolver | None = No
         check.fail("audiences", "declare at least one audience")
 
     monitoring = parse_monitoring(check, data, audiences, tuple(locales), default_locale)
-    webhooks = _webhooks(check, data, audiences, resolver or socket.getaddrinfo)
+    webhooks = parse_webhooks(check, data, audiences, resolver or socket.getaddrinfo)
+    staff = parse_staff(check, data, audiences, tuple(locales), default_locale)
 
     if check.problems:
         raise PlanError("invalid crisis plan:\n  " + "\n  ".join(check.problems))
@@ -324,6 +328,7 @@ def parse_plan(data: dict[str, Any], source: str, resolver: Resolver | None = No
         source=source,
         fallback=fallback,
         sms_countries=sms_countries,
+        staff=staff,
         next_update_minutes=next_update,
     )
 
@@ -362,90 +367,6 @@ def _fallback(check: _Checker, policy: dict[str, Any]) -> dict[str, str]:
         else:
             fallback[source] = target
     return fallback
-
-
-def _webhooks(
-    check: _Checker, data: dict[str, Any], audiences: dict[str, Audience], resolver: Resolver
-) -> tuple[WebhookTarget, ...]:
-    raw_targets = data.get("webhooks", [])
-    if not isinstance(raw_targets, list):
-        check.fail("webhooks", "must be an array of tables ([[webhooks]])")
-        return ()
-    targets = []
-    names: set[str] = set()
-    for i, raw in enumerate(raw_targets):
-        key = f"webhooks[{i}]"
-        if not isinstance(raw, dict):
-            check.fail(key, "must be a table")
-            continue
-        problems_before = len(check.problems)
-        check.known_keys(
-            raw,
-            key,
-            (
-                "name",
-                "url",
-                "secret",
-                "secret_env",
-                "audiences",
-                "format",
-                "internal",
-                "allow_private",
-            ),
-        )
-        name = check.string(raw, f"{key}.name")
-        if name in names:
-            check.fail(f"{key}.name", f"{name!r} is used twice")
-        names.add(name)
-        url = check.string(raw, f"{key}.url")
-        if url and not url.startswith(("https://", "http://")):
-            check.fail(f"{key}.url", "must be an http(s) URL")
-        # Secrets belong in the environment; a literal one is allowed for local set-ups.
-        secret = raw.get("secret")
-        if raw.get("secret_env"):
-            secret = os.environ.get(str(raw["secret_env"]))
-            if not secret:
-                check.fail(
-                    f"{key}.secret_env", f"environment variable {raw['secret_env']} is not set"
-                )
-        elif not isinstance(secret, str) or len(secret) < 16:
-            check.fail(f"{key}.secret", "missing or shorter than 16 characters (or use secret_env)")
-        wanted = raw.get("audiences", [])
-        if not isinstance(wanted, list) or any(a not in audiences for a in wanted):
-            check.fail(f"{key}.audiences", f"must list known audiences ({', '.join(audiences)})")
-            wanted = []
-        fmt = raw.get("format", "json")
-        if fmt not in ("json", "slack"):
-            check.fail(f"{key}.format", "must be 'json' or 'slack'")
-        # A target only for internal audiences is internal unless the plan says otherwise.
-        only_internal = bool(wanted) and all(audiences[a].internal for a in wanted)
-        internal = check.boolean(raw, f"{key}.internal", only_internal)
-        allow_private = check.boolean(raw, f"{key}.allow_private", False)
-        if len(check.problems) > problems_before:
-            continue  # reported above; a half-valid target is never built
-        try:
-            target = WebhookTarget(
-                name=name,
-                url=url,
-                secret=str(secret),
-                audiences=tuple(wanted),
-                format=str(fmt),
-                internal=internal,
-                allow_private=allow_private,
-            )
-        except PermanentDeliveryError as exc:
-            check.fail(key, exc.reason)
-            continue
-        if not allow_private:
-            try:
-                check_url(url, resolver)
-            except PermanentDeliveryError as exc:  # BlockedAddressError, or a bad port
-                check.fail(f"{key}.url", exc.reason)
-                continue
-            except TransientDeliveryError:
-                pass  # no DNS at start-up must not stop a crisis: the send-time check remains
-        targets.append(target)
-    return tuple(targets)
 
 
 def load_plan(path: str | Path | None) -> Plan:

@@ -73,6 +73,11 @@ COUNTERS: dict[str, tuple[str, str, tuple[str, ...]]] = {
         "Monitoring hook requests refused with 429: a token over its rate",
         ("hook",),
     ),
+    "staff_briefs": (
+        "broadcaster_staff_briefs",
+        "Staff briefs before customer announcements: sent, nobody (to brief) or failed",
+        ("outcome",),
+    ),
     "promises_overdue": (
         "broadcaster_promises_overdue",
         "Promised updates whose time passed without one: team reminded, or nobody reachable",

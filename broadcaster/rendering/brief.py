@@ -1,6 +1,8 @@
-"""The agent brief: the current facts and a ready-to-paste reply in every language.
+"""The agent brief: the current facts, the routes, a ready-to-paste reply in every
+language and what not to promise.
 
-So every agent on the phone, in chat or on social says the same thing.
+So every agent on the phone, in chat or on social says the same thing. The same brief is
+what staff are sent before the customers hear anything (``rendering/staff_message.py``).
 """
 
 from __future__ import annotations
@@ -8,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 from typing import TYPE_CHECKING, Any
 
-from broadcaster.domain import promises
+from broadcaster.domain import promises, visibility
 from broadcaster.domain.announcement import Announcement
 from broadcaster.rendering.banners import iso
 from broadcaster.rendering.clock import format_time, zone_name
@@ -46,6 +48,50 @@ def reply(svc: Services, announcement: Announcement, locale: str) -> tuple[str, 
     return language, "\n".join(lines)
 
 
+def do_not_promise(svc: Services, locale: str) -> list[str]:
+    """The plan's "what not to promise" lines (``[staff] do_not_promise``) in ``locale``."""
+    staff = svc.plan.staff
+    return staff.do_not_promise_in(locale, svc.plan.default_locale) if staff else []
+
+
+def replies(svc: Services, announcement: Announcement) -> list[dict[str, str]]:
+    """A paste-ready reply per plan locale (in the default language where none is written)."""
+    out = []
+    for locale in svc.plan.locales:
+        language, text = reply(svc, announcement, locale)
+        out.append({"locale": locale, "language": language, "text": text})
+    return out
+
+
+def announcement_brief(svc: Services, announcement: Announcement, locale: str) -> dict[str, Any]:
+    """The brief for one announcement, for staff reading ``locale``: facts, the routes of
+    the customer audiences, a reply per language, and what not to promise."""
+    language = language_for(announcement, locale, svc.plan.default_locale)
+    content = content_for(announcement, language)
+    audiences = visibility.public_audiences(svc.plan, announcement.audiences)
+    if announcement.status == "resolved":
+        # A resolution promises nothing more (domain/promises.py): neither may its brief.
+        announcement = dataclasses.replace(announcement, next_update_at=None)
+    return {
+        "announcement_id": announcement.id,
+        "incident_id": announcement.incident_id,
+        "title": content["title"],
+        "facts": content["body"],
+        "language": language,
+        "severity": announcement.severity,
+        "status": announcement.status,
+        "next_update_at": (
+            iso(announcement.next_update_at) if announcement.next_update_at else None
+        ),
+        "status_url": svc.renderer.status_url,
+        "routes": [
+            {"audience": name, "routes": routes_for(svc.plan, [name], locale)} for name in audiences
+        ],
+        "replies": replies(svc, announcement),
+        "do_not_promise": do_not_promise(svc, locale),
+    }
+
+
 def brief(svc: Services, incident_id: str) -> dict[str, Any] | None:
     """The brief for an incident, or None when nothing about it is published yet."""
     store = svc.announcements
@@ -58,10 +104,6 @@ def brief(svc: Services, incident_id: str) -> dict[str, Any] | None:
     # The promise that stands: the latest update's; none once resolved (domain/promises.py).
     promising = promises.standing(incident, published)
     next_update = promising.next_update_at if promising else None
-    replies = []
-    for locale in svc.plan.locales:
-        language, text = reply(svc, dataclasses.replace(latest, next_update_at=next_update), locale)
-        replies.append({"locale": locale, "language": language, "text": text})
     audiences = sorted({name for a in published for name in a.audiences})
     return {
         "incident_id": incident_id,
@@ -72,7 +114,8 @@ def brief(svc: Services, incident_id: str) -> dict[str, Any] | None:
         "updated_at": iso(latest.published_at),
         "next_update_at": iso(next_update) if next_update else None,
         "status_url": svc.renderer.status_url,
-        "replies": replies,
+        "replies": replies(svc, dataclasses.replace(latest, next_update_at=next_update)),
+        "do_not_promise": do_not_promise(svc, svc.plan.default_locale),
         "routes": [
             {"audience": name, "routes": routes_for(svc.plan, [name], svc.plan.default_locale)}
             for name in audiences

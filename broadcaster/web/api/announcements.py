@@ -9,9 +9,10 @@ from flask import request, url_for
 from flask.views import MethodView
 from flask_smorest import Blueprint, abort
 
+from broadcaster.delivery import staff
 from broadcaster.domain import announcement as model
 from broadcaster.domain import idempotency as idem
-from broadcaster.domain.ledger import STATES, Ledger
+from broadcaster.domain.ledger import STATES, Ledger, staff_ledger_id
 from broadcaster.rendering.preview import preview
 from broadcaster.services import services
 from broadcaster.web.api import schemas
@@ -45,6 +46,8 @@ def with_counts(announcement: model.Announcement) -> dict[str, Any]:
     return {
         **announcement.to_dict(),
         "deliveries": counts,
+        # The brief staff got first: its own counts, never among the customers'.
+        "staff": staff.status(services(), announcement),
         "links": links(announcement.id, announcement.incident_id),
     }
 
@@ -120,13 +123,16 @@ class Announcement(MethodView):
 @blp.route("/announcements/<announcement_id>/deliveries")
 class Deliveries(MethodView):
     @requires("read")
-    @blp.arguments(schemas.PageArgs, location="query")
+    @blp.arguments(schemas.DeliveryPageArgs, location="query")
     @blp.response(200, schemas.DeliveryPage)
     def get(self, args: dict[str, int], announcement_id: str) -> dict[str, Any]:
-        """Per-recipient delivery records, paginated."""
+        """Per-recipient delivery records, paginated (``staff=true``: the staff brief's)."""
         require("read")
         services().announcements.get(announcement_id)  # 404 for an unknown id
-        ledger = Ledger(services().redis, announcement_id)
+        ledger = Ledger(
+            services().redis,
+            staff_ledger_id(announcement_id) if args["staff"] else announcement_id,
+        )
         page, per_page = args["page"], args["per_page"]
         return {
             "items": ledger.page((page - 1) * per_page, per_page),

@@ -101,6 +101,9 @@ class AnnouncementOut(Schema):
     )
     reason = fields.String(allow_none=True)
     bypass_reason = fields.String(allow_none=True)
+    preapproved = fields.Boolean(
+        metadata={"description": "approved with the plan (a holding statement)"}
+    )
     corrects_published_at = fields.Float(
         allow_none=True, metadata={"description": "when the corrected announcement was published"}
     )
@@ -111,6 +114,14 @@ class AnnouncementOut(Schema):
     )
     deliveries = fields.Dict(
         metadata={"description": "per channel: queued, sending, sent, delivered, failed, skipped"}
+    )
+    staff = fields.Dict(
+        allow_none=True,
+        metadata={
+            "description": "staff first: lead_seconds, briefed_at, customers_at and the staff "
+            "deliveries per channel (not counted in `deliveries`); null when staff are not "
+            "told first"
+        },
     )
     links = fields.Nested(Links)
 
@@ -169,6 +180,13 @@ class PageArgs(Schema):
     # Capped so the offset stays a 64-bit integer: Redis refuses anything larger (a 500).
     page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=1_000_000))
     per_page = fields.Integer(load_default=100, validate=validate.Range(min=1, max=1000))
+
+
+class DeliveryPageArgs(PageArgs):
+    staff = fields.Boolean(
+        load_default=False,
+        metadata={"description": "list the staff deliveries (the brief staff got first)"},
+    )
 
 
 class SubscriberPageArgs(PageArgs):
@@ -376,6 +394,9 @@ class BriefOut(Schema):
     status_url = fields.String()
     replies = fields.List(fields.Nested(BriefReply), metadata={"description": "ready to paste"})
     routes = fields.List(fields.Dict())
+    do_not_promise = fields.List(
+        fields.String(), metadata={"description": "what agents must not promise ([staff])"}
+    )
     timeline = fields.List(fields.Dict())
 
 
