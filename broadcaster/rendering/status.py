@@ -20,7 +20,6 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import redis
@@ -31,6 +30,7 @@ from broadcaster.domain.announcements import INCIDENTS_KEY
 from broadcaster.domain.incident_facts import closed_at
 from broadcaster.domain.visibility import is_internal, is_public, public_audiences, public_incident
 from broadcaster.rendering import isolation
+from broadcaster.rendering.clock import iso
 from broadcaster.rendering.messages import content_for, language_for, routes_for
 
 if TYPE_CHECKING:
@@ -58,10 +58,6 @@ _BACKFILL_CHUNK = 500
 
 def document_key(locale: str) -> str:
     return f"bc:status:doc:{locale}"
-
-
-def iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def page_of(raw: str | None) -> int:

@@ -90,12 +90,7 @@ def _json_error(code: int, message: str, errors: dict | None = None) -> tuple[Re
 
 def _authorised(signed: bool) -> bool:
     """A monitor (or admin) token as Bearer or Basic password; or, if allowed, an HMAC."""
-    header = request.headers.get("Authorization", "")
-    token = ""
-    if header.lower().startswith("bearer "):
-        token = header[7:].strip()
-    elif request.authorization and request.authorization.type == "basic":
-        token = request.authorization.password or ""
+    token = throttle.presented_token()
     if token:
         principal = lookup(services().redis, token)
         return principal is not None and principal.may("hooks")

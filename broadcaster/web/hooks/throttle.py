@@ -21,14 +21,19 @@ from broadcaster.infra import metrics
 from broadcaster.services import services
 
 
+def presented_token() -> str:
+    """The token a monitoring tool sent: as Bearer, or as the Basic-auth password; "" if none."""
+    header = request.headers.get("Authorization", "")
+    if header.lower().startswith("bearer "):
+        return header[7:].strip()
+    if request.authorization and request.authorization.type == "basic":
+        return request.authorization.password or ""
+    return ""
+
+
 def caller() -> str:
     """Who is calling, as a bucket name: a hash of the token, never the token itself."""
-    header = request.headers.get("Authorization", "")
-    token = ""
-    if header.lower().startswith("bearer "):
-        token = header[7:].strip()
-    elif request.authorization and request.authorization.type == "basic":
-        token = request.authorization.password or ""
+    token = presented_token()
     if not token:  # authorised without a token: the HMAC signature, one shared secret
         return "hooks:signed"
     return "hooks:token:" + hashlib.sha256(token.encode()).hexdigest()[:32]
