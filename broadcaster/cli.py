@@ -19,6 +19,7 @@ from broadcaster import config as settings
 from broadcaster.domain import audit
 from broadcaster.domain.phone_numbers import sender_numbers
 from broadcaster.domain.plan import PlanError, load_plan
+from broadcaster.domain.plan_text import plan_warnings
 from broadcaster.domain.subscribers import CsvHeaderError, SubscriberStore, csv_rows, import_rows
 from broadcaster.domain.tokens import ROLES, TokenError, create_token, lookup
 from broadcaster.domain.users import USER_ROLES, UserError, create_user
@@ -55,9 +56,11 @@ def up(port: int, host: str, worker_count: int) -> None:
     env = _env()
     data_dir = Path(str(env["DATA_DIR"])).resolve()
     try:
-        load_plan(env["PLAN"])  # a bad plan stops us here, before anything starts
+        plan = load_plan(env["PLAN"])  # a bad plan stops us here, before anything starts
     except PlanError as exc:
         raise click.ClickException(str(exc)) from exc
+    for warning in plan_warnings(plan):  # worth knowing, not worth refusing to start
+        click.echo(f"plan: {warning}", err=True)
     if address_in_use(host, port):
         raise click.ClickException(
             f"port {port} on {host} is already in use (another broadcaster?); "
@@ -192,6 +195,22 @@ def _first_token(url: str) -> str:
             f"  More tokens: broadcaster token create --name NAME --role ROLE\n"
         )
     return "  API tokens: broadcaster token create --name NAME --role ROLE\n"
+
+
+@main.command("check-plan")
+def check_plan() -> None:
+    """Check the crisis plan: exit 1 with every problem, else list what is untranslated."""
+    try:
+        plan = load_plan(_env()["PLAN"])
+    except PlanError as exc:
+        raise click.ClickException(str(exc)) from exc
+    warnings = plan_warnings(plan)
+    for warning in warnings:
+        click.echo(f"warning: {warning}")
+    click.echo(
+        f"{plan.source}: valid; {len(plan.audiences)} audiences, "
+        f"{len(plan.locales)} locales, {len(warnings)} warnings"
+    )
 
 
 @main.command()

@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING, Any
 
 from broadcaster.domain import all_clear, visibility
 from broadcaster.domain.announcement import Announcement
+from broadcaster.domain.plan_text import missing_translations
+from broadcaster.rendering import i18n
 from broadcaster.rendering.segments import GSM7_SINGLE, UCS2_SINGLE
 from channels import NETWORKS, PERSONAL
 
@@ -57,6 +59,13 @@ def preview(svc: Services, announcement: Announcement) -> dict[str, Any]:
             warnings.append(
                 f"no {locale} translation: {locale} subscribers get the {plan.default_locale} text"
             )
+        if locale != i18n.DEFAULT_LOCALE and i18n.resolve(locale) == i18n.DEFAULT_LOCALE:
+            warnings.append(
+                f'no {locale} catalogue for the fixed words ("Next update by", "Hours"): '
+                f"{locale} readers see them in English"
+            )
+    # The plan's own texts (route channel and hours, audience descriptions) per locale.
+    warnings += missing_translations(plan, announcement.audiences)
     renderings: list[dict[str, Any]] = []
     for name in announcement.audiences:
         audience = plan.audiences[name]

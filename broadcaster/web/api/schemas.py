@@ -360,14 +360,21 @@ class PreviewOut(Schema):
 
 class RouteOut(Schema):
     need = fields.Dict(metadata={"description": "locale → label ('' = every locale)"})
-    channel = fields.String()
+    channel = fields.String(metadata={"description": "in the plan's default locale"})
     contact = fields.String()
-    hours = fields.String()
+    hours = fields.String(metadata={"description": "in the plan's default locale"})
+    locales = fields.Dict(
+        metadata={
+            "description": "each plan locale → the route as its readers see it "
+            "{need, channel, contact, hours}"
+        }
+    )
 
 
 class AudienceOut(Schema):
     name = fields.String()
-    description = fields.String()
+    description = fields.String(metadata={"description": "in the plan's default locale"})
+    descriptions = fields.Dict(metadata={"description": "each plan locale → description"})
     channels = fields.List(fields.String())
     routes = fields.List(fields.Nested(RouteOut))
     subscribers = fields.Integer()
