@@ -15,13 +15,16 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from rq.serializers import JSONSerializer
 
+from broadcaster.delivery.queues import PLAN_QUEUE, queue
 from broadcaster.domain.plan import BUNDLED_PLAN, PlanError, parse_plan
 from broadcaster.domain.plan_social import SocialAccount
 from channels.base import ChannelConfigError
 from tests.fakes_social import FakeBluesky, FakeMastodon
 from tests.helpers import announce, deliveries, drain
 from tests.test_plan import VALID
+from worker import BroadcastWorker
 
 NL_TOKEN_ENV = "TEST_SOCIAL_NL_MASTODON_TOKEN"
 NL_PASSWORD_ENV = "TEST_SOCIAL_NL_BLUESKY_PASSWORD"
@@ -192,6 +195,29 @@ def test_an_empty_account_table_posts_to_the_outbox(make_app, tmp_path, tokens, 
     ready = client.get("/readyz").get_json()["checks"]["transports"]
     assert ready["mastodon:nl"] == "outbox" and ready["mastodon"] == "mastodon"
     assert "bluesky:nl" not in ready
+
+
+def test_a_post_queued_for_an_account_the_plan_dropped_fails_with_the_reason(
+    app, make_app, tokens, mastodon, mastodon_nl
+):
+    client = app.test_client()
+    created = announce(client, tokens["admin"], OUTAGE)
+    with app.app_context():  # plan the posts under the plan with [social.nl], send none
+        r = app.extensions["broadcaster"].redis
+        BroadcastWorker([queue(r, PLAN_QUEUE)], connection=r, serializer=JSONSerializer).work(
+            burst=True
+        )
+    later = make_app(MASTODON_BASE_URL=mastodon.url, MASTODON_ACCESS_TOKEN=mastodon.TOKEN)
+    drain(later)  # the next start's plan has no [social.nl]: no crash, a failure with why
+    records = {
+        r["subscriber_id"]: r
+        for r in deliveries(client, tokens["admin"], created["id"])
+        if r["channel"] == "social"
+    }
+    assert records["mastodon"]["state"] == "sent" and len(mastodon.posts) == 1
+    assert records["mastodon:nl"]["state"] == "failed"
+    assert "no longer configured" in records["mastodon:nl"]["error"]
+    assert mastodon_nl.posts == []
 
 
 # --- health and preview --------------------------------------------------------------------
