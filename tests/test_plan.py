@@ -35,6 +35,7 @@ TOP_KEYS = ", ".join(
         "holding_statements",
         "webhooks",
         "staff",
+        "social",
     )
 )
 

@@ -17,6 +17,7 @@ from broadcaster.domain import text_policy
 from broadcaster.domain.incidents import SEVERITIES
 from broadcaster.domain.monitoring_rules import Monitoring, parse_monitoring
 from broadcaster.domain.phone_numbers import parse_sms_countries
+from broadcaster.domain.plan_social import SocialAccount, parse_social
 from broadcaster.domain.plan_text import LocalText, parse_local_text, text_in
 from broadcaster.domain.plan_webhooks import parse_webhooks
 from broadcaster.domain.promises import parse_next_update_minutes
@@ -35,6 +36,7 @@ _TOP_KEYS = (
     "holding_statements",
     "webhooks",
     "staff",
+    "social",
 )
 
 BUNDLED_PLAN = Path(__file__).resolve().parents[2] / "examples" / "plan.toml"
@@ -106,6 +108,8 @@ class Plan:
     # policy.next_update_minutes: the next update Compose proposes to promise (None: the
     # monitoring's update_interval_minutes; 0: propose none)
     next_update_minutes: int | None = None
+    # [social.LOCALE]: a social account per language beside the environment's default ones.
+    social: tuple[SocialAccount, ...] = ()
 
     @property
     def promise_interval(self) -> int:
@@ -310,6 +314,7 @@ def parse_plan(data: dict[str, Any], source: str, resolver: Resolver | None = No
     monitoring = parse_monitoring(check, data, audiences, tuple(locales), default_locale)
     webhooks = parse_webhooks(check, data, audiences, resolver or socket.getaddrinfo)
     staff = parse_staff(check, data, audiences, tuple(locales), default_locale)
+    social = parse_social(check, data, tuple(locales), default_locale)
 
     if check.problems:
         raise PlanError("invalid crisis plan:\n  " + "\n  ".join(check.problems))
@@ -330,6 +335,7 @@ def parse_plan(data: dict[str, Any], source: str, resolver: Resolver | None = No
         sms_countries=sms_countries,
         staff=staff,
         next_update_minutes=next_update,
+        social=social,
     )
 
 

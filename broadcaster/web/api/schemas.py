@@ -331,13 +331,21 @@ class RenderingOut(Schema):
 
 
 class PublicRenderingOut(RenderingOut):
+    places = fields.List(
+        fields.String(),
+        metadata={
+            "description": "social renderings: the accounts that post this text "
+            "(mastodon, or a [social.LOCALE] account such as mastodon:nl)"
+        },
+    )
+
     class Meta:
         exclude = ("audience",)
 
 
 class SurfaceOut(Schema):
     surface = fields.String(
-        metadata={"description": "status, banner, social:NETWORK or webhook:TARGET"}
+        metadata={"description": "status, banner, social:NETWORK[:LOCALE] or webhook:TARGET"}
     )
     label = fields.String()
     public = fields.Boolean(metadata={"description": "seen by anyone (false: internal target)"})
