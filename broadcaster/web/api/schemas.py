@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
+from marshmallow import Schema, ValidationError, fields, validate
 
 from broadcaster.domain import audit, text_policy
 from broadcaster.domain.incidents import SEVERITIES, STATUSES
+from broadcaster.domain.ledger import STATES
+from broadcaster.web.api.paging import Cursor, PageQuery, QueryArgs
 from channels import CHANNELS, PERSONAL
 
 
@@ -139,10 +141,7 @@ class WithdrawIn(Schema):
     )
 
 
-class AuditArgs(Schema):
-    class Meta:
-        unknown = EXCLUDE
-
+class AuditArgs(QueryArgs):
     incident_id = fields.String(load_default=None)
     actor = fields.String(load_default=None, metadata={"description": "user email or token name"})
     action = fields.String(load_default=None, validate=validate.OneOf(audit.ACTIONS))
@@ -173,19 +172,31 @@ class AuditPage(Schema):
     next_before = fields.String(allow_none=True)
 
 
-class PageArgs(Schema):
-    class Meta:
-        unknown = EXCLUDE
-
-    # Capped so the offset stays a 64-bit integer: Redis refuses anything larger (a 500).
-    page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=1_000_000))
-    per_page = fields.Integer(load_default=100, validate=validate.Range(min=1, max=1000))
+class PageArgs(PageQuery):
+    pass
 
 
 class DeliveryPageArgs(PageArgs):
     staff = fields.Boolean(
         load_default=False,
         metadata={"description": "list the staff deliveries (the brief staff got first)"},
+    )
+    channel = fields.String(
+        load_default=None,
+        validate=validate.OneOf(CHANNELS),
+        metadata={"description": "only this channel's records"},
+    )
+    state = fields.String(
+        load_default=None,
+        validate=validate.OneOf(STATES),
+        metadata={"description": "only records in this state (e.g. failed)"},
+    )
+    cursor = Cursor(
+        load_default=None,
+        metadata={
+            "description": "where to go on: the previous page's next_cursor (or follow the "
+            "Link header); with a cursor, page is not used"
+        },
     )
 
 
@@ -215,9 +226,12 @@ class DeliveryOut(Schema):
 
 class DeliveryPage(Schema):
     items = fields.List(fields.Nested(DeliveryOut))
-    page = fields.Integer()
+    page = fields.Integer(allow_none=True, metadata={"description": "null when read by cursor"})
     per_page = fields.Integer()
-    total = fields.Integer()
+    total = fields.Integer(metadata={"description": "records matching the filters"})
+    next_cursor = fields.String(
+        allow_none=True, metadata={"description": "the next page's cursor; null: last page"}
+    )
 
 
 class PendingEntry(AnnouncementOut):
