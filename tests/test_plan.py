@@ -33,6 +33,7 @@ TOP_KEYS = ", ".join(
         "holding_statements",
         "webhooks",
         "staff",
+        "components",
     )
 )
 
@@ -290,7 +291,7 @@ BROKEN_PLANS = [
         [
             "monitoring.rules[0].audience: unknown key (expected one of: "
             "match, match_re, audiences, severity, channels, holding_statement, all_clear, draft, "
-            "new_incidents, need)"
+            "new_incidents, need, components)"
         ],
     ),
     (
@@ -443,6 +444,7 @@ def test_the_bundled_plan_loads() -> None:
             audiences=("consumers", "business"),
             holding_statement="payments-outage",
             need="Billing",
+            components={"payments": "major_outage"},
         ),
         MonitoringRule(
             match={},

@@ -21,7 +21,7 @@ from werkzeug.http import parse_accept_header
 
 from broadcaster.domain import visibility
 from broadcaster.infra import microcache
-from broadcaster.rendering import banners, clock, isolation, status
+from broadcaster.rendering import banners, clock, component_status, isolation, status
 from broadcaster.rendering.contacts import contact_html
 from broadcaster.rendering.i18n import gettext_for
 from broadcaster.rendering.messages import SEVERITY_LABELS, STATUS_LABELS
@@ -165,10 +165,14 @@ def banner_js() -> Response:
 def _status_data(svc: Services, locale: str) -> dict[str, Any]:
     """Page 1 is the document precomputed on publish; ``?page=N`` goes on with the history."""
     page = status.page_of(request.args.get("page"))
+    found = status.incidents(svc, locale, page)
+    components = component_status.view(svc, locale)
     return {
         "organisation": svc.plan.organisation,
         "locale": locale,
-        **status.incidents(svc, locale, page),
+        "status": component_status.overall(components, found["open"]),
+        "components": components,
+        **found,
         "page": page,
         "routes": status.audience_routes(svc, locale),
     }
@@ -192,6 +196,8 @@ def status_page() -> Response:
         locales=svc.plan.locales,
         severity_labels=SEVERITY_LABELS,
         status_labels=STATUS_LABELS,
+        state_labels=component_status.STATE_LABELS,
+        indicator_labels=component_status.INDICATOR_LABELS,
     )
     return cacheable(html.encode(), "text/html", int(svc.config["BANNER_MAX_AGE"]))
 
