@@ -27,6 +27,7 @@ from broadcaster.web import (
     limits,
     metrics_view,
     public,
+    statuspage_api,
     unsubscribe,
 )
 from broadcaster.web.api import announcements, audiences, audit, incidents, subscribers
@@ -101,6 +102,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(health_bp)
     app.register_blueprint(unsubscribe.bp)
     app.register_blueprint(public.bp)
+    app.register_blueprint(statuspage_api.bp)
     app.register_blueprint(hooks.bp)
     receipts.init_app(app)
     app.register_blueprint(inbound.bp)

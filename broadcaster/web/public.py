@@ -57,7 +57,9 @@ def banner_locale_of(svc: Services) -> str | None:
     return code if code in svc.plan.locales else None
 
 
-def _understood(app: Flask, names: tuple[str, ...]) -> Callable[[dict[str, Any]], tuple[str, ...]]:
+def understood_by(
+    app: Flask, names: tuple[str, ...]
+) -> Callable[[dict[str, Any]], tuple[str, ...]]:
     """The microcache key of a page that reads ``names`` of ``lang``, ``page``, ``audience``.
 
     Normalised as the views read them (``locale_of``, ``status.page_of``), so any other
@@ -106,7 +108,7 @@ def _register_cache_keys(state: BlueprintSetupState) -> None:
         ("/status.json", ("lang", "page")),
         ("/status.atom", ("lang",)),
     ):
-        microcache.key_by(state.app, path, _understood(state.app, names))
+        microcache.key_by(state.app, path, understood_by(state.app, names))
 
 
 @bp.app_template_filter("contact_link")
