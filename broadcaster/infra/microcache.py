@@ -49,6 +49,7 @@ PATHS = frozenset(
         "/status",
         "/status.json",
         "/status.atom",
+        "/status.rss",
         "/api/v2/summary.json",
         "/api/v2/status.json",
         "/api/v2/components.json",
