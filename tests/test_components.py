@@ -382,3 +382,13 @@ def test_status_page_shows_states_and_the_90_day_bar_without_inline_script(clien
     assert created["incident_id"]
     assert 'data-indicator="critical"' in page
     assert "<script" not in page and " style=" not in page
+
+
+def test_status_page_names_states_in_the_readers_language(client, tokens):
+    publish(client, tokens, OUTAGE)
+    page = client.get("/status?lang=nl").get_data(as_text=True)
+    assert "<h2>Onderdelen</h2>" in page
+    assert 'Betalingen</strong> <span class="state">Grote storing</span>' in page
+    assert "De afgelopen 90 dagen" in page
+    quiet = client.get("/status?lang=sv")
+    assert quiet.status_code == 200 and "Större avbrott" in quiet.get_data(as_text=True)
