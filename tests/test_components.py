@@ -12,7 +12,7 @@ import re
 from datetime import UTC, datetime
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from broadcaster.domain import component_history as history
@@ -392,3 +392,33 @@ def test_status_page_names_states_in_the_readers_language(client, tokens):
     assert "De afgelopen 90 dagen" in page
     quiet = client.get("/status?lang=sv")
     assert quiet.status_code == 200 and "Större avbrott" in quiet.get_data(as_text=True)
+
+
+# The app is shared across examples on purpose: each posts a new announcement.
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    components=st.one_of(
+        st.dictionaries(st.text(max_size=70), st.text(max_size=70), max_size=4),
+        st.dictionaries(st.sampled_from(["payments", "portal"]), st.sampled_from(STATES)),
+        st.lists(st.text(max_size=5), max_size=2),
+        st.text(max_size=10),
+        st.integers(),
+        st.none(),
+    )
+)
+def test_any_components_value_is_accepted_or_refused_never_a_500(app, tokens, components):
+    client = app.test_client()
+    response = client.post(
+        "/api/v1/announcements", json={**OUTAGE, "components": components}, headers=tokens["admin"]
+    )
+    assert response.status_code in (202, 422), response.get_data(as_text=True)
+    if response.status_code == 202:
+        stored = client.get(
+            f"/api/v1/announcements/{response.get_json()['id']}", headers=tokens["admin"]
+        )
+        assert set(stored.get_json()["components"]) <= {"payments", "portal", "website"}
+    else:
+        assert "components" in response.get_json()["errors"]
+    assert client.get("/status.json").status_code == 200
