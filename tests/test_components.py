@@ -203,7 +203,7 @@ def test_plan_declares_components_with_names_per_locale_or_plain():
         ({"Pay ments": {"name": "x"}}, [], "components.Pay ments: the id must be"),
         ({"payments": {}}, [], "components.payments.name: missing"),
         ({"payments": "Payments"}, [], "components.payments: must be a table"),
-        ({"payments": {"name": {"nl": "Betalingen"}}}, [], "needs a text for the default locale"),
+        ({"payments": {"name": {"nl": "Betalingen"}}}, [], "needs a label for the default locale"),
         ({"payments": {"name": {"en": "P", "fr": "P"}}}, [], "unknown locale 'fr'"),
         (
             {"payments": {"name": "P", "colour": "red"}},

@@ -26,6 +26,7 @@ import redis
 from redis.client import Pipeline
 
 from broadcaster.domain.announcement import Announcement
+from broadcaster.domain.plan_text import LocalText, parse_local_text, text_in
 
 # Least to most severe: a day's (or several incidents') worst state is the last of these.
 STATES = (
@@ -45,19 +46,15 @@ class Component:
     """One component of the plan: its id (the TOML key), names per locale, optional group."""
 
     id: str
-    name: dict[str, str]  # locale → name; "" is the name for every locale
-    group: dict[str, str] | None = None
+    name: LocalText  # locale → name; "" is the name for every locale (domain/plan_text.py)
+    group: LocalText | None = None
     position: int = 0
 
     def name_for(self, locale: str, default_locale: str) -> str:
-        return _text_for(self.name, locale, default_locale)
+        return text_in(self.name, locale, default_locale)
 
     def group_for(self, locale: str, default_locale: str) -> str | None:
-        return _text_for(self.group, locale, default_locale) if self.group else None
-
-
-def _text_for(texts: dict[str, str], locale: str, default_locale: str) -> str:
-    return texts.get(locale) or texts.get(default_locale) or texts.get("", "")
+        return text_in(self.group, locale, default_locale) if self.group else None
 
 
 def parse_states(value: Any) -> tuple[dict[str, str], str | None]:
@@ -106,10 +103,12 @@ def parse_components(
             check.fail(key, "must be a table with a name")
             continue
         check.known_keys(table, key, ("name", "group"))
-        name = _texts(check, table.get("name"), f"{key}.name", locales, default_locale)
-        group = None
-        if table.get("group") is not None:
-            group = _texts(check, table["group"], f"{key}.group", locales, default_locale)
+        name = parse_local_text(
+            check, table.get("name"), f"{key}.name", locales, default_locale, required=True
+        )
+        group = parse_local_text(
+            check, table.get("group"), f"{key}.group", locales, default_locale, required=False
+        )
         found.append(Component(id=cid, name=name, group=group or None, position=position + 1))
     known = [c.id for c in found]
     for i, rule in enumerate(rules):
@@ -120,28 +119,6 @@ def parse_components(
                     f"unknown component {name!r} (known: {', '.join(known) or 'none'})",
                 )
     return tuple(found)
-
-
-def _texts(
-    check: Any, value: Any, key: str, locales: tuple[str, ...], default_locale: str
-) -> dict[str, str]:
-    """A name: plain text (every locale) or a table of locale = text with the default's."""
-    if isinstance(value, str) and value.strip():
-        return {"": check.line(value, key)}
-    if (
-        isinstance(value, dict)
-        and value
-        and all(isinstance(v, str) and v.strip() for v in value.values())
-    ):
-        texts = {k: check.line(v, f"{key}.{k}") for k, v in value.items()}
-        if default_locale not in texts:
-            check.fail(key, f"needs a text for the default locale {default_locale!r}")
-        unknown = [k for k in texts if k not in locales]
-        if unknown:
-            check.fail(key, f"unknown locale {unknown[0]!r} (plan has: {', '.join(locales)})")
-        return texts
-    check.fail(key, "missing" if value is None else "must be text or a table of locale = text")
-    return {}
 
 
 def touched(incident: dict[str, Any], announcement: Announcement) -> list[str]:

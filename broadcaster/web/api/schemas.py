@@ -342,13 +342,21 @@ class RenderingOut(Schema):
 
 
 class PublicRenderingOut(RenderingOut):
+    places = fields.List(
+        fields.String(),
+        metadata={
+            "description": "social renderings: the accounts that post this text "
+            "(mastodon, or a [social.LOCALE] account such as mastodon:nl)"
+        },
+    )
+
     class Meta:
         exclude = ("audience",)
 
 
 class SurfaceOut(Schema):
     surface = fields.String(
-        metadata={"description": "status, banner, social:NETWORK or webhook:TARGET"}
+        metadata={"description": "status, banner, social:NETWORK[:LOCALE] or webhook:TARGET"}
     )
     label = fields.String()
     public = fields.Boolean(metadata={"description": "seen by anyone (false: internal target)"})
@@ -371,14 +379,21 @@ class PreviewOut(Schema):
 
 class RouteOut(Schema):
     need = fields.Dict(metadata={"description": "locale → label ('' = every locale)"})
-    channel = fields.String()
+    channel = fields.String(metadata={"description": "in the plan's default locale"})
     contact = fields.String()
-    hours = fields.String()
+    hours = fields.String(metadata={"description": "in the plan's default locale"})
+    locales = fields.Dict(
+        metadata={
+            "description": "each plan locale → the route as its readers see it "
+            "{need, channel, contact, hours}"
+        }
+    )
 
 
 class AudienceOut(Schema):
     name = fields.String()
-    description = fields.String()
+    description = fields.String(metadata={"description": "in the plan's default locale"})
+    descriptions = fields.Dict(metadata={"description": "each plan locale → description"})
     channels = fields.List(fields.String())
     routes = fields.List(fields.Nested(RouteOut))
     subscribers = fields.Integer()
