@@ -329,6 +329,9 @@ class Processor:
             "incident_id": incident_id,
             "need": rule.need,
         }
+        if rule.components and not resolved:
+            # The resolution names none: resolving the incident returns them to operational.
+            data["components"] = dict(rule.components)
         if promises and status != "resolved":
             # The promise the text makes, as a fact too: short texts keep it when they drop
             # the sentence that says it, the reminder falls due then, and the status page
