@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import time
+from xml.etree import ElementTree
+
 import feedparser
 import pytest
 
@@ -119,3 +122,39 @@ def test_microcache_keeps_each_components_feed_apart(make_app, tokens):
         assert [e.title for e in whole.entries] == ["Site down"]
         assert portal.entries == []  # not the whole feed's cached answer
         assert client.get(f"{path}?component=nope").status_code == 404
+
+
+ATOM = "{http://www.w3.org/2005/Atom}"
+
+
+def test_atom_meets_rfc_4287(client, incidents):
+    """Feed and entries: id, title, updated and an author (RFC 4287 4.1.1, 4.1.2)."""
+    xml = client.get("/status.atom").get_data()
+    root = ElementTree.fromstring(xml)
+    for element in (root, *root.findall(f"{ATOM}entry")):
+        for child in ("id", "title", "updated"):
+            assert len(element.findall(f"{ATOM}{child}")) == 1, (element.tag, child)
+        [author] = element.findall(f"{ATOM}author")
+        assert author.findtext(f"{ATOM}name") == "Acme Energy"
+    entries = root.findall(f"{ATOM}entry")
+    assert len(entries) == 4  # the internal one is not there
+    # The feed changed when its newest entry did, not when it was asked for.
+    newest = max(e.findtext(f"{ATOM}updated") for e in entries)
+    assert root.findtext(f"{ATOM}updated") == newest
+    parsed = feedparser.parse(xml)
+    assert not parsed.bozo and parsed.feed.author == "Acme Energy"
+    assert all(entry.author == "Acme Energy" for entry in parsed.entries)
+
+
+@pytest.mark.parametrize("path", ["/status.atom", "/status.rss", "/status.atom?component=payments"])
+def test_a_feed_keeps_its_etag_until_something_changes(make_app, client, tokens, incidents, path):
+    first = client.get(path)
+    time.sleep(1.1)  # a feed dated by the clock would differ now
+    second = client.get(path)
+    assert first.headers["ETag"] == second.headers["ETag"]
+    assert first.get_data() == second.get_data()
+    again = client.get(path, headers={"If-None-Match": first.headers["ETag"]})
+    assert again.status_code == 304 and again.get_data() == b""
+    publish(client, tokens, OUTAGE, components={"payments": "partial_outage"}, title="New")
+    changed = client.get(path, headers={"If-None-Match": first.headers["ETag"]})
+    assert changed.status_code == 200 and changed.headers["ETag"] != first.headers["ETag"]

@@ -60,6 +60,11 @@ def _feed(svc: Services, locale: str, kind: str, component: str, name: str | Non
     feed.id(f"{svc.renderer.status_url}{query}")
     title = f"{svc.plan.organisation} status"
     feed.title(f"{title}: {name}" if name else title)
+    # RFC 4287 4.1.1: an Atom feed and its entries name an author: us. (RSS's author must
+    # be an email address, which we have none to give.)
+    author = {"name": svc.plan.organisation, "uri": svc.renderer.public_url}
+    if kind == "atom":
+        feed.author(author)
     # Self first: RSS's <link> is the last one given, and must be the page.
     feed.link(href=f"{svc.renderer.public_url}/status.{kind}{query}", rel="self")
     feed.link(href=svc.renderer.status_url, rel="alternate")
@@ -94,6 +99,7 @@ def _feed(svc: Services, locale: str, kind: str, component: str, name: str | Non
             entry.updated(published)
         entry.title(title)
         if kind == "atom":
+            entry.author(author)
             entry.content(text, type="text")
         else:
             entry.description(text)
