@@ -41,6 +41,7 @@ WINDOW_KEY = "bc:notice:window"  # exists while a window is open
 GATHERED_KEY = "bc:notice:gathered"  # ids that started waiting within it
 DIGEST_DUE_KEY = "bc:notice:digest_due"  # a digest job is scheduled for the window's end
 
+APPROVAL_EVENT = "approval.waiting"  # its card's button opens the Approvals page
 Again = Callable[[int, float], None]  # (next attempt, delay): queue the same notice again
 
 
@@ -49,8 +50,8 @@ def _done_key(notice_id: str) -> str:
 
 
 def chat_targets(svc: Services) -> list[WebhookTarget]:
-    """The plan's staff-chat targets: internal, Slack format."""
-    return [t for t in svc.plan.webhooks if t.internal and t.format == "slack"]
+    """The plan's staff-chat targets: internal, in Slack or Teams format."""
+    return [t for t in svc.plan.webhooks if t.internal and t.format in ("slack", "teams")]
 
 
 def _pending(svc: Services, announcement_id: str) -> Announcement | None:
@@ -203,6 +204,7 @@ def _chat(
             svc.plan.default_locale,
             f"{notice_id}:approval:{target.name}",
             event=event,
+            event_type=APPROVAL_EVENT,
         )
         place = f"webhook:{target.name}"
         try:
