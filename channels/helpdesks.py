@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import html
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol
 
 import requests
@@ -35,6 +36,22 @@ class Helpdesk(Protocol):
     def update(self, reply_id: str, title: str, text: str) -> None: ...
 
     def deactivate(self, reply_id: str, title: str) -> None: ...
+
+    def create_ticket(self, ticket: Ticket) -> str: ...
+
+    def add_comment(self, ticket_id: str, body: str) -> None: ...
+
+
+@dataclass(frozen=True)
+class Ticket:
+    """A customer's reply to an announcement, as a helpdesk ticket."""
+
+    subject: str
+    body: str
+    email: str | None
+    phone: str | None
+    tags: tuple[str, ...]
+    language: str
 
 
 class _Rest:
@@ -98,6 +115,24 @@ class Zendesk(_Rest):
     def deactivate(self, reply_id: str, title: str) -> None:
         self.call("PUT", f"/api/v2/macros/{reply_id}.json", {"macro": {"active": False}})
 
+    def create_ticket(self, ticket: Ticket) -> str:
+        requester: dict[str, str] = {"name": ticket.email or ticket.phone or "customer"}
+        if ticket.email:
+            requester["email"] = ticket.email
+        body = {
+            "ticket": {
+                "subject": ticket.subject,
+                "comment": {"body": ticket.body, "public": False},
+                "requester": requester,
+                "tags": list(ticket.tags),
+            }
+        }
+        return str(self.call("POST", "/api/v2/tickets.json", body)["ticket"]["id"])
+
+    def add_comment(self, ticket_id: str, body: str) -> None:
+        comment = {"ticket": {"comment": {"body": body, "public": False}}}
+        self.call("PUT", f"/api/v2/tickets/{ticket_id}.json", comment)
+
 
 class Freshdesk(_Rest):
     """Freshdesk: canned responses in one folder of ours ("Incidents")."""
@@ -150,6 +185,24 @@ class Freshdesk(_Rest):
     def deactivate(self, reply_id: str, title: str) -> None:
         # Freshdesk has no "inactive" canned response: it stays, marked, for the record.
         self.call("PUT", f"/api/v2/canned_responses/{reply_id}", {"title": f"[ended] {title}"})
+
+    def create_ticket(self, ticket: Ticket) -> str:
+        body: dict[str, Any] = {
+            "subject": ticket.subject,
+            "description": self._html(ticket.body),
+            "status": 2,  # open
+            "priority": 2,  # medium
+            "tags": list(ticket.tags),
+        }
+        if ticket.email:
+            body["email"] = ticket.email
+        else:  # a phone requester needs a name too
+            body.update(phone=ticket.phone, name=ticket.phone)
+        return str(self.call("POST", "/api/v2/tickets", body)["id"])
+
+    def add_comment(self, ticket_id: str, body: str) -> None:
+        note = {"body": self._html(body), "private": False}
+        self.call("POST", f"/api/v2/tickets/{ticket_id}/notes", note)
 
 
 def build_helpdesks(config: Mapping[str, Any]) -> dict[str, Helpdesk]:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 from broadcaster.app import create_app
@@ -12,7 +10,6 @@ from tests.fakes_helpdesk import (
     FRESHDESK_KEY,
     ZENDESK_EMAIL,
     ZENDESK_TOKEN,
-    FakeFreshdesk,
     FakeZendesk,
 )
 from tests.helpers import PAYMENTS_DOWN, announce, drain
@@ -23,22 +20,6 @@ OUTAGE = {
     "channels": ["banner"],
     "translations": {"nl": {"title": "Betalingen storing", "body": "Kaartbetalingen mislukken."}},
 }
-
-
-@pytest.fixture
-def zendesk() -> Iterator[FakeZendesk]:
-    server = FakeZendesk()
-    yield server
-    server.stop()
-    assert server.violations == []
-
-
-@pytest.fixture
-def freshdesk() -> Iterator[FakeFreshdesk]:
-    server = FakeFreshdesk()
-    yield server
-    server.stop()
-    assert server.violations == []
 
 
 @pytest.fixture

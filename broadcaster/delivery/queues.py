@@ -197,3 +197,19 @@ def enqueue_helpdesk(
         [incident_id, attempt],
         delay,
     )
+
+
+def enqueue_ticket(
+    r: redis.Redis,
+    reply: dict[str, Any],
+    attempt: int = 1,
+    delay: float = 0,
+    only: str | None = None,
+) -> None:
+    """Enqueue the job that turns a customer's reply into a helpdesk ticket or comment."""
+    _enqueue(
+        queue(r, PUBLIC_QUEUE),
+        "broadcaster.delivery.reply_tickets.ticket_job",
+        [reply, attempt, only],
+        delay,
+    )
