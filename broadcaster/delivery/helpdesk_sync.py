@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 
 CREATING = "creating"
 ENDED = "ended"
-LOCK_SECONDS = 120
+LOCK_SECONDS = 45  # longer than a sync takes; a killed worker's lock frees itself soon
 STATE_TTL = 90 * 24 * 3600
 
 
