@@ -18,6 +18,7 @@ import requests
 
 from channels.base import (
     ChannelConfigError,
+    ChannelFacts,
     PermanentDeliveryError,
     TransientDeliveryError,
     parse_retry_after,
@@ -54,10 +55,16 @@ class Ticket:
     language: str
 
 
-class _Rest:
+class _Rest(ChannelFacts):
     """JSON over HTTPS with one session, the vendor's errors made ours."""
 
     name: ClassVar[str] = ""
+    # Both allow a few hundred requests a minute per account by plan; stay well below.
+    rate: ClassVar[float] = 2.0
+
+    @classmethod
+    def sender_id(cls, config: Mapping[str, Any]) -> str:
+        return f"{cls.provider}:{config.get(cls.provider.upper() + '_URL')}"
 
     def __init__(self, base_url: str, auth: tuple[str, str], timeout: float) -> None:
         self.base_url = base_url.rstrip("/")
@@ -87,6 +94,8 @@ class Zendesk(_Rest):
     """Zendesk Support: one shared macro per incident and language."""
 
     name: ClassVar[str] = "zendesk"
+    provider: ClassVar[str] = "zendesk"
+    rate_setting: ClassVar[str] = "ZENDESK_RATE"
 
     def find(self, title: str) -> str | None:
         found = self.call("GET", f"/api/v2/macros/search.json?query={requests.utils.quote(title)}")
@@ -138,6 +147,8 @@ class Freshdesk(_Rest):
     """Freshdesk: canned responses in one folder of ours ("Incidents")."""
 
     name: ClassVar[str] = "freshdesk"
+    provider: ClassVar[str] = "freshdesk"
+    rate_setting: ClassVar[str] = "FRESHDESK_RATE"
     folder_name: ClassVar[str] = "Incidents"
 
     def __init__(self, base_url: str, auth: tuple[str, str], timeout: float) -> None:

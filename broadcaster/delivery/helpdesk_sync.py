@@ -16,6 +16,7 @@ import time
 from typing import Any
 
 from broadcaster.delivery import queues
+from broadcaster.delivery.helpdesk_gate import Gated
 from broadcaster.domain import visibility
 from broadcaster.domain.announcement import Announcement
 from broadcaster.infra import metrics
@@ -125,7 +126,7 @@ def _each(
 ) -> str:
     """Run ``work`` for one helpdesk; retry it later when the helpdesk asks; record how."""
     try:
-        work(svc, name, desk, incident)
+        work(svc, name, Gated(svc, name, desk), incident)
     except TransientDeliveryError as exc:
         outcome = "retry"
         if attempt < int(svc.config["MAX_ATTEMPTS"]):

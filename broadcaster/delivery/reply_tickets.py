@@ -15,6 +15,7 @@ import logging
 from typing import Any
 
 from broadcaster.delivery import queues
+from broadcaster.delivery.helpdesk_gate import Gated
 from broadcaster.infra import metrics
 from broadcaster.services import Services, services
 from channels.base import DeliveryError, TransientDeliveryError
@@ -46,9 +47,10 @@ def ticket_job(reply: dict[str, Any], attempt: int = 1, only: str | None = None)
     (``only``: in that one, a retry)."""
     svc = services()
     outcomes = []
-    for name, desk in svc.helpdesks.items():
+    for name, helpdesk in svc.helpdesks.items():
         if only and only != name:
             continue
+        desk = Gated(svc, name, helpdesk)
         key = _ticket_key(name, reply["incident_id"], reply["contact"])
         if not svc.redis.set(f"{key}:lock", "1", nx=True, ex=LOCK_SECONDS):
             queues.enqueue_ticket(svc.redis, reply, attempt, delay=2, only=name)
