@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from broadcaster.domain import promises, visibility
 from broadcaster.domain.announcement import Announcement
+from broadcaster.domain.incidents import closes
 from broadcaster.rendering.banners import iso
 from broadcaster.rendering.clock import format_time, zone_name
 from broadcaster.rendering.i18n import gettext_for
@@ -69,7 +70,7 @@ def announcement_brief(svc: Services, announcement: Announcement, locale: str) -
     language = language_for(announcement, locale, svc.plan.default_locale)
     content = content_for(announcement, language)
     audiences = visibility.public_audiences(svc.plan, announcement.audiences)
-    if announcement.status == "resolved":
+    if closes(announcement.status):
         # A resolution promises nothing more (domain/promises.py): neither may its brief.
         announcement = dataclasses.replace(announcement, next_update_at=None)
     return {
