@@ -8,6 +8,7 @@ Real app, real Redis, real RQ workers running RQ's scheduler (``drain`` in-proce
 from __future__ import annotations
 
 import json
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -428,3 +429,37 @@ def test_any_value_of_any_field_is_accepted_or_refused_never_a_500(
     assert response.status_code in (202, 422), response.get_data(as_text=True)
     if response.status_code == 422:
         assert field in json.dumps(response.get_json()["errors"])
+
+
+def test_when_no_worker_ran_until_after_the_end_it_is_announced_completed_only(
+    app: Flask, client: FlaskClient, tokens: dict[str, Headers]
+) -> None:
+    created = create(client, tokens["admin"], plan(1.5, 2.5))
+    time.sleep(3)  # the workers were down through the whole window
+    drain(app, timeout=10)
+    statuses = [a["status"] for a in timeline(client, tokens["admin"], created["incident_id"])]
+    assert statuses == ["scheduled", "completed"]
+    assert read(client, tokens["admin"], created["id"])["state"] == "completed"
+
+
+def test_the_status_page_and_the_sms_name_the_status_once_in_each_language(
+    app: Flask, client: FlaskClient, tokens: dict[str, Headers], twilio: Any
+) -> None:
+    subscribe(
+        client,
+        tokens["admin"],
+        [{"phone": "+31612345678", "audiences": ["consumers"], "locale": "nl"}],
+    )
+    created = create(client, tokens["admin"], plan(2, 300, channels=["sms"]))
+    drain(app, timeout=10)
+    bodies = [form["Body"] for form in twilio.accepted()]
+    assert len(bodies) == 2, bodies
+    assert "Gepland onderhoud: Upgrade betalingen" in bodies[0]
+    assert "Onderhoud bezig: Upgrade betalingen" in bodies[1]
+    assert not any("Gepland: Gepland" in b or "Bezig: Onderhoud" in b for b in bodies)
+    page = client.get("/status?lang=nl").get_data(as_text=True)
+    assert "Onderhoud bezig: Upgrade betalingen" in page
+    assert "Bezig" in page and "Gepland" in page  # the status words of both updates
+    english = client.get("/status?lang=en").get_data(as_text=True)
+    assert "In progress" in english and "Scheduled" in english
+    assert created["incident_id"] in english

@@ -192,6 +192,11 @@ def transition_job(
                 return "cancelled: its announcement was rejected"
             log.warning("maintenance %s: %s skipped, not approved", maintenance_id, kind)
             return "skipped: its announcement is not published"
+        # Late (no worker was up): a reminder after the start reminds of nothing, and a
+        # start after the end would flash "in progress" just before "completed".
+        late = time.time() >= (current.starts_at if kind == "reminder" else current.ends_at)
+        if kind != "complete" and late:
+            return f"nothing: {kind} too late"
         if kind == "reminder":
             if current.state != "scheduled" or minutes in current.reminded:
                 return f"nothing: {current.state}"
