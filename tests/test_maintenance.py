@@ -126,8 +126,8 @@ def test_a_maintenance_runs_its_course_in_a_real_worker(
         BROADCASTER_PLAN=app.config["PLAN"] or "",
         BROADCASTER_STAFF_LEAD_MAX="0",
     )
-    # A reminder 0.1 min (6 s) before a start 9 s ahead; 6 s of maintenance.
-    created = create(client, tokens["admin"], plan(9, 15, reminders_minutes_before=[0.1]))
+    # A reminder 0.1 min (6 s) before a start 9 s ahead; 9 s of maintenance.
+    created = create(client, tokens["admin"], plan(9, 18, reminders_minutes_before=[0.1]))
     assert created["state"] == "scheduled" and created["approval"] == "published"
     (upcoming,) = maintenance_v2(client, "/upcoming")
     assert upcoming["status"] == "scheduled" and upcoming["impact"] == "maintenance"
@@ -206,7 +206,7 @@ def test_the_announcement_waits_for_approval_like_any_and_nothing_runs_until_app
 def test_approved_it_runs_on_its_own(
     app: Flask, client: FlaskClient, tokens: dict[str, Headers]
 ) -> None:
-    created = create(client, tokens["helpdesk"], plan(3, 5))
+    created = create(client, tokens["helpdesk"], plan(3, 12))
     first = created["announcement_id"]
     approved = client.post(f"/api/v1/announcements/{first}/approve", headers=tokens["approver"])
     assert approved.status_code == 200

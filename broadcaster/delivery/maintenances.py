@@ -45,8 +45,8 @@ def create(
     """Plan a maintenance and announce it (or submit the announcement for approval).
 
     The record and its jobs are stored before the announcement: a crash in between leaves
-    a record whose jobs find no announcement and do nothing, never a public announcement
-    without its schedule. Raises Invalid (422, by field) before anything is stored.
+    a record whose jobs find no announcement and, after their retries, fail having
+    published nothing — never a public announcement without its schedule. Raises Invalid (422, by field) before anything is stored.
     """
     errors = maintenances.problems(data, svc.plan)
     if errors:
@@ -181,6 +181,8 @@ def transition_job(
         current = maintenances.get(svc.redis, maintenance_id)
         if current.version != version:
             return f"stale: planned for version {version}, now {current.version}"
+        if not current.announcement_id:  # created a moment ago: its announcement comes next
+            raise TransientDeliveryError(f"maintenance {maintenance_id} has no announcement yet")
         due = _due(current, kind, minutes)
         if time.time() < due - EARLY_TOLERANCE:  # a scheduler whose clock runs ahead
             raise TransientDeliveryError(f"maintenance {maintenance_id} {kind} is not due yet")
