@@ -46,7 +46,8 @@ def create(
 
     The record and its jobs are stored before the announcement: a crash in between leaves
     a record whose jobs find no announcement and, after their retries, fail having
-    published nothing — never a public announcement without its schedule. Raises Invalid (422, by field) before anything is stored.
+    published nothing — never a public announcement without its schedule. Raises Invalid
+    (422, by field) before anything is stored.
     """
     errors = maintenances.problems(data, svc.plan)
     if errors:
