@@ -465,3 +465,16 @@ def test_the_status_page_and_the_sms_name_the_status_once_in_each_language(
     english = client.get("/status?lang=en").get_data(as_text=True)
     assert "In progress" in english and "Scheduled" in english
     assert created["incident_id"] in english
+
+
+def test_the_helpdesk_current_brief_is_a_maintenance_only_while_it_runs(
+    app: Flask, client: FlaskClient, tokens: dict[str, Headers]
+) -> None:
+    created = create(client, tokens["admin"], plan(2, 300))
+    ahead = client.get("/api/v1/incidents/current/brief", headers=tokens["helpdesk"])
+    assert ahead.status_code == 404  # announced, but not happening now
+    drain(app, timeout=10)
+    running = client.get("/api/v1/incidents/current/brief", headers=tokens["helpdesk"])
+    assert running.status_code == 200
+    assert running.get_json()["incident_id"] == created["incident_id"]
+    assert running.get_json()["title"] == "Maintenance in progress: Payments upgrade"

@@ -39,6 +39,7 @@ ROUTES = [
     ("GET", "/api/v1/incidents", "read", None),
     ("GET", "/api/v1/incidents/{inc}", "read", None),
     ("GET", "/api/v1/incidents/{inc}/brief", "read", None),
+    ("GET", "/api/v1/incidents/current/brief", "read", None),
     ("GET", "/api/v1/hooks/events", "read", None),
     ("GET", "/api/v1/audiences", "read", None),
     ("POST", "/api/v1/maintenances", "draft", MAINTENANCE),
@@ -82,6 +83,9 @@ def test_role_matrix(client, tokens, role, method, template, permission, body):
     people = client.post("/api/v1/subscribers", json=[SUBSCRIBER], headers=tokens["admin"])
     sub = client.get("/api/v1/subscribers", headers=tokens["admin"]).get_json()["items"][0]["id"]
     assert people.status_code == 200
+    # Something published, so an incident is current (its brief answers 200).
+    current = client.post("/api/v1/announcements", json=ANNOUNCEMENT, headers=tokens["approver2"])
+    assert current.get_json()["state"] == "published"
     planned = client.post("/api/v1/maintenances", json=MAINTENANCE, headers=tokens["approver2"])
     assert planned.status_code == 202
     mnt = planned.get_json()["id"]

@@ -11,6 +11,8 @@ from typing import Any
 import redis
 from redis.client import Pipeline
 from rq import Queue, Retry
+from rq.exceptions import NoSuchJobError
+from rq.job import Job
 from rq.serializers import JSONSerializer
 
 PLAN_QUEUE = "plan"
@@ -122,9 +124,14 @@ def maintenance_job_id(maintenance_id: str, kind: str, version: int, minutes: fl
 
 def unschedule(r: redis.Redis, job_ids: list[str]) -> None:
     """Drop scheduled jobs (a maintenance's older plan): tidy only, stale ones do nothing."""
-    registry = queue(r, PROMISE_QUEUE).scheduled_job_registry
+    q = queue(r, PROMISE_QUEUE)
+    registry = q.scheduled_job_registry
     for job_id in job_ids:
-        registry.remove(job_id, delete_job=True)
+        if registry.remove(job_id):  # still waiting (one that ran keeps its result)
+            try:
+                Job.fetch(job_id, connection=r, serializer=JSONSerializer).delete()
+            except NoSuchJobError:
+                pass
 
 
 def retry_delay(config: Mapping[str, Any], attempt: int, retry_after: float | None) -> float:

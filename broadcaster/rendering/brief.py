@@ -151,5 +151,7 @@ def current_incidents(svc: Services) -> list[str]:
         incident = svc.announcements.get_incident(incident_id)
         if closes(incident.get("status")) or incident.get("withdrawn_at"):
             continue
+        if incident.get("status") == "scheduled":  # a maintenance still ahead: not now
+            continue
         found.append((order.get(incident.get("severity"), 0), incident["updated_at"], incident_id))
     return [incident_id for *_, incident_id in sorted(found, reverse=True)]
