@@ -354,6 +354,11 @@ def test_listed_latest_start_first(client: FlaskClient, tokens: dict[str, Header
     body = client.get("/api/v1/maintenances", headers=tokens["helpdesk"]).get_json()
     assert [m["id"] for m in body["items"]] == [later["id"], sooner["id"]]
     assert body["total"] == 2
+    first = client.get("/api/v1/maintenances?per_page=1", headers=tokens["helpdesk"])
+    assert [m["id"] for m in first.get_json()["items"]] == [later["id"]]
+    assert 'rel="next"' in first.headers["Link"]
+    odd = client.get("/api/v1/maintenances?state=open", headers=tokens["helpdesk"])
+    assert odd.status_code == 400  # a parameter it does not take
 
 
 # Validation -------------------------------------------------------------------------------

@@ -20,6 +20,7 @@ from broadcaster.domain.incidents import SEVERITIES
 from broadcaster.domain.maintenances import Maintenance
 from broadcaster.services import services
 from broadcaster.web.api import schemas
+from broadcaster.web.api.paging import page_links
 from broadcaster.web.auth import client_ip, require, requires
 
 blp = Blueprint("maintenances", __name__, url_prefix="/api/v1", description="Scheduled maintenance")
@@ -153,7 +154,7 @@ class Maintenances(MethodView):
             "per_page": per_page,
             "total": total,
         }
-        return body
+        return body, 200, page_links(page, per_page, total)
 
 
 @blp.route("/maintenances/<maintenance_id>")
