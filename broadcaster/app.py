@@ -33,7 +33,14 @@ from broadcaster.web import (
     statuspage_api,
     unsubscribe,
 )
-from broadcaster.web.api import announcements, audiences, audit, incidents, subscribers
+from broadcaster.web.api import (
+    announcements,
+    audiences,
+    audit,
+    incidents,
+    maintenances,
+    subscribers,
+)
 from broadcaster.web.health import bp as health_bp
 from broadcaster.web.hooks import email_inbound, inbound, receipts
 from broadcaster.web.hooks import monitoring as hooks
@@ -114,7 +121,14 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     api = Api(app)
     api.spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer"})
     api.spec.options["security"] = [{"bearer": []}]
-    for blueprint in (announcements.blp, incidents.blp, subscribers.blp, audiences.blp, audit.blp):
+    for blueprint in (
+        announcements.blp,
+        incidents.blp,
+        maintenances.blp,
+        subscribers.blp,
+        audiences.blp,
+        audit.blp,
+    ):
         api.register_blueprint(blueprint)
     app.register_blueprint(health_bp)
     app.register_blueprint(unsubscribe.bp)
