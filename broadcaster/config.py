@@ -9,6 +9,7 @@ from pathlib import Path
 
 from dotenv import load_dotenv
 
+from broadcaster.infra import redis_connect
 from channels import PERSONAL, PROVIDERS
 
 # (config key, environment variables in order of preference, default)
@@ -107,7 +108,18 @@ def from_environment(environ: Mapping[str, str] | None = None) -> dict[str, obje
         except ValueError as exc:
             raise ConfigError(f"{name}: expected a number, got {raw!r}") from exc
         config[key] = int(value) if float(value).is_integer() else value
+    check_redis_url(config["REDIS_URL"])
     return config
+
+
+def check_redis_url(url: object) -> None:
+    """Refuse a malformed BROADCASTER_REDIS_URL at start-up, saying what is wrong."""
+    if not url:
+        return
+    try:
+        redis_connect.check(str(url))
+    except redis_connect.RedisUrlError as exc:
+        raise ConfigError(f"BROADCASTER_REDIS_URL: {exc}") from exc
 
 
 def ensure_secret_key(data_dir: Path) -> str:

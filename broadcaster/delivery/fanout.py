@@ -188,6 +188,9 @@ def send_batch(
             time.sleep(ledger.lease_left(channel, held) + 0.1)
             run.send_all(_units(held, people, announcement, sender))
 
+    # Say again whom this run reached: a Redis failover loses what the old primary had
+    # not passed on (docs/reliability.md), and a record lost would be sent again.
+    ledger.move(channel, run.sent, "sent", ["queued", "sending"], reached=reached)
     if run.deferred:
         # The provider is down or paused: come back when it may be up, without an attempt.
         log.info(
@@ -309,6 +312,7 @@ class _Run:
         self.deferred: list[str] = []
         self.defer_for = 0.0
         self.fallback: list[str] = []
+        self.sent: list[str] = []
         self._lock = threading.Lock()
         self._pausing = threading.Event()
         self._inline_wait = float(svc.config.get("PROVIDER_WAIT_INLINE", INLINE_WAIT))
@@ -365,6 +369,8 @@ class _Run:
         with self._lock:
             for result in results:
                 self.counts[result.outcome] += 1
+                if result.outcome == "sent":
+                    self.sent.append(result.subscriber_id)
                 if result.outcome == "retry" and result.extra.get("held"):
                     # Held back by the channel, never sent: no attempt spent (as a pause).
                     self.deferred.append(result.subscriber_id)
@@ -408,8 +414,10 @@ def _record(
             **result.extra,
         }
     ledger.note(channel, details)
-    ledger.move(channel, by_outcome["sent"], "sent", ["sending"], reached=reached)
-    ledger.move(channel, by_outcome["failed"], "failed", ["sending"])
+    # From "queued" too: a Redis failover may have lost the claim (written to the old
+    # primary just before the switch) but the message went out; the record must say so.
+    ledger.move(channel, by_outcome["sent"], "sent", ["sending", "queued"], reached=reached)
+    ledger.move(channel, by_outcome["failed"], "failed", ["sending", "queued"])
     ledger.release(channel, by_outcome["retry"])
 
 
