@@ -56,7 +56,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         raise settings.ConfigError(
             "BROADCASTER_REDIS_URL is not set (run `broadcaster up` to start an embedded Redis)"
         )
-    settings.check_redis_url(app.config["REDIS_URL"])
+    settings.check_redis_url(app.config["REDIS_URL"], contact=True)
     if not app.config.get("SECRET_KEY"):
         app.config["SECRET_KEY"] = settings.ensure_secret_key(Path(str(app.config["DATA_DIR"])))
     app.config.update(

@@ -97,6 +97,10 @@ def up(port: int, host: str, worker_count: int | None, redis_port: int | None) -
 
     embedded: EmbeddedRedis | None = None
     url = env["REDIS_URL"]
+    try:
+        settings.check_redis_url(url, contact=True)  # a sentinel's port is no Redis
+    except settings.ConfigError as exc:
+        raise click.ClickException(str(exc)) from exc
     if not url:
         try:
             embedded = EmbeddedRedis(data_dir, redis_port).start()

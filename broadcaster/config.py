@@ -112,12 +112,15 @@ def from_environment(environ: Mapping[str, str] | None = None) -> dict[str, obje
     return config
 
 
-def check_redis_url(url: object) -> None:
-    """Refuse a malformed BROADCASTER_REDIS_URL at start-up, saying what is wrong."""
+def check_redis_url(url: object, contact: bool = False) -> None:
+    """Refuse a malformed BROADCASTER_REDIS_URL at start-up, saying what is wrong
+    (``contact``: also one that leads to a sentinel instead of a Redis)."""
     if not url:
         return
     try:
         redis_connect.check(str(url))
+        if contact:
+            redis_connect.refuse_a_sentinel(str(url))
     except redis_connect.RedisUrlError as exc:
         raise ConfigError(f"BROADCASTER_REDIS_URL: {exc}") from exc
 

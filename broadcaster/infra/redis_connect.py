@@ -305,3 +305,25 @@ def client(url: str, retries: int = OUTAGE_RETRIES, **options: Any) -> redis.Red
         retry_on_error=errors,
         **{**target.primary_options(), **options},
     )
+
+
+def refuse_a_sentinel(url: str) -> None:
+    """Raise RedisUrlError when a plain URL leads to a sentinel instead of a Redis.
+
+    Redis commands then fail one by one (``unknown command 'EXEC'``); say it at start-up.
+    An unreachable Redis passes: the clients wait for it.
+    """
+    if is_sentinel(url):
+        return
+    probe = client(url, retries=0, socket_connect_timeout=1, socket_timeout=1)
+    try:
+        mode = probe.info("server").get("redis_mode")
+    except redis.RedisError:
+        return
+    finally:
+        probe.close()
+    if mode == "sentinel":
+        raise RedisUrlError(
+            "Redis URL points at a Sentinel, not at Redis: use "
+            "redis+sentinel://HOST:PORT[,HOST:PORT…]/SERVICE/DB (docs/operations.md)"
+        )
