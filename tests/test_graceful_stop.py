@@ -154,8 +154,11 @@ def test_up_stops_everything_within_15s_mid_batch(r, redis_server, providers, tm
     fast = worker_env(redis_server.url, sendgrid, twilio, tmp_path / "var", **FAST)
     workers = Workers(fast, tmp_path).start(r, 1)
     try:
-        wait_for(lambda: len(twilio.accepted()) >= len(phones), timeout=60, what="the rest sent")
+        wait_for(lambda: len(twilio.accepted()) >= len(phones), timeout=90, what="the rest sent")
         time.sleep(1)  # nothing more may come
+    except AssertionError:
+        print(log.read_text()[-5000:], workers.logs(), queue(r, "sms").job_ids)
+        raise
     finally:
         workers.stop()
     assert sent_before < len(phones)

@@ -370,8 +370,8 @@ class _Run:
                     for i, m in enumerate(batch)
                 ]
             results = self.sender.send(batch)
-            if self.gate is not None:
-                self.gate.observe(results)
+            if self.gate is not None:  # what a stop held back says nothing of the provider
+                self.gate.observe([r for r in results if not r.extra.get("stopped")])
             _record(
                 self.ledger,
                 self.channel,
