@@ -28,9 +28,17 @@ from broadcaster.web import (
     limits,
     metrics_view,
     public,
+    subscribe,
     unsubscribe,
 )
-from broadcaster.web.api import announcements, audiences, audit, incidents, subscribers
+from broadcaster.web.api import (
+    announcements,
+    audiences,
+    audit,
+    incidents,
+    subscribers,
+    subscriptions,
+)
 from broadcaster.web.health import bp as health_bp
 from broadcaster.web.hooks import inbound, receipts
 from broadcaster.web.hooks import monitoring as hooks
@@ -102,10 +110,18 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     api = Api(app)
     api.spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer"})
     api.spec.options["security"] = [{"bearer": []}]
-    for blueprint in (announcements.blp, incidents.blp, subscribers.blp, audiences.blp, audit.blp):
+    for blueprint in (
+        announcements.blp,
+        incidents.blp,
+        subscribers.blp,
+        subscriptions.blp,
+        audiences.blp,
+        audit.blp,
+    ):
         api.register_blueprint(blueprint)
     app.register_blueprint(health_bp)
     app.register_blueprint(unsubscribe.bp)
+    app.register_blueprint(subscribe.bp)
     app.register_blueprint(public.bp)
     app.register_blueprint(hooks.bp)
     receipts.init_app(app)

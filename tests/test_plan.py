@@ -36,6 +36,7 @@ TOP_KEYS = ", ".join(
         "webhooks",
         "staff",
         "social",
+        "subscriptions",
     )
 )
 

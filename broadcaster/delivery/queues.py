@@ -185,3 +185,17 @@ def enqueue_batch(
         [announcement_id, channel, subscriber_ids, attempt] + ([True] if for_staff else []),
         delay,
     )
+
+
+def enqueue_signup_message(
+    r: redis.Redis, signup_id: str, attempt: int = 1, delay: float = 0
+) -> None:
+    """Enqueue the message that asks someone to confirm a sign-up (or says they are
+    subscribed already); one job per sign-up, whoever enqueues it again."""
+    _enqueue(
+        queue(r, PUBLIC_QUEUE),
+        "broadcaster.delivery.signup_messages.message_job",
+        [signup_id, attempt],
+        delay,
+        job_id=f"signup-{signup_id}-{attempt}",
+    )

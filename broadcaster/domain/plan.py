@@ -22,6 +22,7 @@ from broadcaster.domain.plan_text import LocalText, parse_local_text, text_in
 from broadcaster.domain.plan_webhooks import parse_webhooks
 from broadcaster.domain.promises import parse_next_update_minutes
 from broadcaster.domain.staff_plan import StaffPlan, parse_staff
+from broadcaster.domain.subscription_plan import SubscriptionPlan, parse_subscriptions
 from broadcaster.domain.text_policy import LINE
 from channels import CHANNELS, CONTACT_FIELD
 from channels.egress import Resolver
@@ -37,6 +38,7 @@ _TOP_KEYS = (
     "webhooks",
     "staff",
     "social",
+    "subscriptions",
 )
 
 BUNDLED_PLAN = Path(__file__).resolve().parents[2] / "examples" / "plan.toml"
@@ -110,6 +112,8 @@ class Plan:
     next_update_minutes: int | None = None
     # [social.LOCALE]: a social account per language beside the environment's default ones.
     social: tuple[SocialAccount, ...] = ()
+    # [subscriptions]: who may subscribe themselves on /subscribe; None: nobody.
+    subscriptions: SubscriptionPlan | None = None
 
     @property
     def promise_interval(self) -> int:
@@ -315,6 +319,7 @@ def parse_plan(data: dict[str, Any], source: str, resolver: Resolver | None = No
     webhooks = parse_webhooks(check, data, audiences, resolver or socket.getaddrinfo)
     staff = parse_staff(check, data, audiences, tuple(locales), default_locale)
     social = parse_social(check, data, tuple(locales), default_locale)
+    subscriptions = parse_subscriptions(check, data, audiences)
 
     if check.problems:
         raise PlanError("invalid crisis plan:\n  " + "\n  ".join(check.problems))
@@ -336,6 +341,7 @@ def parse_plan(data: dict[str, Any], source: str, resolver: Resolver | None = No
         staff=staff,
         next_update_minutes=next_update,
         social=social,
+        subscriptions=subscriptions,
     )
 
 

@@ -50,7 +50,7 @@ COUNTERS: dict[str, tuple[str, str, tuple[str, ...]]] = {
     ),
     "inbound_sms": (
         "broadcaster_inbound_sms",
-        "Inbound SMS: opt_out, opt_in, reply, unmatched",
+        "Inbound SMS: opt_out, opt_in, confirm (a sign-up), reply, unmatched",
         ("kind",),
     ),
     "webhook_blocked": (
@@ -93,6 +93,12 @@ COUNTERS: dict[str, tuple[str, str, tuple[str, ...]]] = {
         "Notices to approvers that an announcement waits: sent, transient (tried again until "
         "the last attempt) or failed",
         ("via", "outcome"),
+    ),
+    "signups": (
+        "broadcaster_signups",
+        "Self-subscription: requested, confirmed (by link, reply or code), and the messages "
+        "to confirm or to say someone is subscribed already (sent, retried, failed)",
+        ("event", "outcome"),
     ),
 }
 # Seconds; provider calls range from tens of milliseconds to the timeout.
