@@ -72,7 +72,7 @@ class Services:
             self.redis,
             self.plan,
             self.config,
-            enqueue_message=lambda signup_id: queues.enqueue_signup_message(self.redis, signup_id),
+            wake_sender=lambda: queues.enqueue_signup_sender(self.redis),
             senders=self.senders,
         )
 

@@ -34,6 +34,17 @@ def emails_to(sendgrid, address: str) -> list[dict]:
     return [payload for to, payload in sendgrid.accepted() if to == address]
 
 
+def confirm_path(sendgrid, address: str) -> str:
+    """The confirmation link SendGrid puts into the email to ``address`` (a substitution)."""
+    for to, payload in sendgrid.accepted():
+        if to == address:
+            [mine] = [p for p in payload["personalizations"] if p["to"][0]["email"] == address]
+            assert "-confirm_url-" in payload["content"][0]["value"]  # text and html
+            assert "-confirm_url-" in payload["content"][1]["value"]
+            return LINK.fullmatch(mine["substitutions"]["-confirm_url-"]).group(1)
+    raise AssertionError(f"no email to {address}")
+
+
 def texts_to(twilio, phone: str) -> list[str]:
     return [form["Body"] for form in twilio.accepted() if form["To"] == phone]
 
@@ -60,8 +71,7 @@ def test_email_is_subscribed_only_after_the_link_is_confirmed(
     run_jobs()
     [mail] = emails_to(sendgrid, "Mia@example.com")
     assert "Bevestig" in mail["subject"]  # Dutch, as chosen
-    path = LINK.search(mail["content"][0]["value"]).group(1)
-    assert path in mail["content"][1]["value"]  # the html part links it too
+    path = confirm_path(sendgrid, "Mia@example.com")
 
     page = client.get(path)  # a mail scanner opening the link changes nothing
     assert page.status_code == 200 and "<form" in page.get_data(as_text=True)
@@ -81,7 +91,7 @@ def test_email_is_subscribed_only_after_the_link_is_confirmed(
 def test_a_forged_or_foreign_link_confirms_nothing(app, client, tokens, run_jobs, sendgrid):
     client.post(API, json={"email": "mia@example.com"})
     run_jobs()
-    path = LINK.search(emails_to(sendgrid, "mia@example.com")[0]["content"][0]["value"]).group(1)
+    path = confirm_path(sendgrid, "mia@example.com")
     assert client.post(path[:-2] + "xx").status_code == 400
     assert client.get("/subscribe/confirm/nonsense").status_code == 400
     assert people(client, tokens) == []
@@ -92,7 +102,7 @@ def test_confirmed_subscribers_get_announcements_with_a_working_unsubscribe_link
 ):
     client.post(API, json={"email": "ola@example.com", "locale": "sv"})
     run_jobs()
-    path = LINK.search(emails_to(sendgrid, "ola@example.com")[0]["content"][0]["value"]).group(1)
+    path = confirm_path(sendgrid, "ola@example.com")
     assert client.post(path).status_code == 200
     sendgrid.reset()
     publish(
@@ -196,7 +206,7 @@ def test_unconfirmed_sign_ups_expire(make_app, tokens, twilio, sendgrid):
     client.post(API, json={"email": "late@example.com"})
     drain(app)
     code = CODE.search(texts_to(twilio, "+31612345680")[0]).group(1)
-    path = LINK.search(emails_to(sendgrid, "late@example.com")[0]["content"][0]["value"]).group(1)
+    path = confirm_path(sendgrid, "late@example.com")
     time.sleep(2.1)  # the link's signature counts whole seconds
     assert (
         client.post(f"{API}/confirm", json={"phone": "+31612345680", "code": code}).status_code
@@ -458,3 +468,19 @@ def test_self_subscribers_only_use_channels_their_audience_uses():
     with pytest.raises(PlanError) as caught:
         _plan_with({"audience": "business", "channels": ["sms"]}, ["email", "banner"])
     assert "subscriptions.channels: audience 'business' does not use 'sms'" in str(caught.value)
+
+
+def test_a_burst_of_sign_ups_shares_requests_and_each_gets_its_own_link(
+    app, client, tokens, run_jobs, sendgrid
+):
+    addresses = [f"p{n}@example.com" for n in range(10)]
+    for n, address in enumerate(addresses):
+        client.post(API, json={"email": address, "locale": "nl" if n % 2 else "en"})
+    run_jobs()
+    # One sender job, one SendGrid request per language: the link is a substitution.
+    assert len([req for req in sendgrid.requests if req["status"] == 202]) == 2
+    paths = {confirm_path(sendgrid, address) for address in addresses}
+    assert len(paths) == len(addresses)
+    for path in paths:
+        assert client.post(path).status_code == 200
+    assert sorted(p["email"] for p in people(client, tokens)) == sorted(addresses)

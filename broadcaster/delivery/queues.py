@@ -187,11 +187,16 @@ def enqueue_batch(
     )
 
 
+def enqueue_signup_sender(r: redis.Redis) -> None:
+    """Enqueue the job that sends the messages of every sign-up waiting in the outbox."""
+    _enqueue(queue(r, PUBLIC_QUEUE), "broadcaster.delivery.signup_messages.sender_job", [], 0)
+
+
 def enqueue_signup_message(
     r: redis.Redis, signup_id: str, attempt: int = 1, delay: float = 0
 ) -> None:
-    """Enqueue the message that asks someone to confirm a sign-up (or says they are
-    subscribed already); one job per sign-up, whoever enqueues it again."""
+    """Enqueue another attempt at one sign-up's message (after a transient error); one job
+    per sign-up and attempt, whoever enqueues it again."""
     _enqueue(
         queue(r, PUBLIC_QUEUE),
         "broadcaster.delivery.signup_messages.message_job",

@@ -11,7 +11,8 @@ status and body either way. An address already subscribed gets no second subscri
 only a message (to that address alone) that it is subscribed already.
 
 ``SignupService`` is the one way in: it validates, counts the limits, stores the pending
-sign-up and hands the message to ``enqueue_message`` (an RQ job, wired in services.py);
+sign-up and puts its message in the outbox list, waking the sender (``wake_sender``: an
+RQ job, wired in services.py) when none is awake;
 confirming goes through ``confirm`` here, whichever way the person confirms.
 """
 
@@ -31,12 +32,18 @@ from marshmallow import ValidationError
 from broadcaster.domain.component_choice import check_choice
 from broadcaster.domain.phone_numbers import PhonePolicy
 from broadcaster.domain.plan import Plan
-from broadcaster.domain.subscribers import SubscriberStore, normalise_email
+from broadcaster.domain.subscribers import INDEX_KEY, SubscriberStore, normalise_email
 
 CONTACT_FIELDS = {"email": "email", "sms": "phone"}
 CODE_DIGITS = 6
 CODE_ATTEMPTS = 5  # wrong codes before a pending sign-up is dropped (10^6 codes, 5 guesses)
 _SALT = "subscribe-confirm"
+# Sign-ups whose message is still to be sent, oldest first; the sender drains it.
+OUTBOX_KEY = "bc:signup:outbox"
+# Set while a sender job is queued or running: sign-ups meanwhile need not wake another.
+# Its TTL bounds how long messages could wait if a sender died without clearing it.
+SENDER_AWAKE_KEY = "bc:signup:sender"
+SENDER_AWAKE_TTL = 60
 
 
 class SelfSubscriptionOff(Exception):
@@ -121,7 +128,7 @@ class SignupService:
         r: redis.Redis,
         plan: Plan,
         config: dict[str, Any],
-        enqueue_message: Callable[[str], None],
+        wake_sender: Callable[[], None],
         senders: Iterable[str] = (),
     ) -> None:
         self.r = r
@@ -130,7 +137,7 @@ class SignupService:
         self.per_address = int(config.get("SUBSCRIBE_LIMIT_PER_ADDRESS", 3))
         self.per_caller = int(config.get("SUBSCRIBE_LIMIT_PER_IP", 30))
         self.window = max(1, int(config.get("SUBSCRIBE_LIMIT_WINDOW", 3600)))
-        self.enqueue_message = enqueue_message
+        self.wake_sender = wake_sender
         self.phones = PhonePolicy(plan.default_region, plan.sms_countries, frozenset(senders))
 
     @property
@@ -186,16 +193,22 @@ class SignupService:
         """Ask to subscribe: validate, count the limits, store and send the message.
 
         The outcome is the same whether the address was subscribed or not; only the
-        message that goes to the address differs.
+        message that goes to the address differs. Two round trips in the common case: a
+        burst of sign-ups must not keep the API busy.
         """
         wanted = self.validate(body)
-        self._count(f"ip:{caller}", self.per_caller, "address (IP)")
-        # Case-blind: Mia@ and mia@ reach one mailbox almost everywhere.
-        address = f"{wanted['channel']}:{wanted['contact'].casefold()}"
-        self._count(address, self.per_address, "contact")
         channel, contact = wanted["channel"], wanted["contact"]
-        existing = self.subscribers.find_by_contact(CONTACT_FIELDS[channel], contact)
-        person = self.subscribers.get(existing) if existing else None
+        # Case-blind: Mia@ and mia@ reach one mailbox almost everywhere.
+        limits = [
+            (f"ip:{caller}", self.per_caller, "address (IP)"),
+            (f"{channel}:{contact.casefold()}", self.per_address, "contact"),
+        ]
+        pipe = self.r.pipeline(transaction=False)
+        self._count_in(pipe, limits)
+        pipe.hget(INDEX_KEY, f"{CONTACT_FIELDS[channel]}:{contact}")
+        *counts, existing = pipe.execute()
+        self._check_counts(limits, counts)
+        person = self.subscribers.get(existing.decode()) if existing else None
         audience = self._settings().audience
         signup_id = secrets.token_urlsafe(16)
         if (
@@ -225,24 +238,32 @@ class SignupService:
         if signup.kind == "confirm":
             # The latest pending sign-up of a number is the one YES or a code confirms.
             pipe.set(_contact_key(channel, contact), signup_id, ex=self.ttl)
-        pipe.execute()
-        self.enqueue_message(signup_id)
+        # Its message waits in the outbox; the first sign-up of a burst wakes the sender,
+        # which sends what gathered meanwhile together (one job, not one per sign-up).
+        pipe.rpush(OUTBOX_KEY, signup_id)
+        pipe.set(SENDER_AWAKE_KEY, 1, nx=True, ex=SENDER_AWAKE_TTL)
+        *_, woke = pipe.execute()
+        if woke:
+            self.wake_sender()
 
     def count_caller(self, caller: str) -> None:
         """Count one attempt to confirm by code from ``caller``; TooManySignups past the limit."""
-        self._count(f"confirm-ip:{caller}", self.per_caller, "address (IP)")
+        limits = [(f"confirm-ip:{caller}", self.per_caller, "address (IP)")]
+        pipe = self.r.pipeline(transaction=False)
+        self._count_in(pipe, limits)
+        self._check_counts(limits, pipe.execute())
 
-    def _count(self, what: str, limit: int, name: str) -> None:
-        if limit <= 0:
-            return
-        key = f"bc:signup:limit:{what}"
-        pipe = self.r.pipeline(transaction=True)
-        # The window starts with the first sign-up (SET NX EX: EXPIRE NX needs Redis 7).
-        pipe.set(key, 0, nx=True, ex=self.window)
-        pipe.incr(key)
-        _, count = pipe.execute()
-        if int(count) > limit:
-            raise TooManySignups(name, max(1, int(self.r.ttl(key))))
+    def _count_in(self, pipe: Any, limits: list[tuple[str, int, str]]) -> None:
+        for what, _, _ in limits:
+            key = f"bc:signup:limit:{what}"
+            # The window starts with the first sign-up (SET NX EX: EXPIRE NX needs Redis 7).
+            pipe.set(key, 0, nx=True, ex=self.window)
+            pipe.incr(key)
+
+    def _check_counts(self, limits: list[tuple[str, int, str]], replies: list[Any]) -> None:
+        for n, (what, limit, name) in enumerate(limits):
+            if limit > 0 and int(replies[2 * n + 1]) > limit:
+                raise TooManySignups(name, max(1, int(self.r.ttl(f"bc:signup:limit:{what}"))))
 
     def get(self, signup_id: str) -> Signup | None:
         """A stored sign-up (or "already" note) while it lives."""

@@ -16,6 +16,9 @@ if TYPE_CHECKING:
     from broadcaster.services import Services  # the composition root; types only
 
 CONFIRM_PATH = "/subscribe/confirm/"
+# Where each person's own link goes in a confirmation email (a SendGrid substitution, like
+# the unsubscribe link): the emails of one language are then alike and share a request.
+CONFIRM_PLACEHOLDER = "-confirm_url-"
 CODE_PATH = "/subscribe/code"
 
 
@@ -68,7 +71,8 @@ def render(svc: Services, signup: Signup) -> tuple[dict[str, str], dict[str, str
         link = UNSUBSCRIBE_PLACEHOLDER
     else:
         subject = _("Confirm your subscription to %(organisation)s", organisation=organisation)
-        link = confirm_url(svc, signup)
+        link = CONFIRM_PLACEHOLDER
+        personal[CONFIRM_PLACEHOLDER] = confirm_url(svc, signup)
         lines = [
             _(
                 "Someone (we hope you) asked to receive the incident updates of"
