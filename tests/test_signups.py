@@ -84,6 +84,7 @@ def test_email_is_subscribed_only_after_the_link_is_confirmed(
     assert person["audiences"] == ["consumers"]
     assert person["locale"] == "nl"
     assert person["channels"] == ["email"]
+    assert person["components"] is None  # chose none: everything for the audience
     assert client.post(path).status_code == 400  # once only
     assert len(people(client, tokens)) == 1
 
