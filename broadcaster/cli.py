@@ -26,6 +26,7 @@ from broadcaster.domain.users import USER_ROLES, UserError, create_user
 from broadcaster.infra.gunicorn_config import address_in_use
 from broadcaster.infra.local_redis import forget_url, publish_url, redis_url
 from broadcaster.infra.redis_server import EmbeddedRedis, RedisServerError
+from broadcaster.progress import RowProgress
 
 
 def _operator() -> str:
@@ -49,11 +50,29 @@ def main() -> None:
 @click.option("--port", default=8000, show_default=True, help="Port of the web server.")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option(
-    "--workers", "worker_count", default=1, show_default=True, help="RQ worker processes."
+    "--workers",
+    "worker_count",
+    type=click.IntRange(1, 64),
+    default=None,
+    help="RQ worker processes  [default: one per core]",
 )
-def up(port: int, host: str, worker_count: int) -> None:
+@click.option(
+    "--redis-port",
+    type=click.IntRange(1, 65535),
+    default=None,
+    help="Port of the embedded Redis  [default: a free one]",
+)
+def up(port: int, host: str, worker_count: int | None, redis_port: int | None) -> None:
     """Run everything on this machine: Redis (embedded if none is set), web server, workers."""
     env = _env()
+    # Sending is I/O bound but rendering and Redis calls are not: one worker per core uses
+    # the machine without workers fighting over it.
+    worker_count = worker_count or cores()
+    if redis_port and env["REDIS_URL"]:
+        raise click.ClickException(
+            "--redis-port is the embedded Redis's port, but BROADCASTER_REDIS_URL is set: "
+            "drop one of them"
+        )
     data_dir = Path(str(env["DATA_DIR"])).resolve()
     try:
         plan = load_plan(env["PLAN"])  # a bad plan stops us here, before anything starts
@@ -66,12 +85,22 @@ def up(port: int, host: str, worker_count: int) -> None:
             f"port {port} on {host} is already in use (another broadcaster?); "
             f"pick another with --port"
         )
+    if redis_port and address_in_use("127.0.0.1", redis_port):
+        raise click.ClickException(
+            f"port {redis_port} on 127.0.0.1 is already in use; pick another with --redis-port"
+        )
+    # Links in messages point at the address we serve on, unless told where the public
+    # reaches us (a proxy, a domain).
+    public_url = str(env["PUBLIC_URL"]) if os.environ.get("BROADCASTER_PUBLIC_URL") else ""
+    if not public_url:
+        public_url = f"http://{link_host(host)}:{port}"
+        os.environ["BROADCASTER_PUBLIC_URL"] = public_url
 
     embedded: EmbeddedRedis | None = None
     url = env["REDIS_URL"]
     if not url:
         try:
-            embedded = EmbeddedRedis(data_dir).start()
+            embedded = EmbeddedRedis(data_dir, redis_port).start()
         except RedisServerError as exc:
             raise click.ClickException(str(exc)) from exc
         url = embedded.url
@@ -123,7 +152,9 @@ def up(port: int, host: str, worker_count: int) -> None:
             f"(first user: broadcaster user create --email YOU --role admin)\n"
             f"  API:       http://{host}:{port}/api/v1/  (OpenAPI: /api/openapi.json)\n"
             f"  Health:    http://{host}:{port}/readyz\n"
+            f"  Links:     {public_url}  (in messages; set BROADCASTER_PUBLIC_URL to change)\n"
             f"  Redis:     {url}{f' (embedded, data in {data_dir})' if embedded else ''}\n"
+            f"  Workers:   {worker_count}\n"
             f"{token_note}"
             f"  Press Ctrl-C to stop everything.\n"
         )
@@ -154,6 +185,21 @@ def up(port: int, host: str, worker_count: int) -> None:
         click.echo("stopped.")
     if failed:
         sys.exit(1)  # a supervisor (systemd, a shell script) must see that it did not run
+
+
+def cores() -> int:
+    """The cores this process may run on (a container's limit, not the host's count)."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def link_host(host: str) -> str:
+    """The host links name when we listen on ``host``: every address means this machine."""
+    if host in ("0.0.0.0", "::", ""):
+        return "127.0.0.1"
+    return f"[{host}]" if ":" in host else host
 
 
 def _wait_for_group(pgid: int, deadline: float) -> None:
@@ -299,12 +345,14 @@ def subscribers_import(file: TextIO) -> None:
         raise click.ClickException(str(exc)) from exc
     with redis_url(env["REDIS_URL"], str(env["DATA_DIR"])) as url:
         try:
-            report = import_rows(
-                csv_rows(file, file.name),
-                plan,
-                SubscriberStore(redis.Redis.from_url(url)),
-                senders=sender_numbers(env),
-            )
+            with RowProgress(f"import {Path(file.name).name}") as progress:
+                report = import_rows(
+                    csv_rows(file, file.name),
+                    plan,
+                    SubscriberStore(redis.Redis.from_url(url)),
+                    senders=sender_numbers(env),
+                    on_progress=progress.update,
+                )
         except CsvHeaderError as exc:
             raise click.ClickException(str(exc)) from exc
         audit.record(

@@ -94,10 +94,12 @@ def test_a_choice_is_checked_against_the_plans_components():
     assert check_choice(plan, ["mail"])[1].startswith("unknown component 'mail'")
     assert check_choice(plan, "web")[1] == "must be a list of component ids"
     assert check_choice(plan, [1])[1] == "must be a list of component ids"
-    # A plan without [components] has nothing to choose from.
-    assert known_components(PLAN) == ()
-    assert check_choice(PLAN, []) == ([], None)
-    assert "declares no components" in check_choice(PLAN, ["payments"])[1]
+    # The bundled plan's [components]; a plan without them has nothing to choose from.
+    assert known_components(PLAN) == ("payments", "portal", "website")
+    assert check_choice(PLAN, ["portal"]) == (["portal"], None)
+    bare = SimpleNamespace(components=())
+    assert check_choice(bare, []) == ([], None)
+    assert "declares no components" in check_choice(bare, ["payments"])[1]
 
 
 def test_stored_choices_survive_an_import_and_a_general_announcement_reaches_them(

@@ -293,7 +293,7 @@ def test_each_sign_up_sends_its_message_exactly_once(app, client, run_jobs, send
         ({"email": "not-an-address"}, "email", ""),
         ({"phone": "12"}, "phone", ""),
         ({"email": "a@example.com", "locale": "fr"}, "locale", "en, nl, da, sv"),
-        ({"email": "a@example.com", "components": ["payments"]}, "components", "no components"),
+        ({"email": "a@example.com", "components": ["mail"]}, "components", "unknown component"),
         ({"email": "a@example.com", "components": "payments"}, "components", "list"),
         ({"email": "a@example.com", "audiences": ["staff"]}, "audiences", "unknown field"),
         ({"email": ["a@example.com"]}, "email", "text"),

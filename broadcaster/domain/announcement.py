@@ -58,6 +58,9 @@ class Announcement:
     withdrawn_at: float | None = None
     withdrawn_by: str | None = None
     withdrawn_reason: str | None = None
+    # Component states this announcement sets ({"payments": "major_outage"}): the status
+    # page's components (domain/components.py, domain/component_history.py).
+    components: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not self.author_person:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
+from marshmallow import Schema, ValidationError, fields, validate
 
 from broadcaster.domain import audit, text_policy
 from broadcaster.domain.incidents import SEVERITIES, STATUSES
+from broadcaster.domain.ledger import STATES
+from broadcaster.web.api.paging import Cursor, PageQuery, QueryArgs
 from channels import CHANNELS, PERSONAL
 
 
@@ -52,6 +54,16 @@ class AnnouncementIn(Schema):
             "locale; SMS, banner and social posts show that route"
         },
     )
+    components = fields.Dict(
+        keys=fields.String(validate=validate.Length(min=1, max=64)),
+        values=fields.String(validate=validate.Length(min=1, max=64)),
+        load_default=dict,
+        metadata={
+            "description": 'component states this sets, e.g. {"payments": "major_outage"}: '
+            "operational, degraded_performance, partial_outage, major_outage or "
+            "under_maintenance, for components the plan declares"
+        },
+    )
     bypass_reason = fields.String(
         load_default=None,
         validate=[validate.Length(min=5, max=2000), not_blank],
@@ -89,6 +101,7 @@ class AnnouncementOut(Schema):
     corrects = fields.String(allow_none=True)
     next_update_at = fields.Float(allow_none=True)
     need = fields.String(allow_none=True)
+    components = fields.Dict(metadata={"description": "component states it sets"})
     author = fields.String(metadata={"description": "the token or user that wrote it"})
     author_person = fields.String(metadata={"description": "the person behind `author`"})
     state = fields.String()
@@ -139,10 +152,7 @@ class WithdrawIn(Schema):
     )
 
 
-class AuditArgs(Schema):
-    class Meta:
-        unknown = EXCLUDE
-
+class AuditArgs(QueryArgs):
     incident_id = fields.String(load_default=None)
     actor = fields.String(load_default=None, metadata={"description": "user email or token name"})
     action = fields.String(load_default=None, validate=validate.OneOf(audit.ACTIONS))
@@ -173,19 +183,31 @@ class AuditPage(Schema):
     next_before = fields.String(allow_none=True)
 
 
-class PageArgs(Schema):
-    class Meta:
-        unknown = EXCLUDE
-
-    # Capped so the offset stays a 64-bit integer: Redis refuses anything larger (a 500).
-    page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=1_000_000))
-    per_page = fields.Integer(load_default=100, validate=validate.Range(min=1, max=1000))
+class PageArgs(PageQuery):
+    pass
 
 
 class DeliveryPageArgs(PageArgs):
     staff = fields.Boolean(
         load_default=False,
         metadata={"description": "list the staff deliveries (the brief staff got first)"},
+    )
+    channel = fields.String(
+        load_default=None,
+        validate=validate.OneOf(CHANNELS),
+        metadata={"description": "only this channel's records"},
+    )
+    state = fields.String(
+        load_default=None,
+        validate=validate.OneOf(STATES),
+        metadata={"description": "only records in this state (e.g. failed)"},
+    )
+    cursor = Cursor(
+        load_default=None,
+        metadata={
+            "description": "where to go on: the previous page's next_cursor (or follow the "
+            "Link header); with a cursor, page is not used"
+        },
     )
 
 
@@ -215,9 +237,12 @@ class DeliveryOut(Schema):
 
 class DeliveryPage(Schema):
     items = fields.List(fields.Nested(DeliveryOut))
-    page = fields.Integer()
+    page = fields.Integer(allow_none=True, metadata={"description": "null when read by cursor"})
     per_page = fields.Integer()
-    total = fields.Integer()
+    total = fields.Integer(metadata={"description": "records matching the filters"})
+    next_cursor = fields.String(
+        allow_none=True, metadata={"description": "the next page's cursor; null: last page"}
+    )
 
 
 class PendingEntry(AnnouncementOut):
