@@ -130,3 +130,45 @@ def test_stored_choices_survive_an_import_and_a_general_announcement_reaches_the
         }
     )
     assert store.get(chooser)["components"] is None
+
+
+def test_only_announcements_touching_their_components_reach_self_subscribers(
+    app, client, tokens, run_jobs, sendgrid
+):
+    """Chosen on /subscribe's API, confirmed by link; announcements carry ``components``."""
+    choices = {
+        "pay@example.com": ["payments"],
+        "web@example.com": ["website"],
+        "all@example.com": [],
+    }
+    for address, chosen in choices.items():
+        answer = client.post("/api/v1/subscriptions", json={"email": address, "components": chosen})
+        assert answer.status_code == 202
+    run_jobs()
+    for address in choices:
+        mine = next(
+            p
+            for _, payload in sendgrid.accepted()
+            for p in payload["personalizations"]
+            if p["to"][0]["email"] == address
+        )
+        link = mine["substitutions"]["-confirm_url-"].removeprefix("http://127.0.0.1:8000")
+        assert client.post(link).status_code == 200
+    people = client.get("/api/v1/subscribers", headers=tokens["admin"]).get_json()["items"]
+    assert {p["email"]: p["components"] for p in people} == {
+        "pay@example.com": ["payments"],
+        "web@example.com": ["website"],
+        "all@example.com": None,
+    }
+
+    sendgrid.reset()
+    publish(
+        client, tokens, PAYMENTS_DOWN, channels=["email"], components={"payments": "major_outage"}
+    )
+    run_jobs()
+    assert sorted(to for to, _ in sendgrid.accepted()) == ["all@example.com", "pay@example.com"]
+
+    sendgrid.reset()
+    publish(client, tokens, PAYMENTS_DOWN, channels=["email"], title="General notice")
+    run_jobs()  # no components: a general announcement reaches everyone
+    assert sorted(to for to, _ in sendgrid.accepted()) == sorted(choices)

@@ -386,6 +386,8 @@ def test_the_page_is_csp_conformant_and_its_form_needs_the_csrf_token(
     page = client.get("/subscribe?lang=sv")
     html = page.get_data(as_text=True)
     assert page.status_code == 200 and 'lang="sv"' in html
+    # The plan's components, named in the page's language, to choose from.
+    assert 'type="checkbox" name="components" value="payments"' in html and "Betalningar" in html
     policy = page.headers["Content-Security-Policy"]
     assert "unsafe-inline" not in policy and "form-action 'self'" in policy
     assert "<script" not in html and "style=" not in html and "<style" not in html
@@ -394,13 +396,21 @@ def test_the_page_is_csp_conformant_and_its_form_needs_the_csrf_token(
     forged = client.post("/subscribe", data={"email": "a@example.com", "locale": "sv"})
     assert forged.status_code == 400
     sent = client.post(
-        "/subscribe", data={"email": "a@example.com", "locale": "sv", "csrf_token": _csrf(html)}
+        "/subscribe",
+        data={
+            "email": "a@example.com",
+            "locale": "sv",
+            "components": ["payments", "website"],
+            "csrf_token": _csrf(html),
+        },
     )
     assert sent.status_code == 202
     assert "<form" not in sent.get_data(as_text=True)
     run_jobs()
     [mail] = emails_to(sendgrid, "a@example.com")
     assert "Bekräfta" in mail["subject"]  # Swedish
+    assert client.post(confirm_path(sendgrid, "a@example.com")).status_code == 200
+    assert people(client, tokens)[0]["components"] == ["payments", "website"]
     bad = client.post(
         "/subscribe", data={"email": "nope", "locale": "sv", "csrf_token": _csrf(html)}
     )
