@@ -116,9 +116,12 @@ def confirm_page(token: str) -> ResponseReturnValue:
     """Ask for the click that confirms; changes nothing (mail scanners open links)."""
     svc = services()
     secret = str(current_app.config["SECRET_KEY"])
-    if svc.plan.subscriptions is None or read_link_token(secret, token, svc.signups.ttl) is None:
+    signup_id = read_link_token(secret, token, svc.signups.ttl) if svc.plan.subscriptions else None
+    signup = svc.signups.get(signup_id) if signup_id else None
+    if signup is None:  # forged, expired, or confirmed already
         return _page("public/subscribe_confirm.html", svc, locale_of(svc), 400, state="invalid")
-    return _page("public/subscribe_confirm.html", svc, locale_of(svc), state="confirm")
+    # In the language they chose when they asked, whatever this browser prefers.
+    return _page("public/subscribe_confirm.html", svc, signup.locale, state="confirm")
 
 
 @bp.post("/subscribe/confirm/<token>")
