@@ -180,7 +180,7 @@ def test_guessing_the_code_drops_the_sign_up(app, client, tokens, run_jobs, twil
     client.post(API, json={"phone": phone})
     run_jobs()
     code = CODE.search(texts_to(twilio, phone)[0]).group(1)
-    wrong = [c for c in ("000000", "111111", "222222", "333333", "444444", "555555") if c != code]
+    wrong = [c for c in ("０００", "111111", "222222", "333333", "444444", "555555") if c != code]
     for guess in wrong[:5]:
         assert (
             client.post(f"{API}/confirm", json={"phone": phone, "code": guess}).status_code == 404

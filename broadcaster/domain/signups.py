@@ -293,7 +293,8 @@ class SignupService:
         signup = self.pending_for("sms", phone)
         if signup is None or not signup.code:
             return None
-        if not hmac.compare_digest(signup.code, code.strip()):
+        # Bytes: compare_digest refuses str that is not ASCII, and a code may be anything.
+        if not hmac.compare_digest(signup.code.encode(), code.strip().encode()):
             if self.r.hincrby(_key(signup.id), "wrong", 1) >= CODE_ATTEMPTS:
                 self.r.delete(_key(signup.id), _contact_key("sms", phone))
             return None
