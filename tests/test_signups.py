@@ -147,6 +147,7 @@ def test_sms_sign_up_is_confirmed_by_yes_in_the_persons_language(
     run_jobs()
     [text] = texts_to(twilio, phone)
     assert word in text and CODE.search(text)  # "reply JA" in Dutch, Danish and Swedish
+    assert "STOP" in text  # how to opt out, from the first message on (STOPP in Swedish)
     assert people(client, tokens) == []
     sms(client, phone, reply)
     [person] = people(client, tokens)

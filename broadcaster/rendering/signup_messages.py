@@ -51,7 +51,8 @@ def render(svc: Services, signup: Signup) -> tuple[dict[str, str], dict[str, str
         else:
             text = _(
                 "%(organisation)s: reply YES to receive our incident updates, or enter code"
-                " %(code)s at %(url)s within %(hours)d hours. Not you? Ignore this message.",
+                " %(code)s at %(url)s within %(hours)d hours. Reply STOP to opt out at any"
+                " time. Not you? Ignore this message.",
                 organisation=organisation,
                 code=signup.code,
                 url=svc.renderer.public_url + CODE_PATH,
