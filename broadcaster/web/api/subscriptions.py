@@ -65,7 +65,7 @@ def too_many(exc: TooManySignups) -> ResponseReturnValue:
 @blp.route("/subscriptions")
 class Subscriptions(MethodView):
     @public("anyone may ask to subscribe; nothing is sent but the request to confirm")
-    @blp.doc(requestBody={"content": {"application/json": {"schema": SubscriptionIn}}})
+    @blp.doc(security=[], requestBody={"content": {"application/json": {"schema": SubscriptionIn}}})
     @blp.response(202, SubscriptionOut)
     @blp.alt_response(404, description="Self-subscription is not offered")
     @blp.alt_response(422, description="The body names what is wrong, field by field")
@@ -93,9 +93,11 @@ class Subscriptions(MethodView):
 @blp.route("/subscriptions/confirm")
 class Confirm(MethodView):
     @public("confirms a sign-up with the code texted to the person who asked for it")
-    @blp.doc(requestBody={"content": {"application/json": {"schema": ConfirmIn}}})
+    @blp.doc(security=[], requestBody={"content": {"application/json": {"schema": ConfirmIn}}})
     @blp.response(200, SubscriptionOut)
     @blp.alt_response(404, description="No pending sign-up with this code (wrong or expired)")
+    @blp.alt_response(422, description="phone and code are both required, as text")
+    @blp.alt_response(429, description="Too many attempts from this caller")
     def post(self) -> Any:
         """Confirm a phone sign-up with the code from the SMS: ``{"phone": …, "code": …}``."""
         svc = services()
