@@ -496,3 +496,23 @@ def test_a_burst_of_sign_ups_shares_requests_and_each_gets_its_own_link(
     for path in paths:
         assert client.post(path).status_code == 200
     assert sorted(p["email"] for p in people(client, tokens)) == sorted(addresses)
+
+
+def test_code_attempts_are_limited_per_caller(make_app):
+    client = make_app(SUBSCRIBE_LIMIT_PER_IP=2).test_client()
+    attempt = {"phone": "+31612345684", "code": "123456"}
+    for _ in range(2):
+        assert client.post(f"{API}/confirm", json=attempt).status_code == 404
+    refused = client.post(f"{API}/confirm", json=attempt)
+    assert refused.status_code == 429 and refused.headers["Retry-After"]
+
+
+def test_someone_subscribed_by_phone_hears_so_by_sms_only(app, client, tokens, run_jobs, twilio):
+    phone = "+31612345685"
+    subscribe(client, tokens["admin"], [{"phone": phone, "audiences": ["consumers"]}])
+    assert client.post(API, json={"phone": phone, "locale": "sv"}).status_code == 202
+    run_jobs()
+    [text] = texts_to(twilio, phone)
+    assert "prenumererar redan" in text and "STOPP" in text and not CODE.search(text)
+    assert sms(client, phone, "JA").status_code == 200  # nothing pending: no change
+    assert len(people(client, tokens)) == 1

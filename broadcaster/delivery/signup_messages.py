@@ -10,9 +10,9 @@ per sign-up.
 Each message is claimed with a Redis ``SET NX`` before the provider call and marked after,
 so a sign-up handled twice (a sender re-run after a crash, a retry queued twice) is sent
 once. A sender that dies mid-batch loses that batch (taken from the outbox, perhaps
-claimed): at most once, like the delivery ledger's claims; the people can simply ask again. A provider's transient error (timeout, 5xx, 429) releases the
-claim and queues ``message_job`` for that sign-up with the deliveries' backoff, up to
-``MAX_ATTEMPTS``.
+claimed): at most once, like the delivery ledger's claims; the people can simply ask again.
+A provider's transient error (timeout, 5xx, 429) releases the claim and queues
+``message_job`` for that sign-up with the deliveries' backoff, up to ``MAX_ATTEMPTS``.
 """
 
 from __future__ import annotations
