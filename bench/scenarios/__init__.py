@@ -25,7 +25,7 @@ class Options:
 
 def registry() -> dict[str, Callable[[Options], Result]]:
     """Scenario name → function (imported here, so ``--help`` stays fast)."""
-    from bench.scenarios import banner, fanout, latency, signup, status
+    from bench.scenarios import banner, fanout, imports, latency, signup, status
 
     return {
         "fanout-email": fanout.fanout_email,
@@ -37,6 +37,7 @@ def registry() -> dict[str, Callable[[Options], Result]]:
         "summary-load": banner.summary_load,
         "status-load": status.status_load,
         "memory": fanout.memory,
+        "import": imports.import_rows_per_second,
         "signup-burst": signup.signup_burst,
     }
 
@@ -51,5 +52,6 @@ NAMES = (
     "summary-load",
     "status-load",
     "memory",
+    "import",
     "signup-burst",
 )
