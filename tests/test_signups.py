@@ -516,3 +516,14 @@ def test_someone_subscribed_by_phone_hears_so_by_sms_only(app, client, tokens, r
     assert "prenumererar redan" in text and "STOPP" in text and not CODE.search(text)
     assert sms(client, phone, "JA").status_code == 200  # nothing pending: no change
     assert len(people(client, tokens)) == 1
+
+
+def test_sign_ups_are_counted_in_the_metrics(app, client, run_jobs):
+    client.post(API, json={"phone": "+31612345686"})
+    run_jobs()
+    sms(client, "+31612345686", "ja")
+    text = client.get("/metrics").get_data(as_text=True)
+    assert 'broadcaster_signups_total{event="request",outcome="accepted"} 1' in text
+    assert 'broadcaster_signups_total{event="confirm_sms",outcome="sent"} 1' in text
+    assert 'broadcaster_signups_total{event="confirmed",outcome="reply"} 1' in text
+    assert 'broadcaster_inbound_sms_total{kind="confirm"} 1' in text
