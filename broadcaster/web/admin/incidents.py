@@ -7,6 +7,7 @@ from typing import Any
 from flask import render_template
 from flask.typing import ResponseReturnValue
 
+from broadcaster.delivery import helpdesk_sync
 from broadcaster.domain.announcement import Announcement
 from broadcaster.domain.incident_facts import closed_at
 from broadcaster.domain.ledger import STATES, Ledger
@@ -113,4 +114,5 @@ def incident_page(incident_id: str, withdraw_forms: dict[str, Any] | None = None
         overdue=overdue,
         replies=replies(svc.redis, incident_id),
         monitoring=incident_events(svc, incident_id),
+        helpdesks=helpdesk_sync.status(svc, incident_id),
     )
