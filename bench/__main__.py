@@ -25,7 +25,8 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument(
         "--requests",
         type=int,
-        help="api-accept: announcements; first-message: sequence length; "
+        help="api-accept: announcements; signup-burst: sign-ups; "
+        "first-message: sequence length; "
         "status-load: past incidents",
     )
     run.add_argument(

@@ -31,6 +31,7 @@ from broadcaster.web import (
     metrics_view,
     public,
     statuspage_api,
+    subscribe,
     unsubscribe,
 )
 from broadcaster.web.api import (
@@ -40,6 +41,7 @@ from broadcaster.web.api import (
     incidents,
     maintenances,
     subscribers,
+    subscriptions,
 )
 from broadcaster.web.health import bp as health_bp
 from broadcaster.web.hooks import email_inbound, inbound, receipts
@@ -127,12 +129,14 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         incidents.blp,
         maintenances.blp,
         subscribers.blp,
+        subscriptions.blp,
         audiences.blp,
         audit.blp,
     ):
         api.register_blueprint(blueprint)
     app.register_blueprint(health_bp)
     app.register_blueprint(unsubscribe.bp)
+    app.register_blueprint(subscribe.bp)
     app.register_blueprint(public.bp)
     app.register_blueprint(feeds.bp)
     app.register_blueprint(statuspage_api.bp)

@@ -96,6 +96,12 @@ _NUMERIC: list[tuple[str, str, float]] = [
     # Staff first: at most this many seconds between the brief and the customers, whatever
     # the plan's [staff] lead_seconds (0: customers right after the brief; drills, tests).
     ("STAFF_LEAD_MAX", "BROADCASTER_STAFF_LEAD_MAX", 60),
+    # Self-subscription (/subscribe): seconds a sign-up waits for its confirmation, and
+    # sign-ups per contact and per caller IP within the window (0: no limit).
+    ("SUBSCRIBE_CONFIRM_TTL", "BROADCASTER_SUBSCRIBE_CONFIRM_TTL", 24 * 3600),
+    ("SUBSCRIBE_LIMIT_PER_ADDRESS", "BROADCASTER_SUBSCRIBE_LIMIT_PER_ADDRESS", 3),
+    ("SUBSCRIBE_LIMIT_PER_IP", "BROADCASTER_SUBSCRIBE_LIMIT_PER_IP", 30),
+    ("SUBSCRIBE_LIMIT_WINDOW", "BROADCASTER_SUBSCRIBE_LIMIT_WINDOW", 3600),
     # The channels declare their own defaults: batch sizes (EMAIL_BATCH_SIZE, SMS_BATCH_SIZE)
     # and provider rates shared by all workers, in requests/s (TWILIO_RATE, SENDGRID_RATE,
     # MASTODON_RATE, BLUESKY_RATE; Twilio's 0 = by its sender, see channels/sms.py).

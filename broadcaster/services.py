@@ -21,6 +21,7 @@ from broadcaster.domain.announcement_service import AnnouncementService
 from broadcaster.domain.announcements import AnnouncementStore
 from broadcaster.domain.phone_numbers import sender_numbers
 from broadcaster.domain.plan import Plan
+from broadcaster.domain.signups import SignupService
 from broadcaster.domain.subscribers import SubscriberStore
 from broadcaster.rendering.messages import Renderer
 from channels import Channel
@@ -67,6 +68,17 @@ class Services:
     def senders(self) -> frozenset[str]:
         """Our own sender numbers: refused as a subscriber's phone."""
         return sender_numbers(self.config)
+
+    @cached_property
+    def signups(self) -> SignupService:
+        """The one way in for self-subscription, wired to its message job."""
+        return SignupService(
+            self.redis,
+            self.plan,
+            self.config,
+            wake_sender=lambda: queues.enqueue_signup_sender(self.redis),
+            senders=self.senders,
+        )
 
     @property
     def subscribers(self) -> SubscriberStore:

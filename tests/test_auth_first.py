@@ -139,10 +139,28 @@ def test_no_token_and_an_invalid_body_is_401_not_422(client, method, path, kwarg
     assert_401(client.open(path, method=method, **kwargs))
 
 
+# The /api/v1 routes open to anyone on purpose (``@public``): self-subscription.
+PUBLIC_API = {("/api/v1/subscriptions", "POST"), ("/api/v1/subscriptions/confirm", "POST")}
+
+
+def public_routes(app: Flask) -> set[tuple[str, str]]:
+    """(path, method) of the /api/v1 routes that declare ``@public``."""
+    found = set()
+    for path, method, endpoint in guarded_routes(app):
+        authentication = declaration(app.view_functions[endpoint], method)
+        if path.startswith("/api/v1/") and authentication and authentication.check is None:
+            found.add((path, method))
+    return found
+
+
+def test_only_the_self_subscription_api_is_public(app):
+    assert public_routes(app) == PUBLIC_API
+
+
 @pytest.mark.parametrize("headers", [{}, UNKNOWN, {"Authorization": "Basic eDp5"}])
 def test_every_api_route_answers_401_before_parsing(app, client, headers):
     for path, method, _ in guarded_routes(app):
-        if not path.startswith("/api/v1/"):
+        if not path.startswith("/api/v1/") or (path, method) in PUBLIC_API:
             continue
         for body in (json.dumps(INVALID), NESTED, "{not json"):
             response = client.open(

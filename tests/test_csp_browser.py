@@ -1,6 +1,6 @@
 """The service's own Content-Security-Policy in a real headless Chromium (Playwright).
 
-The admin pages and the status page must work under the CSP the service sends (no
+The admin pages, the status page and /subscribe must work under the CSP the service sends (no
 'unsafe-inline'): no violation reported, neither on the console nor as a
 ``securitypolicyviolation`` event. ``banner.js`` must work on a customer's page on another
 loopback origin whose CSP allows scripts from 'self' and the service only, and styles from
@@ -236,3 +236,28 @@ def test_banner_js_works_on_a_customer_page_with_a_strict_csp(
     banner.get_by_role("button").click()
     expect(banner).to_have_count(0)
     assert tab.violations() == []
+
+
+def test_subscribing_in_the_browser_works_under_the_csp(live: Live, tab: Tab, sendgrid) -> None:
+    page = tab.page
+    page.goto(f"{live.url}/subscribe?lang=sv")
+    # The stylesheet applies (page.css), no inline style was needed.
+    assert page.locator("body").evaluate("e => getComputedStyle(e).maxWidth") != "none"
+    page.get_by_label("E-postadress").fill("ola@example.com")
+    page.get_by_label("Betalningar").check()
+    page.get_by_role("button", name="Prenumerera").click()
+    expect(page.get_by_role("status")).to_contain_text("Nästan klart")
+    from tests.helpers import drain
+
+    drain(live.app)
+    [payload] = [p for to, p in sendgrid.accepted() if to == "ola@example.com"]
+    link = payload["personalizations"][0]["substitutions"]["-confirm_url-"]
+    assert link.startswith(live.url)
+    page.goto(link)
+    page.get_by_role("button", name="Bekräfta min prenumeration").click()
+    expect(page.get_by_role("status")).to_contain_text("Du prenumererar nu")
+    person = live.app.extensions["broadcaster"].subscribers
+    found = person.find_by_contact("email", "ola@example.com")
+    assert person.get(found)["components"] == ["payments"]
+    assert tab.violations() == []
+    assert not [m for m in tab.console if m.startswith("pageerror")], tab.console

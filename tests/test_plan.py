@@ -37,6 +37,7 @@ TOP_KEYS = ", ".join(
         "staff",
         "components",
         "social",
+        "subscriptions",
     )
 )
 

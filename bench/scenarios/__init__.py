@@ -15,7 +15,8 @@ class Options:
     runs: int = 3
     recipients: int | None = None
     workers: int | None = None
-    # api-accept: announcements posted; first-message: sequence; status-load: past incidents
+    # api-accept: announcements posted; signup-burst: sign-ups; first-message: sequence;
+    # status-load: past incidents
     requests: int | None = None
     duration: float = 10.0  # banner-load: seconds per wrk run; status-load: per path
     baseline_budget: float = 10.0  # seconds the one-at-a-time baseline runs per run
@@ -24,7 +25,7 @@ class Options:
 
 def registry() -> dict[str, Callable[[Options], Result]]:
     """Scenario name → function (imported here, so ``--help`` stays fast)."""
-    from bench.scenarios import banner, fanout, imports, latency, status
+    from bench.scenarios import banner, fanout, imports, latency, signup, status
 
     return {
         "fanout-email": fanout.fanout_email,
@@ -37,6 +38,7 @@ def registry() -> dict[str, Callable[[Options], Result]]:
         "status-load": status.status_load,
         "memory": fanout.memory,
         "import": imports.import_rows_per_second,
+        "signup-burst": signup.signup_burst,
     }
 
 
@@ -51,4 +53,5 @@ NAMES = (
     "status-load",
     "memory",
     "import",
+    "signup-burst",
 )

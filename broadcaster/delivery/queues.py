@@ -249,6 +249,25 @@ def enqueue_batch(
     )
 
 
+def enqueue_signup_sender(r: redis.Redis) -> None:
+    """Enqueue the job that sends the messages of every sign-up waiting in the outbox."""
+    _enqueue(queue(r, PUBLIC_QUEUE), "broadcaster.delivery.signup_messages.sender_job", [], 0)
+
+
+def enqueue_signup_message(
+    r: redis.Redis, signup_id: str, attempt: int = 1, delay: float = 0
+) -> None:
+    """Enqueue another attempt at one sign-up's message (after a transient error); one job
+    per sign-up and attempt, whoever enqueues it again."""
+    _enqueue(
+        queue(r, PUBLIC_QUEUE),
+        "broadcaster.delivery.signup_messages.message_job",
+        [signup_id, attempt],
+        delay,
+        job_id=f"signup-{signup_id}-{attempt}",
+    )
+
+
 def enqueue_helpdesk(
     r: redis.Redis, job: str, incident_id: str, attempt: int = 1, delay: float = 0
 ) -> None:

@@ -23,6 +23,7 @@ from broadcaster.domain.plan_text import LocalText, parse_local_text, text_in
 from broadcaster.domain.plan_webhooks import parse_webhooks
 from broadcaster.domain.promises import parse_next_update_minutes
 from broadcaster.domain.staff_plan import StaffPlan, parse_staff
+from broadcaster.domain.subscription_plan import SubscriptionPlan, parse_subscriptions
 from broadcaster.domain.text_policy import LINE
 from channels import CHANNELS, CONTACT_FIELD
 from channels.egress import Resolver
@@ -39,6 +40,7 @@ _TOP_KEYS = (
     "staff",
     "components",
     "social",
+    "subscriptions",
 )
 
 BUNDLED_PLAN = Path(__file__).resolve().parents[2] / "examples" / "plan.toml"
@@ -114,6 +116,8 @@ class Plan:
     components: tuple[Component, ...] = ()
     # [social.LOCALE]: a social account per language beside the environment's default ones.
     social: tuple[SocialAccount, ...] = ()
+    # [subscriptions]: who may subscribe themselves on /subscribe; None: nobody.
+    subscriptions: SubscriptionPlan | None = None
 
     @property
     def promise_interval(self) -> int:
@@ -320,6 +324,7 @@ def parse_plan(data: dict[str, Any], source: str, resolver: Resolver | None = No
     staff = parse_staff(check, data, audiences, tuple(locales), default_locale)
     components = parse_components(check, data, tuple(locales), default_locale, monitoring.rules)
     social = parse_social(check, data, tuple(locales), default_locale)
+    subscriptions = parse_subscriptions(check, data, audiences)
 
     if check.problems:
         raise PlanError("invalid crisis plan:\n  " + "\n  ".join(check.problems))
@@ -342,6 +347,7 @@ def parse_plan(data: dict[str, Any], source: str, resolver: Resolver | None = No
         next_update_minutes=next_update,
         components=components,
         social=social,
+        subscriptions=subscriptions,
     )
 
 

@@ -18,6 +18,7 @@ from marshmallow import Schema, ValidationError, fields, post_load, validates_sc
 
 from broadcaster.domain import opt_outs
 from broadcaster.domain.announcement import Announcement
+from broadcaster.domain.component_choice import announcement_components, touches
 from broadcaster.domain.contact_checks import plain_email
 from broadcaster.domain.phone_numbers import PhonePolicy
 from broadcaster.domain.plan import Plan
@@ -216,6 +217,12 @@ class SubscriberStore:
                 "audiences": ",".join(row["audiences"]),
                 "channels": ",".join(channels or []),
                 "opt_outs": ",".join(old.get("opt_outs") or []),  # opt-outs survive re-imports
+                # Components chosen on /subscribe ([]: all); an import without them keeps them.
+                "components": ",".join(
+                    row["components"]
+                    if row.get("components") is not None
+                    else old.get("components") or []
+                ),
                 "created_at": old.get("created_at", now),
                 "updated_at": now,
                 "seq": old.get("seq") or seqs[sid],
@@ -356,6 +363,7 @@ def _decode(raw: dict[bytes, bytes]) -> dict[str, Any]:
         "audiences": [a for a in data.get("audiences", "").split(",") if a],
         "channels": [c for c in data.get("channels", "").split(",") if c] or None,
         "opt_outs": [c for c in data.get("opt_outs", "").split(",") if c],
+        "components": [c for c in data.get("components", "").split(",") if c] or None,
         "created_at": float(data.get("created_at", 0)),
         "updated_at": float(data.get("updated_at", 0)),
         "seq": int(data.get("seq", 0)),
@@ -440,8 +448,11 @@ def channels_for(
     """One person's channels: (to send, opted out).
 
     Announcement ∩ their audiences' channels ∩ their own preference ∩ the contacts they have;
-    opted-out channels are returned apart, to be recorded as skipped.
+    opted-out channels are returned apart, to be recorded as skipped. Someone who chose
+    components hears only of announcements that touch one of them.
     """
+    if not touches(announcement_components(announcement), subscriber.get("components")):
+        return [], []
     wanted = set(announcement.channels)
     audience_channels: set[str] = set()
     for name in set(subscriber["audiences"]) & set(announcement.audiences):

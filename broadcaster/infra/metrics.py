@@ -52,7 +52,7 @@ COUNTERS: dict[str, tuple[str, str, tuple[str, ...]]] = {
     ),
     "inbound_sms": (
         "broadcaster_inbound_sms",
-        "Inbound SMS: opt_out, opt_in, reply, unmatched",
+        "Inbound SMS: opt_out, opt_in, confirm (a sign-up), reply, unmatched",
         ("kind",),
     ),
     "inbound_email": (
@@ -100,6 +100,12 @@ COUNTERS: dict[str, tuple[str, str, tuple[str, ...]]] = {
         "Notices to approvers that an announcement waits: sent, transient (tried again until "
         "the last attempt) or failed",
         ("via", "outcome"),
+    ),
+    "signups": (
+        "broadcaster_signups",
+        "Self-subscription: requested, confirmed (by link, reply or code), and the messages "
+        "to confirm or to say someone is subscribed already (sent, retried, failed)",
+        ("event", "outcome"),
     ),
     "helpdesk_syncs": (
         "broadcaster_helpdesk_syncs",

@@ -37,7 +37,8 @@ PAGE_CSP = (
 DATA_CSP = "default-src 'none'; frame-ancestors 'none'"
 
 # Answers that depend on who asks: never kept by a browser or a shared cache.
-PRIVATE_PREFIXES = ("/admin", "/api/", "/hooks/", "/unsubscribe/", "/metrics")
+# /subscribe: its forms carry a CSRF token, its confirmation links a signed token.
+PRIVATE_PREFIXES = ("/admin", "/api/", "/hooks/", "/unsubscribe/", "/subscribe", "/metrics")
 # Except the Statuspage-compatible read API: public documents, the same for everyone.
 PUBLIC_API_PREFIX = "/api/v2/"
 STATIC_ENDPOINTS = ("static", "admin.static")  # CSS and JS: the same for everyone

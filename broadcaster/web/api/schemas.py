@@ -319,6 +319,8 @@ class SubscriberOut(Schema):
     audiences = fields.List(fields.String())
     channels = fields.List(fields.String(), allow_none=True)
     opt_outs = fields.List(fields.String())
+    # Chosen on /subscribe: only announcements touching these reach them (null: all).
+    components = fields.List(fields.String(), allow_none=True)
     created_at = fields.Float()
     updated_at = fields.Float()
 

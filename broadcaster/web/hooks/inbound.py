@@ -1,9 +1,11 @@
 """``POST /hooks/twilio/inbound``: SMS replies to our number.
 
-An opt-out word (STOP, STOPP, AFMELD… in any language of the plan) opts the sender out of
-SMS through the same helper as the unsubscribe link; START/UNSTOP opts them back in. Any
-other text is kept, append-only, on the incident of the latest announcement we texted to
-that number, and shown in ``GET /api/v1/incidents/{id}`` as ``replies`` (phone masked).
+A YES (JA, … in any language of the plan) from a number with a pending sign-up confirms
+it (domain/signups.py). An opt-out word (STOP, STOPP, AFMELD… in any language of the plan)
+opts the sender out of SMS through the same helper as the unsubscribe link; START/UNSTOP
+opts them back in. Any other text is kept, append-only, on the incident of the latest
+announcement we texted to that number, and shown in ``GET /api/v1/incidents/{id}`` as
+``replies`` (phone masked).
 Twilio gets an empty TwiML answer: no automatic reply goes out from here.
 """
 
@@ -52,6 +54,20 @@ OPT_OUT_WORDS: dict[str, tuple[str, ...]] = {
 # only when they are the whole message, as Twilio's own STOP filtering does.
 WHOLE_MESSAGE_ONLY = frozenset({"CANCEL", "END", "QUIT"})
 OPT_IN_WORDS = frozenset({"START", "UNSTOP"})  # Twilio's standard words to undo a STOP
+# Words that confirm a pending sign-up (domain/signups.py), per locale, upper case. YES
+# works everywhere (our English message says it); like opt-out words, every plan locale's
+# words apply to everyone. Only a short answer counts ("Ja", "ja tack", "Yes please!").
+CONFIRM_WORDS: dict[str, tuple[str, ...]] = {
+    "en": ("YES", "Y", "YEP", "YEAH", "YUP", "OK", "OKAY"),
+    "nl": ("JA", "J", "JAWEL", "OK", "OKE", "OKÉ"),
+    "da": ("JA", "J", "JO", "JEP", "OK"),
+    "sv": ("JA", "J", "JAA", "JAPP", "OK"),
+    "nb": ("JA", "J", "JO"),
+    "de": ("JA", "J", "OK"),
+    "fr": ("OUI", "O"),
+    "fi": ("KYLLÄ", "K"),
+}
+CONFIRM_MAX_WORDS = 3
 REPLY_MAX = 1600  # Twilio's limit for one (concatenated) message body
 REPLIES_SHOWN = 1000
 RECENT_ANNOUNCEMENTS = 100  # how far back a reply looks for what it answers
@@ -74,6 +90,15 @@ def keyword(body: str, locales: tuple[str, ...]) -> str | None:
     if first in OPT_IN_WORDS and alone:
         return "opt_in"
     return None
+
+
+def confirms(body: str, locales: tuple[str, ...]) -> bool:
+    """Whether an SMS body says yes to a pending sign-up (first word, short answer)."""
+    words = _WORDS.findall(body.upper())
+    if not words or len(words) > CONFIRM_MAX_WORDS:
+        return False
+    yes = {"YES"}.union(*(CONFIRM_WORDS.get(loc.split("-")[0], ()) for loc in locales))
+    return words[0] in yes
 
 
 def replies(r: redis.Redis, incident_id: str) -> list[dict[str, Any]]:
@@ -125,6 +150,13 @@ def twilio_inbound() -> ResponseReturnValue:
     if _seen_before(svc, message_sid, phone, body):
         return _twiml()  # Twilio retried a request we already handled, or it was replayed
 
+    if phone and svc.plan.subscriptions is not None and confirms(body, svc.plan.locales):
+        # YES to a pending sign-up subscribes them; it answers no announcement.
+        if svc.signups.confirm_reply(phone):
+            log.info("sign-up confirmed by SMS from %s", mask_contact(phone))
+            metrics.count(svc.redis, "inbound_sms", "confirm")
+            metrics.count(svc.redis, "signups", "confirmed", "reply")
+            return _twiml()
     subscriber_id = svc.subscribers.find_by_contact("phone", phone) if phone else None
     kind = keyword(body, svc.plan.locales)
     if kind and subscriber_id:
