@@ -29,7 +29,15 @@ from broadcaster.web import (
     public,
     unsubscribe,
 )
-from broadcaster.web.api import announcements, audiences, audit, incidents, subscribers
+from broadcaster.web.api import (
+    announcements,
+    audiences,
+    audit,
+    drills,
+    incidents,
+    reports,
+    subscribers,
+)
 from broadcaster.web.health import bp as health_bp
 from broadcaster.web.hooks import inbound, receipts
 from broadcaster.web.hooks import monitoring as hooks
@@ -96,7 +104,15 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     api = Api(app)
     api.spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer"})
     api.spec.options["security"] = [{"bearer": []}]
-    for blueprint in (announcements.blp, incidents.blp, subscribers.blp, audiences.blp, audit.blp):
+    for blueprint in (
+        announcements.blp,
+        incidents.blp,
+        subscribers.blp,
+        audiences.blp,
+        audit.blp,
+        drills.blp,
+        reports.blp,
+    ):
         api.register_blueprint(blueprint)
     app.register_blueprint(health_bp)
     app.register_blueprint(unsubscribe.bp)

@@ -11,12 +11,12 @@ import json
 import logging
 from typing import Any
 
-from broadcaster.delivery import pacing, queues, staff
+from broadcaster.delivery import drill_guard, pacing, queues, staff
 from broadcaster.domain import visibility
 from broadcaster.domain.announcement import Announcement
 from broadcaster.domain.ledger import Ledger
 from broadcaster.infra import metrics
-from broadcaster.rendering import staff_message
+from broadcaster.rendering import exercise, staff_message
 from broadcaster.rendering.brief import announcement_brief, reply
 from broadcaster.services import Services, services
 from channels.base import (
@@ -45,7 +45,7 @@ def places(svc: Services, announcement: Announcement) -> list[tuple[str, str]]:
     nowhere else public: no social post, no public target (``domain/visibility.py``).
     """
     found: list[tuple[str, str]] = []
-    internal = visibility.internal_only(svc.plan, announcement.audiences)
+    internal = visibility.stays_inside(svc.plan, announcement)
     if "social" in announcement.channels and not internal:
         found += [("social", network) for network in svc.networks]
     if "webhook" in announcement.channels:
@@ -87,6 +87,7 @@ def event_for(svc: Services, announcement: Announcement, internal: bool = True) 
     event["status_url"] = svc.renderer.status_url
     # The same words every agent uses (see the agent brief).
     event["reply"] = reply(svc, announcement, svc.plan.default_locale)[1]
+    event["exercise"] = announcement.exercise  # a drill's: the team's chat must see it too
     return event
 
 
@@ -100,7 +101,13 @@ def public_job(
     """
     svc = services()
     announcement = svc.announcements.get(announcement_id)
-    ledger = Ledger(svc.redis, staff.ledger_id(announcement_id) if for_staff else announcement_id)
+    ledger = drill_guard.ledger_for(
+        svc.redis,
+        staff.ledger_id(announcement_id) if for_staff else announcement_id,
+        announcement,
+        svc.plan,
+        svc.subscribers,
+    )
     if not ledger.claim(channel, [place]):
         return "skipped: already claimed or sent"
     lock = f"bc:lock:{_thread_key(announcement.incident_id, place)}"
@@ -161,7 +168,7 @@ def _publish(svc: Services, announcement: Announcement, channel: str, place: str
     key = f"{announcement.id}:{place}"
     if channel == "social":
         network = svc.networks[place]
-        if visibility.internal_only(svc.plan, announcement.audiences):
+        if visibility.stays_inside(svc.plan, announcement):
             # Queued before the plan made its audiences internal: it stays inside now.
             raise PermanentDeliveryError(f"{place}: the announcement is for internal audiences")
         # A public post: the internal audiences' routes are no business of the world.
@@ -197,7 +204,7 @@ def _publish(svc: Services, announcement: Announcement, channel: str, place: str
     post = PublicPost(
         announcement.id,
         announcement.incident_id,
-        rendering.content["text"],
+        _marked(rendering.content["text"], announcement, locale),
         svc.renderer.status_url,
         locale,
         key,
@@ -217,7 +224,7 @@ def _brief(svc: Services, announcement: Announcement, place: str) -> PublishResu
         PublicPost(
             announcement.id,
             announcement.incident_id,
-            staff_message.text(svc, announcement, locale),
+            _marked(staff_message.text(svc, announcement, locale), announcement, locale),
             svc.renderer.status_url,
             locale,
             # Not the announcement's own key: a target may get both, and must keep both.
@@ -229,6 +236,11 @@ def _brief(svc: Services, announcement: Announcement, place: str) -> PublishResu
             event_type="staff.brief",
         ),
     )
+
+
+def _marked(text: str, announcement: Announcement, locale: str) -> str:
+    """A drill's text starts with the exercise word, on the team's chat too."""
+    return exercise.prefixed(text, locale) if announcement.exercise else text
 
 
 def _failed(

@@ -58,6 +58,9 @@ class Announcement:
     withdrawn_at: float | None = None
     withdrawn_by: str | None = None
     withdrawn_reason: str | None = None
+    # Part of a drill (its incident's ``drill_id``): reaches only the plan's drill
+    # audiences, marked as an exercise, and never a public surface (``visibility``).
+    exercise: bool = False
 
     def __post_init__(self) -> None:
         if not self.author_person:

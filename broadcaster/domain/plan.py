@@ -14,6 +14,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from broadcaster.domain import text_policy
+from broadcaster.domain.drill_plan import DrillPlan, parse_drills
 from broadcaster.domain.incidents import SEVERITIES
 from broadcaster.domain.monitoring_rules import Monitoring, parse_monitoring
 from broadcaster.domain.phone_numbers import parse_sms_countries
@@ -34,6 +35,7 @@ _TOP_KEYS = (
     "holding_statements",
     "webhooks",
     "staff",
+    "drills",
 )
 
 BUNDLED_PLAN = Path(__file__).resolve().parents[2] / "examples" / "plan.toml"
@@ -92,6 +94,8 @@ class Plan:
     # policy.next_update_minutes: the next update Compose proposes to promise (None: the
     # monitoring's update_interval_minutes; 0: propose none)
     next_update_minutes: int | None = None
+    # [drills]: rehearsal scenarios and the only audiences a drill may reach; None: no drills
+    drills: DrillPlan | None = None
 
     @property
     def promise_interval(self) -> int:
@@ -310,6 +314,7 @@ def parse_plan(data: dict[str, Any], source: str, resolver: Resolver | None = No
     monitoring = parse_monitoring(check, data, audiences, tuple(locales), default_locale)
     webhooks = parse_webhooks(check, data, audiences, resolver or socket.getaddrinfo)
     staff = parse_staff(check, data, audiences, tuple(locales), default_locale)
+    drills = parse_drills(check, data, audiences, monitoring)
 
     if check.problems:
         raise PlanError("invalid crisis plan:\n  " + "\n  ".join(check.problems))
@@ -330,6 +335,7 @@ def parse_plan(data: dict[str, Any], source: str, resolver: Resolver | None = No
         sms_countries=sms_countries,
         staff=staff,
         next_update_minutes=next_update,
+        drills=drills,
     )
 
 

@@ -75,6 +75,31 @@ def keyword(body: str, locales: tuple[str, ...]) -> str | None:
     return None
 
 
+def _note_stop(svc: Services, subscriber_id: str, phone: str) -> None:
+    """Count a STOP on the incident it answers (the post-incident report shows them)."""
+    announcement_id = _answered(svc, subscriber_id)
+    if not announcement_id:
+        return
+    try:
+        incident_id = svc.announcements.get(announcement_id).incident_id
+    except NotFound:
+        return
+    entry = {"at": time.time(), "from": mask_contact(phone), "announcement_id": announcement_id}
+    svc.redis.rpush(_stops_key(incident_id), json.dumps(entry))
+    svc.redis.ltrim(_stops_key(incident_id), -REPLIES_SHOWN, -1)
+    svc.redis.incr(_stops_key(incident_id) + ":count")
+
+
+def _stops_key(incident_id: str) -> str:
+    return f"bc:inc:{incident_id}:stops"
+
+
+def stops(r: redis.Redis, incident_id: str) -> tuple[int, list[dict[str, Any]]]:
+    """(how many STOPs answered the incident's messages, the latest of them, oldest first)."""
+    count = int(r.get(_stops_key(incident_id) + ":count") or 0)
+    return count, [json.loads(raw) for raw in r.lrange(_stops_key(incident_id), 0, -1)]
+
+
 def replies(r: redis.Redis, incident_id: str) -> list[dict[str, Any]]:
     """The incident's customer replies, oldest first (the latest REPLIES_SHOWN)."""
     return [json.loads(raw) for raw in r.lrange(_replies_key(incident_id), -REPLIES_SHOWN, -1)]
@@ -134,6 +159,8 @@ def twilio_inbound() -> ResponseReturnValue:
         else:
             log.info("%s by SMS from %s", kind.replace("_", "-"), mask_contact(phone))
             metrics.count(svc.redis, "inbound_sms", kind)
+            if kind == "opt_out":
+                _note_stop(svc, subscriber_id, phone)
             return _twiml()
     announcement_id = _answered(svc, subscriber_id) if subscriber_id else None
     incident_id = None
