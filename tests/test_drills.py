@@ -103,7 +103,8 @@ alert.labels = { service = "payments" }
 
 [drills.scenarios.timed]
 description = "Payments fail, and recover by themselves"
-alert = { key = "drill-timed", title = "Payments failing", severity = "minor", labels = { service = "payments" } }
+alert = { key = "drill-timed", title = "Payments failing", severity = "minor", labels = { \
+service = "payments" } }
 resolve_after_minutes = 20
 """
 
@@ -377,7 +378,10 @@ def test_two_drills_of_one_scenario_open_two_incidents(app, client, tokens):
             "resolve_after_minutes = 0",
             "drills.scenarios.x.resolve_after_minutes: must be a whole number",
         ),
-        ('audiences = ["staff"]\n[drills.scenarios.x]\ndescription = "x"', "drills.scenarios.x.alert: missing"),
+        (
+            'audiences = ["staff"]\n[drills.scenarios.x]\ndescription = "x"',
+            "drills.scenarios.x.alert: missing",
+        ),
     ],
 )
 def test_the_drills_table_is_checked_at_plan_load(change, problem):
