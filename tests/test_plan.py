@@ -33,6 +33,7 @@ TOP_KEYS = ", ".join(
         "holding_statements",
         "webhooks",
         "staff",
+        "drills",
     )
 )
 
