@@ -52,10 +52,12 @@ def _median(values: list[float]) -> float | None:
 
 
 def promises(announcements: list[dict[str, Any]], now: float) -> list[dict[str, Any]]:
-    """Every "next update by" made: kept (an update came in time), missed (the time passed
-    without one) or open (not yet due). The incident's published announcements in order."""
+    """Every "next update by" customers were promised: kept (a customer-facing update came
+    in time), missed (the time passed without one) or open (not yet due)."""
+    # Promises are made to customers: only what they were told keeps one.
     published = sorted(
-        (a for a in announcements if a.get("published_at")), key=lambda a: a["published_at"]
+        (a for a in announcements if a.get("published_at") and a.get("customer_facing", True)),
+        key=lambda a: a["published_at"],
     )
     found = []
     for i, made in enumerate(published):
@@ -109,7 +111,7 @@ def metrics(
         if a.get("approved_by") and a.get("published_at")
     ]
     made = promises(announcements, now)
-    published = sorted(a["published_at"] for a in announcements if a.get("published_at"))
+    published = sorted(statements)
     gaps = [b - a for a, b in zip(published, published[1:], strict=False)]
     return {
         "started_at": start,

@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from broadcaster.delivery import drill_guard, staff
-from broadcaster.domain import audit, report_metrics, reviews, visibility
+from broadcaster.domain import audit, drills, report_metrics, reviews, visibility
 from broadcaster.domain.ledger import Ledger
 from broadcaster.services import Services
 from broadcaster.web.hooks.alerts import incident_events
@@ -75,6 +75,17 @@ def report(svc: Services, incident_id: str, now: float) -> dict[str, Any]:
             briefed.append(brief["briefed_at"])
         audiences.update(drill_guard.audiences(plan, a, staff.customer_audiences(plan, a)))
     entries = audit.entries(svc.redis, limit=AUDIT_READ, incident_id=incident_id)
+    if incident.get("drill_id"):  # started before its incident existed: found by the drill
+        drill = drills.DrillStore(svc.redis).get(incident["drill_id"])
+        entries.append(
+            {
+                "at": drill["started_at"],
+                "action": "drill.started",
+                "actor": drill["started_by"],
+                "announcement_id": None,
+                "details": {"scenario": drill["scenario"]},
+            }
+        )
     said = replies(svc.redis, incident_id)
     stop_count, _latest_stops = stops(svc.redis, incident_id)
     metrics = report_metrics.metrics(

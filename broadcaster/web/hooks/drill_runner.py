@@ -14,6 +14,10 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
+from rq.exceptions import NoSuchJobError
+from rq.job import Job
+from rq.serializers import JSONSerializer
+
 from broadcaster.delivery.queues import PLAN_QUEUE, queue
 from broadcaster.domain import drills
 from broadcaster.domain.drill_plan import Scenario, labels
@@ -67,13 +71,26 @@ def start(svc: Services, name: Any, principal: Principal, ip: str | None = None)
     if found.resolve_after_minutes:
         when = datetime.fromtimestamp(time.time() + found.resolve_after_minutes * 60, tz=UTC)
         queue(svc.redis, PLAN_QUEUE).enqueue_at(
-            when, RESOLVE_JOB, drill["id"], job_id=f"drill-resolve-{drill['id']}"
+            when, RESOLVE_JOB, drill["id"], job_id=_resolve_job_id(drill["id"])
         )
     return {
         **drill,
         "outcome": result.get("outcome"),
         "announcement_id": result.get("announcement_id"),
     }
+
+
+def _resolve_job_id(drill_id: str) -> str:
+    return f"drill-resolve-{drill_id}"
+
+
+def _cancel_resolve(svc: Services, drill_id: str) -> None:
+    """An ended drill's scheduled resolve has nothing left to do: take it off the schedule."""
+    try:
+        job = Job.fetch(_resolve_job_id(drill_id), connection=svc.redis, serializer=JSONSerializer)
+    except NoSuchJobError:
+        return
+    job.delete()
 
 
 def resolve(svc: Services, drill_id: str) -> dict[str, Any]:
@@ -102,6 +119,7 @@ def end(
     """
     store = drills.DrillStore(svc.redis)
     drill = store.end(drill_id, principal.name, ip)
+    _cancel_resolve(svc, drill_id)
     if drill["incident_id"]:
         result = resolve(svc, drill_id)
         if result.get("state") == "pending_approval" and result.get("announcement_id"):
