@@ -456,3 +456,61 @@ def test_no_audiences_make_a_drill_delivery_outside_the_drill_team(
     else:
         assert recorded == []
     svc.redis.delete(*svc.redis.keys(f"bc:dl*:{announcement.id}*") or ["none"])
+
+
+@settings(
+    max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    chosen=st.lists(st.sampled_from(AUDIENCES), min_size=1, unique=True),
+    channels=st.lists(
+        st.sampled_from(("email", "sms", "webhook", "social", "banner")), min_size=1, unique=True
+    ),
+)
+def test_no_follow_up_in_a_drill_reaches_anyone_outside_the_team(
+    app, client, tokens, mastodon, bluesky, chosen, channels
+):
+    """Through the real fan-out: whatever audiences and channels a drill's follow-up names,
+    its deliveries (customers' and staff brief's) are the team's, and nothing is posted."""
+    drill = start(client, tokens["admin"])
+    follow = announce(
+        client,
+        tokens["admin"],
+        {**REAL, "severity": "minor", "audiences": chosen, "channels": channels},
+        incident_id=drill["incident_id"],
+    )
+    drain(app)
+    svc = app.extensions["broadcaster"]
+    team = {svc.subscribers.find_by_contact("email", p["email"]) for p in STAFF}
+    for staff in (False, True):
+        records = client.get(
+            f"/api/v1/announcements/{follow['id']}/deliveries?per_page=1000&staff={staff}",
+            headers=tokens["admin"],
+        ).get_json()["items"]
+        for record in records:
+            if record["channel"] == "webhook":
+                assert record["subscriber_id"] == "staff-hook", record
+            else:
+                assert record["channel"] in ("email", "sms") and record["subscriber_id"] in team
+    assert mastodon.posts == [] and bluesky.posts == []
+    assert json.loads(client.get("/status.json").get_data(as_text=True))["open"] == []
+
+
+def test_a_drill_draft_tells_the_approvers_it_is_an_exercise(
+    make_app, tmp_path, receiver, tokens, people, providers
+):
+    text = PLAN.replace('holding_statement = "payments-outage"', "draft = true")
+    app = make_app(PLAN=plan_file(tmp_path, receiver, text))
+    client = app.test_client()
+    subscribe(client, tokens["admin"], STAFF + CUSTOMERS)
+    drill = start(client, tokens["admin"])
+    [draft] = client.get(
+        f"/api/v1/incidents/{drill['incident_id']}", headers=tokens["admin"]
+    ).get_json()["timeline"]
+    assert draft["state"] == "pending_approval" and draft["exercise"] is True
+    drain(app)
+    notices = [(to, p) for to, p in providers[0].accepted() if to not in TEAM]
+    assert notices, "no approver was told"
+    assert all(p["subject"].startswith("EXERCISE: ") for _, p in notices)
+    # Nobody outside the team heard of it otherwise.
+    assert not [f for f in providers[1].accepted() if f["To"] not in TEAM]

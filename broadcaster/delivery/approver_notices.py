@@ -29,7 +29,7 @@ from broadcaster.domain.announcement import Announcement
 from broadcaster.domain.errors import NotFound
 from broadcaster.domain.users import all_users
 from broadcaster.infra import metrics
-from broadcaster.rendering import approval_notice
+from broadcaster.rendering import approval_notice, exercise
 from broadcaster.services import Services, services
 from channels.base import DeliveryError, Outgoing, PublicPost, TransientDeliveryError
 from channels.webhook import WebhookTarget
@@ -161,6 +161,8 @@ def _email(
         key = tuple(a.id for a in theirs)
         if key not in contents:
             contents[key] = approval_notice.email(svc, theirs)
+            if all(a.exercise for a in theirs):  # a drill's draft: the team knows at a glance
+                contents[key] = exercise.marked(contents[key], svc.plan.default_locale)
         # The subscriber id names no subscriber (SendGrid's events for it are "unmatched"),
         # and the content carries no announcement id: no receipt can touch the ledger.
         outgoing = Outgoing(f"approver:{user.email}", user.email, contents[key])
@@ -178,6 +180,10 @@ def _email(
             else:
                 log.warning("approval notice %s failed: %s", notice_id, result.error)
     return sent
+
+
+def _marked(text: str, waiting: list[Announcement], locale: str) -> str:
+    return exercise.prefixed(text, locale) if all(a.exercise for a in waiting) else text
 
 
 def _chat(
@@ -198,7 +204,7 @@ def _chat(
         post = PublicPost(
             first.id,
             first.incident_id,
-            f"{event['title']} {link}",
+            _marked(f"{event['title']} {link}", waiting, svc.plan.default_locale),
             link,
             svc.plan.default_locale,
             f"{notice_id}:approval:{target.name}",
