@@ -352,6 +352,12 @@ def test_resolve_after_minutes_schedules_the_alert_resolving_by_itself(app, clie
 def test_two_drills_of_one_scenario_open_two_incidents(app, client, tokens):
     first, second = start(client, tokens["admin"]), start(client, tokens["admin"])
     assert first["incident_id"] != second["incident_id"]
+    # Both are listed with the monitoring events, each under its own alert key.
+    events = client.get("/api/v1/hooks/events", headers=tokens["admin"]).get_json()["items"]
+    drills = [e for e in events if e["source"] == "drill"]
+    assert len(drills) == 2 and all(e["outcome"] == "opened" for e in drills)
+    keys = {json.loads(e["raw"])["key"] for e in drills}
+    assert keys == {f"drill:{d['id']}:drill-payments" for d in (first, second)}
 
 
 @pytest.mark.parametrize(

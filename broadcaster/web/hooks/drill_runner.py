@@ -9,6 +9,7 @@ job all run drills through here.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from datetime import UTC, datetime
@@ -24,7 +25,13 @@ from broadcaster.domain.drill_plan import Scenario, labels
 from broadcaster.domain.errors import Conflict, Invalid
 from broadcaster.domain.principals import Principal
 from broadcaster.services import Services, services
-from broadcaster.web.hooks.alerts import Alert, MonitorEvent, Processor, _fingerprint
+from broadcaster.web.hooks.alerts import (
+    Alert,
+    MonitorEvent,
+    Processor,
+    _fingerprint,
+    record_event,
+)
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +71,11 @@ def start(svc: Services, name: Any, principal: Principal, ip: str | None = None)
     found = scenario(svc, name)
     store = drills.DrillStore(svc.redis)
     drill = store.start(found, principal.name, ip)
-    result = Processor(svc).handle(_event(found, drill["id"], "firing"))
+    event = _event(found, drill["id"], "firing")
+    result = Processor(svc).handle(event)
+    # Listed with the real hook events (Monitoring page, GET /api/v1/hooks/events).
+    raw = {"drill_id": drill["id"], "scenario": found.name, "key": event.group_key}
+    record_event(svc, "drill", json.dumps({**raw, "labels": event.labels}), result)
     if not result.get("incident_id"):  # the plan check makes this rare: say it plainly
         raise Conflict(f"the scenario's alert opened no incident: {result.get('outcome')}")
     drill = store.opened(drill["id"], result["incident_id"])
