@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -88,7 +89,12 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         redis=connection,
         plan=plan,
         channels=build_channels(app.config, meters),
-        networks=build_networks(app.config, meters),
+        networks=build_networks(
+            app.config,
+            meters,
+            # [social.LOCALE] accounts; their secrets are in the variables the plan names.
+            {a.place: (a.network, a.settings(os.environ)) for a in plan.social},
+        ),
         webhook=WebhookChannel(app.config),
         renderer=Renderer(app, plan),
         config=app.config,

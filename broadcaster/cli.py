@@ -19,6 +19,7 @@ from broadcaster import config as settings
 from broadcaster.domain import audit
 from broadcaster.domain.phone_numbers import sender_numbers
 from broadcaster.domain.plan import PlanError, load_plan
+from broadcaster.domain.plan_text import plan_warnings
 from broadcaster.domain.subscribers import CsvHeaderError, SubscriberStore, csv_rows, import_rows
 from broadcaster.domain.tokens import ROLES, TokenError, create_token, lookup
 from broadcaster.domain.users import USER_ROLES, UserError, create_user
@@ -48,27 +49,57 @@ def main() -> None:
 @click.option("--port", default=8000, show_default=True, help="Port of the web server.")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option(
-    "--workers", "worker_count", default=1, show_default=True, help="RQ worker processes."
+    "--workers",
+    "worker_count",
+    type=click.IntRange(1, 64),
+    default=None,
+    help="RQ worker processes  [default: one per core]",
 )
-def up(port: int, host: str, worker_count: int) -> None:
+@click.option(
+    "--redis-port",
+    type=click.IntRange(1, 65535),
+    default=None,
+    help="Port of the embedded Redis  [default: a free one]",
+)
+def up(port: int, host: str, worker_count: int | None, redis_port: int | None) -> None:
     """Run everything on this machine: Redis (embedded if none is set), web server, workers."""
     env = _env()
+    # Sending is I/O bound but rendering and Redis calls are not: one worker per core uses
+    # the machine without workers fighting over it.
+    worker_count = worker_count or cores()
+    if redis_port and env["REDIS_URL"]:
+        raise click.ClickException(
+            "--redis-port is the embedded Redis's port, but BROADCASTER_REDIS_URL is set: "
+            "drop one of them"
+        )
     data_dir = Path(str(env["DATA_DIR"])).resolve()
     try:
-        load_plan(env["PLAN"])  # a bad plan stops us here, before anything starts
+        plan = load_plan(env["PLAN"])  # a bad plan stops us here, before anything starts
     except PlanError as exc:
         raise click.ClickException(str(exc)) from exc
+    for warning in plan_warnings(plan):  # worth knowing, not worth refusing to start
+        click.echo(f"plan: {warning}", err=True)
     if address_in_use(host, port):
         raise click.ClickException(
             f"port {port} on {host} is already in use (another broadcaster?); "
             f"pick another with --port"
         )
+    if redis_port and address_in_use("127.0.0.1", redis_port):
+        raise click.ClickException(
+            f"port {redis_port} on 127.0.0.1 is already in use; pick another with --redis-port"
+        )
+    # Links in messages point at the address we serve on, unless told where the public
+    # reaches us (a proxy, a domain).
+    public_url = str(env["PUBLIC_URL"]) if os.environ.get("BROADCASTER_PUBLIC_URL") else ""
+    if not public_url:
+        public_url = f"http://{link_host(host)}:{port}"
+        os.environ["BROADCASTER_PUBLIC_URL"] = public_url
 
     embedded: EmbeddedRedis | None = None
     url = env["REDIS_URL"]
     if not url:
         try:
-            embedded = EmbeddedRedis(data_dir).start()
+            embedded = EmbeddedRedis(data_dir, redis_port).start()
         except RedisServerError as exc:
             raise click.ClickException(str(exc)) from exc
         url = embedded.url
@@ -120,7 +151,9 @@ def up(port: int, host: str, worker_count: int) -> None:
             f"(first user: broadcaster user create --email YOU --role admin)\n"
             f"  API:       http://{host}:{port}/api/v1/  (OpenAPI: /api/openapi.json)\n"
             f"  Health:    http://{host}:{port}/readyz\n"
+            f"  Links:     {public_url}  (in messages; set BROADCASTER_PUBLIC_URL to change)\n"
             f"  Redis:     {url}{f' (embedded, data in {data_dir})' if embedded else ''}\n"
+            f"  Workers:   {worker_count}\n"
             f"{token_note}"
             f"  Press Ctrl-C to stop everything.\n"
         )
@@ -151,6 +184,21 @@ def up(port: int, host: str, worker_count: int) -> None:
         click.echo("stopped.")
     if failed:
         sys.exit(1)  # a supervisor (systemd, a shell script) must see that it did not run
+
+
+def cores() -> int:
+    """The cores this process may run on (a container's limit, not the host's count)."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def link_host(host: str) -> str:
+    """The host links name when we listen on ``host``: every address means this machine."""
+    if host in ("0.0.0.0", "::", ""):
+        return "127.0.0.1"
+    return f"[{host}]" if ":" in host else host
 
 
 def _wait_for_group(pgid: int, deadline: float) -> None:
@@ -192,6 +240,22 @@ def _first_token(url: str) -> str:
             f"  More tokens: broadcaster token create --name NAME --role ROLE\n"
         )
     return "  API tokens: broadcaster token create --name NAME --role ROLE\n"
+
+
+@main.command("check-plan")
+def check_plan() -> None:
+    """Check the crisis plan: exit 1 with every problem, else list what is untranslated."""
+    try:
+        plan = load_plan(_env()["PLAN"])
+    except PlanError as exc:
+        raise click.ClickException(str(exc)) from exc
+    warnings = plan_warnings(plan)
+    for warning in warnings:
+        click.echo(f"warning: {warning}")
+    click.echo(
+        f"{plan.source}: valid; {len(plan.audiences)} audiences, "
+        f"{len(plan.locales)} locales, {len(warnings)} warnings"
+    )
 
 
 @main.command()

@@ -58,10 +58,22 @@ def build_channels(
 
 
 def build_networks(
-    config: Mapping[str, Any], meters: MeterFactory | None = None
+    config: Mapping[str, Any],
+    meters: MeterFactory | None = None,
+    accounts: Mapping[str, tuple[str, Mapping[str, Any]]] | None = None,
 ) -> dict[str, PublicChannel]:
-    """Build the social networks (outbox where not configured)."""
-    return {name: cls(config, _meter(cls, meters)) for name, cls in NETWORKS.items()}
+    """Build the social networks (outbox where not configured), by place.
+
+    The settings give the default account of each network (``mastodon``); ``accounts``
+    adds more: place (``mastodon:nl``) → (network, that account's settings over ``config``).
+    """
+    networks: dict[str, PublicChannel] = {
+        name: cls(config, _meter(cls, meters)) for name, cls in NETWORKS.items()
+    }
+    for place, (network, settings) in (accounts or {}).items():
+        cls = NETWORKS[network]
+        networks[place] = cls({**config, **settings}, _meter(cls, meters))
+    return networks
 
 
 __all__ = [

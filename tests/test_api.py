@@ -166,12 +166,13 @@ def test_idempotency_key_returns_same_answer_and_one_broadcast(client, tokens, r
     assert other.get_json()["id"] != first.get_json()["id"]
 
 
-def test_idempotency_key_reused_for_another_request_is_409(client, tokens, r):
+def test_idempotency_key_reused_for_another_request_is_422(client, tokens, r):
     post(client, tokens["approver"], **{"Idempotency-Key": "k1"})
     response = post(
         client, tokens["approver"], {**ANNOUNCEMENT, "title": "Other"}, **{"Idempotency-Key": "k1"}
     )
-    assert "different request" in assert_error_shape(response, 409)["message"]
+    # The IETF Idempotency-Key draft: the same key for another payload is 422, not 409.
+    assert "different request" in assert_error_shape(response, 422)["message"]
     assert len(r.keys("bc:ann:*")) == 1
 
 

@@ -93,7 +93,9 @@ def test_a_real_submission_after_300_drafts_leads_the_api_and_paging_reaches_the
     body = first.get_json()
     assert body["total"] == 301 and body["page"] == 1 and body["per_page"] == 20
     assert body["items"][0]["id"] == flooded["real"]
-    assert body["items"][0]["links"]["self"] == f"/api/v1/announcements/{flooded['real']}"
+    assert body["items"][0]["links"]["self"] == (
+        f"http://localhost/api/v1/announcements/{flooded['real']}"
+    )
 
     items, totals = api_pages(client, tokens["helpdesk"], per_page=20)
     assert totals == {301}

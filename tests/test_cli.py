@@ -131,6 +131,44 @@ def test_subscribers_import_needs_an_audiences_column(redis_server, tmp_path):
     assert "audiences" in result.stderr
 
 
+def test_check_plan_names_what_is_untranslated(redis_server, tmp_path):
+    plan = tmp_path / "plan.toml"
+    plan.write_text(
+        '[organisation]\nname = "Tiny"\nlocales = ["en", "nl"]\n'
+        "[channels_by_severity]\ninfo = []\nminor = []\nmajor = []\ncritical = []\n"
+        '[audiences.everyone]\ndescription = { en = "Everyone" }\n'
+        '[[audiences.everyone.routes]]\nneed = "Help"\n'
+        'channel = { en = "Phone", nl = "Telefoon" }\ncontact = "+31 20 123 4567"\n'
+    )
+    result = run(["check-plan"], redis_server, tmp_path, BROADCASTER_PLAN=str(plan))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        "warning: audiences.everyone.description has no nl text: nl readers see the en one "
+        "('Everyone')",
+        "plan.toml: valid; 1 audiences, 2 locales, 1 warnings",
+    ]
+
+
+def test_check_plan_fails_with_every_problem(redis_server, tmp_path):
+    plan = tmp_path / "plan.toml"
+    plan.write_text(
+        '[organisation]\nname = "Tiny"\nlocales = ["en", "nl"]\n'
+        "[channels_by_severity]\ninfo = []\nminor = []\nmajor = []\ncritical = []\n"
+        '[audiences.everyone]\ndescription = { nl = "Iedereen" }\n'
+    )
+    result = run(["check-plan"], redis_server, tmp_path, BROADCASTER_PLAN=str(plan))
+    assert result.returncode == 1
+    assert (
+        "audiences.everyone.description: needs a label for the default locale 'en'" in result.stderr
+    )
+
+
+def test_check_plan_passes_the_bundled_plan_without_warnings(redis_server, tmp_path):
+    result = run(["check-plan"], redis_server, tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "plan.toml: valid; 3 audiences, 4 locales, 0 warnings"
+
+
 def test_drill_run_starts_a_drill_of_the_plans_scenario(r, redis_server, tmp_path):
     result = run(["drill", "run", "payments"], redis_server, tmp_path)
     assert result.returncode == 0, result.stderr

@@ -81,10 +81,11 @@ def test_who_got_what_in_which_language_with_which_routes(crisis, providers):
     assert "Account manager" not in anna["content"][1]["value"]
     bo = emails["bo@example.com"]  # sv, consumers + business: routes of both, merged
     assert bo["subject"] == "Acme Energy: Strömavbrott"
-    assert (
-        "Account manager" in bo["content"][0]["value"] and "Live chat" in bo["content"][0]["value"]
-    )
-    assert bo["content"][0]["value"].count("Live chat") == 1
+    # The plan's texts in Swedish too: need, channel and hours.
+    assert "Kundansvarig: Telefon" in bo["content"][0]["value"]
+    assert "mån-fre 08:00-18:00" in bo["content"][0]["value"]
+    assert bo["content"][0]["value"].count("Livechatt") == 1
+    assert "Account manager" not in bo["content"][0]["value"]
     dag = emails["dag@example.com"]  # da, no Danish translation: English text
     assert dag["subject"] == "Acme Energy: Power outage"
     assert "Account manager" in dag["content"][0]["value"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import tomllib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from broadcaster.domain.plan import (
     load_plan,
     parse_plan,
 )
+from broadcaster.domain.plan_text import missing_translations
 from channels import CHANNELS
 
 SOURCE = "plan.toml"
@@ -33,6 +35,7 @@ TOP_KEYS = ", ".join(
         "holding_statements",
         "webhooks",
         "staff",
+        "social",
         "drills",
     )
 )
@@ -426,18 +429,25 @@ def test_the_bundled_plan_loads() -> None:
     consumers = plan.audiences["consumers"]
     assert consumers.channels == ("email", "sms", "banner", "social")
     assert plan.audiences["staff"].channels == ("email", "sms", "webhook")
-    assert consumers.description == "Private customers"
+    assert consumers.description_in("en", "en") == "Private customers"
+    assert consumers.description_in("nl", "en") == "Particuliere klanten"
     assert consumers.primary_route == "Technical problem"
     assert plan.audiences["business"].primary_route == ""
-    assert [route.channel for route in consumers.routes] == [
+    assert [route.texts_in("en", "en")["channel"] for route in consumers.routes] == [
         "Live chat",
         "Customer portal",
         "Phone",
     ]
     chat = consumers.routes[0]
-    assert chat.need == {"en": "Technical problem", "nl": "Technisch probleem"}
-    assert chat.contact == "https://acme.example/chat"
-    assert chat.hours == "24/7"
+    assert chat.need["nl"] == "Technisch probleem"
+    assert chat.texts_in("sv", "en") == {
+        "need": "Tekniskt problem",
+        "channel": "Livechatt",
+        "contact": "https://acme.example/chat",
+        "hours": "24/7",
+    }
+    # Every text the bundled plan shows customers is written in each of its languages.
+    assert missing_translations(plan, plan.audiences) == []
     assert plan.monitoring.rules == (
         MonitoringRule(
             match={"severity": "critical", "service": "payments"},
@@ -457,24 +467,102 @@ def test_the_bundled_plan_loads() -> None:
     assert plan.monitoring.min_interval == 15 * 60
 
 
-NEED_LABELS = [
-    # (route index, locale, label)
-    (0, "en", "Technical problem"),
-    (0, "nl", "Technisch probleem"),
-    (0, "da", "Technical problem"),  # no Danish label: the default locale's
-    (0, "sv", "Technical problem"),
-    (1, "en", "Billing"),  # a plain string is the label for every locale
-    (1, "nl", "Billing"),
-    (2, "da", "Emergency"),
+PARTLY_TRANSLATED = """
+[organisation]
+name = "Acme"
+default_locale = "en"
+locales = ["en", "nl", "da"]
+[channels_by_severity]
+info = []
+minor = []
+major = []
+critical = []
+[audiences.consumers]
+description = { en = "Private customers", nl = "Particuliere klanten" }
+[[audiences.consumers.routes]]
+need = { en = "Technical problem", nl = "Technisch probleem" }
+channel = { en = "Live chat", da = "Livechat" }
+contact = "https://acme.example/chat"
+hours = { en = "Mon-Fri 9-17", nl = "ma-vr 9-17" }
+[[audiences.consumers.routes]]
+need = "Billing"
+channel = "Portal"
+contact = "https://acme.example/portal"
+"""
+
+PLAN_TEXTS = [
+    # (locale, the first route as read in it, the description)
+    (
+        "en",
+        {"need": "Technical problem", "channel": "Live chat", "hours": "Mon-Fri 9-17"},
+        "Private customers",
+    ),
+    (
+        "nl",
+        {"need": "Technisch probleem", "channel": "Live chat", "hours": "ma-vr 9-17"},
+        "Particuliere klanten",
+    ),
+    # No Danish need, hours or description: the default locale's.
+    (
+        "da",
+        {"need": "Technical problem", "channel": "Livechat", "hours": "Mon-Fri 9-17"},
+        "Private customers",
+    ),
 ]
 
 
-@pytest.mark.parametrize(("index", "locale", "label"), NEED_LABELS)
-def test_need_labels_per_locale_fall_back_to_the_default_locale(
-    index: int, locale: str, label: str
+@pytest.mark.parametrize(("locale", "route", "description"), PLAN_TEXTS)
+def test_plan_texts_per_locale_fall_back_to_the_default_locale(
+    locale: str, route: dict[str, str], description: str
 ) -> None:
-    route = load_plan(None).audiences["consumers"].routes[index]
-    assert route.need_for(locale, "en") == label
+    plan = parse_plan(tomllib.loads(PARTLY_TRANSLATED), "plan.toml")
+    consumers = plan.audiences["consumers"]
+    assert consumers.routes[0].texts_in(locale, "en") == {
+        **route,
+        "contact": "https://acme.example/chat",
+    }
+    assert consumers.description_in(locale, "en") == description
+    # A plain text is the same in every language.
+    assert consumers.routes[1].texts_in(locale, "en")["channel"] == "Portal"
+
+
+def test_missing_plan_translations_are_named_by_key() -> None:
+    plan = parse_plan(tomllib.loads(PARTLY_TRANSLATED), "plan.toml")
+    warnings = missing_translations(plan, ["consumers"])
+    named = {w.split(" has no ")[0] + " " + w.split(" has no ")[1].split()[0] for w in warnings}
+    assert named == {
+        "audiences.consumers.description da",
+        "audiences.consumers.routes[0].need da",
+        "audiences.consumers.routes[0].channel nl",
+        "audiences.consumers.routes[0].hours da",
+    }
+    assert (
+        "audiences.consumers.routes[0].channel has no nl text: nl readers see the en one "
+        "('Live chat')"
+    ) in warnings
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "problem"),
+    [
+        ("channel", '{ nl = "Livechat" }', "needs a label for the default locale 'en'"),
+        ("channel", '{ en = "Chat", de = "Chat" }', "unknown locale 'de' (plan has: en, nl, da)"),
+        ("hours", "24", "must be text or a table of locale = text"),
+        ("hours", '{ en = "" }', "must be text or a table of locale = text"),
+        ("channel", '""', "must be text or a table of locale = text"),
+    ],
+)
+def test_bad_per_locale_texts_are_refused_with_their_key(
+    field: str, value: str, problem: str
+) -> None:
+    route = {"need": '"Billing"', "channel": '"Portal"', "contact": '"+31 20 123 4567"'}
+    route[field] = value
+    lines = "\n".join(f"{key} = {text}" for key, text in route.items())
+    source = PARTLY_TRANSLATED.split("[[audiences.consumers.routes]]")[0]
+    source += f"[[audiences.consumers.routes]]\n{lines}\n"
+    with pytest.raises(PlanError) as caught:
+        parse_plan(tomllib.loads(source), "plan.toml")
+    assert f"audiences.consumers.routes[0].{field}: {problem}" in str(caught.value)
 
 
 def test_every_problem_in_a_file_is_reported_at_once(tmp_path: Path) -> None:

@@ -34,12 +34,26 @@ def test_audiences_list_routes_and_counts(client, tokens):
     assert by_name["consumers"]["subscribers"] == 2 and by_name["business"]["subscribers"] == 1
     assert by_name["staff"]["subscribers"] == 0
     first = by_name["consumers"]["routes"][0]
-    assert first == {
-        "need": {"en": "Technical problem", "nl": "Technisch probleem"},
-        "channel": "Live chat",
+    assert {key: first[key] for key in ("need", "channel", "contact", "hours")} == {
+        "need": {
+            "en": "Technical problem",
+            "nl": "Technisch probleem",
+            "da": "Teknisk problem",
+            "sv": "Tekniskt problem",
+        },
+        "channel": "Live chat",  # the default locale's, as before
         "contact": "https://acme.example/chat",
         "hours": "24/7",
     }
+    # Each locale's readers see their own texts.
+    assert first["locales"]["sv"] == {
+        "need": "Tekniskt problem",
+        "channel": "Livechatt",
+        "contact": "https://acme.example/chat",
+        "hours": "24/7",
+    }
+    assert by_name["business"]["description"] == "Business customers"
+    assert by_name["business"]["descriptions"]["nl"] == "Zakelijke klanten"
     assert client.get("/api/v1/audiences", headers=tokens["monitor"]).status_code == 403
 
 
@@ -160,3 +174,66 @@ def test_preview_with_public_channels(client, tokens):
     assert {x["channel"] for x in preview["renderings"]} == {"email"}
     assert set(preview["recipients"]) == {"email"}
     assert {x["channel"] for x in preview["public"]} == {"banner", "mastodon", "bluesky"}
+
+
+HALF_TRANSLATED_PLAN = """
+[organisation]
+name = "Tiny"
+default_locale = "en"
+locales = ["en", "nl", "de"]
+[channels_by_severity]
+info = ["email"]
+minor = ["email"]
+major = ["email"]
+critical = ["email"]
+[audiences.consumers]
+description = { en = "Private customers", nl = "Particuliere klanten" }
+channels = ["email"]
+[[audiences.consumers.routes]]
+need = { en = "Billing", nl = "Facturen", de = "Rechnung" }
+channel = { en = "Customer portal", de = "Kundenportal" }
+contact = "https://acme.example/portal"
+hours = "24/7"
+"""
+
+
+def test_preview_names_every_missing_plan_translation(make_app, tokens, tmp_path):
+    plan = tmp_path / "plan.toml"
+    plan.write_text(HALF_TRANSLATED_PLAN)
+    client = make_app(PLAN=str(plan)).test_client()
+    body = {
+        "title": "Outage",
+        "body": "We are on it.",
+        "severity": "info",
+        "audiences": ["consumers"],
+        "translations": {
+            "nl": {"title": "Storing", "body": "We zijn ermee bezig."},
+            "de": {"title": "Störung", "body": "Wir arbeiten daran."},
+        },
+    }
+    preview = client.post("/api/v1/preview", json=body, headers=tokens["admin"]).get_json()
+    warnings = preview["warnings"]
+    assert (
+        "audiences.consumers.routes[0].channel has no nl text: nl readers see the en one "
+        "('Customer portal')" in warnings
+    )
+    assert (
+        "audiences.consumers.description has no de text: de readers see the en one "
+        "('Private customers')" in warnings
+    )
+    # Written in every language, or the same in all ("24/7"): nothing to say.
+    assert not any(".need " in w or ".hours " in w for w in warnings)
+    # No catalogue of our own for German: the fixed words fall back, and the preview says so.
+    assert any(w.startswith("no de catalogue for the fixed words") for w in warnings)
+    assert not any(w.startswith("no nl catalogue") for w in warnings)
+    # What the Dutch reader gets is what the warning says.
+    nl = next(x for x in preview["renderings"] if x["locale"] == "nl")
+    assert "Facturen: Customer portal" in nl["content"]["text"]
+    de = next(x for x in preview["renderings"] if x["locale"] == "de")
+    assert "Rechnung: Kundenportal" in de["content"]["text"]
+
+
+def test_the_bundled_plan_gives_no_plan_translation_warnings(client, tokens):
+    preview = client.post("/api/v1/preview", json=ANNOUNCEMENT, headers=tokens["admin"]).get_json()
+    assert not [w for w in preview["warnings"] if w.startswith("audiences.")]
+    assert not [w for w in preview["warnings"] if "catalogue" in w]

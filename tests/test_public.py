@@ -52,7 +52,7 @@ def test_banner_appears_at_once_with_facts_routes_and_cache_headers(client, toke
     assert banner["link"] == f"http://127.0.0.1:8000/status?lang=nl#{created['incident_id']}"
     assert banner["routes"][0] == {
         "need": "Technisch probleem",
-        "channel": "Live chat",
+        "channel": "Livechat",
         "contact": "https://acme.example/chat",
         "hours": "24/7",
     }

@@ -472,27 +472,31 @@ def test_email_language_follows_the_translation(
 
 
 @pytest.mark.parametrize(
-    ("subscriber_locale", "translations", "label"),
+    ("subscriber_locale", "translations", "label", "channel"),
     [
-        ("en", TRANSLATIONS, "Technical problem"),
-        ("nl", TRANSLATIONS, "Technisch probleem"),
-        ("nl", {}, "Technical problem"),  # English text → English label
-        ("da", TRANSLATIONS, "Technical problem"),  # no da label: the default locale's
-        ("sv", TRANSLATIONS, "Technical problem"),
+        ("en", TRANSLATIONS, "Technical problem", "Live chat"),
+        ("nl", TRANSLATIONS, "Technisch probleem", "Livechat"),
+        ("nl", {}, "Technical problem", "Live chat"),  # English text → English plan texts
+        ("da", TRANSLATIONS, "Teknisk problem", "Livechat"),
+        ("sv", TRANSLATIONS, "Tekniskt problem", "Livechatt"),
     ],
 )
-def test_route_need_labels_follow_the_language(
-    renderer: Renderer, subscriber_locale: str, translations: dict[str, Any], label: str
+def test_route_texts_follow_the_language(
+    renderer: Renderer,
+    subscriber_locale: str,
+    translations: dict[str, Any],
+    label: str,
+    channel: str,
 ) -> None:
     ann = announcement(translations=translations)
-    other = {"Technical problem", "Technisch probleem"} - {label}
+    labels = {"Technical problem", "Technisch probleem", "Teknisk problem", "Tekniskt problem"}
     sms = renderer.render("sms", ann, ["consumers"], subscriber_locale).content["text"]
     assert sms.endswith(f" {label}: {CHAT} {STATUS_URL}")
     email = renderer.render("email", ann, ["consumers"], subscriber_locale).content
-    assert f"- {label}: Live chat, {CHAT} (24/7)" in email["text"]
+    assert f"- {label}: {channel}, {CHAT} (24/7)" in email["text"]
     assert f"<strong>{label}</strong>" in email["html"]
     for part in (sms, email["text"], email["html"]):
-        assert not any(word in part for word in other)
+        assert not any(word in part for word in labels - {label})
 
 
 def test_nl_email_text_in_full(renderer: Renderer) -> None:
@@ -516,9 +520,9 @@ def test_nl_email_text_in_full(renderer: Renderer) -> None:
         f"Updates volgen: {STATUS_URL}\n"
         "\n"
         "Zo bereikt u ons met uw hulpvraag:\n"
-        f"- Technisch probleem: Live chat, {CHAT} (24/7)\n"
-        "- Billing: Customer portal, https://acme.example/portal (24/7)\n"
-        "- Emergency: Phone, +31 20 123 4567 (24/7)\n"
+        f"- Technisch probleem: Livechat, {CHAT} (24/7)\n"
+        "- Facturen: Klantportaal, https://acme.example/portal (24/7)\n"
+        "- Noodgeval: Telefoon, +31 20 123 4567 (24/7)\n"
         "\n"
         "--\n"
         "Acme Energy\n"
@@ -873,7 +877,8 @@ def test_social_long_posts_fit_and_keep_route_and_link(
         (
             "bluesky",
             "da",
-            f"{ORG} · Undersøges: Strømsvigt. Vi arbejder på sagen. {ROUTE_EN}\n\n{STATUS_URL}",
+            f"{ORG} · Undersøges: Strømsvigt. Vi arbejder på sagen. "
+            f"Teknisk problem: {CHAT}\n\n{STATUS_URL}",
         ),
     ],
 )
@@ -944,8 +949,8 @@ def _needs(routes: list[dict[str, str]]) -> list[str]:
     ("audiences", "locale", "needs"),
     [
         (["consumers"], "en", ["Technical problem", "Billing", "Emergency"]),
-        (["consumers"], "nl", ["Technisch probleem", "Billing", "Emergency"]),
-        (["consumers"], "da", ["Technical problem", "Billing", "Emergency"]),
+        (["consumers"], "nl", ["Technisch probleem", "Facturen", "Noodgeval"]),
+        (["consumers"], "da", ["Teknisk problem", "Fakturering", "Nødsituation"]),
         (["staff"], "en", ["Incident room"]),
         (
             ["consumers", "business", "staff"],
@@ -970,13 +975,13 @@ def test_routes_for_bundled_plan(
 def test_routes_for_returns_full_route_dicts(renderer: Renderer) -> None:
     assert routes_for(renderer.plan, ["business", "staff"], "nl") == [
         {
-            "need": "Account manager",
-            "channel": "Phone",
+            "need": "Accountmanager",
+            "channel": "Telefoon",
             "contact": "+31 20 765 4321",
-            "hours": "Mon-Fri 08:00-18:00",
+            "hours": "ma-vr 08:00-18:00",
         },
         {
-            "need": "Incident room",
+            "need": "Crisisruimte",
             "channel": "Chat",
             "contact": "https://acme.example/incident-room",
             "hours": "24/7",

@@ -11,6 +11,7 @@ import time
 from typing import Any
 
 import feedparser
+import pytest
 import redis
 from flask import Flask
 
@@ -233,3 +234,24 @@ def test_history_from_before_the_recency_sets_is_filed_once(client, tokens, r):
     assert r.zcard(status.RESOLVED_KEY) == 27 and r.zcard(status.OPEN_KEY) == 1
     older = client.get("/status.json?page=2").get_json()["resolved"]
     assert len(older) == 7
+
+
+@pytest.mark.parametrize(
+    ("locale", "words", "english"),
+    [
+        ("nl", ["Particuliere klanten", "Livechat", "Klantportaal", "Telefoon", "ma-vr"], True),
+        ("sv", ["Privatkunder", "Livechatt", "Kundportal", "Nödsituation", "mån-fre"], True),
+        ("en", ["Private customers", "Live chat", "Customer portal", "Mon-Fri"], False),
+    ],
+)
+def test_the_status_page_shows_the_plan_texts_in_the_readers_language(
+    client, locale: str, words: list[str], english: bool
+) -> None:
+    html = client.get(f"/status?lang={locale}").get_data(as_text=True)
+    for word in words:
+        assert word in html, word
+    if english:
+        for word in ("Private customers", "Live chat", "Customer portal", "Mon-Fri"):
+            assert word not in html, word
+    doc = client.get(f"/status.json?lang={locale}").get_json()
+    assert words[1] in json.dumps(doc, ensure_ascii=False)

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import os
 import re
 import signal
 import socket
+import subprocess
+import urllib.request
+from pathlib import Path
 
+from broadcaster.cli import cores
 from broadcaster.infra.redis_server import free_port
 from tests.processes import (
     alive,
@@ -161,3 +166,77 @@ def test_gunicorn_with_our_config_refuses_a_port_already_in_use(redis_server, tm
         web = start(web_command(port), env, tmp_path, tmp_path / "web.log")
         assert web.wait(30) != 0
     assert f"Address 127.0.0.1:{port} is already in use" in (tmp_path / "web.log").read_text()
+
+
+def test_up_takes_ports_workers_and_links_from_its_options(tmp_path):
+    port, redis_port = free_port(), free_port()
+    log = tmp_path / "up.log"
+    command = [*broadcaster_command(), "up", "--port", str(port), "--redis-port", str(redis_port)]
+    up = start([*command, "--workers", "2"], clean_env(), tmp_path, log)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        wait_for(lambda: http("GET", base + "/readyz")[0] == 200, timeout=60, what="service ready")
+        output = log.read_text()
+        assert f"Redis:     redis://127.0.0.1:{redis_port}/0 (embedded" in output
+        assert "Workers:   2" in output
+        assert port_open(redis_port)
+        # Our own children only: each RQ worker forks a scheduler of its own.
+        workers = [
+            pid
+            for pid in descendants(up.pid)
+            if b"worker" in Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[2:3]
+            and int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1]) == up.pid
+        ]
+        assert len(workers) == 2, workers
+        # Links in what we publish point at the port we serve on, not at :8000.
+        with urllib.request.urlopen(base + "/status.atom", timeout=10) as response:
+            feed = response.read().decode()
+        assert f'href="{base}/status.atom"' in feed
+        up.send_signal(signal.SIGINT)
+        assert up.wait(30) == 0
+    finally:
+        if up.poll() is None:
+            up.kill()
+
+
+def test_up_says_what_is_wrong_with_its_options(redis_server, tmp_path):
+    busy = socket.socket()
+    busy.bind(("127.0.0.1", 0))
+    busy.listen()
+    try:
+        taken = busy.getsockname()[1]
+        args = [*broadcaster_command(), "up", "--port", str(free_port())]
+        result = subprocess.run(
+            [*args, "--redis-port", str(taken)],
+            env=clean_env(),
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert result.returncode != 0
+        assert f"port {taken} on 127.0.0.1 is already in use" in result.stderr
+        result = subprocess.run(
+            [*args, "--redis-port", str(free_port())],
+            env=clean_env(BROADCASTER_REDIS_URL=redis_server.url),
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert result.returncode != 0 and "BROADCASTER_REDIS_URL is set" in result.stderr
+        result = subprocess.run(
+            [*args, "--workers", "0"],
+            env=clean_env(),
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert result.returncode == 2 and "--workers" in result.stderr
+    finally:
+        busy.close()
+
+
+def test_up_starts_one_worker_per_core_by_default():
+    assert cores() == len(os.sched_getaffinity(0)) >= 1

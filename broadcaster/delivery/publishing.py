@@ -1,8 +1,12 @@
-"""Public channels: one job per announcement and place (a social network, a webhook target).
+"""Public channels: one job per announcement and place (a social account, a webhook target).
 
-Social posts of one incident form one thread: each post replies to the incident's
-previous post on that network. The thread reference lives in Redis; a short lock per
-(incident, network) keeps two quick updates from both replying to the same parent.
+A social place is a network's default account (``mastodon``, posting in the default
+language) or a ``[social.LOCALE]`` account of the plan (``mastodon:nl``, posting the
+announcement's translation, or the default language when it has none). Social posts of
+one incident form one thread per place: each post replies to the incident's previous post
+there. The thread reference lives in Redis; a short lock per (incident, place) keeps two
+quick updates from both replying to the same parent. Rate limits and breakers stay per
+provider (``pacing.gate_for``): the accounts of one network share them.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from broadcaster.delivery import drill_guard, pacing, queues, staff
 from broadcaster.domain import visibility
 from broadcaster.domain.announcement import Announcement
 from broadcaster.domain.ledger import Ledger
+from broadcaster.domain.plan_social import place_locale
 from broadcaster.infra import metrics
 from broadcaster.rendering import exercise, staff_message
 from broadcaster.rendering.brief import announcement_brief, reply
@@ -47,7 +52,7 @@ def places(svc: Services, announcement: Announcement) -> list[tuple[str, str]]:
     found: list[tuple[str, str]] = []
     internal = visibility.stays_inside(svc.plan, announcement)
     if "social" in announcement.channels and not internal:
-        found += [("social", network) for network in svc.networks]
+        found += [("social", place) for place in svc.networks]
     if "webhook" in announcement.channels:
         for target in svc.plan.webhooks:
             if visibility.reaches_target(svc.plan, target, announcement):
@@ -118,11 +123,8 @@ def public_job(
         return "waiting for the thread"
     # A network's budget is shared by every worker: wait for our slot, or come back later
     # when the network paused us (429) or is marked down, without spending an attempt.
-    gate = (
-        pacing.gate_for(svc.redis, svc.networks[place].transport, svc.config)
-        if channel == "social"
-        else None
-    )
+    network = svc.networks.get(place) if channel == "social" else None
+    gate = pacing.gate_for(svc.redis, network.transport, svc.config) if network else None
     later = gate.wait_turn(float(svc.config.get("PROVIDER_WAIT_INLINE", 10))) if gate else 0.0
     if later:
         svc.redis.delete(lock)
@@ -167,20 +169,27 @@ def _publish(svc: Services, announcement: Announcement, channel: str, place: str
     locale = svc.plan.default_locale
     key = f"{announcement.id}:{place}"
     if channel == "social":
-        network = svc.networks[place]
+        network = svc.networks.get(place)
+        if network is None:
+            # Queued before a plan without this [social.LOCALE] account was loaded.
+            raise PermanentDeliveryError(f"social account {place!r} is no longer configured")
         if visibility.stays_inside(svc.plan, announcement):
             # Queued before the plan made its audiences internal: it stays inside now.
             raise PermanentDeliveryError(f"{place}: the announcement is for internal audiences")
         # A public post: the internal audiences' routes are no business of the world.
         audiences = visibility.public_audiences(svc.plan, announcement.audiences)
-        rendering = svc.renderer.render(place, announcement, audiences, locale)
+        # The network's template and limit; the place's language (the translation if the
+        # announcement has one, else the default language: its followers are still told).
+        rendering = svc.renderer.render(
+            network.name, announcement, audiences, place_locale(place, svc.plan.default_locale)
+        )
         raw = svc.redis.get(_thread_key(announcement.incident_id, place))
         post = PublicPost(
             announcement.id,
             announcement.incident_id,
             rendering.content["text"],
             svc.renderer.status_url,
-            locale,
+            rendering.locale,  # the language the post is in, as the network tags it
             key,
             reply_to=json.loads(raw) if raw else None,
             event={"published_at": announcement.published_at},  # dates Bluesky's record key

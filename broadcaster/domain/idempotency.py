@@ -21,6 +21,16 @@ class IdempotencyConflict(Exception):
     """The key is in use by a request still in progress, or by a different request."""
 
 
+class KeyReused(IdempotencyConflict):
+    """The key was used for a request with another body: a client bug (422)."""
+
+
+class StillInProgress(IdempotencyConflict):
+    """The first request with this key has not finished: retry after ``retry_after`` (409)."""
+
+    retry_after = 1
+
+
 def key_for(scope: str, key: str) -> str:
     return f"bc:idem:{scope}:{hashlib.sha256(key.encode()).hexdigest()}"
 
@@ -38,9 +48,9 @@ def begin(r: redis.Redis, redis_key: str, print_: str) -> dict[str, Any] | None:
     raw = r.get(redis_key)
     record = json.loads(raw) if raw else {"pending": True, "fingerprint": print_}
     if record.get("fingerprint") != print_:
-        raise IdempotencyConflict("this Idempotency-Key was used for a different request")
+        raise KeyReused("this Idempotency-Key was used for a different request")
     if record.get("pending"):
-        raise IdempotencyConflict(
+        raise StillInProgress(
             "a request with this Idempotency-Key is still in progress; retry shortly"
         )
     return record

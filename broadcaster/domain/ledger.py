@@ -273,11 +273,48 @@ class Ledger:
     def page(self, offset: int, limit: int) -> list[dict[str, Any]]:
         """Delivery records in a stable order (channel, subscriber id)."""
         members = self.r.zrange(_index_key(self.announcement_id), offset, offset + limit - 1)
+        return self._records([m.decode().split(":", 1) for m in members])
+
+    def scan(
+        self,
+        after: str | None,
+        limit: int,
+        channel: str | None = None,
+        state: str | None = None,
+        budget: int = 20,
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """Up to ``limit`` records after the member ``after`` ("sms:sub_1"), in the same
+        order as ``page``, optionally only one channel's or one state's.
+
+        Returns the records and where the next page starts (None: no more). A state
+        filter reads ``budget`` batches at most, so one request stays short however rare
+        the state; the page may then be short, with a next cursor all the same.
+        """
+        index = _index_key(self.announcement_id)
+        low = f"({after}" if after else "-"
+        if channel and (not after or after < f"{channel}:"):
+            low = f"[{channel}:"  # members are "channel:id", sorted: one channel is one range
+        high = f"({channel};" if channel else "+"  # ";" sorts right after ":"
+        found: list[dict[str, Any]] = []
+        for _ in range(budget if state else 1):
+            members = self.r.zrangebylex(index, low, high, start=0, num=limit)
+            if not members:
+                return found, None
+            records = self._records([m.decode().split(":", 1) for m in members])
+            for member, record in zip(members, records, strict=True):
+                if state is None or record["state"] == state:
+                    found.append(record)
+                if len(found) == limit:
+                    return found, member.decode()
+            low = f"({members[-1].decode()}"
+            if len(members) < limit:
+                return found, None
+        return found, low[1:]
+
+    def _records(self, pairs: list[list[str]]) -> list[dict[str, Any]]:
+        """The records of (channel, subscriber id) pairs, in their order; one round trip."""
         pipe = self.r.pipeline(transaction=False)
-        pairs = []
-        for member in members:
-            channel, sid = member.decode().split(":", 1)
-            pairs.append((channel, sid))
+        for channel, sid in pairs:
             pipe.hget(_state_key(self.announcement_id, channel), sid)
             pipe.hget(_info_key(self.announcement_id, channel), sid)
         values = pipe.execute()

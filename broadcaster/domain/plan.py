@@ -18,6 +18,8 @@ from broadcaster.domain.drill_plan import DrillPlan, parse_drills
 from broadcaster.domain.incidents import SEVERITIES
 from broadcaster.domain.monitoring_rules import Monitoring, parse_monitoring
 from broadcaster.domain.phone_numbers import parse_sms_countries
+from broadcaster.domain.plan_social import SocialAccount, parse_social
+from broadcaster.domain.plan_text import LocalText, parse_local_text, text_in
 from broadcaster.domain.plan_webhooks import parse_webhooks
 from broadcaster.domain.promises import parse_next_update_minutes
 from broadcaster.domain.staff_plan import StaffPlan, parse_staff
@@ -35,6 +37,7 @@ _TOP_KEYS = (
     "holding_statements",
     "webhooks",
     "staff",
+    "social",
     "drills",
 )
 
@@ -49,19 +52,29 @@ class PlanError(Exception):
 class Route:
     """For one need: the best channel, its contact and hours."""
 
-    need: dict[str, str]  # locale → label; "" is the label for every locale
-    channel: str
+    # Per locale (domain/plan_text.py): locale → text; "" is the text for every locale.
+    need: LocalText
+    channel: LocalText
     contact: str
-    hours: str = ""
+    hours: LocalText = field(default_factory=dict)
 
     def need_for(self, locale: str, default_locale: str) -> str:
-        return self.need.get(locale) or self.need.get(default_locale) or self.need.get("", "")
+        return text_in(self.need, locale, default_locale)
+
+    def texts_in(self, locale: str, default_locale: str) -> dict[str, str]:
+        """need, channel, contact and hours as one reader in ``locale`` sees them."""
+        return {
+            "need": text_in(self.need, locale, default_locale),
+            "channel": text_in(self.channel, locale, default_locale),
+            "contact": self.contact,
+            "hours": text_in(self.hours, locale, default_locale),
+        }
 
 
 @dataclass(frozen=True)
 class Audience:
     name: str
-    description: str
+    description: LocalText  # per locale, like a route's texts
     channels: tuple[str, ...]
     routes: tuple[Route, ...]
     # Our own people: its announcements and routes never reach a public surface.
@@ -69,6 +82,9 @@ class Audience:
     # The need label (default locale) of the route short texts show when the announcement
     # names no need; "" means the first route.
     primary_route: str = ""
+
+    def description_in(self, locale: str, default_locale: str) -> str:
+        return text_in(self.description, locale, default_locale)
 
 
 @dataclass(frozen=True)
@@ -94,6 +110,8 @@ class Plan:
     # policy.next_update_minutes: the next update Compose proposes to promise (None: the
     # monitoring's update_interval_minutes; 0: propose none)
     next_update_minutes: int | None = None
+    # [social.LOCALE]: a social account per language beside the environment's default ones.
+    social: tuple[SocialAccount, ...] = ()
     # [drills]: rehearsal scenarios and the only audiences a drill may reach; None: no drills
     drills: DrillPlan | None = None
 
@@ -245,6 +263,17 @@ def parse_plan(data: dict[str, Any], source: str, resolver: Resolver | None = No
             if severity not in by_severity_raw:
                 check.fail(f"channels_by_severity.{severity}", "missing (use [] for no channels)")
 
+    def local(value: Any, key: str, required: bool) -> LocalText:
+        return parse_local_text(
+            check,
+            value,
+            key,
+            tuple(locales),
+            default_locale,
+            required=required,
+            check_locales="locales" in org,  # without a locale list, nothing to check
+        )
+
     audiences: dict[str, Audience] = {}
     for aname, raw in check.table(data, "audiences").items():
         key = f"audiences.{aname}"
@@ -267,42 +296,17 @@ def parse_plan(data: dict[str, Any], source: str, resolver: Resolver | None = No
                 check.fail(rkey, "must be a table")
                 continue
             check.known_keys(route, rkey, ("need", "channel", "contact", "hours"))
-            need = route.get("need")
-            if isinstance(need, str) and need.strip():
-                labels = {"": check.line(need, f"{rkey}.need")}
-            elif (
-                isinstance(need, dict)
-                and need
-                and all(isinstance(v, str) and v.strip() for v in need.values())
-            ):
-                labels = {k: check.line(v, f"{rkey}.need.{k}") for k, v in need.items()}
-                if default_locale not in labels:
-                    check.fail(
-                        f"{rkey}.need", f"needs a label for the default locale {default_locale!r}"
-                    )
-                unknown = [k for k in labels if k not in locales]
-                if unknown and "locales" in org:  # without a locale list, nothing to check
-                    check.fail(
-                        f"{rkey}.need",
-                        f"unknown locale {unknown[0]!r} (plan has: {', '.join(locales)})",
-                    )
-            else:
-                check.fail(
-                    f"{rkey}.need",
-                    "missing" if need is None else "must be text or a table of locale = text",
-                )
-                labels = {}
             routes.append(
                 Route(
-                    need=labels,
-                    channel=check.string(route, f"{rkey}.channel"),
+                    need=local(route.get("need"), f"{rkey}.need", required=True),
+                    channel=local(route.get("channel"), f"{rkey}.channel", required=True),
                     contact=check.string(route, f"{rkey}.contact"),
-                    hours=check.line(str(route.get("hours", "")), f"{rkey}.hours"),
+                    hours=local(route.get("hours"), f"{rkey}.hours", required=False),
                 )
             )
         audiences[aname] = Audience(
             name=aname,
-            description=check.line(str(raw.get("description", "")), f"{key}.description"),
+            description=local(raw.get("description"), f"{key}.description", required=False),
             channels=channels,
             routes=tuple(routes),
             internal=internal,
@@ -314,6 +318,7 @@ def parse_plan(data: dict[str, Any], source: str, resolver: Resolver | None = No
     monitoring = parse_monitoring(check, data, audiences, tuple(locales), default_locale)
     webhooks = parse_webhooks(check, data, audiences, resolver or socket.getaddrinfo)
     staff = parse_staff(check, data, audiences, tuple(locales), default_locale)
+    social = parse_social(check, data, tuple(locales), default_locale)
     drills = parse_drills(check, data, audiences, monitoring)
 
     if check.problems:
@@ -335,6 +340,7 @@ def parse_plan(data: dict[str, Any], source: str, resolver: Resolver | None = No
         sms_countries=sms_countries,
         staff=staff,
         next_update_minutes=next_update,
+        social=social,
         drills=drills,
     )
 

@@ -193,12 +193,7 @@ def route_for(
         )
     if chosen is None:
         return None
-    return {
-        "need": chosen.need_for(locale, plan.default_locale),
-        "channel": chosen.channel,
-        "contact": chosen.contact,
-        "hours": chosen.hours,
-    }
+    return chosen.texts_in(locale, plan.default_locale)
 
 
 def announcement_parts(

@@ -87,18 +87,11 @@ def routes_for(plan: Plan, audiences: list[str], locale: str) -> list[dict[str, 
     # Plan order, not the caller's: the plan lists the most important audience first.
     for name in (n for n in plan.audiences if n in wanted):
         for route in plan.audiences[name].routes:
-            need = route.need_for(locale, plan.default_locale)
-            key = (need, route.channel, route.contact)
+            texts = route.texts_in(locale, plan.default_locale)
+            key = (texts["need"], texts["channel"], texts["contact"])
             if key not in seen:
                 seen.add(key)
-                routes.append(
-                    {
-                        "need": need,
-                        "channel": route.channel,
-                        "contact": route.contact,
-                        "hours": route.hours,
-                    }
-                )
+                routes.append(texts)
     return routes
 
 

@@ -11,6 +11,9 @@ from typing import TYPE_CHECKING, Any
 
 from broadcaster.domain import all_clear, visibility
 from broadcaster.domain.announcement import Announcement
+from broadcaster.domain.plan_social import place_locale
+from broadcaster.domain.plan_text import missing_translations
+from broadcaster.rendering import i18n
 from broadcaster.rendering.segments import GSM7_SINGLE, UCS2_SINGLE
 from channels import NETWORKS, PERSONAL
 
@@ -57,6 +60,18 @@ def preview(svc: Services, announcement: Announcement) -> dict[str, Any]:
             warnings.append(
                 f"no {locale} translation: {locale} subscribers get the {plan.default_locale} text"
             )
+            if any(account.locale == locale for account in plan.social):
+                warnings.append(
+                    f"no {locale} translation: the {locale} social accounts post the "
+                    f"{plan.default_locale} text"
+                )
+        if locale != i18n.DEFAULT_LOCALE and i18n.resolve(locale) == i18n.DEFAULT_LOCALE:
+            warnings.append(
+                f'no {locale} catalogue for the fixed words ("Next update by", "Hours"): '
+                f"{locale} readers see them in English"
+            )
+    # The plan's own texts (route channel and hours, audience descriptions) per locale.
+    warnings += missing_translations(plan, announcement.audiences)
     renderings: list[dict[str, Any]] = []
     for name in announcement.audiences:
         audience = plan.audiences[name]
@@ -95,15 +110,22 @@ def preview(svc: Services, announcement: Announcement) -> dict[str, Any]:
     for channel in () if internal else PUBLIC_RENDERINGS:
         for locale in plan.locales:
             rendering = renderer.render(channel, announcement, shown_to, locale)
-            public.append(
-                {
-                    "channel": channel,
-                    "locale": locale,
-                    "language": rendering.locale,
-                    "content": rendering.content,
-                    "measures": rendering.measures,
-                }
-            )
+            shown: dict[str, Any] = {
+                "channel": channel,
+                "locale": locale,
+                "language": rendering.locale,
+                "content": rendering.content,
+                "measures": rendering.measures,
+            }
+            if channel in NETWORKS:
+                # The social accounts that post this text: the default one, or [social.LOCALE].
+                shown["places"] = [
+                    place
+                    for place, network in svc.networks.items()
+                    if network.name == channel
+                    and place_locale(place, plan.default_locale) == locale
+                ]
+            public.append(shown)
             if rendering.measures.get("cut"):
                 warnings.append(
                     f"{channel} ({locale}): {_fitted(rendering.measures)} to fit "
@@ -131,7 +153,9 @@ def surfaces(svc: Services, announcement: Announcement) -> list[dict[str, Any]]:
 
     def item(surface: str, public: bool, reaches: bool, why: str) -> dict[str, Any]:
         kind, _, name = surface.partition(":")
-        label = SURFACE_LABELS.get(kind, kind).format(name=name)
+        network, _, locale = name.partition(":")  # a [social.LOCALE] account: mastodon:nl
+        shown = f"{network} ({locale})" if kind == "social" and locale else name
+        label = SURFACE_LABELS.get(kind, kind).format(name=shown)
         return {
             "surface": surface,
             "label": label,
@@ -149,14 +173,13 @@ def surfaces(svc: Services, announcement: Announcement) -> list[dict[str, Any]]:
             kept_in if internal else _channel_why(announcement, "banner"),
         ),
     ]
-    for network in svc.networks:
+    for place in svc.networks:
+        why = kept_in if internal else _channel_why(announcement, "social")
+        locale = place_locale(place, plan.default_locale)
+        if not internal and locale not in (plan.default_locale, *(announcement.translations or {})):
+            why += f"; no {locale} translation: posts the {plan.default_locale} text"
         found.append(
-            item(
-                f"social:{network}",
-                True,
-                not internal and announcement.reaches("social"),
-                kept_in if internal else _channel_why(announcement, "social"),
-            )
+            item(f"social:{place}", True, not internal and announcement.reaches("social"), why)
         )
     for target in plan.webhooks:
         if not announcement.reaches("webhook"):

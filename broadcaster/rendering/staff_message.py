@@ -64,7 +64,9 @@ def context(svc: Services, announcement: Announcement, locale: str) -> dict[str,
     groups = []
     for group in brief["routes"]:
         audience = svc.plan.audiences.get(group["audience"])
-        label = (audience.description if audience else "") or group["audience"]
+        label = (
+            audience.description_in(locale, svc.plan.default_locale) if audience else ""
+        ) or group["audience"]
         if group["routes"]:
             groups.append({"label": label, "routes": group["routes"]})
     severity_label = SEVERITY_LABELS[announcement.severity]

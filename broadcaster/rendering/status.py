@@ -413,7 +413,7 @@ def audience_routes(svc: Services, locale: str) -> list[dict[str, Any]]:
     return [
         {
             "audience": name,
-            "description": audience.description,
+            "description": audience.description_in(locale, svc.plan.default_locale),
             "routes": routes_for(svc.plan, [name], locale),
         }
         for name, audience in svc.plan.audiences.items()

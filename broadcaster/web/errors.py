@@ -97,6 +97,7 @@ def init_app(app: Flask) -> None:
             line = " ".join(message.split())[:300]
             log.warning("refused %s %s: %d %s", request.method, where, code, line)
         headers = [(k, v) for k, v in exc.get_headers() if k.lower() != "content-type"]
+        headers += list((data.get("headers") or {}).items())  # abort(…, headers={…})
         return jsonify(error_body(code, message, errors)), code, headers
 
     @app.errorhandler(Exception)

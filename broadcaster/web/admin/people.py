@@ -13,7 +13,7 @@ from flask_wtf.file import FileField, FileRequired
 from broadcaster.domain import audit
 from broadcaster.domain.subscribers import CSV_COLUMNS, CsvHeaderError, csv_rows, import_rows
 from broadcaster.services import services
-from broadcaster.web.admin.blueprint import bp
+from broadcaster.web.admin.blueprint import admin_locale, bp
 from broadcaster.web.admin.forms import CSRF_FAILED, INVALID, add_error, csrf_failed, messages
 from broadcaster.web.admin.guard import principal, signed_in
 from broadcaster.web.auth import client_ip
@@ -78,7 +78,11 @@ def subscribers() -> ResponseReturnValue:
                 if report["created"] + report["updated"] == 0:
                     status = INVALID  # as the API: every row was refused
     counts = [
-        {"name": name, "description": a.description, "count": svc.subscribers.count(name)}
+        {
+            "name": name,
+            "description": a.description_in(admin_locale(), svc.plan.default_locale),
+            "count": svc.subscribers.count(name),
+        }
         for name, a in svc.plan.audiences.items()
     ]
     return render_template(

@@ -16,18 +16,31 @@ from broadcaster.domain.ledger import STATES, Ledger, staff_ledger_id
 from broadcaster.rendering.preview import preview
 from broadcaster.services import services
 from broadcaster.web.api import schemas
+from broadcaster.web.api.paging import encode_cursor, next_link, page_links
 from broadcaster.web.auth import client_ip, require, requires
 
 blp = Blueprint("announcements", __name__, url_prefix="/api/v1", description="Announcements")
 
 
 def links(announcement_id: str, incident_id: str) -> dict[str, str]:
+    """Absolute URLs: a client follows them as they are, whatever its base."""
     return {
-        "self": url_for("announcements.Announcement", announcement_id=announcement_id),
-        "deliveries": url_for("announcements.Deliveries", announcement_id=announcement_id),
-        "incident": url_for("incidents.Incident", incident_id=incident_id),
-        "preview": url_for("announcements.Preview", announcement_id=announcement_id),
+        "self": url_for(
+            "announcements.Announcement", announcement_id=announcement_id, _external=True
+        ),
+        "deliveries": url_for(
+            "announcements.Deliveries", announcement_id=announcement_id, _external=True
+        ),
+        "incident": url_for("incidents.Incident", incident_id=incident_id, _external=True),
+        "preview": url_for(
+            "announcements.Preview", announcement_id=announcement_id, _external=True
+        ),
     }
+
+
+def created(body: dict[str, Any]) -> tuple[dict[str, Any], int, dict[str, str]]:
+    """202 with the new announcement's absolute URL in ``Location``."""
+    return body, 202, {"Location": body["links"]["self"]}
 
 
 def accepted(announcement_id: str, incident_id: str, state: str) -> dict[str, Any]:
@@ -60,7 +73,7 @@ class Announcements(MethodView):
         409, description="State conflict (e.g. correcting an unpublished announcement)"
     )
     @requires("draft")
-    def post(self, data: dict[str, Any]) -> dict[str, Any]:
+    def post(self, data: dict[str, Any]) -> Any:
         """Accept an announcement; publish and fan it out unless it needs approval.
 
         Send an ``Idempotency-Key`` header to make retries safe: the same key returns
@@ -76,11 +89,14 @@ class Announcements(MethodView):
             guard = (idem.key_for(principal.name, key), idem.fingerprint(request.get_json()))
             try:
                 done = idem.begin(svc.redis, *guard)
-            except idem.IdempotencyConflict as exc:
-                abort(409, message=str(exc))
+            except idem.KeyReused as exc:
+                # As the IETF Idempotency-Key draft says: the same key for another payload.
+                abort(422, message=str(exc))
+            except idem.StillInProgress as exc:
+                abort(409, message=str(exc), headers={"Retry-After": str(exc.retry_after)})
             if done:
                 original = svc.announcements.get(done["announcement_id"])
-                return accepted(original.id, original.incident_id, done["state"])
+                return created(accepted(original.id, original.incident_id, done["state"]))
         try:
             announcement = svc.announcements.create(
                 data, principal, idempotency=guard, ip=client_ip()
@@ -89,7 +105,7 @@ class Announcements(MethodView):
             if guard:
                 idem.abandon(svc.redis, guard[0])  # let the client retry with the same key
             raise
-        return accepted(announcement.id, announcement.incident_id, announcement.state)
+        return created(accepted(announcement.id, announcement.incident_id, announcement.state))
 
 
 @blp.route("/announcements/pending")
@@ -97,17 +113,18 @@ class Pending(MethodView):
     @requires("read")
     @blp.arguments(schemas.PageArgs, location="query")
     @blp.response(200, schemas.PendingPage)
-    def get(self, args: dict[str, int]) -> dict[str, Any]:
+    def get(self, args: dict[str, int]) -> Any:
         """Every announcement waiting for approval, newest first, a page at a time."""
         require("read")
         page, per_page = args["page"], args["per_page"]
         total, items = services().announcements.pending_page((page - 1) * per_page, per_page)
-        return {
+        body = {
             "items": [{**a.to_dict(), "links": links(a.id, a.incident_id)} for a in items],
             "page": page,
             "per_page": per_page,
             "total": total,
         }
+        return body, 200, page_links(page, per_page, total)
 
 
 @blp.route("/announcements/<announcement_id>")
@@ -125,21 +142,57 @@ class Deliveries(MethodView):
     @requires("read")
     @blp.arguments(schemas.DeliveryPageArgs, location="query")
     @blp.response(200, schemas.DeliveryPage)
-    def get(self, args: dict[str, int], announcement_id: str) -> dict[str, Any]:
-        """Per-recipient delivery records, paginated (``staff=true``: the staff brief's)."""
+    def get(self, args: dict[str, Any], announcement_id: str) -> Any:
+        """Per-recipient delivery records, by channel and recipient, a page at a time.
+
+        ``channel`` and ``state`` filter (``?state=failed``); follow the ``Link`` header
+        (or pass ``next_cursor`` as ``cursor``) for the next page. ``staff=true``: the
+        records of the brief staff got first.
+        """
         require("read")
         services().announcements.get(announcement_id)  # 404 for an unknown id
         ledger = Ledger(
             services().redis,
             staff_ledger_id(announcement_id) if args["staff"] else announcement_id,
         )
-        page, per_page = args["page"], args["per_page"]
-        return {
-            "items": ledger.page((page - 1) * per_page, per_page),
+        per_page, channel, state = args["per_page"], args["channel"], args["state"]
+        if channel or state or args["cursor"]:
+            items, after = ledger.scan(args["cursor"], per_page, channel, state)
+            cursor = encode_cursor(after) if after else None
+            body = {
+                "items": items,
+                "page": None,
+                "per_page": per_page,
+                "total": matching(ledger.counts(), channel, state),
+                "next_cursor": cursor,
+            }
+            return body, 200, next_link(cursor=cursor) if cursor else {}
+        page = args["page"]
+        total = ledger.total()
+        items = ledger.page((page - 1) * per_page, per_page)
+        # Offset pages for the first look; the cursor from the end of this one on.
+        last = items[-1] if items and page * per_page < total else None
+        body = {
+            "items": items,
             "page": page,
             "per_page": per_page,
-            "total": ledger.total(),
+            "total": total,
+            "next_cursor": encode_cursor(f"{last['channel']}:{last['subscriber_id']}")
+            if last
+            else None,
         }
+        return body, 200, page_links(page, per_page, total)
+
+
+def matching(counts: dict[str, dict[str, int]], channel: str | None, state: str | None) -> int:
+    """How many records a channel and/or state filter selects, from the ledger's counts."""
+    return sum(
+        n
+        for name, by_state in counts.items()
+        if channel in (None, name)
+        for s, n in by_state.items()
+        if state in (None, s)
+    )
 
 
 @blp.route("/announcements/<announcement_id>/approve")

@@ -10,6 +10,7 @@ from flask_smorest import Blueprint
 from broadcaster.domain import audit
 from broadcaster.services import services
 from broadcaster.web.api import schemas
+from broadcaster.web.api.paging import next_link
 from broadcaster.web.auth import require, requires
 
 blp = Blueprint("audit", __name__, url_prefix="/api/v1", description="Audit log")
@@ -20,7 +21,7 @@ class Audit(MethodView):
     @requires("audit")
     @blp.arguments(schemas.AuditArgs, location="query")
     @blp.response(200, schemas.AuditPage)
-    def get(self, args: dict[str, Any]) -> dict[str, Any]:
+    def get(self, args: dict[str, Any]) -> Any:
         """Who did what, when and from where: newest first, filterable by incident and person.
 
         Entries cannot be changed or deleted; page on with ``before=<next_before>``.
@@ -35,4 +36,6 @@ class Audit(MethodView):
             action=args["action"],
         )
         full = len(items) == args["limit"]
-        return {"items": items, "next_before": items[-1]["id"] if full and items else None}
+        before = items[-1]["id"] if full and items else None
+        body = {"items": items, "next_before": before}
+        return body, 200, next_link(before=before) if before else {}

@@ -10,6 +10,7 @@ from flask_smorest import Blueprint, abort
 from broadcaster.rendering.brief import brief
 from broadcaster.services import services
 from broadcaster.web.api import schemas
+from broadcaster.web.api.paging import page_links
 from broadcaster.web.auth import require, requires
 from broadcaster.web.hooks.alerts import events, incident_events
 from broadcaster.web.hooks.inbound import replies
@@ -22,12 +23,13 @@ class Incidents(MethodView):
     @requires("read")
     @blp.arguments(schemas.PageArgs, location="query")
     @blp.response(200, schemas.IncidentPage)
-    def get(self, args: dict[str, int]) -> dict[str, Any]:
+    def get(self, args: dict[str, int]) -> Any:
         """Incidents, most recently opened first."""
         require("read")
         page, per_page = args["page"], args["per_page"]
         total, items = services().announcements.incidents((page - 1) * per_page, per_page)
-        return {"items": items, "page": page, "per_page": per_page, "total": total}
+        body = {"items": items, "page": page, "per_page": per_page, "total": total}
+        return body, 200, page_links(page, per_page, total)
 
 
 @blp.route("/incidents/<incident_id>")
@@ -65,9 +67,10 @@ class HookEvents(MethodView):
     @requires("read")
     @blp.arguments(schemas.PageArgs, location="query")
     @blp.response(200, schemas.HookEventPage)
-    def get(self, args: dict[str, int]) -> dict[str, Any]:
+    def get(self, args: dict[str, int]) -> Any:
         """Monitoring webhook deliveries, newest first: raw payload and what was done with it."""
         require("read")
         page, per_page = args["page"], args["per_page"]
         total, items = events(services(), (page - 1) * per_page, per_page)
-        return {"items": items, "page": page, "per_page": per_page, "total": total}
+        body = {"items": items, "page": page, "per_page": per_page, "total": total}
+        return body, 200, page_links(page, per_page, total)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
+from marshmallow import Schema, ValidationError, fields, validate
 
 from broadcaster.domain import audit, text_policy
 from broadcaster.domain.incidents import SEVERITIES, STATUSES
+from broadcaster.domain.ledger import STATES
+from broadcaster.web.api.paging import Cursor, PageQuery, QueryArgs
 from channels import CHANNELS, PERSONAL
 
 
@@ -140,10 +142,7 @@ class WithdrawIn(Schema):
     )
 
 
-class AuditArgs(Schema):
-    class Meta:
-        unknown = EXCLUDE
-
+class AuditArgs(QueryArgs):
     incident_id = fields.String(load_default=None)
     actor = fields.String(load_default=None, metadata={"description": "user email or token name"})
     action = fields.String(load_default=None, validate=validate.OneOf(audit.ACTIONS))
@@ -174,19 +173,31 @@ class AuditPage(Schema):
     next_before = fields.String(allow_none=True)
 
 
-class PageArgs(Schema):
-    class Meta:
-        unknown = EXCLUDE
-
-    # Capped so the offset stays a 64-bit integer: Redis refuses anything larger (a 500).
-    page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=1_000_000))
-    per_page = fields.Integer(load_default=100, validate=validate.Range(min=1, max=1000))
+class PageArgs(PageQuery):
+    pass
 
 
 class DeliveryPageArgs(PageArgs):
     staff = fields.Boolean(
         load_default=False,
         metadata={"description": "list the staff deliveries (the brief staff got first)"},
+    )
+    channel = fields.String(
+        load_default=None,
+        validate=validate.OneOf(CHANNELS),
+        metadata={"description": "only this channel's records"},
+    )
+    state = fields.String(
+        load_default=None,
+        validate=validate.OneOf(STATES),
+        metadata={"description": "only records in this state (e.g. failed)"},
+    )
+    cursor = Cursor(
+        load_default=None,
+        metadata={
+            "description": "where to go on: the previous page's next_cursor (or follow the "
+            "Link header); with a cursor, page is not used"
+        },
     )
 
 
@@ -216,9 +227,12 @@ class DeliveryOut(Schema):
 
 class DeliveryPage(Schema):
     items = fields.List(fields.Nested(DeliveryOut))
-    page = fields.Integer()
+    page = fields.Integer(allow_none=True, metadata={"description": "null when read by cursor"})
     per_page = fields.Integer()
-    total = fields.Integer()
+    total = fields.Integer(metadata={"description": "records matching the filters"})
+    next_cursor = fields.String(
+        allow_none=True, metadata={"description": "the next page's cursor; null: last page"}
+    )
 
 
 class PendingEntry(AnnouncementOut):
@@ -336,13 +350,21 @@ class RenderingOut(Schema):
 
 
 class PublicRenderingOut(RenderingOut):
+    places = fields.List(
+        fields.String(),
+        metadata={
+            "description": "social renderings: the accounts that post this text "
+            "(mastodon, or a [social.LOCALE] account such as mastodon:nl)"
+        },
+    )
+
     class Meta:
         exclude = ("audience",)
 
 
 class SurfaceOut(Schema):
     surface = fields.String(
-        metadata={"description": "status, banner, social:NETWORK or webhook:TARGET"}
+        metadata={"description": "status, banner, social:NETWORK[:LOCALE] or webhook:TARGET"}
     )
     label = fields.String()
     public = fields.Boolean(metadata={"description": "seen by anyone (false: internal target)"})
@@ -365,14 +387,21 @@ class PreviewOut(Schema):
 
 class RouteOut(Schema):
     need = fields.Dict(metadata={"description": "locale → label ('' = every locale)"})
-    channel = fields.String()
+    channel = fields.String(metadata={"description": "in the plan's default locale"})
     contact = fields.String()
-    hours = fields.String()
+    hours = fields.String(metadata={"description": "in the plan's default locale"})
+    locales = fields.Dict(
+        metadata={
+            "description": "each plan locale → the route as its readers see it "
+            "{need, channel, contact, hours}"
+        }
+    )
 
 
 class AudienceOut(Schema):
     name = fields.String()
-    description = fields.String()
+    description = fields.String(metadata={"description": "in the plan's default locale"})
+    descriptions = fields.Dict(metadata={"description": "each plan locale → description"})
     channels = fields.List(fields.String())
     routes = fields.List(fields.Nested(RouteOut))
     subscribers = fields.Integer()

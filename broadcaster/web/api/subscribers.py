@@ -14,6 +14,7 @@ from broadcaster.domain import audit
 from broadcaster.domain.subscribers import CsvHeaderError, csv_rows, import_rows
 from broadcaster.services import services
 from broadcaster.web.api import schemas
+from broadcaster.web.api.paging import page_links
 from broadcaster.web.auth import client_ip, require, requires
 from broadcaster.web.errors import error_body, summarise
 from channels import PERSONAL
@@ -68,7 +69,7 @@ class Subscribers(MethodView):
     @requires("subscribers")
     @blp.arguments(schemas.SubscriberPageArgs, location="query")
     @blp.response(200, schemas.SubscriberPage)
-    def get(self, args: dict[str, Any]) -> dict[str, Any]:
+    def get(self, args: dict[str, Any]) -> Any:
         """Subscribers, oldest first; ``?audience=`` narrows to one audience."""
         require("subscribers")
         svc = services()
@@ -81,12 +82,14 @@ class Subscribers(MethodView):
             )
         page, per_page = args["page"], args["per_page"]
         store = svc.subscribers
-        return {
+        total = store.count(audience)
+        body = {
             "items": store.page((page - 1) * per_page, per_page, audience),
             "page": page,
             "per_page": per_page,
-            "total": store.count(audience),
+            "total": total,
         }
+        return body, 200, page_links(page, per_page, total)
 
 
 def _audit_import(actor: str, source: str, report: dict[str, Any]) -> None:
