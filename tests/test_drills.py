@@ -8,7 +8,9 @@ against the fake providers, and a webhook receiver on 127.0.0.1 that checks sign
 from __future__ import annotations
 
 import json
+import time
 import tomllib
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -520,3 +522,21 @@ def test_a_drill_draft_tells_the_approvers_it_is_an_exercise(
     assert all(p["subject"].startswith("EXERCISE: ") for _, p in notices)
     # Nobody outside the team heard of it otherwise.
     assert not [f for f in providers[1].accepted() if f["To"] not in TEAM]
+
+
+def test_a_drills_overdue_promise_reminds_the_team_marked_as_an_exercise(
+    app, client, tokens, receiver
+):
+    drill = start(client, tokens["admin"])
+    announce(
+        client,
+        tokens["admin"],
+        {**REAL, "severity": "minor", "audiences": ["staff"]},
+        incident_id=drill["incident_id"],
+        next_update_at=datetime.fromtimestamp(time.time() + 3, UTC).isoformat(),
+    )
+    drain(app)  # runs the reminder when it falls due
+    events = [json.loads(r["raw"]) for r in receiver.requests if r["path"] == "/staff"]
+    reminders = [e for e in events if e.get("type") == "promise.overdue"]
+    assert len(reminders) == 1
+    assert reminders[0]["announcement"]["title"].startswith("EXERCISE: ")
