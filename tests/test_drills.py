@@ -27,6 +27,7 @@ from broadcaster.delivery.drill_guard import DrillLedger, ledger_for
 from broadcaster.delivery.queues import PLAN_QUEUE, queue
 from broadcaster.domain.announcement import Announcement
 from broadcaster.domain.plan import PlanError, parse_plan
+from broadcaster.rendering.segments import sms_cost
 from broadcaster.web.hooks import drill_runner
 from tests.helpers import announce, deliveries, drain, subscribe
 from tests.test_webhook import SECRET, Receiver
@@ -234,6 +235,8 @@ def test_a_drill_reaches_only_the_drill_team_marked_as_an_exercise(
         if subject:
             assert subject.startswith(word), (to, subject)
             assert f"<strong>{word}</strong>" in HTML[to]
+        else:  # the word is part of the SMS as composed: still within the plan's cap
+            assert sms_cost(text).segments <= 2, text
     # No social post, no public webhook; the team's own chat was told it is an exercise.
     assert mastodon.posts == [] and bluesky.posts == []
     assert [r["path"] for r in receiver.requests if r["path"] == "/public"] == []
