@@ -260,6 +260,7 @@ def test_a_drill_reaches_only_the_drill_team_marked_as_an_exercise(
     ended = client.post(f"/api/v1/drills/{drill['id']}/end", headers=tokens["admin"])
     assert ended.status_code == 200, ended.get_json()
     assert ended.get_json()["ended_at"] is not None
+    assert ended.get_json()["outcome"] == "resolved; resolution approved"
     drain(app)
     incident = client.get(f"/api/v1/incidents/{drill['incident_id']}", headers=tokens["admin"])
     assert incident.get_json()["status"] == "resolved"
@@ -349,9 +350,18 @@ def test_resolve_after_minutes_schedules_the_alert_resolving_by_itself(app, clie
     ).get_json()["timeline"]
     # No all-clear in the plan for this rule: a resolution draft waits for the team.
     assert timeline[-1]["status"] == "resolved" and timeline[-1]["exercise"] is True
+    too_many = client.get("/api/v1/drills?per_page=500", headers=tokens["helpdesk"])
+    assert too_many.status_code == 422 and "per_page" in json.dumps(too_many.get_json())
     listed = client.get("/api/v1/drills", headers=tokens["helpdesk"]).get_json()
     assert [d["id"] for d in listed["items"]] == [drill["id"]]
     assert "time_to_first_statement_s" in listed["items"][0]["metrics"]
+    # Ending it later approves the resolution that waited, and takes nothing off a schedule.
+    ended = client.post(f"/api/v1/drills/{drill['id']}/end", headers=tokens["approver"])
+    assert ended.status_code == 200
+    assert ended.get_json()["announcement_id"] == timeline[-1]["id"]
+    incident = client.get(f"/api/v1/incidents/{drill['incident_id']}", headers=tokens["admin"])
+    assert incident.get_json()["status"] == "resolved"
+    assert f"drill-resolve-{drill['id']}" not in registry.get_job_ids()
 
 
 def test_two_drills_of_one_scenario_open_two_incidents(app, client, tokens):

@@ -43,6 +43,11 @@ class DrillOut(Schema):
     )
 
 
+class DrillPageArgs(schemas.PageArgs):
+    # Each drill's metrics come from its whole report: a page is a few dozen, not thousands.
+    per_page = fields.Integer(load_default=20, validate=validate.Range(min=1, max=100))
+
+
 class DrillPage(Schema):
     items = fields.List(fields.Nested(DrillOut))
     page = fields.Integer()
@@ -62,7 +67,7 @@ class Drills(MethodView):
         return drill_runner.start(services(), data["scenario"], principal, client_ip())
 
     @requires("read")
-    @blp.arguments(schemas.PageArgs, location="query")
+    @blp.arguments(DrillPageArgs, location="query")
     @blp.response(200, DrillPage)
     def get(self, args: dict[str, int]) -> dict[str, Any]:
         """Past drills, newest first, with the key metrics of each one's report."""

@@ -22,7 +22,7 @@ from rq.serializers import JSONSerializer
 from broadcaster.delivery.queues import PLAN_QUEUE, queue
 from broadcaster.domain import drills
 from broadcaster.domain.drill_plan import Scenario, labels
-from broadcaster.domain.errors import Conflict, Invalid
+from broadcaster.domain.errors import Conflict, Forbidden, Invalid
 from broadcaster.domain.principals import Principal
 from broadcaster.services import Services, services
 from broadcaster.web.hooks.alerts import (
@@ -35,6 +35,7 @@ from broadcaster.web.hooks.alerts import (
 
 log = logging.getLogger(__name__)
 
+AUTHOR = "monitoring:drill"  # who monitoring's announcements of a drill are by
 RESOLVE_JOB = "broadcaster.web.hooks.drill_runner.resolve_job"
 
 
@@ -131,8 +132,26 @@ def end(
     store = drills.DrillStore(svc.redis)
     drill = store.end(drill_id, principal.name, ip)
     _cancel_resolve(svc, drill_id)
-    if drill["incident_id"]:
-        result = resolve(svc, drill_id)
-        if result.get("state") == "pending_approval" and result.get("announcement_id"):
-            svc.announcements.approve(result["announcement_id"], principal, ip)
-    return drill
+    if not drill["incident_id"]:
+        return {**drill, "outcome": "no incident to resolve"}
+    result = resolve(svc, drill_id)
+    outcome = str(result.get("outcome"))
+    # Monitoring's resolution draft: this one, or one the scheduled resolve left earlier.
+    waiting = [
+        a
+        for a in svc.announcements.timeline(drill["incident_id"])
+        if a.state == "pending_approval"
+        and a.status == "resolved"
+        and a.author == "monitoring:drill"
+    ]
+    if waiting:
+        try:
+            svc.announcements.approve(waiting[-1].id, principal, ip)
+        except (Forbidden, Conflict) as exc:
+            # The drill has ended all the same; the resolution waits for the team.
+            log.info("drill %s: resolution left for approval: %s", drill_id, exc)
+            outcome += f"; the resolution waits for approval ({exc})"
+        else:
+            outcome += "; resolution approved"
+    chosen = waiting[-1].id if waiting else result.get("announcement_id")
+    return {**drill, "outcome": outcome, "announcement_id": chosen}
