@@ -84,10 +84,15 @@ def _note_stop(svc: Services, subscriber_id: str, phone: str) -> None:
         incident_id = svc.announcements.get(announcement_id).incident_id
     except NotFound:
         return
+    key = _stops_key(incident_id)
+    if not svc.redis.sadd(key + ":who", subscriber_id):
+        return  # the same person saying STOP again is one STOP
     entry = {"at": time.time(), "from": mask_contact(phone), "announcement_id": announcement_id}
-    svc.redis.rpush(_stops_key(incident_id), json.dumps(entry))
-    svc.redis.ltrim(_stops_key(incident_id), -REPLIES_SHOWN, -1)
-    svc.redis.incr(_stops_key(incident_id) + ":count")
+    pipe = svc.redis.pipeline(transaction=True)
+    pipe.rpush(key, json.dumps(entry))
+    pipe.ltrim(key, -REPLIES_SHOWN, -1)
+    pipe.incr(key + ":count")
+    pipe.execute()
 
 
 def _stops_key(incident_id: str) -> str:
