@@ -403,6 +403,13 @@ def test_the_start_drill_button(app, client, tokens, people, signed_in):
     assert "Start drill" in page and 'value="payments"' in page
     started = lead.post("/admin/drills", data={"csrf_token": token, "scenario": "payments"})
     assert started.status_code == 303 and "/admin/incidents/inc_" in started.location
+    incident = lead.get(started.location).get_data(as_text=True)
+    assert 'class="exercise-strip"' in incident and "End drill" in incident
+    end = re.search(r'action="(/admin/drills/drl_\w+/end)"', incident)
+    assert end, "no End drill button on the drill's incident page"
+    ended = lead.post(end.group(1), data={"csrf_token": token})
+    assert ended.status_code == 303 and ended.location.endswith("/report")
+    assert "Drill ended" in lead.get(started.location).get_data(as_text=True)
     stale = lead.post("/admin/drills", data={"scenario": "payments"})
     assert stale.status_code == 400
     unknown = lead.post("/admin/drills", data={"csrf_token": token, "scenario": "storm"})
