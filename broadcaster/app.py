@@ -23,11 +23,13 @@ from broadcaster.services import Services
 from broadcaster.web import (
     admin,
     errors,
+    feeds,
     gate,
     headers,
     limits,
     metrics_view,
     public,
+    statuspage_api,
     unsubscribe,
 )
 from broadcaster.web.api import (
@@ -123,6 +125,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(health_bp)
     app.register_blueprint(unsubscribe.bp)
     app.register_blueprint(public.bp)
+    app.register_blueprint(feeds.bp)
+    app.register_blueprint(statuspage_api.bp)
     app.register_blueprint(hooks.bp)
     receipts.init_app(app)
     app.register_blueprint(inbound.bp)

@@ -26,6 +26,7 @@ from broadcaster.domain.users import USER_ROLES, UserError, create_user
 from broadcaster.infra.gunicorn_config import address_in_use
 from broadcaster.infra.local_redis import forget_url, publish_url, redis_url
 from broadcaster.infra.redis_server import EmbeddedRedis, RedisServerError
+from broadcaster.progress import RowProgress
 
 
 def _operator() -> str:
@@ -344,12 +345,14 @@ def subscribers_import(file: TextIO) -> None:
         raise click.ClickException(str(exc)) from exc
     with redis_url(env["REDIS_URL"], str(env["DATA_DIR"])) as url:
         try:
-            report = import_rows(
-                csv_rows(file, file.name),
-                plan,
-                SubscriberStore(redis.Redis.from_url(url)),
-                senders=sender_numbers(env),
-            )
+            with RowProgress(f"import {Path(file.name).name}") as progress:
+                report = import_rows(
+                    csv_rows(file, file.name),
+                    plan,
+                    SubscriberStore(redis.Redis.from_url(url)),
+                    senders=sender_numbers(env),
+                    on_progress=progress.update,
+                )
         except CsvHeaderError as exc:
             raise click.ClickException(str(exc)) from exc
         audit.record(

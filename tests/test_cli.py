@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import pty
+import re
 import subprocess
 
 import pytest
@@ -167,6 +170,69 @@ def test_check_plan_passes_the_bundled_plan_without_warnings(redis_server, tmp_p
     result = run(["check-plan"], redis_server, tmp_path)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "plan.toml: valid; 3 audiences, 4 locales, 0 warnings"
+
+
+def people_csv(tmp_path, rows: int, bad_every: int = 0):
+    csv_file = tmp_path / "many.csv"
+    lines = ["external_id,email,phone,locale,audiences,channels"]
+    for i in range(rows):
+        email = "broken@" if bad_every and i % bad_every == 0 else f"p{i}@example.com"
+        lines.append(f"c{i},{email},,nl,consumers,")
+    csv_file.write_text("\n".join(lines) + "\n")
+    return csv_file
+
+
+def test_import_piped_prints_plain_progress_lines(r, redis_server, tmp_path):
+    csv_file = people_csv(tmp_path, 1200, bad_every=100)
+    result = run(
+        ["subscribers", "import", str(csv_file)],
+        redis_server,
+        tmp_path,
+        BROADCASTER_PROGRESS_INTERVAL="0",
+    )
+    assert result.returncode == 0, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.startswith("import many.csv:")]
+    # One line per chunk of 500 and a last one; plain text, no terminal escape codes.
+    assert len(lines) >= 3, result.stderr
+    assert re.fullmatch(r"import many\.csv: 1,200 rows, [\d,]+/s, 12 rejected, done", lines[-1])
+    assert "\x1b[" not in result.stderr
+    assert "created 1188, updated 0, rejected 12" in result.stdout
+
+
+def test_import_on_a_terminal_draws_a_live_bar(r, redis_server, tmp_path):
+    csv_file = people_csv(tmp_path, 600, bad_every=200)
+    primary, replica = pty.openpty()
+    try:
+        process = subprocess.Popen(
+            [*broadcaster_command(), "subscribers", "import", str(csv_file)],
+            env=clean_env(
+                BROADCASTER_REDIS_URL=redis_server.url,
+                BROADCASTER_DATA_DIR=str(tmp_path),
+                TERM="xterm",
+                COLUMNS="120",
+            ),
+            cwd=tmp_path,
+            stdout=subprocess.PIPE,
+            stderr=replica,
+        )
+        os.close(replica)
+        output = b""
+        while True:
+            try:
+                chunk = os.read(primary, 4096)
+            except OSError:  # the child closed the terminal
+                break
+            if not chunk:
+                break
+            output += chunk
+        stdout, _ = process.communicate(timeout=60)
+    finally:
+        os.close(primary)
+    assert process.returncode == 0
+    screen = output.decode(errors="replace")
+    assert "\x1b[" in screen, "a live display on a terminal"
+    assert "600 rows" in screen and "3 rejected" in screen and "/s" in screen
+    assert b"created 597, updated 0, rejected 3" in stdout
 
 
 def test_drill_run_starts_a_drill_of_the_plans_scenario(r, redis_server, tmp_path):

@@ -168,6 +168,37 @@ def test_the_status_page_works_under_its_csp(
     assert tab.violations() == []
 
 
+def test_the_component_history_opens_on_a_tap_under_the_csp(
+    live: Live, tab: Tab, tokens: dict[str, dict[str, str]]
+) -> None:
+    """The 90-day bar is coloured by status.css and a day with incidents opens (no
+    script) to name them."""
+    publish(
+        live.app.test_client(),
+        tokens,
+        ANNOUNCEMENT,
+        components={"payments": "major_outage"},
+    )
+    page = tab.page
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.goto(f"{live.url}/status?lang=en")
+    payments = page.locator("#component-payments")
+    expect(payments).to_contain_text("Major outage")
+    days = payments.locator("li.day")
+    expect(days).to_have_count(90)
+    colour = "e => getComputedStyle(e).backgroundColor"
+    assert days.nth(89).evaluate(colour) == "rgb(176, 0, 32)"  # major outage, today
+    assert days.nth(0).evaluate(colour) == "rgb(46, 125, 50)"  # operational
+    note = days.nth(89).locator(".day-note")
+    expect(note).to_be_hidden()
+    days.nth(89).locator("summary").click()
+    expect(note).to_be_visible()
+    expect(note).to_contain_text(ANNOUNCEMENT["title"])
+    # Nothing scrolls sideways on a phone, bar included.
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    assert tab.violations() == []
+
+
 @pytest.fixture
 def customer(live: Live) -> Iterator[str]:
     """A customer's site on another loopback origin, with the embed under a strict CSP:

@@ -86,10 +86,14 @@ url = "{url}/public"
 secret = "{secret}"
 allow_private = true
 
+[components.payments]
+name = "Payments"
+
 [[monitoring.rules]]
 match = { service = "payments" }
 audiences = ["consumers", "business"]
 holding_statement = "payments-outage"
+components = { payments = "major_outage" }
 
 [holding_statements.payments-outage]
 en = { title = "Problems with payments", body = "Payments may fail. We are investigating." }
@@ -185,7 +189,15 @@ def client(app: Flask, tokens) -> FlaskClient:
 
 def public_surfaces(client: FlaskClient) -> dict[str, str]:
     """Everything a stranger can read, as text."""
-    paths = ("/status", "/status?lang=nl", "/status.json", "/status.atom", "/banner.json")
+    paths = (
+        "/status",
+        "/status?lang=nl",
+        "/status.json",
+        "/status.atom",
+        "/banner.json",
+        "/api/v2/summary.json",
+        "/api/v2/incidents/unresolved.json",
+    )
     return {path: client.get(path).get_data(as_text=True) for path in paths}
 
 
@@ -251,6 +263,11 @@ def test_a_drill_reaches_only_the_drill_team_marked_as_an_exercise(
     assert json.loads(after["/banner.json"])["banners"] == []
     assert feedparser.parse(after["/status.atom"]).entries == []
     assert after["/status.json"] == before["/status.json"]
+    # The rule's component state is rehearsed, not the service's: Statuspage readers see none.
+    summary = json.loads(after["/api/v2/summary.json"])
+    assert [c["status"] for c in summary["components"]] == ["operational"]
+    assert summary["incidents"] == [] and summary["status"]["indicator"] == "none"
+    assert json.loads(after["/api/v2/incidents/unresolved.json"])["incidents"] == []
     assert after["/banner.json"] == before["/banner.json"]
 
     # Ending it resolves the incident (monitoring's resolution draft, approved by the one
@@ -296,6 +313,9 @@ def test_a_real_incident_during_a_drill_still_reaches_customers(
 
     status = json.loads(client.get("/status.json").get_data(as_text=True))
     assert [i["title"] for i in status["open"]] == ["Power cut in Utrecht"]
+    summary = json.loads(client.get("/api/v2/summary.json").get_data(as_text=True))
+    assert [i["name"] for i in summary["incidents"]] == ["Power cut in Utrecht"]
+    assert [c["status"] for c in summary["components"]] == ["operational"]
     assert len(mastodon.posts) == 1 and "Power" in json.dumps(mastodon.posts)
     public = [json.loads(r["raw"]) for r in receiver.requests if r["path"] == "/public"]
     assert len(public) == 1 and "Power" in json.dumps(public)

@@ -35,6 +35,7 @@ TOP_KEYS = ", ".join(
         "holding_statements",
         "webhooks",
         "staff",
+        "components",
         "social",
         "drills",
     )
@@ -294,7 +295,7 @@ BROKEN_PLANS = [
         [
             "monitoring.rules[0].audience: unknown key (expected one of: "
             "match, match_re, audiences, severity, channels, holding_statement, all_clear, draft, "
-            "new_incidents, need)"
+            "new_incidents, need, components)"
         ],
     ),
     (
@@ -454,6 +455,7 @@ def test_the_bundled_plan_loads() -> None:
             audiences=("consumers", "business"),
             holding_statement="payments-outage",
             need="Billing",
+            components={"payments": "major_outage"},
         ),
         MonitoringRule(
             match={},

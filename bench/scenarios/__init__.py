@@ -33,6 +33,7 @@ def registry() -> dict[str, Callable[[Options], Result]]:
         "paced-sms": fanout.paced_sms,
         "api-accept": latency.api_accept,
         "banner-load": banner.banner_load,
+        "summary-load": banner.summary_load,
         "status-load": status.status_load,
         "memory": fanout.memory,
     }
@@ -45,6 +46,7 @@ NAMES = (
     "paced-sms",
     "api-accept",
     "banner-load",
+    "summary-load",
     "status-load",
     "memory",
 )

@@ -1,4 +1,5 @@
-"""banner-load: wrk against ``/banner.json`` on gunicorn, plain and with If-None-Match."""
+"""banner-load and summary-load: wrk against ``/banner.json`` and the Statuspage-compatible
+``/api/v2/summary.json`` on gunicorn, plain and with If-None-Match."""
 
 from __future__ import annotations
 
@@ -54,23 +55,41 @@ def _other_statuses(figures: dict[str, float], wanted: int) -> dict[str, float]:
 
 def banner_load(opts: Options) -> Result:
     """A published banner under wrk: ≥ 3,000 requests/s with p99 ≤ 20 ms; 304s on a match."""
-    result = Result("banner-load", {"wrk": "2 threads, 50 connections", "seconds": opts.duration})
+    return _load(opts, "banner-load", "/banner.json?audience=everyone&lang=en", None)
+
+
+def summary_load(opts: Options) -> Result:
+    """``/api/v2/summary.json`` with an open incident that set a component's state: served
+    from the same stored documents and microcache as the banner, so the same bar."""
+    return _load(opts, "summary-load", "/api/v2/summary.json", {"payments": "major_outage"})
+
+
+def _load(opts: Options, name: str, path: str, components: dict[str, str] | None) -> Result:
+    result = Result(name, {"wrk": "2 threads, 50 connections", "seconds": opts.duration})
     result.metric("requests/s (200)", "req/s", ">=", 3000)
     result.metric("p99 (200)", "ms", "<=", 20)
     result.metric("p50 (200)", "ms")
     result.metric("requests/s (304, If-None-Match)", "req/s", ">=", 3000)
     result.metric("p99 (304)", "ms", "<=", 20)
-    with Stack("banner-load", keep=opts.keep) as stack:
+    with Stack(name, keep=opts.keep) as stack:
         stack.start_redis()
         stack.service_env()
         stack.start_web()
         tag = drive.new_tag()
-        drive.publish(stack, tag, ["banner"])
-        url = f"{stack.web_url}/banner.json?audience=everyone&lang=en"
+        if components:
+            body = {**drive.announcement(tag, ["banner"]), "components": components}
+            status, answer, _ = drive.post(stack, body, key=f"bench-{tag}")
+            if status != 202:
+                raise RuntimeError(f"POST /api/v1/announcements answered {status}: {answer}")
+        else:
+            drive.publish(stack, tag, ["banner"])
+        url = f"{stack.web_url}{path}"
         with urllib.request.urlopen(url, timeout=10) as response:
             body, etag = response.read().decode(), response.headers["ETag"]
         if f"BM-{tag}" not in body:
-            result.violations.append("the published banner is not in /banner.json")
+            result.violations.append(f"the published announcement is not in {path}")
+        if components and '"major_outage"' not in body:
+            result.violations.append(f"the component's state is not in {path}")
         script = stack.dir / "status.lua"
         script.write_text(STATUS_SCRIPT)
         for run in range(opts.runs):

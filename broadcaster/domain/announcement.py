@@ -58,6 +58,9 @@ class Announcement:
     withdrawn_at: float | None = None
     withdrawn_by: str | None = None
     withdrawn_reason: str | None = None
+    # Component states this announcement sets ({"payments": "major_outage"}): the status
+    # page's components (domain/components.py, domain/component_history.py).
+    components: dict[str, str] = field(default_factory=dict)
     # Part of a drill (its incident's ``drill_id``): reaches only the plan's drill
     # audiences, marked as an exercise, and never a public surface (``visibility``).
     exercise: bool = False

@@ -10,7 +10,7 @@ import time
 from datetime import datetime
 from typing import Any
 
-from broadcaster.domain import text_policy
+from broadcaster.domain import components, text_policy
 from broadcaster.domain.incidents import SEVERITIES, STATUSES
 from broadcaster.domain.plan import Plan
 from broadcaster.domain.text_policy import BLOCK, LINE, TITLE_MAX
@@ -111,6 +111,8 @@ def problems(
         if need not in needs:
             known = ", ".join(repr(n) for n in needs) or "none"
             add("need", f"must be the need of one of the audiences' routes ({known})")
+    for problem in components.problems(data.get("components"), plan.components):
+        add("components", problem)
     promised = timestamp(data.get("next_update_at"))
     if promised is not None and not (
         now - PROMISE_PAST_SECONDS <= promised <= now + PROMISE_AHEAD_SECONDS

@@ -25,6 +25,7 @@ from redis.client import Pipeline
 from broadcaster.domain import (
     all_clear,
     audit,
+    components,
     four_eyes,
     incident_facts,
     text_policy,
@@ -147,6 +148,7 @@ class AnnouncementService:
             published_at=None if needs_approval else now,
             bypass_reason=data["bypass_reason"] if bypassed else None,
             preapproved=preapproved,
+            components=dict(data.get("components") or {}),
         )
 
     def create(
@@ -273,6 +275,7 @@ class AnnouncementService:
                 channels=fresh.channels,
                 translations=fresh.translations,
                 next_update_at=fresh.next_update_at,
+                components=fresh.components,
             )
             incident = store.get_incident(current.incident_id)
             pipe.multi()
@@ -367,6 +370,7 @@ class AnnouncementService:
             )
             pipe.multi()
             store.write(pipe, withdrawn, incident, new=False)
+            components.record_withdrawal(pipe, withdrawn, incident)
             _audit(
                 pipe,
                 withdrawn,
@@ -446,6 +450,7 @@ class AnnouncementService:
             else:
                 incident["resolved_at"] = None
             incident["withdrawn_at"] = None  # something stands again
+            incident["components"] = components.touched(incident, announcement)
         incident.setdefault("severity", announcement.severity)
         incident.setdefault("status", announcement.status)
         incident.setdefault("updated_at", announcement.created_at)
@@ -457,6 +462,7 @@ class AnnouncementService:
                 if announcement.next_update_at and self.keep_promise:
                     self.keep_promise(pipe, announcement)
                 _audit(pipe, announcement, actor, "announcement.published", ip)
+                components.record(pipe, announcement, incident)
             extra(pipe)
             pipe.execute()
         if announcement.published:

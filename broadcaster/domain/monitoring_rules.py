@@ -26,6 +26,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from broadcaster.domain.components import parse_states
 from broadcaster.domain.incidents import SEVERITIES, STATUSES
 
 PLACEHOLDERS = ("service", "alertname", "summary", "started", "next_update", "organisation")
@@ -47,6 +48,9 @@ class MonitoringRule:
     # The need the alert is about (a route's need label, default locale): short texts show
     # that route, e.g. the customer portal for a payments outage rather than the live chat.
     need: str | None = None
+    # Component states its alert sets (``components = {payments = "major_outage"}``); the
+    # alert's resolution returns them to operational.
+    components: dict[str, str] = field(default_factory=dict)
 
     def matches(self, labels: dict[str, str]) -> bool:
         """True when every exact and regex matcher holds for these labels."""
@@ -170,6 +174,7 @@ def parse_monitoring(
                 "draft",
                 "new_incidents",
                 "need",
+                "components",
             ),
         )
         match = raw.get("match", {})
@@ -216,6 +221,9 @@ def parse_monitoring(
             else None
         )
         need = _need(check, raw.get("need"), f"{key}.need", names, audiences, default_locale)
+        states, problem = parse_states(raw.get("components"))
+        if problem:
+            check.fail(f"{key}.components", problem)
         rules.append(
             MonitoringRule(
                 match=dict(match) if isinstance(match, dict) else {},
@@ -230,6 +238,7 @@ def parse_monitoring(
                 draft=draft,
                 new_incidents=new_incidents,
                 need=need,
+                components=states,
             )
         )
     return Monitoring(

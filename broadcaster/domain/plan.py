@@ -14,6 +14,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from broadcaster.domain import text_policy
+from broadcaster.domain.components import Component, parse_components
 from broadcaster.domain.drill_plan import DrillPlan, parse_drills
 from broadcaster.domain.incidents import SEVERITIES
 from broadcaster.domain.monitoring_rules import Monitoring, parse_monitoring
@@ -37,6 +38,7 @@ _TOP_KEYS = (
     "holding_statements",
     "webhooks",
     "staff",
+    "components",
     "social",
     "drills",
 )
@@ -110,6 +112,8 @@ class Plan:
     # policy.next_update_minutes: the next update Compose proposes to promise (None: the
     # monitoring's update_interval_minutes; 0: propose none)
     next_update_minutes: int | None = None
+    # [components.X]: the parts of the service the status page reports on, in plan order.
+    components: tuple[Component, ...] = ()
     # [social.LOCALE]: a social account per language beside the environment's default ones.
     social: tuple[SocialAccount, ...] = ()
     # [drills]: rehearsal scenarios and the only audiences a drill may reach; None: no drills
@@ -318,6 +322,7 @@ def parse_plan(data: dict[str, Any], source: str, resolver: Resolver | None = No
     monitoring = parse_monitoring(check, data, audiences, tuple(locales), default_locale)
     webhooks = parse_webhooks(check, data, audiences, resolver or socket.getaddrinfo)
     staff = parse_staff(check, data, audiences, tuple(locales), default_locale)
+    components = parse_components(check, data, tuple(locales), default_locale, monitoring.rules)
     social = parse_social(check, data, tuple(locales), default_locale)
     drills = parse_drills(check, data, audiences, monitoring)
 
@@ -340,6 +345,7 @@ def parse_plan(data: dict[str, Any], source: str, resolver: Resolver | None = No
         sms_countries=sms_countries,
         staff=staff,
         next_update_minutes=next_update,
+        components=components,
         social=social,
         drills=drills,
     )

@@ -9,7 +9,7 @@ from __future__ import annotations
 import csv
 import time
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import redis
@@ -322,22 +322,29 @@ def import_rows(
     store: SubscriberStore,
     chunk: int = 500,
     senders: Iterable[str] = (),
+    on_progress: Callable[[int, int], None] | None = None,
 ) -> dict[str, Any]:
     """Validate and upsert (position, row) pairs in chunks, streaming.
 
     Rejected rows are reported with their position and reasons, never dropped silently.
-    ``senders`` are our own numbers, refused as anyone's phone.
+    ``senders`` are our own numbers, refused as anyone's phone. ``on_progress(rows,
+    rejected)`` is told after each chunk.
     """
     schema = SubscriberRow(plan, senders)
     report: dict[str, Any] = {"created": 0, "updated": 0, "rejected": []}
     pending: list[dict[str, Any]] = []
 
+    seen = 0
+
     def flush() -> None:
-        for _, created in store.upsert_many(pending):
+        for _, created in store.upsert_many(pending) if pending else ():
             report["created" if created else "updated"] += 1
         pending.clear()
+        if on_progress:
+            on_progress(seen, len(report["rejected"]))
 
     for index, row in rows:
+        seen += 1
         if not isinstance(row, dict):
             errors = {"_schema": ["each row must be an object"]}
             report["rejected"].append({"index": index, "external_id": None, "errors": errors})
@@ -350,8 +357,7 @@ def import_rows(
             )
         if len(pending) >= chunk:
             flush()
-    if pending:
-        flush()
+    flush()
     return report
 
 

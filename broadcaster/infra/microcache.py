@@ -40,8 +40,26 @@ KeyFunction = Callable[[Environ], tuple[str, ...]]
 
 # Public pages whose output depends on nothing but the query string, Accept-Language and
 # the published data: no session, no token, no Host (their URLs come from PUBLIC_URL).
-# Never /admin, /api or /hooks: those depend on who asks and must run every time.
-PATHS = frozenset({"/banner.json", "/banner.js", "/status", "/status.json", "/status.atom"})
+# Never /admin, /api/v1 or /hooks: those depend on who asks and must run every time. The
+# Statuspage-compatible /api/v2 documents are public ones (web/statuspage_api.py).
+PATHS = frozenset(
+    {
+        "/banner.json",
+        "/banner.js",
+        "/status",
+        "/status.json",
+        "/status.atom",
+        "/status.rss",
+        "/api/v2/summary.json",
+        "/api/v2/status.json",
+        "/api/v2/components.json",
+        "/api/v2/incidents.json",
+        "/api/v2/incidents/unresolved.json",
+        "/api/v2/scheduled-maintenances.json",
+        "/api/v2/scheduled-maintenances/upcoming.json",
+        "/api/v2/scheduled-maintenances/active.json",
+    }
+)
 # Bounds per process, whatever query strings and Accept-Language values clients invent.
 MAX_ENTRIES = 256
 MAX_BYTES = 16 * 1024 * 1024

@@ -15,15 +15,16 @@ from flask import current_app, has_app_context
 
 from broadcaster.domain.announcement import Announcement
 from broadcaster.infra import microcache
-from broadcaster.rendering import banners, isolation, status
+from broadcaster.rendering import banners, component_status, isolation, status
 
 if TYPE_CHECKING:
     from broadcaster.services import Services  # the composition root; types only
 
 PLAN_KEY = "bc:public:plan"  # digest of the plan the stored public documents were built with
 # Changed whenever the stored documents change shape (2: one banner per site, "+N more",
-# withdrawn updates): the first start of a new version builds them again, as a new plan does.
-DOCUMENT_FORMAT = "2"
+# withdrawn updates; 3: each update's component states): the first start of a new version
+# builds them again, as a new plan does.
+DOCUMENT_FORMAT = "3"
 
 
 def after_publish(svc: Services, announcement: Announcement) -> None:
@@ -35,7 +36,7 @@ def after_publish(svc: Services, announcement: Announcement) -> None:
     isolation.each(
         svc.redis,
         "after_publish",
-        (banners.after_publish, status.after_publish),
+        (banners.after_publish, status.after_publish, component_status.after_publish),
         lambda refresh: refresh(svc, announcement),
         lambda refresh: f"{refresh.__module__}.after_publish after {announcement.id}",
     )
@@ -55,3 +56,4 @@ def plan_loaded(svc: Services) -> None:
         return
     banners.forget(svc)
     status.invalidate(svc)
+    component_status.forget(svc)

@@ -375,6 +375,7 @@ def _incident(
                 "severity": announcement.severity,
                 "published_at": iso(announcement.published_at),
                 "corrects": announcement.corrects,
+                "components": dict(announcement.components),  # the states it set
                 "corrects_published_at": iso(corrected) if corrected else None,
                 # In the open: what was withdrawn, when and why.
                 "withdrawn": (

@@ -38,12 +38,18 @@ DATA_CSP = "default-src 'none'; frame-ancestors 'none'"
 
 # Answers that depend on who asks: never kept by a browser or a shared cache.
 PRIVATE_PREFIXES = ("/admin", "/api/", "/hooks/", "/unsubscribe/", "/metrics")
+# Except the Statuspage-compatible read API: public documents, the same for everyone.
+PUBLIC_API_PREFIX = "/api/v2/"
 STATIC_ENDPOINTS = ("static", "admin.static")  # CSS and JS: the same for everyone
 HSTS = "max-age=31536000"
 
 
 def _private() -> bool:
-    return request.path.startswith(PRIVATE_PREFIXES) and request.endpoint not in STATIC_ENDPOINTS
+    return (
+        request.path.startswith(PRIVATE_PREFIXES)
+        and not request.path.startswith(PUBLIC_API_PREFIX)
+        and request.endpoint not in STATIC_ENDPOINTS
+    )
 
 
 def _csp(response: Response) -> str | None:

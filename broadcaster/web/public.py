@@ -5,14 +5,11 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable
-from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
 
-from feedgen.entry import FeedEntry
-from feedgen.feed import FeedGenerator
 from flask import Blueprint, Flask, Response, render_template, request
 from flask.blueprints import BlueprintSetupState
 from markupsafe import Markup
@@ -21,7 +18,7 @@ from werkzeug.http import parse_accept_header
 
 from broadcaster.domain import visibility
 from broadcaster.infra import microcache
-from broadcaster.rendering import banners, clock, isolation, status
+from broadcaster.rendering import banners, clock, component_status, status
 from broadcaster.rendering.contacts import contact_html
 from broadcaster.rendering.i18n import gettext_for
 from broadcaster.rendering.messages import SEVERITY_LABELS, STATUS_LABELS
@@ -57,7 +54,9 @@ def banner_locale_of(svc: Services) -> str | None:
     return code if code in svc.plan.locales else None
 
 
-def _understood(app: Flask, names: tuple[str, ...]) -> Callable[[dict[str, Any]], tuple[str, ...]]:
+def understood_by(
+    app: Flask, names: tuple[str, ...]
+) -> Callable[[dict[str, Any]], tuple[str, ...]]:
     """The microcache key of a page that reads ``names`` of ``lang``, ``page``, ``audience``.
 
     Normalised as the views read them (``locale_of``, ``status.page_of``), so any other
@@ -86,6 +85,8 @@ def _understood(app: Flask, names: tuple[str, ...]) -> Callable[[dict[str, Any]]
                 parts += ["", _best_language(header, locales) or default]
         if "page" in names:
             parts.append(str(status.page_of(args.get("page"))))
+        if "component" in names:
+            parts.append(args.get("component", ""))
         return tuple(parts)
 
     return key
@@ -104,9 +105,10 @@ def _register_cache_keys(state: BlueprintSetupState) -> None:
         ("/banner.js", ()),
         ("/status", ("lang", "page")),
         ("/status.json", ("lang", "page")),
-        ("/status.atom", ("lang",)),
+        ("/status.atom", ("lang", "component")),
+        ("/status.rss", ("lang", "component")),
     ):
-        microcache.key_by(state.app, path, _understood(state.app, names))
+        microcache.key_by(state.app, path, understood_by(state.app, names))
 
 
 @bp.app_template_filter("contact_link")
@@ -141,7 +143,7 @@ def banner_json() -> Response:
     # Internal audiences are not named to the public, not even in this answer.
     public = visibility.public_audiences(svc.plan, svc.plan.audiences)
     if audience and audience not in public:
-        return _json_error(404, f"unknown audience {audience!r} (known: {', '.join(public)})")
+        return json_error(404, f"unknown audience {audience!r} (known: {', '.join(public)})")
     locale = banner_locale_of(svc)
     # Every site of the organisation polls this; each web process answers repeats from
     # its microcache (broadcaster/microcache.py) for BANNER_PROCESS_CACHE s, not from here.
@@ -165,10 +167,14 @@ def banner_js() -> Response:
 def _status_data(svc: Services, locale: str) -> dict[str, Any]:
     """Page 1 is the document precomputed on publish; ``?page=N`` goes on with the history."""
     page = status.page_of(request.args.get("page"))
+    found = status.incidents(svc, locale, page)
+    components = component_status.view(svc, locale)
     return {
         "organisation": svc.plan.organisation,
         "locale": locale,
-        **status.incidents(svc, locale, page),
+        "status": component_status.overall(components, found["open"]),
+        "components": components,
+        **found,
         "page": page,
         "routes": status.audience_routes(svc, locale),
     }
@@ -192,6 +198,8 @@ def status_page() -> Response:
         locales=svc.plan.locales,
         severity_labels=SEVERITY_LABELS,
         status_labels=STATUS_LABELS,
+        state_labels=component_status.STATE_LABELS,
+        indicator_labels=component_status.INDICATOR_LABELS,
     )
     return cacheable(html.encode(), "text/html", int(svc.config["BANNER_MAX_AGE"]))
 
@@ -204,66 +212,7 @@ def status_json() -> Response:
     return cacheable(body, "application/json", int(svc.config["BANNER_MAX_AGE"]))
 
 
-@bp.get("/status.atom")
-def status_atom() -> Response:
-    """An Atom feed: one entry per published announcement, newest first."""
-    svc = services()
-    locale = locale_of(svc)
-    data = status.first_page(svc, locale)
-    feed = FeedGenerator()
-    feed.id(svc.renderer.status_url)
-    feed.title(f"{svc.plan.organisation} status")
-    feed.link(href=svc.renderer.status_url, rel="alternate")
-    feed.link(href=f"{svc.renderer.public_url}/status.atom", rel="self")
-    feed.language(locale)
-    entries = [
-        (incident, update)
-        for group in (data["open"], data["resolved"])
-        for incident in group
-        for update in incident["updates"]
-    ]
-    entries.sort(key=lambda pair: pair[1]["published_at"], reverse=True)
-
-    _ = gettext_for(locale)
-
-    def add(pair: tuple[dict[str, Any], dict[str, Any]]) -> None:
-        incident, update = pair
-        entry = FeedEntry()
-        entry.id(f"{svc.renderer.status_url}#{update['id']}")
-        entry.link(href=f"{svc.renderer.status_url}?lang={locale}#{incident['id']}")
-        # A datetime, not the string: feedgen would parse each string with dateutil,
-        # most of a feed's rendering time.
-        published = _when(update["published_at"])
-        entry.published(published)
-        withdrawn = update.get("withdrawn")
-        if withdrawn:  # in the open: the entry stays, updated, saying so and why
-            entry.title(f"{_('Withdrawn')}: {update['title']}")
-            note = f"{_('Withdrawn')}: {withdrawn['reason']}"
-            entry.content(f"{note}\n\n{update['body']}", type="text")
-            entry.updated(_when(withdrawn["at"]))
-            entry.category(term="withdrawn")
-        else:
-            entry.title(update["title"])
-            entry.content(update["body"], type="text")
-            entry.updated(published)
-        entry.category(term=update["status"])
-        entry.atom_entry()  # its XML now: a value lxml refuses costs this entry, not the feed
-        feed.add_entry(entry, order="append")
-
-    # Newest first, item by item (rendering/isolation.py).
-    isolation.each(svc.redis, "status.atom", entries, add, lambda pair: pair[1]["id"])
-    if not entries:
-        feed.updated("1970-01-01T00:00:00Z")
-    return cacheable(
-        feed.atom_str(pretty=True), "application/atom+xml", int(svc.config["BANNER_MAX_AGE"])
-    )
-
-
-def _when(value: str) -> datetime:
-    return datetime.fromisoformat(value.replace("Z", "+00:00"))
-
-
-def _json_error(code: int, message: str) -> Response:
+def json_error(code: int, message: str) -> Response:
     from broadcaster.web.errors import error_body
 
     response = Response(

@@ -54,6 +54,16 @@ class AnnouncementIn(Schema):
             "locale; SMS, banner and social posts show that route"
         },
     )
+    components = fields.Dict(
+        keys=fields.String(validate=validate.Length(min=1, max=64)),
+        values=fields.String(validate=validate.Length(min=1, max=64)),
+        load_default=dict,
+        metadata={
+            "description": 'component states this sets, e.g. {"payments": "major_outage"}: '
+            "operational, degraded_performance, partial_outage, major_outage or "
+            "under_maintenance, for components the plan declares"
+        },
+    )
     bypass_reason = fields.String(
         load_default=None,
         validate=[validate.Length(min=5, max=2000), not_blank],
@@ -91,6 +101,7 @@ class AnnouncementOut(Schema):
     corrects = fields.String(allow_none=True)
     next_update_at = fields.Float(allow_none=True)
     need = fields.String(allow_none=True)
+    components = fields.Dict(metadata={"description": "component states it sets"})
     author = fields.String(metadata={"description": "the token or user that wrote it"})
     author_person = fields.String(metadata={"description": "the person behind `author`"})
     state = fields.String()

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import string
 import time
 import uuid
@@ -91,11 +92,42 @@ def from_alertmanager(payload: dict[str, Any], source: str = "alertmanager") -> 
     labels = {**payload.get("commonLabels", {}), **payload.get("groupLabels", {})}
     if not labels and alerts:
         labels = dict(alerts[0].labels)
+    # A group of different alerts shares no service or alertname label: a holding
+    # statement's {service} and {alertname} then come from the alerts themselves.
+    for name in ("service", "alertname"):
+        if name not in labels:
+            found = next((a.labels[name] for a in alerts if a.labels.get(name)), None)
+            if found:
+                labels[name] = found
     annotations = dict(payload.get("commonAnnotations", {}))
-    title = payload.get("title") or annotations.get("summary") or labels.get("alertname", "")
+    annotations["summary"] = group_summary(alerts, annotations, labels)
+    title = payload.get("title") or ""
+    if not title or MADE_UP_TITLE.match(title):
+        title = annotations["summary"]
     return MonitorEvent(
         source, payload["groupKey"], payload["status"], labels, annotations, alerts, title
     )
+
+
+# Grafana's default title, "[FIRING:2]  (blue)": counts and label values, not words.
+MADE_UP_TITLE = re.compile(r"^\s*\[(FIRING|RESOLVED)(:\d+)?\]", re.IGNORECASE)
+
+
+def group_summary(alerts: list[Alert], common: dict[str, str], labels: dict[str, str]) -> str:
+    """One line for a group of alerts: the common summary; else the first firing alert's
+    own summary and "and N more"; else its alert name (and service)."""
+    if (common.get("summary") or "").strip():
+        return common["summary"].strip()
+    firing = [a for a in alerts if a.status == "firing"] or alerts
+    more = f" and {len(firing) - 1} more" if len(firing) > 1 else ""
+    for alert in firing:
+        summary = (alert.annotations.get("summary") or "").strip()
+        if summary:
+            return summary + more
+    first = firing[0].labels if firing else labels
+    name = first.get("alertname") or labels.get("alertname") or "monitoring alert"
+    service = first.get("service") or labels.get("service")
+    return (f"{name} ({service})" if service else name) + more
 
 
 def from_generic(payload: dict[str, Any]) -> MonitorEvent:
@@ -302,6 +334,9 @@ class Processor:
             "incident_id": incident_id,
             "need": rule.need,
         }
+        if rule.components and not resolved:
+            # The resolution names none: resolving the incident returns them to operational.
+            data["components"] = dict(rule.components)
         if promises and status != "resolved":
             # The promise the text makes, as a fact too: short texts keep it when they drop
             # the sentence that says it, the reminder falls due then, and the status page
