@@ -43,6 +43,10 @@ ROUTES = [
     ("POST", "/api/v1/subscribers/{sub}/opt-out", "subscribers", {"channels": ["sms"]}),
     ("POST", "/api/v1/subscribers/{sub}/opt-in", "subscribers", {"channels": ["sms"]}),
     ("DELETE", "/api/v1/subscribers/{sub}", "subscribers", None),
+    ("GET", "/api/v1/incidents/{inc}/report", "read", None),
+    ("POST", "/api/v1/drills", "approve", {"scenario": "payments"}),
+    ("GET", "/api/v1/drills", "read", None),
+    ("POST", "/api/v1/drills/{drill}/end", "approve", None),
 ]
 ROLES = ["none", "helpdesk", "approver", "monitor", "admin"]
 
@@ -60,7 +64,10 @@ def test_role_matrix(client, tokens, role, method, template, permission, body):
     people = client.post("/api/v1/subscribers", json=[SUBSCRIBER], headers=tokens["admin"])
     sub = client.get("/api/v1/subscribers", headers=tokens["admin"]).get_json()["items"][0]["id"]
     assert people.status_code == 200
-    path = template.format(ann=seed["id"], inc=seed["incident_id"], sub=sub)
+    drill = client.post(
+        "/api/v1/drills", json={"scenario": "payments"}, headers=tokens["admin"]
+    ).get_json()["id"]
+    path = template.format(ann=seed["id"], inc=seed["incident_id"], sub=sub, drill=drill)
     headers = {} if role == "none" else tokens[role]
     if isinstance(body, str):  # the CSV import
         response = client.open(
@@ -84,7 +91,13 @@ def test_role_matrix(client, tokens, role, method, template, permission, body):
 def test_every_api_route_is_in_the_matrix(app):
     """A new route must be added to the matrix above, so its roles are decided on purpose."""
     covered = {
-        (m, t.replace("{ann}", "x").replace("{inc}", "x").replace("{sub}", "x"))
+        (
+            m,
+            t.replace("{ann}", "x")
+            .replace("{inc}", "x")
+            .replace("{sub}", "x")
+            .replace("{drill}", "x"),
+        )
         for m, t, _, _ in ROUTES
     }
     for rule in app.url_map.iter_rules():
