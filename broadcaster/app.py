@@ -46,6 +46,7 @@ from broadcaster.web.hooks import inbound, receipts
 from broadcaster.web.hooks import monitoring as hooks
 from broadcaster.web.responses import EncodableResponse
 from channels import build_channels, build_networks
+from channels.slack_threads import SlackThreads
 from channels.webhook import WebhookChannel
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
@@ -98,6 +99,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
             {a.place: (a.network, a.settings(os.environ)) for a in plan.social},
         ),
         webhook=WebhookChannel(app.config),
+        slack=SlackThreads(app.config),
         renderer=Renderer(app, plan),
         config=app.config,
     )

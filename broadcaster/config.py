@@ -37,6 +37,11 @@ _SETTINGS: list[tuple[str, tuple[str, ...], str | None]] = [
     ("BLUESKY_APP_PASSWORD", ("BROADCASTER_BLUESKY_APP_PASSWORD",), None),
     ("SENDGRID_WEBHOOK_PUBLIC_KEY", ("BROADCASTER_SENDGRID_WEBHOOK_PUBLIC_KEY",), None),
     ("METRICS_TOKEN", ("BROADCASTER_METRICS_TOKEN",), None),
+    # Staff in Slack, a thread per incident (channels/slack_threads.py): a bot token and a
+    # channel id; the base URL is for tests.
+    ("SLACK_BOT_TOKEN", ("BROADCASTER_SLACK_BOT_TOKEN",), None),
+    ("SLACK_CHANNEL", ("BROADCASTER_SLACK_CHANNEL",), None),
+    ("SLACK_BASE_URL", ("BROADCASTER_SLACK_BASE_URL",), None),
     ("LOG_FORMAT", ("BROADCASTER_LOG_FORMAT",), "text"),
     ("LOG_LEVEL", ("BROADCASTER_LOG_LEVEL",), "INFO"),
 ]

@@ -25,6 +25,7 @@ from broadcaster.domain.subscribers import SubscriberStore
 from broadcaster.rendering.messages import Renderer
 from channels import Channel
 from channels.base import PublicChannel
+from channels.slack_threads import SlackThreads
 from channels.webhook import WebhookChannel
 
 
@@ -35,6 +36,7 @@ class Services:
     channels: dict[str, Channel]  # personal: one message per subscriber
     networks: dict[str, PublicChannel]  # the "social" channel's networks
     webhook: WebhookChannel
+    slack: SlackThreads  # staff in Slack, a thread per incident (when configured)
     renderer: Renderer
     config: dict[str, Any]
     # What must happen once an announcement is published (the banner and status refresh):

@@ -25,6 +25,7 @@ from urllib.parse import urlsplit
 import requests
 from requests.adapters import HTTPAdapter
 
+from channels import teams
 from channels.base import (
     DeliveryError,
     PermanentDeliveryError,
@@ -102,7 +103,7 @@ class WebhookTarget:
     url: str  # http(s) URL
     secret: str  # HMAC key
     audiences: tuple[str, ...] = ()  # empty = every announcement
-    format: str = "json"  # "json" or "slack"
+    format: str = "json"  # "json", "slack" or "teams"
     # Our own tool (staff chat): may get announcements meant for internal audiences only.
     internal: bool = False
     # Reaching loopback, link-local or private addresses is refused unless the plan says so.
@@ -131,7 +132,7 @@ class WebhookChannel:
     name: ClassVar[str] = "webhook"
     event_type: ClassVar[str] = "announcement.published"
     brief_type: ClassVar[str] = "staff.brief"  # the agent brief, sent to staff first
-    formats: ClassVar[tuple[str, ...]] = ("json", "slack")
+    formats: ClassVar[tuple[str, ...]] = ("json", "slack", "teams")
     schemes: ClassVar[tuple[str, ...]] = ("http", "https")
     default_timeout: ClassVar[float] = 15.0
     pool_size: ClassVar[int] = 16
@@ -190,7 +191,13 @@ class WebhookChannel:
         if not target.allow_private:
             self._vet(target)
         now = time.time()
-        payload = self._slack(post) if target.format == "slack" else self._json(post, now)
+        payload = (
+            self._slack(post)
+            if target.format == "slack"
+            else self._teams(post)
+            if target.format == "teams"
+            else self._json(post, now)
+        )
         body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
         headers = {
             "Content-Type": "application/json",
@@ -269,6 +276,14 @@ class WebhookChannel:
             "locale": post.locale,
             "sent_at": sent_at.replace("+00:00", "Z"),
         }
+
+    def _teams(self, post: PublicPost) -> dict[str, Any]:
+        if post.event_type == self.brief_type:
+            return teams.brief_card(post.text, post.link)
+        severity = str(post.event.get("severity") or "")
+        label = self.severity_labels.get(severity) or (f"[{severity.title()}]" if severity else "")
+        button = "Approvals" if post.event_type == "approval.waiting" else "Status page"
+        return teams.announcement_card(post.event, post.text, post.link, label, button)
 
     def _slack(self, post: PublicPost) -> dict[str, str]:
         if post.event_type == self.brief_type:

@@ -474,3 +474,25 @@ def test_compose_for_unknown_ids_is_a_blank_form(app, client, people, signed_in)
     for query in ("incident_id=inc_nope", "corrects=ann_nope", "corrects=%00<x>"):
         values = form_of(client, f"/admin/compose?{query}")
         assert values["title"] == "" and values["body"] == "" and values["audiences"] == []
+
+
+def test_a_teams_staff_chat_gets_a_card_with_a_button_to_the_approvals(
+    make_app, tmp_path, client, people, signed_in, receiver, tokens
+) -> None:
+    build(make_app, tmp_path, receiver)  # writes the plan
+    plan = tmp_path / "plan.toml"
+    plan.write_text(plan.read_text().replace('format = "slack"', 'format = "teams"', 1))
+    teams_app = make_app(PLAN=str(plan), PUBLIC_URL=PUBLIC_URL)
+    teams_client = teams_app.test_client()
+    csrf = signed_in(teams_client, people["approver"].email)
+    submit(teams_client, csrf, GAS)
+    [pending] = pending_ids(teams_client, tokens["helpdesk"])
+    drain(teams_app)
+    [message] = chat(receiver)
+    [attachment] = message["attachments"]
+    card = attachment["content"]
+    assert attachment["contentType"] == "application/vnd.microsoft.card.adaptive"
+    assert card["body"][0]["text"] == "[Major] Waiting for approval: Gas leak in <Utrecht> & Zeist"
+    assert card["actions"] == [
+        {"type": "Action.OpenUrl", "title": "Approvals", "url": APPROVALS + pending}
+    ]

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from broadcaster.domain.plan import PlanError
+from broadcaster.domain.plan import PlanError, load_plan
 from channels.webhook import SIGNATURE_HEADER, verify
 from tests.helpers import announce, drain, work
 from tests.test_webhook import SECRET, Answer, Receiver
@@ -281,3 +281,16 @@ def test_social_posts_keep_to_the_networks_shared_rate(make_app, tokens, mastodo
     assert len(posted) == 4 and len(mastodon.posts) == 4
     gaps = [later - earlier for earlier, later in zip(posted, posted[1:], strict=False)]
     assert min(gaps) >= 0.45, f"posts {gaps} apart at a limit of 2/s"
+
+
+def test_a_teams_target_is_accepted_and_other_formats_are_named(tmp_path):
+    plan = tmp_path / "plan.toml"
+    source = PLAN.format(url="http://127.0.0.1:9", secret=SECRET)
+    plan.write_text(source.replace('format = "slack"', 'format = "teams"'))
+    assert {t.name: t.format for t in load_plan(plan).webhooks} == {
+        "staff-slack": "teams",
+        "helpdesk": "json",
+    }
+    plan.write_text(source.replace('format = "slack"', 'format = "discord"'))
+    with pytest.raises(PlanError, match=r"\.format: must be 'json', 'slack' or 'teams'"):
+        load_plan(plan)

@@ -367,3 +367,64 @@ def test_the_channel_facts():
     channel = WebhookChannel({})
     assert (channel.name, channel.transport, channel.timeout) == ("webhook", "http", 15.0)
     assert channel.user_agent.startswith("crisis-broadcaster/")
+
+
+def card_of(receiver) -> dict:
+    [request] = receiver.requests
+    assert request["verified"]
+    body = json.loads(request["raw"])
+    # The envelope Teams Workflows and incoming webhooks take.
+    assert body["type"] == "message"
+    [attachment] = body["attachments"]
+    assert attachment["contentType"] == "application/vnd.microsoft.card.adaptive"
+    card = attachment["content"]
+    assert card["type"] == "AdaptiveCard" and card["version"] == "1.4"
+    assert card["$schema"] == "http://adaptivecards.io/schemas/adaptive-card.json"
+    assert card["actions"] == [{"type": "Action.OpenUrl", "title": "Status page", "url": LINK}]
+    for block in card["body"]:
+        assert block["type"] in ("TextBlock", "Container")
+        for item in block.get("items", [block]):
+            assert item["type"] == "TextBlock" and item["wrap"] is True
+            assert isinstance(item["text"], str) and item["text"]
+            assert None not in item.values()
+    return card
+
+
+def test_teams_format_is_an_adaptive_card(receiver, channel):
+    channel.deliver(make_target(receiver, format="teams"), make_post())
+    card = card_of(receiver)
+    heading, body, reply = card["body"]
+    assert heading["text"] == "[Critical] Gas leak <script>alert(1)</script> Zuid"
+    assert heading["weight"] == "Bolder" and heading["color"] == "Attention"
+    assert body["text"] == "Leave the building & call 112."
+    assert [i["text"] for i in reply["items"]] == [
+        "Reply to customers",
+        f"We know about the gas leak in Zuid; updates at {LINK}",
+    ]
+
+
+def test_teams_brief_is_a_card_of_its_lines(receiver, channel):
+    post = make_post()
+    brief = PublicPost(
+        announcement_id=post.announcement_id,
+        incident_id=post.incident_id,
+        text="Staff brief: Gas leak\n\nFacts: leave the building.\nReply (en): We know.",
+        link=LINK,
+        locale="en",
+        idempotency_key=KEY,
+        event=post.event,
+        event_type="staff.brief",
+    )
+    channel.deliver(make_target(receiver, format="teams"), brief)
+    card = card_of(receiver)
+    assert [b["text"] for b in card["body"]] == [
+        "Staff brief: Gas leak",
+        "Facts: leave the building.",
+        "Reply (en): We know.",
+    ]
+
+
+def test_teams_without_facts_shows_the_text(receiver, channel):
+    channel.deliver(make_target(receiver, format="teams"), make_post(title="", severity="info"))
+    card = card_of(receiver)
+    assert [b["text"] for b in card["body"]] == [make_post().text]

@@ -24,7 +24,7 @@ class Options:
 
 def registry() -> dict[str, Callable[[Options], Result]]:
     """Scenario name → function (imported here, so ``--help`` stays fast)."""
-    from bench.scenarios import banner, fanout, latency, status
+    from bench.scenarios import banner, fanout, imports, latency, status
 
     return {
         "fanout-email": fanout.fanout_email,
@@ -36,6 +36,7 @@ def registry() -> dict[str, Callable[[Options], Result]]:
         "summary-load": banner.summary_load,
         "status-load": status.status_load,
         "memory": fanout.memory,
+        "import": imports.import_rows_per_second,
     }
 
 
@@ -49,4 +50,5 @@ NAMES = (
     "summary-load",
     "status-load",
     "memory",
+    "import",
 )

@@ -22,8 +22,10 @@ from __future__ import annotations
 import logging
 import secrets
 from collections.abc import Callable
+from typing import Any
 
 from broadcaster.delivery import queues
+from broadcaster.delivery.publishing import post_in_thread
 from broadcaster.domain import four_eyes
 from broadcaster.domain.announcement import Announcement
 from broadcaster.domain.errors import NotFound
@@ -32,6 +34,7 @@ from broadcaster.infra import metrics
 from broadcaster.rendering import approval_notice, exercise
 from broadcaster.services import Services, services
 from channels.base import DeliveryError, Outgoing, PublicPost, TransientDeliveryError
+from channels.slack_threads import PLACE as SLACK_PLACE
 from channels.webhook import WebhookTarget
 
 log = logging.getLogger(__name__)
@@ -41,6 +44,7 @@ WINDOW_KEY = "bc:notice:window"  # exists while a window is open
 GATHERED_KEY = "bc:notice:gathered"  # ids that started waiting within it
 DIGEST_DUE_KEY = "bc:notice:digest_due"  # a digest job is scheduled for the window's end
 
+APPROVAL_EVENT = "approval.waiting"  # its card's button opens the Approvals page
 Again = Callable[[int, float], None]  # (next attempt, delay): queue the same notice again
 
 
@@ -49,8 +53,8 @@ def _done_key(notice_id: str) -> str:
 
 
 def chat_targets(svc: Services) -> list[WebhookTarget]:
-    """The plan's staff-chat targets: internal, Slack format."""
-    return [t for t in svc.plan.webhooks if t.internal and t.format == "slack"]
+    """The plan's staff-chat targets: internal, in Slack or Teams format."""
+    return [t for t in svc.plan.webhooks if t.internal and t.format in ("slack", "teams")]
 
 
 def _pending(svc: Services, announcement_id: str) -> Announcement | None:
@@ -119,6 +123,7 @@ def _notify(
     later: dict[str, float] = {}  # place → seconds the provider asked us to wait
     sent = _email(svc, notice_id, waiting, done, later)
     sent += _chat(svc, notice_id, waiting, done, later)
+    sent += _slack_thread(svc, notice_id, waiting, done, later)
     if not later:
         return f"sent {sent}"
     if attempt < int(svc.config["MAX_ATTEMPTS"]):
@@ -186,6 +191,13 @@ def _marked(text: str, waiting: list[Announcement], locale: str) -> str:
     return exercise.prefixed(text, locale) if all(a.exercise for a in waiting) else text
 
 
+def _exercise_event(
+    event: dict[str, Any], waiting: list[Announcement], svc: Services
+) -> dict[str, Any]:
+    """The chat event, its title marked when all that waits is a drill's (Slack, Teams)."""
+    return {**event, "title": _marked(event["title"], waiting, svc.plan.default_locale)}
+
+
 def _chat(
     svc: Services,
     notice_id: str,
@@ -196,7 +208,7 @@ def _chat(
     targets = [t for t in chat_targets(svc) if f"webhook:{t.name}" not in done]
     if not targets:
         return 0
-    event = approval_notice.chat_event(svc, waiting)
+    event = _exercise_event(approval_notice.chat_event(svc, waiting), waiting, svc)
     link = approval_notice.approvals_url(svc, waiting)
     first = waiting[0]
     sent = 0
@@ -204,11 +216,12 @@ def _chat(
         post = PublicPost(
             first.id,
             first.incident_id,
-            _marked(f"{event['title']} {link}", waiting, svc.plan.default_locale),
+            f"{event['title']} {link}",
             link,
             svc.plan.default_locale,
             f"{notice_id}:approval:{target.name}",
             event=event,
+            event_type=APPROVAL_EVENT,
         )
         place = f"webhook:{target.name}"
         try:
@@ -223,3 +236,34 @@ def _chat(
             _note(svc, notice_id, place, "sent")
             sent += 1
     return sent
+
+
+def _slack_thread(
+    svc: Services,
+    notice_id: str,
+    waiting: list[Announcement],
+    done: set[str],
+    later: dict[str, float],
+) -> int:
+    """With a Slack bot: the notice in the incident's thread (several incidents: on its own)."""
+    place = SLACK_PLACE
+    if not svc.slack.configured or place in done:
+        return 0
+    event = _exercise_event(approval_notice.chat_event(svc, waiting), waiting, svc)
+    text = f"{event['title']}\n{approval_notice.approvals_url(svc, waiting)}"
+    incidents = {a.incident_id for a in waiting}
+    try:
+        if len(incidents) == 1:
+            post_in_thread(svc, waiting[0].incident_id, text)
+        else:
+            svc.slack.post(text)
+    except TransientDeliveryError as exc:
+        _note(svc, notice_id, place, "transient")
+        later[place] = exc.retry_after or 0.0
+        return 0
+    except DeliveryError as exc:
+        log.warning("approval notice %s: %s", notice_id, exc.reason)
+        _note(svc, notice_id, place, "failed")
+        return 0
+    _note(svc, notice_id, place, "sent")
+    return 1

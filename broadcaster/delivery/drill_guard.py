@@ -21,6 +21,7 @@ from broadcaster.domain.plan import Plan
 from broadcaster.domain.subscribers import SubscriberStore
 from broadcaster.infra import metrics
 from channels import CONTACT_FIELD
+from channels.slack_threads import PLACE as SLACK_PLACE
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +83,7 @@ class DrillLedger(Ledger):
                 if sid in people and team & set(people[sid].get("audiences") or [])
             ]
         if channel == "webhook":  # internal targets only: the team's own chat
-            internal = {t.name for t in self.plan.webhooks if t.internal}
+            internal = {t.name for t in self.plan.webhooks if t.internal} | {SLACK_PLACE}
             return [name for name in ids if name in internal]
         return []  # social, banner…: public by nature
 

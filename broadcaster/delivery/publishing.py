@@ -33,10 +33,12 @@ from channels.base import (
     TransientDeliveryError,
 )
 from channels.egress import BlockedAddressError
+from channels.slack_threads import PLACE as SLACK_PLACE
 
 log = logging.getLogger(__name__)
 
 LOCK_SECONDS = 120
+THREAD_TTL = 90 * 24 * 3600  # an incident's Slack thread is found again for 90 days
 
 
 def _thread_key(incident_id: str, network: str) -> str:
@@ -116,7 +118,8 @@ def public_job(
     if not ledger.claim(channel, [place]):
         return "skipped: already claimed or sent"
     lock = f"bc:lock:{_thread_key(announcement.incident_id, place)}"
-    if channel == "social" and not svc.redis.set(lock, announcement_id, nx=True, ex=LOCK_SECONDS):
+    threaded = channel == "social" or place == SLACK_PLACE  # posts reply to the last one
+    if threaded and not svc.redis.set(lock, announcement_id, nx=True, ex=LOCK_SECONDS):
         # Another update of this incident is being posted: wait for it, then reply to it.
         ledger.release(channel, [place])
         queues.enqueue_public(svc.redis, announcement_id, channel, place, attempt, delay=2)
@@ -144,7 +147,7 @@ def public_job(
         _failed(svc, ledger, announcement_id, channel, place, attempt, exc, for_staff)
         return f"error: {exc.reason}"
     finally:
-        if channel == "social":
+        if threaded:
             svc.redis.delete(lock)
     if gate:
         gate.observe([Result(place, "sent")])
@@ -223,7 +226,12 @@ def _publish(svc: Services, announcement: Announcement, channel: str, place: str
 
 
 def _brief(svc: Services, announcement: Announcement, place: str) -> PublishResult:
-    """Post the agent brief to one staff webhook target."""
+    """Post the agent brief to one staff webhook target, or the incident's Slack thread."""
+    if place == SLACK_PLACE:
+        locale = svc.plan.default_locale
+        text = _marked(staff_message.text(svc, announcement, locale), announcement, locale)
+        ts = post_in_thread(svc, announcement.incident_id, text)
+        return PublishResult(provider_id=ts)
     target = next((t for t in staff.targets(svc.plan) if t.name == place), None)
     if target is None:
         raise PermanentDeliveryError(f"webhook target {place!r} is no longer a staff target")
@@ -250,6 +258,19 @@ def _brief(svc: Services, announcement: Announcement, place: str) -> PublishResu
 def _marked(text: str, announcement: Announcement, locale: str) -> str:
     """A drill's text starts with the exercise word, on the team's chat too."""
     return exercise.prefixed(text, locale) if announcement.exercise else text
+
+
+def post_in_thread(svc: Services, incident_id: str, text: str) -> str:
+    """Post to the incident's Slack thread (its first post starts it); the message's ts.
+
+    The caller holds the thread lock, or posts what may start a thread of its own.
+    """
+    key = _thread_key(incident_id, SLACK_PLACE)
+    root = svc.redis.get(key)
+    ts = svc.slack.post(text, root.decode() if root else None)
+    if root is None:
+        svc.redis.set(key, ts, nx=True, ex=THREAD_TTL)
+    return ts
 
 
 def _failed(

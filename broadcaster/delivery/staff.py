@@ -34,6 +34,7 @@ from broadcaster.domain.subscribers import channels_for
 from broadcaster.infra import metrics
 from broadcaster.services import Services
 from channels import CONTACT_FIELD
+from channels.slack_threads import PLACE as SLACK_PLACE
 from channels.webhook import WebhookTarget
 
 log = logging.getLogger(__name__)
@@ -81,6 +82,16 @@ def targets(plan: Plan) -> list[WebhookTarget]:
         return []
     wanted = set(plan.staff.audiences)
     return [t for t in plan.webhooks if t.internal and wanted & set(t.audiences)]
+
+
+def places(svc: Services) -> list[str]:
+    """Where the brief is posted for staff: the staff webhook targets, and the incident's
+    Slack thread when a bot is configured and the plan briefs staff by webhook."""
+    found = [target.name for target in targets(svc.plan)]
+    staff = svc.plan.staff
+    if svc.slack.configured and staff is not None and "webhook" in staff.channels:
+        found.append(SLACK_PLACE)
+    return found
 
 
 def _plan_people(svc: Services, announcement: Announcement, ledger: Ledger) -> dict[str, list[str]]:
@@ -163,10 +174,10 @@ def _send_brief(
             for i in range(0, len(ids), size):
                 send(channel, ids[i : i + size])
             reached += len(ids)
-        for target in targets(svc.plan):
-            ledger.enqueue("webhook", [target.name])
-            if ledger.states("webhook", [target.name]).get(target.name) in ("queued", "sending"):
-                publish(target.name)
+        for place in places(svc):
+            ledger.enqueue("webhook", [place])
+            if ledger.states("webhook", [place]).get(place) in ("queued", "sending"):
+                publish(place)
                 reached += 1
     except Exception:
         # Whatever went wrong with the brief, the customers must still hear it.

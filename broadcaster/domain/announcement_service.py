@@ -80,6 +80,9 @@ class AnnouncementService:
     def get_incident(self, incident_id: str) -> dict[str, Any]:
         return self.store.get_incident(incident_id)
 
+    def active_incident_ids(self) -> list[str]:
+        return self.store.active_incident_ids()
+
     def timeline(self, incident_id: str) -> list[Announcement]:
         return self.store.timeline(incident_id)
 

@@ -117,6 +117,10 @@ class AnnouncementStore:
             if raw
         ]
 
+    def active_incident_ids(self) -> list[str]:
+        """Open incidents with something published (and resolved ones still in "all clear")."""
+        return sorted(raw.decode() for raw in self.r.smembers(ACTIVE_KEY))
+
     def incidents(self, offset: int, limit: int) -> tuple[int, list[dict[str, Any]]]:
         """Incidents, most recently opened first."""
         ids = [i.decode() for i in self.r.zrevrange(INCIDENTS_KEY, offset, offset + limit - 1)]

@@ -21,6 +21,8 @@ import phonenumbers
 from marshmallow import ValidationError
 from phonenumbers import PhoneNumberType
 
+from broadcaster.domain.contact_checks import e164_number
+
 # Types an SMS reaches.
 SMS_TYPES = frozenset({PhoneNumberType.MOBILE, PhoneNumberType.FIXED_LINE_OR_MOBILE})
 REFUSED_TYPES: dict[int, str] = {
@@ -101,15 +103,24 @@ class PhonePolicy:
 
     def check(self, value: str) -> str:
         """E.164 form of ``value`` if a subscriber may have it, else ValidationError (why)."""
-        number = parse_phone(value, self.default_region)
-        formatted = e164(number)
+        # A plain +… number skips phonenumbers' general parser (contact_checks.py); its
+        # type is asked once, and validity only when the type is unknown (they agree).
+        number = e164_number(value)
+        if number is None:
+            number = parse_phone(value, self.default_region)
+            formatted = e164(number)
+            kind = phonenumbers.number_type(number)
+        else:
+            kind = phonenumbers.number_type(number)
+            if kind == PhoneNumberType.UNKNOWN and not phonenumbers.is_valid_number(number):
+                raise ValidationError(f"{value!r} is not a valid phone number")
+            formatted = f"+{number.country_code}{number.national_number}"
         region = phonenumbers.region_code_for_number(number)
         if region == NON_GEOGRAPHIC:
             raise ValidationError(
                 f"{formatted} is a satellite or international-network number "
                 f"(+{number.country_code}): give a mobile number"
             )
-        kind = phonenumbers.number_type(number)
         if kind not in SMS_TYPES:
             reason = REFUSED_TYPES.get(kind, "not a mobile number")
             raise ValidationError(f"{formatted} is {reason}: give a mobile number")

@@ -66,8 +66,8 @@ def parse_webhooks(
             check.fail(f"{key}.audiences", f"must list known audiences ({', '.join(audiences)})")
             wanted = []
         fmt = raw.get("format", "json")
-        if fmt not in ("json", "slack"):
-            check.fail(f"{key}.format", "must be 'json' or 'slack'")
+        if fmt not in ("json", "slack", "teams"):
+            check.fail(f"{key}.format", "must be 'json', 'slack' or 'teams'")
         # A target only for internal audiences is internal unless the plan says otherwise.
         only_internal = bool(wanted) and all(audiences[a].internal for a in wanted)
         internal = check.boolean(raw, f"{key}.internal", only_internal)

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from broadcaster.domain import promises, visibility
 from broadcaster.domain.announcement import Announcement
+from broadcaster.domain.incidents import SEVERITIES
 from broadcaster.rendering.banners import iso
 from broadcaster.rendering.clock import format_time, zone_name
 from broadcaster.rendering.i18n import gettext_for
@@ -92,8 +93,13 @@ def announcement_brief(svc: Services, announcement: Announcement, locale: str) -
     }
 
 
-def brief(svc: Services, incident_id: str) -> dict[str, Any] | None:
-    """The brief for an incident, or None when nothing about it is published yet."""
+def brief(svc: Services, incident_id: str, locale: str | None = None) -> dict[str, Any] | None:
+    """The brief for an incident, or None when nothing about it is published yet.
+
+    ``locale``: the agent's language: the routes and what not to promise in it, and its
+    reply first (every language's reply is there all the same).
+    """
+    locale = locale or svc.plan.default_locale
     store = svc.announcements
     incident = store.get_incident(incident_id)
     # What still stands: agents must not repeat a withdrawn message.
@@ -114,11 +120,14 @@ def brief(svc: Services, incident_id: str) -> dict[str, Any] | None:
         "updated_at": iso(latest.published_at),
         "next_update_at": iso(next_update) if next_update else None,
         "status_url": svc.renderer.status_url,
-        "replies": replies(svc, dataclasses.replace(latest, next_update_at=next_update)),
-        "do_not_promise": do_not_promise(svc, svc.plan.default_locale),
+        "locale": locale,
+        "replies": sorted(
+            replies(svc, dataclasses.replace(latest, next_update_at=next_update)),
+            key=lambda item: item["locale"] != locale,  # stable: the agent's own first
+        ),
+        "do_not_promise": do_not_promise(svc, locale),
         "routes": [
-            {"audience": name, "routes": routes_for(svc.plan, [name], svc.plan.default_locale)}
-            for name in audiences
+            {"audience": name, "routes": routes_for(svc.plan, [name], locale)} for name in audiences
         ],
         "timeline": [
             {
@@ -131,3 +140,16 @@ def brief(svc: Services, incident_id: str) -> dict[str, Any] | None:
             for a in reversed(published)
         ],
     }
+
+
+def current_incidents(svc: Services) -> list[str]:
+    """Open incidents with something published, the one agents need most first: the most
+    severe, then the latest updated (what a helpdesk sidebar shows as "current")."""
+    order = {name: rank for rank, name in enumerate(SEVERITIES)}
+    found = []
+    for incident_id in svc.announcements.active_incident_ids():
+        incident = svc.announcements.get_incident(incident_id)
+        if incident.get("status") == "resolved" or incident.get("withdrawn_at"):
+            continue
+        found.append((order.get(incident.get("severity"), 0), incident["updated_at"], incident_id))
+    return [incident_id for *_, incident_id in sorted(found, reverse=True)]

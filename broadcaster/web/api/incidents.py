@@ -7,7 +7,7 @@ from typing import Any
 from flask.views import MethodView
 from flask_smorest import Blueprint, abort
 
-from broadcaster.rendering.brief import brief
+from broadcaster.rendering.brief import brief, current_incidents
 from broadcaster.services import services
 from broadcaster.web.api import schemas
 from broadcaster.web.api.paging import page_links
@@ -52,14 +52,54 @@ class Incident(MethodView):
 @blp.route("/incidents/<incident_id>/brief")
 class Brief(MethodView):
     @requires("read")
+    @blp.arguments(schemas.BriefArgs, location="query")
     @blp.response(200, schemas.BriefOut)
-    def get(self, incident_id: str) -> dict[str, Any]:
-        """What every agent should tell customers now, in every language, and whom to send where."""
+    def get(self, args: dict[str, Any], incident_id: str) -> dict[str, Any]:
+        """What every agent should tell customers now, in every language, and whom to send where.
+
+        ``?locale=nl``: the routes and what not to promise in Dutch, the Dutch reply first.
+        """
         require("read")
-        result = brief(services(), incident_id)
+        result = brief(services(), incident_id, _locale(args))
         if result is None:
             abort(409, message="nothing about this incident is published yet")
         return result
+
+
+@blp.route("/incidents/current/brief")
+class CurrentBrief(MethodView):
+    @requires("read")
+    @blp.arguments(schemas.BriefArgs, location="query")
+    @blp.response(200, schemas.BriefOut)
+    @blp.alt_response(404, description="No incident is open")
+    def get(self, args: dict[str, Any]) -> dict[str, Any]:
+        """The brief of the incident agents need most now: the most severe open incident,
+        the latest updated among equals; ``other_open`` lists the rest, most needed first.
+
+        What a helpdesk sidebar or macro calls to show "current incident" and the reply to
+        paste (docs/helpdesk.md).
+        """
+        require("read")
+        svc = services()
+        current = current_incidents(svc)
+        for position, incident_id in enumerate(current):
+            result = brief(svc, incident_id, _locale(args))
+            if result is not None:
+                return {**result, "other_open": current[:position] + current[position + 1 :]}
+        abort(404, message="no incident is open: nothing to tell customers")
+
+
+def _locale(args: dict[str, Any]) -> str:
+    """The ``locale`` asked for: one of the plan's, else a 422 naming them."""
+    plan = services().plan
+    locale = args.get("locale") or plan.default_locale
+    if locale not in plan.locales:
+        abort(
+            422,
+            message=f"locale: unknown locale {locale!r}",
+            errors={"locale": [f"the plan has: {', '.join(plan.locales)}"]},
+        )
+    return locale
 
 
 @blp.route("/hooks/events")

@@ -443,6 +443,17 @@ class BriefOut(Schema):
         fields.String(), metadata={"description": "what agents must not promise ([staff])"}
     )
     timeline = fields.List(fields.Dict())
+    locale = fields.String(metadata={"description": "the language of the routes; its reply first"})
+    other_open = fields.List(
+        fields.String(),
+        metadata={"description": "current brief only: the other open incidents, most needed first"},
+    )
+
+
+class BriefArgs(QueryArgs):
+    locale = fields.String(
+        load_default=None, metadata={"description": "the agent's language (a plan locale)"}
+    )
 
 
 class HookEventPage(Schema):
