@@ -44,6 +44,7 @@ ROUTES = [
     ("POST", "/api/v1/subscribers/{sub}/opt-in", "subscribers", {"channels": ["sms"]}),
     ("DELETE", "/api/v1/subscribers/{sub}", "subscribers", None),
     ("GET", "/api/v1/incidents/{inc}/report", "read", None),
+    ("GET", "/api/v1/incidents/current/brief", "read", None),
     ("POST", "/api/v1/drills", "approve", {"scenario": "payments"}),
     ("GET", "/api/v1/drills", "read", None),
     ("POST", "/api/v1/drills/{drill}/end", "approve", None),
