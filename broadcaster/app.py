@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import logging
 import os
 from pathlib import Path
@@ -13,7 +12,9 @@ from flask import Flask
 from flask_smorest import Api
 
 from broadcaster import config as settings
+from broadcaster.delivery import helpdesk_sync
 from broadcaster.domain import audit as audit_log
+from broadcaster.domain.announcement import Announcement
 from broadcaster.domain.plan import load_plan
 from broadcaster.infra import logs, metrics, microcache
 from broadcaster.infra.redis_server import client as redis_client
@@ -46,6 +47,7 @@ from broadcaster.web.hooks import inbound, receipts
 from broadcaster.web.hooks import monitoring as hooks
 from broadcaster.web.responses import EncodableResponse
 from channels import build_channels, build_networks
+from channels.helpdesks import build_helpdesks
 from channels.slack_threads import SlackThreads
 from channels.webhook import WebhookChannel
 
@@ -100,10 +102,16 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         ),
         webhook=WebhookChannel(app.config),
         slack=SlackThreads(app.config),
+        helpdesks=build_helpdesks(app.config),
         renderer=Renderer(app, plan),
         config=app.config,
     )
-    svc.on_published = functools.partial(public_pages.after_publish, svc)
+
+    def published(announcement: Announcement) -> None:
+        public_pages.after_publish(svc, announcement)
+        helpdesk_sync.after_publish(svc, announcement)  # the saved replies follow
+
+    svc.on_published = published
 
     try:
         audit_log.plan_loaded(connection, plan, str(app.config.get("PLAN") or "bundled plan"))

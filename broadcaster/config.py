@@ -40,6 +40,12 @@ _SETTINGS: list[tuple[str, tuple[str, ...], str | None]] = [
     # Staff in Slack, a thread per incident (channels/slack_threads.py): a bot token and a
     # channel id; the base URL is for tests.
     ("SLACK_BOT_TOKEN", ("BROADCASTER_SLACK_BOT_TOKEN",), None),
+    # Helpdesks (channels/helpdesks.py): each optional, all its settings or none.
+    ("ZENDESK_URL", ("BROADCASTER_ZENDESK_URL",), None),
+    ("ZENDESK_EMAIL", ("BROADCASTER_ZENDESK_EMAIL",), None),
+    ("ZENDESK_API_TOKEN", ("BROADCASTER_ZENDESK_API_TOKEN",), None),
+    ("FRESHDESK_URL", ("BROADCASTER_FRESHDESK_URL",), None),
+    ("FRESHDESK_API_KEY", ("BROADCASTER_FRESHDESK_API_KEY",), None),
     ("SLACK_CHANNEL", ("BROADCASTER_SLACK_CHANNEL",), None),
     ("SLACK_BASE_URL", ("BROADCASTER_SLACK_BASE_URL",), None),
     ("LOG_FORMAT", ("BROADCASTER_LOG_FORMAT",), "text"),
@@ -53,6 +59,8 @@ _NUMERIC: list[tuple[str, str, float]] = [
     # Approvers hear of the first pending announcement at once; what follows within this
     # many seconds comes as one digest at its end (0: every one on its own).
     ("APPROVAL_NOTICE_WINDOW", "BROADCASTER_APPROVAL_NOTICE_WINDOW", 60),
+    # Seconds a resolved incident's saved replies stay in the helpdesks (one day).
+    ("HELPDESK_DEACTIVATE_AFTER", "BROADCASTER_HELPDESK_DEACTIVATE_AFTER", 86400),
     ("RETRY_BACKOFF", "BROADCASTER_RETRY_BACKOFF", 10),
     ("RETRY_BACKOFF_MAX", "BROADCASTER_RETRY_BACKOFF_MAX", 600),
     ("PROVIDER_TIMEOUT", "BROADCASTER_PROVIDER_TIMEOUT", 15),

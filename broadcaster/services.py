@@ -25,6 +25,7 @@ from broadcaster.domain.subscribers import SubscriberStore
 from broadcaster.rendering.messages import Renderer
 from channels import Channel
 from channels.base import PublicChannel
+from channels.helpdesks import Helpdesk
 from channels.slack_threads import SlackThreads
 from channels.webhook import WebhookChannel
 
@@ -37,6 +38,7 @@ class Services:
     networks: dict[str, PublicChannel]  # the "social" channel's networks
     webhook: WebhookChannel
     slack: SlackThreads  # staff in Slack, a thread per incident (when configured)
+    helpdesks: dict[str, Helpdesk]  # the configured helpdesks (may be none)
     renderer: Renderer
     config: dict[str, Any]
     # What must happen once an announcement is published (the banner and status refresh):

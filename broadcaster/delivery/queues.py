@@ -185,3 +185,15 @@ def enqueue_batch(
         [announcement_id, channel, subscriber_ids, attempt] + ([True] if for_staff else []),
         delay,
     )
+
+
+def enqueue_helpdesk(
+    r: redis.Redis, job: str, incident_id: str, attempt: int = 1, delay: float = 0
+) -> None:
+    """Enqueue a helpdesk job (``sync_job``, ``deactivate_job``) for one incident."""
+    _enqueue(
+        queue(r, PUBLIC_QUEUE),
+        f"broadcaster.delivery.helpdesk_sync.{job}",
+        [incident_id, attempt],
+        delay,
+    )

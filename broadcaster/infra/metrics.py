@@ -99,6 +99,11 @@ COUNTERS: dict[str, tuple[str, str, tuple[str, ...]]] = {
         "the last attempt) or failed",
         ("via", "outcome"),
     ),
+    "helpdesk_syncs": (
+        "broadcaster_helpdesk_syncs",
+        "Saved replies (macros, canned responses) synced per helpdesk: ok, retry or failed",
+        ("helpdesk", "outcome"),
+    ),
 }
 # Seconds; provider calls range from tens of milliseconds to the timeout.
 LATENCY_BUCKETS = (0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)

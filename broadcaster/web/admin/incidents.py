@@ -7,6 +7,7 @@ from typing import Any
 from flask import render_template
 from flask.typing import ResponseReturnValue
 
+from broadcaster.delivery import helpdesk_sync
 from broadcaster.domain.announcement import Announcement
 from broadcaster.domain.drills import DrillStore
 from broadcaster.domain.incident_facts import closed_at
@@ -114,6 +115,7 @@ def incident_page(incident_id: str, withdraw_forms: dict[str, Any] | None = None
         overdue=overdue,
         replies=replies(svc.redis, incident_id),
         monitoring=incident_events(svc, incident_id),
+        helpdesks=helpdesk_sync.status(svc, incident_id),
         # A drill's incident: the strip offers to end the drill while it runs.
         drill=DrillStore(svc.redis).get(found["drill_id"]) if found.get("drill_id") else None,
     )

@@ -7,6 +7,7 @@ from typing import Any
 from flask.views import MethodView
 from flask_smorest import Blueprint, abort
 
+from broadcaster.delivery import helpdesk_sync
 from broadcaster.rendering.brief import brief, current_incidents
 from broadcaster.services import services
 from broadcaster.web.api import schemas
@@ -46,6 +47,7 @@ class Incident(MethodView):
             "timeline": store.timeline(incident_id),
             "monitoring": incident_events(services(), incident_id),
             "replies": replies(services().redis, incident_id),
+            "helpdesks": helpdesk_sync.status(services(), incident_id),
         }
 
 

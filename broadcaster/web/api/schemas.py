@@ -300,6 +300,12 @@ class IncidentOut(IncidentSummary):
         fields.Nested(ReplyOut),
         metadata={"description": "customers' SMS replies, oldest first (the latest 1,000)"},
     )
+    helpdesks = fields.Dict(
+        metadata={
+            "description": "per configured helpdesk: its saved reply ids per locale and the "
+            "last sync's outcome"
+        }
+    )
 
 
 class IncidentPage(Schema):
