@@ -39,11 +39,12 @@ from broadcaster.web.api import (
     audit,
     drills,
     incidents,
+    maintenances,
     reports,
     subscribers,
 )
 from broadcaster.web.health import bp as health_bp
-from broadcaster.web.hooks import inbound, receipts
+from broadcaster.web.hooks import email_inbound, inbound, receipts
 from broadcaster.web.hooks import monitoring as hooks
 from broadcaster.web.responses import EncodableResponse
 from channels import build_channels, build_networks
@@ -125,6 +126,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     for blueprint in (
         announcements.blp,
         incidents.blp,
+        maintenances.blp,
         subscribers.blp,
         audiences.blp,
         audit.blp,
@@ -140,6 +142,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(hooks.bp)
     receipts.init_app(app)
     app.register_blueprint(inbound.bp)
+    app.register_blueprint(email_inbound.bp)
     metrics_view.init_app(app)
     limits.init_app(app)
     gate.init_app(app)  # authenticates /api/v1 and /hooks first, before limits parses

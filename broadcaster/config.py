@@ -30,6 +30,8 @@ _SETTINGS: list[tuple[str, tuple[str, ...], str | None]] = [
     ("TWILIO_MESSAGING_SERVICE_SID", ("BROADCASTER_TWILIO_MESSAGING_SERVICE_SID",), None),
     ("TWILIO_BASE_URL", ("BROADCASTER_TWILIO_BASE_URL",), "https://api.twilio.com"),
     ("HOOKS_SECRET", ("BROADCASTER_HOOKS_SECRET",), None),
+    # SendGrid Inbound Parse posts customers' email replies with it (web/hooks/email_inbound.py).
+    ("INBOUND_EMAIL_SECRET", ("BROADCASTER_INBOUND_EMAIL_SECRET",), None),
     ("MASTODON_BASE_URL", ("BROADCASTER_MASTODON_BASE_URL",), None),
     ("MASTODON_ACCESS_TOKEN", ("BROADCASTER_MASTODON_ACCESS_TOKEN",), None),
     ("BLUESKY_BASE_URL", ("BROADCASTER_BLUESKY_BASE_URL",), None),

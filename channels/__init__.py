@@ -20,6 +20,7 @@ from channels.base import (
 )
 from channels.bluesky import BlueskyChannel
 from channels.email import EmailChannel
+from channels.helpdesks import Freshdesk, Zendesk
 from channels.mastodon import MastodonChannel
 from channels.sms import SmsChannel
 
@@ -39,7 +40,7 @@ CHANNELS: tuple[str, ...] = (*PERSONAL, *PUBLIC)
 CONTACT_FIELD: dict[str, str] = {name: cls.contact_field for name, cls in PERSONAL.items()}
 # Provider transports (the outbox needs no rate limit nor breaker) → their channel class.
 PROVIDERS: dict[str, type[ChannelFacts]] = {
-    cls.provider: cls for cls in (*PERSONAL.values(), *NETWORKS.values())
+    cls.provider: cls for cls in (*PERSONAL.values(), *NETWORKS.values(), Zendesk, Freshdesk)
 }
 
 

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import html
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol
 
 import requests
 
 from channels.base import (
     ChannelConfigError,
+    ChannelFacts,
     PermanentDeliveryError,
     TransientDeliveryError,
     parse_retry_after,
@@ -36,11 +38,33 @@ class Helpdesk(Protocol):
 
     def deactivate(self, reply_id: str, title: str) -> None: ...
 
+    def create_ticket(self, ticket: Ticket) -> str: ...
 
-class _Rest:
+    def add_comment(self, ticket_id: str, body: str) -> None: ...
+
+
+@dataclass(frozen=True)
+class Ticket:
+    """A customer's reply to an announcement, as a helpdesk ticket."""
+
+    subject: str
+    body: str
+    email: str | None
+    phone: str | None
+    tags: tuple[str, ...]
+    language: str
+
+
+class _Rest(ChannelFacts):
     """JSON over HTTPS with one session, the vendor's errors made ours."""
 
     name: ClassVar[str] = ""
+    # Both allow a few hundred requests a minute per account by plan; stay well below.
+    rate: ClassVar[float] = 2.0
+
+    @classmethod
+    def sender_id(cls, config: Mapping[str, Any]) -> str:
+        return f"{cls.provider}:{config.get(cls.provider.upper() + '_URL')}"
 
     def __init__(self, base_url: str, auth: tuple[str, str], timeout: float) -> None:
         self.base_url = base_url.rstrip("/")
@@ -70,6 +94,8 @@ class Zendesk(_Rest):
     """Zendesk Support: one shared macro per incident and language."""
 
     name: ClassVar[str] = "zendesk"
+    provider: ClassVar[str] = "zendesk"
+    rate_setting: ClassVar[str] = "ZENDESK_RATE"
 
     def find(self, title: str) -> str | None:
         found = self.call("GET", f"/api/v2/macros/search.json?query={requests.utils.quote(title)}")
@@ -98,11 +124,31 @@ class Zendesk(_Rest):
     def deactivate(self, reply_id: str, title: str) -> None:
         self.call("PUT", f"/api/v2/macros/{reply_id}.json", {"macro": {"active": False}})
 
+    def create_ticket(self, ticket: Ticket) -> str:
+        requester: dict[str, str] = {"name": ticket.email or ticket.phone or "customer"}
+        if ticket.email:
+            requester["email"] = ticket.email
+        body = {
+            "ticket": {
+                "subject": ticket.subject,
+                "comment": {"body": ticket.body, "public": False},
+                "requester": requester,
+                "tags": list(ticket.tags),
+            }
+        }
+        return str(self.call("POST", "/api/v2/tickets.json", body)["ticket"]["id"])
+
+    def add_comment(self, ticket_id: str, body: str) -> None:
+        comment = {"ticket": {"comment": {"body": body, "public": False}}}
+        self.call("PUT", f"/api/v2/tickets/{ticket_id}.json", comment)
+
 
 class Freshdesk(_Rest):
     """Freshdesk: canned responses in one folder of ours ("Incidents")."""
 
     name: ClassVar[str] = "freshdesk"
+    provider: ClassVar[str] = "freshdesk"
+    rate_setting: ClassVar[str] = "FRESHDESK_RATE"
     folder_name: ClassVar[str] = "Incidents"
 
     def __init__(self, base_url: str, auth: tuple[str, str], timeout: float) -> None:
@@ -150,6 +196,24 @@ class Freshdesk(_Rest):
     def deactivate(self, reply_id: str, title: str) -> None:
         # Freshdesk has no "inactive" canned response: it stays, marked, for the record.
         self.call("PUT", f"/api/v2/canned_responses/{reply_id}", {"title": f"[ended] {title}"})
+
+    def create_ticket(self, ticket: Ticket) -> str:
+        body: dict[str, Any] = {
+            "subject": ticket.subject,
+            "description": self._html(ticket.body),
+            "status": 2,  # open
+            "priority": 2,  # medium
+            "tags": list(ticket.tags),
+        }
+        if ticket.email:
+            body["email"] = ticket.email
+        else:  # a phone requester needs a name too
+            body.update(phone=ticket.phone, name=ticket.phone)
+        return str(self.call("POST", "/api/v2/tickets", body)["id"])
+
+    def add_comment(self, ticket_id: str, body: str) -> None:
+        note = {"body": self._html(body), "private": False}
+        self.call("POST", f"/api/v2/tickets/{ticket_id}/notes", note)
 
 
 def build_helpdesks(config: Mapping[str, Any]) -> dict[str, Helpdesk]:

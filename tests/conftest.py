@@ -15,6 +15,7 @@ from broadcaster import create_app
 from broadcaster.domain.tokens import create_token
 from broadcaster.infra.redis_server import EmbeddedRedis
 from tests.fakes import FakeSendGrid, FakeTwilio
+from tests.fakes_helpdesk import FakeFreshdesk, FakeZendesk
 from tests.fakes_social import FakeBluesky, FakeMastodon
 from tests.helpers import drain
 
@@ -229,3 +230,21 @@ def sign_in(client: FlaskClient, email: str, password: str = PASSWORD) -> str:
 def signed_in() -> Callable[..., str]:
     """``signed_in(client, email)``: sign in through the form, get the CSRF token back."""
     return sign_in
+
+
+@pytest.fixture
+def zendesk() -> Iterator[FakeZendesk]:
+    """A fake Zendesk API (tests/fakes_helpdesk.py); its wire-format checks must hold."""
+    server = FakeZendesk()
+    yield server
+    server.stop()
+    assert server.violations == []
+
+
+@pytest.fixture
+def freshdesk() -> Iterator[FakeFreshdesk]:
+    """A fake Freshdesk API (tests/fakes_helpdesk.py); its wire-format checks must hold."""
+    server = FakeFreshdesk()
+    yield server
+    server.stop()
+    assert server.violations == []

@@ -121,6 +121,7 @@ class FakeZendesk(FakeDesk):
     def __init__(self) -> None:
         super().__init__()
         self.macros: dict[str, dict[str, Any]] = {}
+        self.tickets: dict[str, dict[str, Any]] = {}
 
     def _check(self, macro: Any, partial: bool = False) -> list[str]:
         problems = []
@@ -164,6 +165,32 @@ class FakeZendesk(FakeDesk):
                 return 422, {}, {"error": "RecordInvalid"}
             self.macros[macro_id].update(macro)
             return 200, {}, {"macro": self.macros[macro_id]}
+        if method == "POST" and path == "/api/v2/tickets.json":
+            ticket = (body or {}).get("ticket") or {}
+            comment, requester = ticket.get("comment") or {}, ticket.get("requester") or {}
+            problems = []
+            if not comment.get("body"):
+                problems.append("ticket.comment.body is required")
+            if not requester.get("name"):
+                problems.append("ticket.requester.name is required")
+            if not isinstance(ticket.get("tags"), list):
+                problems.append("ticket.tags must be a list")
+            if problems:
+                self.violations.extend(problems)
+                return 422, {}, {"error": "RecordInvalid", "details": problems}
+            ticket_id = next(self.ids)
+            self.tickets[str(ticket_id)] = {**ticket, "id": ticket_id, "comments": [comment]}
+            return 201, {}, {"ticket": {"id": ticket_id}}
+        if method == "PUT" and path.startswith("/api/v2/tickets/") and path.endswith(".json"):
+            ticket_id = path.removeprefix("/api/v2/tickets/").removesuffix(".json")
+            comment = ((body or {}).get("ticket") or {}).get("comment") or {}
+            if ticket_id not in self.tickets:
+                return 404, {}, {"error": "RecordNotFound"}
+            if not comment.get("body"):
+                self.violations.append("ticket.comment.body is required")
+                return 422, {}, {"error": "RecordInvalid"}
+            self.tickets[ticket_id]["comments"].append(comment)
+            return 200, {}, {"ticket": {"id": int(ticket_id)}}
         self.violations.append(f"unexpected {method} {path}")
         return 404, {}, {"error": "InvalidEndpoint"}
 
@@ -177,6 +204,7 @@ class FakeFreshdesk(FakeDesk):
         super().__init__()
         self.folders: dict[str, dict[str, Any]] = {}
         self.responses: dict[str, dict[str, Any]] = {}
+        self.tickets: dict[str, dict[str, Any]] = {}
 
     def handle(self, method: str, url: urllib.parse.SplitResult, body: Any) -> tuple:
         path = url.path
@@ -214,5 +242,29 @@ class FakeFreshdesk(FakeDesk):
                 return 404, {}, {"description": "not found"}
             self.responses[response_id].update(body or {})
             return 200, {}, self.responses[response_id]
+        if method == "POST" and path == "/api/v2/tickets":
+            body = body or {}
+            problems = [f"{k} required" for k in ("subject", "description") if not body.get(k)]
+            if not (body.get("email") or body.get("phone")):
+                problems.append("email or phone required")
+            if body.get("phone") and not body.get("email") and not body.get("name"):
+                problems.append("name is required with phone")
+            if body.get("status") not in (2, 3, 4, 5) or body.get("priority") not in (1, 2, 3, 4):
+                problems.append("status and priority must be Freshdesk's numbers")
+            if problems:
+                self.violations.extend(problems)
+                return 400, {}, {"description": "Validation failed", "errors": problems}
+            ticket_id = next(self.ids)
+            self.tickets[str(ticket_id)] = {**body, "id": ticket_id, "notes": []}
+            return 201, {}, self.tickets[str(ticket_id)]
+        if method == "POST" and path.startswith("/api/v2/tickets/") and path.endswith("/notes"):
+            ticket_id = path.split("/")[4]
+            if ticket_id not in self.tickets:
+                return 404, {}, {"description": "not found"}
+            if not (body or {}).get("body"):
+                self.violations.append("note body required")
+                return 400, {}, {"description": "Validation failed"}
+            self.tickets[ticket_id]["notes"].append(body)
+            return 201, {}, {"id": next(self.ids), **body}
         self.violations.append(f"unexpected {method} {path}")
         return 404, {}, {"description": "not found"}

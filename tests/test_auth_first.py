@@ -71,6 +71,7 @@ def signed_app(make_app) -> Flask:
     return make_app(
         SENDGRID_WEBHOOK_PUBLIC_KEY=base64.b64encode(der).decode(),
         HOOKS_SECRET="generic-hook-secret-123",
+        INBOUND_EMAIL_SECRET="inbound-email-secret-123",
     )
 
 
@@ -195,6 +196,7 @@ def test_every_hook_answers_401_without_credentials(signed_app, headers):
         "/hooks/twilio/status",
         "/hooks/twilio/inbound",
         "/hooks/sendgrid/events",
+        "/hooks/sendgrid/inbound",
     }
     for path, method in hooks:
         for body, kind in (

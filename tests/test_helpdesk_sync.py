@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 from broadcaster.app import create_app
@@ -12,10 +10,11 @@ from tests.fakes_helpdesk import (
     FRESHDESK_KEY,
     ZENDESK_EMAIL,
     ZENDESK_TOKEN,
-    FakeFreshdesk,
     FakeZendesk,
 )
 from tests.helpers import PAYMENTS_DOWN, announce, drain
+from tests.processes import wait_for
+from tests.workers import Workers, worker_env
 
 LOCALES = ("en", "nl", "da", "sv")
 OUTAGE = {
@@ -23,22 +22,6 @@ OUTAGE = {
     "channels": ["banner"],
     "translations": {"nl": {"title": "Betalingen storing", "body": "Kaartbetalingen mislukken."}},
 }
-
-
-@pytest.fixture
-def zendesk() -> Iterator[FakeZendesk]:
-    server = FakeZendesk()
-    yield server
-    server.stop()
-    assert server.violations == []
-
-
-@pytest.fixture
-def freshdesk() -> Iterator[FakeFreshdesk]:
-    server = FakeFreshdesk()
-    yield server
-    server.stop()
-    assert server.violations == []
 
 
 @pytest.fixture
@@ -161,6 +144,44 @@ def test_half_a_helpdesk_configuration_stops_start_up(redis_server, tmp_path):
                 "ZENDESK_URL": "https://acme.zendesk.com",
             }
         )
+
+
+def test_a_worker_killed_mid_sync_leaves_no_duplicate(
+    make_app, r, redis_server, providers, tokens, tmp_path, zendesk
+):
+    """SIGKILL the worker while Zendesk holds its answer to the first create: the macro
+    exists, we never heard its id. The job's next run finds it by title."""
+    sendgrid, twilio = providers
+    settings = {
+        "ZENDESK_URL": zendesk.url,
+        "ZENDESK_EMAIL": ZENDESK_EMAIL,
+        "ZENDESK_API_TOKEN": ZENDESK_TOKEN,
+    }
+    env = worker_env(
+        redis_server.url,
+        sendgrid,
+        twilio,
+        tmp_path / "data",
+        **{f"BROADCASTER_{k}": v for k, v in settings.items()},
+    )
+    workers = Workers(env, tmp_path).start(r, 1)
+    try:
+        zendesk.stall_next(60)
+        client = make_app(**settings).test_client()
+        incident_id = announce(client, tokens["approver"], OUTAGE)["incident_id"]
+        wait_for(lambda: len(zendesk.macros) == 1, timeout=30, what="the first macro made")
+        workers.kill(workers.processes[0].pid)
+        workers.start(r, 1)
+
+        def every_id_known() -> bool:
+            ids = r.hgetall(f"bc:helpdesk:zendesk:{incident_id}")
+            return len(ids) == 4 and b"creating" not in ids.values()
+
+        wait_for(every_id_known, timeout=180, interval=1, what="the sync finished elsewhere")
+    finally:
+        workers.stop()
+    creates = [w for w in zendesk.writes() if w[0] == "POST"]
+    assert len(creates) == 4 and len(zendesk.macros) == 4, "no macro made twice"
 
 
 def test_a_drill_makes_no_saved_reply(app, client, tokens, zendesk, freshdesk):

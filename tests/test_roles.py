@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import pytest
 
 from broadcaster.domain.tokens import PERMISSIONS
@@ -12,9 +14,18 @@ ANNOUNCEMENT = {
     "severity": "minor",
     "audiences": ["consumers"],
 }
+WHEN = datetime.now(UTC)
+MAINTENANCE = {
+    "title": "Portal upgrade",
+    "body": "The portal gets new servers.",
+    "starts_at": (WHEN + timedelta(days=1)).isoformat(),
+    "ends_at": (WHEN + timedelta(days=1, hours=2)).isoformat(),
+    "audiences": ["consumers"],
+}
 SUBSCRIBER = {"external_id": "c-1", "email": "c1@example.org", "audiences": ["consumers"]}
 
-# (method, path template, permission, body or None); {ann}, {inc}, {sub} are filled per test.
+# (method, path template, permission, body or None); {ann}, {inc}, {sub}, {mnt} are filled
+# per test.
 ROUTES = [
     ("POST", "/api/v1/announcements", "draft", ANNOUNCEMENT),
     ("GET", "/api/v1/announcements/{ann}", "read", None),
@@ -28,8 +39,20 @@ ROUTES = [
     ("GET", "/api/v1/incidents", "read", None),
     ("GET", "/api/v1/incidents/{inc}", "read", None),
     ("GET", "/api/v1/incidents/{inc}/brief", "read", None),
+    ("GET", "/api/v1/incidents/current/brief", "read", None),
     ("GET", "/api/v1/hooks/events", "read", None),
     ("GET", "/api/v1/audiences", "read", None),
+    ("POST", "/api/v1/maintenances", "draft", MAINTENANCE),
+    ("GET", "/api/v1/maintenances", "read", None),
+    ("GET", "/api/v1/maintenances/{mnt}", "read", None),
+    (
+        "POST",
+        "/api/v1/maintenances/{mnt}/extend",
+        "publish",
+        {"ends_at": (WHEN + timedelta(days=1, hours=3)).isoformat()},
+    ),
+    ("POST", "/api/v1/maintenances/{mnt}/complete", "publish", None),
+    ("POST", "/api/v1/maintenances/{mnt}/cancel", "publish", {"reason": "postponed"}),
     ("GET", "/api/v1/audit", "audit", None),
     ("POST", "/api/v1/subscribers", "subscribers", [SUBSCRIBER]),
     ("GET", "/api/v1/subscribers", "subscribers", None),
@@ -44,7 +67,6 @@ ROUTES = [
     ("POST", "/api/v1/subscribers/{sub}/opt-in", "subscribers", {"channels": ["sms"]}),
     ("DELETE", "/api/v1/subscribers/{sub}", "subscribers", None),
     ("GET", "/api/v1/incidents/{inc}/report", "read", None),
-    ("GET", "/api/v1/incidents/current/brief", "read", None),
     ("POST", "/api/v1/drills", "approve", {"scenario": "payments"}),
     ("GET", "/api/v1/drills", "read", None),
     ("POST", "/api/v1/drills/{drill}/end", "approve", None),
@@ -68,7 +90,13 @@ def test_role_matrix(client, tokens, role, method, template, permission, body):
     drill = client.post(
         "/api/v1/drills", json={"scenario": "payments"}, headers=tokens["admin"]
     ).get_json()["id"]
-    path = template.format(ann=seed["id"], inc=seed["incident_id"], sub=sub, drill=drill)
+    # Something published, so an incident is current (its brief answers 200).
+    current = client.post("/api/v1/announcements", json=ANNOUNCEMENT, headers=tokens["approver2"])
+    assert current.get_json()["state"] == "published"
+    planned = client.post("/api/v1/maintenances", json=MAINTENANCE, headers=tokens["approver2"])
+    assert planned.status_code == 202
+    mnt = planned.get_json()["id"]
+    path = template.format(ann=seed["id"], inc=seed["incident_id"], sub=sub, mnt=mnt, drill=drill)
     headers = {} if role == "none" else tokens[role]
     if isinstance(body, str):  # the CSV import
         response = client.open(
@@ -97,6 +125,7 @@ def test_every_api_route_is_in_the_matrix(app):
             t.replace("{ann}", "x")
             .replace("{inc}", "x")
             .replace("{sub}", "x")
+            .replace("{mnt}", "x")
             .replace("{drill}", "x"),
         )
         for m, t, _, _ in ROUTES

@@ -123,7 +123,25 @@ INCIDENT = closed(
         "components": {"type": "array", "items": COMPONENT},
     }
 )
-MAINTENANCES = {"type": "array", "maxItems": 0}  # none yet: the list, empty
+MAINTENANCE_STATES = ["scheduled", "in_progress", "verifying", "completed"]
+MAINTENANCE = closed(
+    {
+        **INCIDENT["properties"],
+        "status": {"enum": MAINTENANCE_STATES},
+        "impact": {"enum": ["maintenance"]},
+        "incident_updates": {
+            "type": "array",
+            "items": {
+                **UPDATE,
+                "properties": {**UPDATE["properties"], "status": {"enum": MAINTENANCE_STATES}},
+            },
+            "minItems": 1,
+        },
+        "scheduled_for": STAMP,
+        "scheduled_until": STAMP,
+    }
+)
+MAINTENANCES = {"type": "array", "items": MAINTENANCE}
 SCHEMAS = {
     "/api/v2/summary.json": closed(
         {
@@ -316,3 +334,64 @@ def test_served_from_the_microcache_between_publishes(make_app, tokens):
     publish(other, tokens, OUTAGE)
     assert client.get("/api/v2/summary.json").get_json()["incidents"] == []
     assert other.get("/api/v2/summary.json").get_json()["incidents"]
+
+
+def test_scheduled_maintenances_match_statuspages_fields_and_values(client, tokens):
+    """Upcoming, in progress (its component under maintenance) and cancelled maintenances, as
+    Statuspage lists them; an open incident beside them stays among the incidents."""
+    from datetime import UTC, datetime, timedelta
+
+    from tests.helpers import drain
+
+    def at(seconds: float) -> str:
+        return (datetime.now(UTC) + timedelta(seconds=seconds)).isoformat()
+
+    def plan(title: str, starts: float, ends: float) -> str:
+        body = {
+            "title": title,
+            "body": "Servers get new parts.",
+            "starts_at": at(starts),
+            "ends_at": at(ends),
+            "audiences": ["consumers"],
+            "components": ["portal"],
+        }
+        response = client.post("/api/v1/maintenances", json=body, headers=tokens["admin"])
+        assert response.status_code == 202, response.get_json()
+        return response.get_json()
+
+    upcoming = plan("Portal upgrade", 3600, 7200)
+    running = plan("Payments move", 2, 3600)
+    off = plan("Website move", 3600, 7200)
+    cancel = client.post(
+        f"/api/v1/maintenances/{off['id']}/cancel",
+        json={"reason": "Not needed after all."},
+        headers=tokens["approver"],
+    )
+    assert cancel.status_code == 200
+    drain(client.application, timeout=8)  # the running one starts
+    opened = publish(client, tokens, OUTAGE, components={})
+    for path in SCHEMAS:
+        valid(client, path)
+    summary = valid(client, "/api/v2/summary.json")
+    assert [i["id"] for i in summary["incidents"]] == [opened["incident_id"]]
+    assert [m["id"] for m in summary["scheduled_maintenances"]] == [
+        running["incident_id"],
+        upcoming["incident_id"],
+    ]
+    states = {c["id"]: c["status"] for c in summary["components"]}
+    assert states["portal"] == "under_maintenance"
+    every = valid(client, "/api/v2/scheduled-maintenances.json")["scheduled_maintenances"]
+    by_id = {m["id"]: m for m in every}
+    assert by_id[off["incident_id"]]["status"] == "completed"
+    assert by_id[running["incident_id"]]["status"] == "in_progress"
+    assert by_id[upcoming["incident_id"]]["name"] == "Portal upgrade"
+    assert (
+        by_id[upcoming["incident_id"]]["scheduled_until"]
+        > by_id[upcoming["incident_id"]]["scheduled_for"]
+    )
+    active = valid(client, "/api/v2/scheduled-maintenances/active.json")
+    assert [m["id"] for m in active["scheduled_maintenances"]] == [running["incident_id"]]
+    soon = valid(client, "/api/v2/scheduled-maintenances/upcoming.json")
+    assert [m["id"] for m in soon["scheduled_maintenances"]] == [upcoming["incident_id"]]
+    unresolved = valid(client, "/api/v2/incidents/unresolved.json")["incidents"]
+    assert [i["id"] for i in unresolved] == [opened["incident_id"]]

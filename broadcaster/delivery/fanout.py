@@ -23,6 +23,7 @@ from broadcaster.delivery.staff import ledger_id as staff_ledger
 from broadcaster.domain import all_clear
 from broadcaster.domain import unsubscribe_links as unsubscribe
 from broadcaster.domain.announcement import Announcement
+from broadcaster.domain.incidents import closes
 from broadcaster.domain.ledger import Ledger
 from broadcaster.infra import metrics
 from broadcaster.infra.logs import mask_contact
@@ -237,7 +238,7 @@ def _catch_up(
     resolution_id = svc.redis.get(all_clear.resolution_key(incident_id))
     if not resolution_id:
         return
-    if svc.announcements.get_incident(incident_id).get("status") != "resolved":
+    if not closes(svc.announcements.get_incident(incident_id).get("status")):
         return  # reopened since: the next all-clear will read the set
     resolution = svc.announcements.get(resolution_id.decode())
     reached = all_clear.reached_among(svc.redis, incident_id, channel, subscriber_ids)

@@ -16,8 +16,10 @@ import time
 from typing import Any
 
 from broadcaster.delivery import queues
+from broadcaster.delivery.helpdesk_gate import Gated
 from broadcaster.domain import visibility
 from broadcaster.domain.announcement import Announcement
+from broadcaster.domain.incidents import closes
 from broadcaster.infra import metrics
 from broadcaster.rendering.brief import brief
 from broadcaster.rendering.i18n import gettext_for
@@ -29,7 +31,7 @@ log = logging.getLogger(__name__)
 
 CREATING = "creating"
 ENDED = "ended"
-LOCK_SECONDS = 120
+LOCK_SECONDS = 45  # longer than a sync takes; a killed worker's lock frees itself soon
 STATE_TTL = 90 * 24 * 3600
 
 
@@ -97,7 +99,7 @@ def sync_job(incident_id: str, attempt: int = 1) -> str:
         ]
     finally:
         svc.redis.delete(lock)
-    if incident.get("status") == "resolved":
+    if closes(incident.get("status")):  # resolved, or a maintenance over
         after = float(svc.config.get("HELPDESK_DEACTIVATE_AFTER", 24 * 3600))
         queues.enqueue_helpdesk(svc.redis, "deactivate_job", incident_id, delay=after)
     return "; ".join(outcomes)
@@ -107,7 +109,7 @@ def deactivate_job(incident_id: str, attempt: int = 1) -> str:
     """The incident is over (and still resolved): its saved replies leave the agents' lists."""
     svc = services()
     incident = svc.announcements.get_incident(incident_id)
-    if incident.get("status") != "resolved":
+    if not closes(incident.get("status")):
         return "skipped: the incident reopened"
     return "; ".join(
         _each(svc, name, desk, incident, attempt, _deactivate_desk, job="deactivate_job")
@@ -126,7 +128,7 @@ def _each(
 ) -> str:
     """Run ``work`` for one helpdesk; retry it later when the helpdesk asks; record how."""
     try:
-        work(svc, name, desk, incident)
+        work(svc, name, Gated(svc, name, desk), incident)
     except TransientDeliveryError as exc:
         outcome = "retry"
         if attempt < int(svc.config["MAX_ATTEMPTS"]):

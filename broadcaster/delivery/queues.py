@@ -11,6 +11,8 @@ from typing import Any
 import redis
 from redis.client import Pipeline
 from rq import Queue, Retry
+from rq.exceptions import NoSuchJobError
+from rq.job import Job
 from rq.serializers import JSONSerializer
 
 PLAN_QUEUE = "plan"
@@ -80,6 +82,56 @@ def enqueue_reminder(
         failure_ttl=_FAILURE_TTL,
         pipeline=pipeline,
     )
+
+
+def enqueue_transition(
+    r: redis.Redis,
+    maintenance_id: str,
+    kind: str,
+    version: int,
+    due: float,
+    minutes: float | None = None,
+    pipeline: Pipeline | None = None,
+) -> str:
+    """Schedule one transition of a maintenance (a reminder, its start, its end) for ``due``.
+
+    On the promises queue: like a promise's reminder it waits in Redis for its time, and
+    RQ's scheduler moves it to the queue then. The job carries the maintenance's version,
+    so one scheduled before the plan changed does nothing. Returns the job id.
+    """
+    job_id = maintenance_job_id(maintenance_id, kind, version, minutes)
+    when = datetime.fromtimestamp(math.ceil(due), tz=UTC)  # never a second early
+    queue(r, PROMISE_QUEUE).enqueue_at(
+        when,
+        "broadcaster.delivery.maintenances.transition_job",
+        maintenance_id,
+        kind,
+        version,
+        minutes,
+        job_id=job_id,
+        retry=Retry(max=3, interval=[30, 120, 600]),
+        result_ttl=_RESULT_TTL,
+        failure_ttl=_FAILURE_TTL,
+        pipeline=pipeline,
+    )
+    return job_id
+
+
+def maintenance_job_id(maintenance_id: str, kind: str, version: int, minutes: float | None) -> str:
+    suffix = f"-{minutes:g}" if minutes is not None else ""
+    return f"maint-{maintenance_id}-v{version}-{kind}{suffix}".replace(".", "_")
+
+
+def unschedule(r: redis.Redis, job_ids: list[str]) -> None:
+    """Drop scheduled jobs (a maintenance's older plan): tidy only, stale ones do nothing."""
+    q = queue(r, PROMISE_QUEUE)
+    registry = q.scheduled_job_registry
+    for job_id in job_ids:
+        if registry.remove(job_id):  # still waiting (one that ran keeps its result)
+            try:
+                Job.fetch(job_id, connection=r, serializer=JSONSerializer).delete()
+            except NoSuchJobError:
+                pass
 
 
 def retry_delay(config: Mapping[str, Any], attempt: int, retry_after: float | None) -> float:
@@ -195,5 +247,21 @@ def enqueue_helpdesk(
         queue(r, PUBLIC_QUEUE),
         f"broadcaster.delivery.helpdesk_sync.{job}",
         [incident_id, attempt],
+        delay,
+    )
+
+
+def enqueue_ticket(
+    r: redis.Redis,
+    reply: dict[str, Any],
+    attempt: int = 1,
+    delay: float = 0,
+    only: str | None = None,
+) -> None:
+    """Enqueue the job that turns a customer's reply into a helpdesk ticket or comment."""
+    _enqueue(
+        queue(r, PUBLIC_QUEUE),
+        "broadcaster.delivery.reply_tickets.ticket_job",
+        [reply, attempt, only],
         delay,
     )

@@ -22,6 +22,7 @@ import redis
 from broadcaster.domain import visibility
 from broadcaster.domain.announcement import Announcement
 from broadcaster.domain.announcements import AnnouncementStore
+from broadcaster.domain.incidents import closes
 from broadcaster.domain.ledger import Ledger
 from broadcaster.domain.plan import Plan
 from broadcaster.domain.subscribers import SubscriberStore, channels_for
@@ -72,7 +73,7 @@ def adopt(r: redis.Redis, store: AnnouncementStore, announcement: Announcement) 
 
 
 def is_resolution(announcement: Announcement) -> bool:
-    return announcement.status == "resolved"
+    return closes(announcement.status)
 
 
 def reached_channels(r: redis.Redis, incident_id: str) -> list[str]:

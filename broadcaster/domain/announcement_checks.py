@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from broadcaster.domain import components, text_policy
-from broadcaster.domain.incidents import SEVERITIES, STATUSES
+from broadcaster.domain.incidents import ALL_STATUSES, SEVERITIES, closes
 from broadcaster.domain.plan import Plan
 from broadcaster.domain.text_policy import BLOCK, LINE, TITLE_MAX
 from channels import CHANNELS
@@ -81,8 +81,8 @@ def problems(
         text("bypass_reason", data["bypass_reason"], BLOCK, max_chars=REASON_MAX)
     if data.get("severity") not in SEVERITIES:
         add("severity", f"must be one of: {', '.join(SEVERITIES)}")
-    if (data.get("status") or "investigating") not in STATUSES:
-        add("status", f"must be one of: {', '.join(STATUSES)}")
+    if (data.get("status") or "investigating") not in ALL_STATUSES:
+        add("status", f"must be one of: {', '.join(ALL_STATUSES)}")
     audiences = list(data.get("audiences") or [])
     if not audiences:
         add("audiences", "name at least one audience")
@@ -118,7 +118,7 @@ def problems(
         now - PROMISE_PAST_SECONDS <= promised <= now + PROMISE_AHEAD_SECONDS
     ):
         add("next_update_at", "must lie between now and 30 days ahead")
-    if promised is not None and data.get("status") == "resolved":
+    if promised is not None and closes(data.get("status")):
         # A resolution is the last word: a promise on it would stand on no page and remind
         # nobody, yet customers would wait for it.
         add("next_update_at", "a resolution promises no next update: leave it empty")

@@ -36,6 +36,7 @@ from broadcaster.domain import idempotency as idem
 from broadcaster.domain.announcement import Announcement
 from broadcaster.domain.announcements import AnnouncementStore, new_id
 from broadcaster.domain.errors import Conflict, Forbidden, Invalid, NotFound
+from broadcaster.domain.incidents import closes
 from broadcaster.domain.plan import Plan
 from broadcaster.domain.principals import Principal
 from broadcaster.domain.text_policy import BLOCK
@@ -122,7 +123,7 @@ class AnnouncementService:
         now = time.time()
         severity = data["severity"]
         channels = list(data.get("channels") or self.plan.channels_by_severity.get(severity, ()))
-        if data.get("status") == "resolved":  # email/SMS: exactly where the incident reached
+        if closes(data.get("status")):  # email/SMS: exactly where the incident reached
             channels = all_clear.resolution_channels(self.store, data.get("incident_id"), channels)
         # A holding statement in the plan was approved with the plan: it goes out at once.
         needs_approval = not preapproved and (
@@ -448,7 +449,7 @@ class AnnouncementService:
             )
             if announcement.need:
                 incident["need"] = announcement.need
-            if announcement.status == "resolved":
+            if closes(announcement.status):
                 incident["resolved_at"] = incident.get("resolved_at") or announcement.published_at
             else:
                 incident["resolved_at"] = None

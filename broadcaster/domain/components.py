@@ -26,6 +26,7 @@ import redis
 from redis.client import Pipeline
 
 from broadcaster.domain.announcement import Announcement
+from broadcaster.domain.incidents import closes
 from broadcaster.domain.plan_text import LocalText, parse_local_text, text_in
 
 # Least to most severe: a day's (or several incidents') worst state is the last of these.
@@ -142,7 +143,7 @@ def record(pipe: Pipeline, announcement: Announcement, incident: dict[str, Any])
         "announcement": announcement.id,
         "audiences": list(announcement.audiences),
         "states": dict(announcement.components),
-        "resolved": announcement.status == "resolved",
+        "resolved": closes(announcement.status),
         "titles": titles,
     }
     pipe.rpush(LOG_KEY, json.dumps(event))

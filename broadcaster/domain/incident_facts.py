@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from broadcaster.domain.announcement import Announcement
+from broadcaster.domain.incidents import closes
 
 
 def closed_at(incident: dict[str, Any]) -> float | None:
@@ -37,7 +38,7 @@ def facts(incident: dict[str, Any], shown: list[Announcement]) -> dict[str, Any]
     latest = standing[-1]
     resolved_at = None
     for announcement in standing:  # as the announcement service keeps it, publish by publish
-        if announcement.status == "resolved":
+        if closes(announcement.status):
             resolved_at = resolved_at or announcement.published_at
         else:
             resolved_at = None

@@ -13,6 +13,7 @@ import time
 from typing import Any
 
 from broadcaster.domain.announcement import Announcement
+from broadcaster.domain.incidents import closes
 
 # Promises already reminded about: per announcement, the recipients done (a set), so a
 # retried reminder job never reminds the same person twice.
@@ -53,7 +54,7 @@ def standing(incident: dict[str, Any], published: list[Announcement]) -> Announc
     if incident.get("resolved_at"):
         return None
     latest = latest_published(published)
-    if latest is None or latest.status == "resolved" or not latest.next_update_at:
+    if latest is None or closes(latest.status) or not latest.next_update_at:
         return None
     return latest
 

@@ -53,6 +53,11 @@ COUNTERS: dict[str, tuple[str, str, tuple[str, ...]]] = {
         "Inbound SMS: opt_out, opt_in, reply, unmatched",
         ("kind",),
     ),
+    "inbound_email": (
+        "broadcaster_inbound_email",
+        "Inbound email (SendGrid Inbound Parse): reply, unmatched",
+        ("kind",),
+    ),
     "webhook_blocked": (
         "broadcaster_webhook_blocked",
         "Webhook sends refused: the target resolved to a loopback, link-local or private address",
@@ -102,6 +107,11 @@ COUNTERS: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "helpdesk_syncs": (
         "broadcaster_helpdesk_syncs",
         "Saved replies (macros, canned responses) synced per helpdesk: ok, retry or failed",
+        ("helpdesk", "outcome"),
+    ),
+    "reply_tickets": (
+        "broadcaster_reply_tickets",
+        "Customer replies made helpdesk tickets or comments: ok, retry or failed",
         ("helpdesk", "outcome"),
     ),
 }

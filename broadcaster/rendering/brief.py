@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from broadcaster.domain import promises, visibility
 from broadcaster.domain.announcement import Announcement
-from broadcaster.domain.incidents import SEVERITIES
+from broadcaster.domain.incidents import SEVERITIES, closes
 from broadcaster.rendering.banners import iso
 from broadcaster.rendering.clock import format_time, zone_name
 from broadcaster.rendering.i18n import gettext_for
@@ -70,7 +70,7 @@ def announcement_brief(svc: Services, announcement: Announcement, locale: str) -
     language = language_for(announcement, locale, svc.plan.default_locale)
     content = content_for(announcement, language)
     audiences = visibility.public_audiences(svc.plan, announcement.audiences)
-    if announcement.status == "resolved":
+    if closes(announcement.status):
         # A resolution promises nothing more (domain/promises.py): neither may its brief.
         announcement = dataclasses.replace(announcement, next_update_at=None)
     return {
@@ -149,7 +149,9 @@ def current_incidents(svc: Services) -> list[str]:
     found = []
     for incident_id in svc.announcements.active_incident_ids():
         incident = svc.announcements.get_incident(incident_id)
-        if incident.get("status") == "resolved" or incident.get("withdrawn_at"):
+        if closes(incident.get("status")) or incident.get("withdrawn_at"):
+            continue
+        if incident.get("status") == "scheduled":  # a maintenance still ahead: not now
             continue
         found.append((order.get(incident.get("severity"), 0), incident["updated_at"], incident_id))
     return [incident_id for *_, incident_id in sorted(found, reverse=True)]

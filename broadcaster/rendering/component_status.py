@@ -24,6 +24,7 @@ import redis
 from broadcaster.domain import component_history as history
 from broadcaster.domain import components
 from broadcaster.domain.announcement import Announcement
+from broadcaster.domain.incidents import is_maintenance
 from broadcaster.domain.visibility import internal_only
 from broadcaster.rendering.i18n import N_
 
@@ -173,9 +174,12 @@ def _today(plan: Plan, now: float) -> str:
 
 def overall(groups: list[dict[str, Any]], open_incidents: list[dict[str, Any]]) -> dict[str, str]:
     """Statuspage's page ``status`` from the components' states and the open incidents'
-    severities (``component_history.indicator``)."""
+    severities (``component_history.indicator``). A scheduled maintenance counts by the
+    components it puts under maintenance only, as on Statuspage: not by its severity."""
     states = [c["state"] for g in groups for c in g["components"]]
     impacts = [
-        history.IMPACT_OF_SEVERITY.get(i.get("severity", ""), "none") for i in open_incidents
+        history.IMPACT_OF_SEVERITY.get(i.get("severity", ""), "none")
+        for i in open_incidents
+        if not is_maintenance([u.get("status", "") for u in i.get("updates") or ()])
     ]
     return history.indicator(states, impacts)

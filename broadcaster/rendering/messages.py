@@ -39,6 +39,11 @@ STATUS_LABELS = {
     "identified": N_("Identified"),
     "monitoring": N_("Monitoring"),
     "resolved": N_("Resolved"),
+    # A scheduled maintenance's transitions (delivery/maintenances.py).
+    "scheduled": N_("Scheduled"),
+    "in_progress": N_("In progress"),
+    "completed": N_("Completed"),
+    "cancelled": N_("Cancelled"),
 }
 SEVERITY_COLOURS = {
     "critical": "#b00020",

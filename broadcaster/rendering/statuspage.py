@@ -11,7 +11,10 @@ Mapping: component ids are the plan's keys, and each group is a component of its
 (``group: true``, ``components``: its members' ids) with the worst state of its members; an
 incident's ``impact`` is its severity (``info`` → ``none``); a withdrawn incident reads as
 ``resolved`` at its withdrawal, and a withdrawn update's body starts with the reason.
-Scheduled maintenances: none yet, so their lists are empty.
+A scheduled maintenance (``domain/maintenances.py``) is an incident too: it is listed among
+the scheduled maintenances, never among the incidents, with its impact ``maintenance``, its
+``scheduled_for`` and ``scheduled_until`` from its record and its status from where it
+stands (a cancelled one reads as ``completed``, Statuspage having no such status).
 """
 
 from __future__ import annotations
@@ -21,6 +24,9 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from broadcaster.domain import component_history as history
+from broadcaster.domain import maintenances
+from broadcaster.domain.incidents import closes, is_maintenance
+from broadcaster.domain.maintenances import Maintenance
 from broadcaster.rendering import component_status, status
 from broadcaster.rendering.clock import iso
 
@@ -28,6 +34,13 @@ if TYPE_CHECKING:
     from broadcaster.services import Services  # the composition root; types only
 
 EPOCH = "1970-01-01T00:00:00Z"
+# A maintenance's state (and its updates' statuses) as Statuspage names them.
+MAINTENANCE_STATUS = {
+    "scheduled": "scheduled",
+    "in_progress": "in_progress",
+    "completed": "completed",
+    "cancelled": "completed",
+}
 
 
 def documents(svc: Services, locale: str) -> dict[str, Any]:
@@ -36,12 +49,20 @@ def documents(svc: Services, locale: str) -> dict[str, Any]:
     groups = component_status.view(svc, locale)
     components, names = _components(groups, page_id)
     first = status.first_page(svc, locale)
-    incidents = [
-        _incident(svc, entry, page_id, names, components)
-        for entry in [*first["open"], *first["resolved"]]
-    ]
+    entries = [*first["open"], *first["resolved"]]
+    planned = maintenances.of_incidents(svc.redis, [e["id"] for e in entries])
+    incidents, scheduled = [], []
+    for entry in entries:
+        found = _incident(svc, entry, page_id, names, components)
+        statuses = [u["status"] for u in entry["updates"]]
+        if entry["id"] in planned or is_maintenance(statuses):
+            scheduled.append(_maintenance(found, planned.get(entry["id"]), components, locale))
+        else:
+            incidents.append(found)
     incidents.sort(key=lambda i: i["created_at"], reverse=True)
-    times = [i["updated_at"] for i in incidents] + [c["updated_at"] for c in components]
+    scheduled.sort(key=lambda m: m["scheduled_for"] or m["created_at"], reverse=True)
+    times = [i["updated_at"] for i in incidents + scheduled]
+    times += [c["updated_at"] for c in components]
     page = {
         "id": page_id,
         "name": svc.plan.organisation,
@@ -55,6 +76,9 @@ def documents(svc: Services, locale: str) -> dict[str, Any]:
         "components": components,
         "incidents": incidents,
         "unresolved": [i for i in incidents if i["status"] != "resolved"],
+        "maintenances": scheduled,
+        "upcoming": [m for m in scheduled if m["status"] == "scheduled"],
+        "active": [m for m in scheduled if m["status"] in ("in_progress", "verifying")],
     }
 
 
@@ -64,8 +88,47 @@ def summary(docs: dict[str, Any]) -> dict[str, Any]:
         "page": docs["page"],
         "components": docs["components"],
         "incidents": docs["unresolved"],
-        "scheduled_maintenances": [],
+        # Statuspage's summary: the maintenances upcoming or in progress.
+        "scheduled_maintenances": docs["active"] + docs["upcoming"],
         "status": docs["status"],
+    }
+
+
+def _maintenance(
+    found: dict[str, Any],
+    record: Maintenance | None,
+    components: list[dict[str, Any]],
+    locale: str,
+) -> dict[str, Any]:
+    """A maintenance's incident in Statuspage's scheduled-maintenance shape, named by the
+    maintenance's own title (its incident's title is that of the latest transition)."""
+    closed = found["resolved_at"]
+    if record is not None:
+        state = MAINTENANCE_STATUS[record.state]
+        planned = set(record.components)
+        begun = record.started_at or record.starts_at
+        translated = record.translations.get(locale) or {}
+        schedule = {
+            "name": translated.get("title") or record.title,
+            "scheduled_for": iso(record.starts_at),
+            "scheduled_until": iso(record.ends_at),
+            "started_at": iso(begun),
+        }
+    else:  # a record lost: what the timeline says
+        latest = found["incident_updates"][0]["status"] if found["incident_updates"] else ""
+        state = "completed" if closed else MAINTENANCE_STATUS.get(latest, "scheduled")
+        planned = set()
+        schedule = {"scheduled_for": None, "scheduled_until": None}
+    if closed:
+        state = "completed"
+    touched = {c["id"] for c in found["components"]} | planned
+    return {
+        **found,
+        **schedule,
+        "status": state,
+        "impact": "maintenance",
+        "monitoring_at": None,
+        "components": [c for c in components if c["id"] in touched],
     }
 
 
@@ -185,7 +248,7 @@ def _updates(entry: dict[str, Any], names: dict[str, str]) -> list[dict[str, Any
     found = []
     for update in reversed(entry["updates"]):
         changes = {c: s for c, s in (update.get("components") or {}).items() if c in names}
-        if update["status"] == "resolved":  # its components return to operational
+        if closes(update["status"]):  # its components return to operational
             changes = {c: "operational" for c, s in states.items() if s != "operational"}
         affected = [
             {
@@ -195,7 +258,7 @@ def _updates(entry: dict[str, Any], names: dict[str, str]) -> list[dict[str, Any
                 "new_status": s,
             }
             for c, s in changes.items()
-            if states.get(c, "operational") != s or update["status"] != "resolved"
+            if states.get(c, "operational") != s or not closes(update["status"])
         ]
         if not update.get("withdrawn"):
             states.update(changes)
@@ -206,7 +269,7 @@ def _updates(entry: dict[str, Any], names: dict[str, str]) -> list[dict[str, Any
         found.append(
             {
                 "id": update["id"],
-                "status": update["status"],
+                "status": MAINTENANCE_STATUS.get(update["status"], update["status"]),
                 "body": body,
                 "incident_id": entry["id"],
                 "created_at": update["published_at"],

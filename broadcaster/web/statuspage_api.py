@@ -32,15 +32,17 @@ SHAPES: dict[str, Shape] = {
     "/components.json": lambda d: {"page": d["page"], "components": d["components"]},
     "/incidents.json": lambda d: {"page": d["page"], "incidents": d["incidents"]},
     "/incidents/unresolved.json": lambda d: {"page": d["page"], "incidents": d["unresolved"]},
-    # No scheduled maintenance yet: the lists Statuspage clients expect, empty.
-    "/scheduled-maintenances.json": lambda d: {"page": d["page"], "scheduled_maintenances": []},
+    "/scheduled-maintenances.json": lambda d: {
+        "page": d["page"],
+        "scheduled_maintenances": d["maintenances"],
+    },
     "/scheduled-maintenances/upcoming.json": lambda d: {
         "page": d["page"],
-        "scheduled_maintenances": [],
+        "scheduled_maintenances": d["upcoming"],
     },
     "/scheduled-maintenances/active.json": lambda d: {
         "page": d["page"],
-        "scheduled_maintenances": [],
+        "scheduled_maintenances": d["active"],
     },
 }
 PATHS = tuple(f"{bp.url_prefix}{path}" for path in SHAPES)

@@ -21,6 +21,7 @@ from flask import Blueprint, Response, request
 from flask.typing import ResponseReturnValue
 from twilio.twiml.messaging_response import MessagingResponse
 
+from broadcaster.delivery import reply_tickets
 from broadcaster.domain.announcements import ANNOUNCEMENTS_KEY
 from broadcaster.domain.errors import NotFound
 from broadcaster.domain.ledger import Ledger
@@ -179,19 +180,51 @@ def twilio_inbound() -> ResponseReturnValue:
         log.info("SMS from %s answers no announcement of ours", mask_contact(phone))
         metrics.count(svc.redis, "inbound_sms", "unmatched")
         return _twiml()
+    keep_reply(svc, incident_id, announcement_id, "sms", phone, subscriber_id, body, message_sid)
+    metrics.count(svc.redis, "inbound_sms", "reply")
+    return _twiml()
+
+
+def keep_reply(
+    svc: Services,
+    incident_id: str,
+    announcement_id: str,
+    channel: str,
+    contact: str,
+    subscriber_id: str | None,
+    body: str,
+    provider_id: str | None,
+    subject: str = "",
+) -> None:
+    """Keep a customer's reply on its incident (contact masked) and hand it to the helpdesks."""
     reply = {
         "at": time.time(),
-        "from": mask_contact(phone),
+        "from": mask_contact(contact),
+        "channel": channel,
         "subscriber_id": subscriber_id,
         "announcement_id": announcement_id,
         "body": body[:REPLY_MAX],
-        "provider_id": message_sid or None,
+        "provider_id": provider_id or None,
     }
     svc.redis.rpush(_replies_key(incident_id), json.dumps(reply))
     log.info(
-        "customer reply by SMS from %s",
-        mask_contact(phone),
+        "customer reply by %s from %s",
+        channel,
+        mask_contact(contact),
         extra={"announcement_id": announcement_id, "incident_id": incident_id},
     )
-    metrics.count(svc.redis, "inbound_sms", "reply")
-    return _twiml()
+    person = svc.subscribers.get(subscriber_id) if subscriber_id else None
+    announcement = svc.announcements.get(announcement_id)
+    reply_tickets.after_reply(
+        svc,
+        {
+            "incident_id": incident_id,
+            "announcement_id": announcement_id,
+            "title": announcement.title,
+            "channel": channel,
+            "contact": contact,
+            "language": (person or {}).get("locale") or svc.plan.default_locale,
+            "body": body[:REPLY_MAX],
+            "subject": subject,
+        },
+    )
