@@ -32,13 +32,16 @@ def build_worker(burst_name: str | None = None) -> BroadcastWorker:
 
 def main() -> None:
     """Work until stopped (SIGINT/SIGTERM finish the current job first)."""
-    env = settings.from_environment()
-    url = discover(env["REDIS_URL"], env["DATA_DIR"])
-    if not url:
-        raise SystemExit(
-            "worker: no Redis. Set BROADCASTER_REDIS_URL, or start `broadcaster up` first."
-        )
-    app = create_app({"REDIS_URL": url})
+    try:
+        env = settings.from_environment()
+        url = discover(env["REDIS_URL"], env["DATA_DIR"])
+        if not url:
+            raise SystemExit(
+                "worker: no Redis. Set BROADCASTER_REDIS_URL, or start `broadcaster up` first."
+            )
+        app = create_app({"REDIS_URL": url})
+    except settings.ConfigError as exc:
+        raise SystemExit(f"worker: {exc}") from exc
     with app.app_context():
         build_worker().work(with_scheduler=True, logging_level=logging.INFO)
 

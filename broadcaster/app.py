@@ -17,7 +17,7 @@ from broadcaster.domain import audit as audit_log
 from broadcaster.domain.announcement import Announcement
 from broadcaster.domain.plan import load_plan
 from broadcaster.infra import logs, metrics, microcache
-from broadcaster.infra.redis_server import client as redis_client
+from broadcaster.infra.redis_connect import client as redis_client
 from broadcaster.rendering import public_pages
 from broadcaster.rendering.messages import Renderer
 from broadcaster.services import Services
@@ -70,6 +70,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         raise settings.ConfigError(
             "BROADCASTER_REDIS_URL is not set (run `broadcaster up` to start an embedded Redis)"
         )
+    settings.check_redis_url(app.config["REDIS_URL"], contact=True)
     if not app.config.get("SECRET_KEY"):
         app.config["SECRET_KEY"] = settings.ensure_secret_key(Path(str(app.config["DATA_DIR"])))
     app.config.update(

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import TextIO
 
 import click
-import redis
 
 from broadcaster import config as settings
 from broadcaster.domain import audit
@@ -23,6 +22,7 @@ from broadcaster.domain.plan_text import plan_warnings
 from broadcaster.domain.subscribers import CsvHeaderError, SubscriberStore, csv_rows, import_rows
 from broadcaster.domain.tokens import ROLES, TokenError, create_token, lookup
 from broadcaster.domain.users import USER_ROLES, UserError, create_user
+from broadcaster.infra import redis_connect
 from broadcaster.infra.gunicorn_config import address_in_use
 from broadcaster.infra.local_redis import forget_url, publish_url, redis_url
 from broadcaster.infra.redis_server import EmbeddedRedis, RedisServerError
@@ -98,6 +98,10 @@ def up(port: int, host: str, worker_count: int | None, redis_port: int | None) -
 
     embedded: EmbeddedRedis | None = None
     url = env["REDIS_URL"]
+    try:
+        settings.check_redis_url(url, contact=True)  # a sentinel's port is no Redis
+    except settings.ConfigError as exc:
+        raise click.ClickException(str(exc)) from exc
     if not url:
         try:
             embedded = EmbeddedRedis(data_dir, redis_port).start()
@@ -233,7 +237,7 @@ def _group_alive(pgid: int) -> bool:
 
 def _first_token(url: str) -> str:
     """On a fresh data dir, create an admin token so the first curl works at once."""
-    r = redis.Redis.from_url(url)
+    r = redis_connect.client(url)
     if r.set("bc:first-token-issued", 1, nx=True):
         token = create_token(r, "admin", "admin", created_by=_operator())
         return (
@@ -291,7 +295,7 @@ def token_create(name: str, role: str | None, email: str | None) -> None:
         raise click.UsageError("give --role, or --user to take that user's role")
     env = _env()
     with redis_url(env["REDIS_URL"], str(env["DATA_DIR"])) as url:
-        r = redis.Redis.from_url(url)
+        r = redis_connect.client(url)
         try:
             value = create_token(r, name, role, created_by=_operator(), user=email)
         except TokenError as exc:
@@ -322,7 +326,7 @@ def user_create(email: str, role: str, name: str) -> None:
     with redis_url(env["REDIS_URL"], str(env["DATA_DIR"])) as url:
         try:
             person = create_user(
-                redis.Redis.from_url(url), email, name, role, password, created_by=_operator()
+                redis_connect.client(url), email, name, role, password, created_by=_operator()
             )
         except UserError as exc:
             raise click.ClickException(str(exc)) from exc
@@ -349,14 +353,14 @@ def subscribers_import(file: TextIO) -> None:
                 report = import_rows(
                     csv_rows(file, file.name),
                     plan,
-                    SubscriberStore(redis.Redis.from_url(url)),
+                    SubscriberStore(redis_connect.client(url)),
                     senders=sender_numbers(env),
                     on_progress=progress.update,
                 )
         except CsvHeaderError as exc:
             raise click.ClickException(str(exc)) from exc
         audit.record(
-            redis.Redis.from_url(url),
+            redis_connect.client(url),
             _operator(),
             "subscribers.imported",
             source=file.name,

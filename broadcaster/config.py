@@ -9,6 +9,7 @@ from pathlib import Path
 
 from dotenv import load_dotenv
 
+from broadcaster.infra import redis_connect
 from channels import PERSONAL, PROVIDERS
 
 # (config key, environment variables in order of preference, default)
@@ -122,7 +123,21 @@ def from_environment(environ: Mapping[str, str] | None = None) -> dict[str, obje
         except ValueError as exc:
             raise ConfigError(f"{name}: expected a number, got {raw!r}") from exc
         config[key] = int(value) if float(value).is_integer() else value
+    check_redis_url(config["REDIS_URL"])
     return config
+
+
+def check_redis_url(url: object, contact: bool = False) -> None:
+    """Refuse a malformed BROADCASTER_REDIS_URL at start-up, saying what is wrong
+    (``contact``: also one that leads to a sentinel instead of a Redis)."""
+    if not url:
+        return
+    try:
+        redis_connect.check(str(url))
+        if contact:
+            redis_connect.refuse_a_sentinel(str(url))
+    except redis_connect.RedisUrlError as exc:
+        raise ConfigError(f"BROADCASTER_REDIS_URL: {exc}") from exc
 
 
 def ensure_secret_key(data_dir: Path) -> str:

@@ -6,6 +6,7 @@ A channel never decides *who* gets a message, only *how* it is sent. It reports 
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -48,6 +49,9 @@ class Outgoing:
     # time.monotonic() before which it must not leave: its slot in the provider's rate, when
     # several messages were paced with one reservation (0: send at once).
     not_before: float = 0.0
+    # Set when the worker is stopping: a message still waiting for its slot then goes back
+    # unsent (a Result "retry" with extra ``held`` and ``stopped``) instead of waiting.
+    stop: threading.Event | None = None
 
 
 @dataclass

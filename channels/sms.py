@@ -194,7 +194,16 @@ class SmsChannel(ChannelFacts):
 
     def _send_one(self, item: Outgoing) -> Result:
         assert self.client is not None
-        time.sleep(max(0.0, item.not_before - time.monotonic()))  # its slot in the rate
+        slot = max(0.0, item.not_before - time.monotonic())  # its slot in the rate
+        if item.stop is None:
+            time.sleep(slot)
+        elif item.stop.wait(slot):
+            return Result(
+                item.subscriber_id,
+                "retry",
+                error="held: the worker is stopping",
+                extra={"held": True, "stopped": True},  # never sent: the next worker sends it
+            )
         held = self._hold_until - time.monotonic()
         if held > 0:  # throttled while it waited for its slot: do not send into the 429
             return Result(

@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import Any
 
-from broadcaster.delivery import drill_guard, pacing, publishing, queues, staff
+from broadcaster.delivery import drill_guard, pacing, publishing, queues, staff, stopping
 from broadcaster.delivery.recovery import CLAIM_LEASE, LeaseKeeper
 from broadcaster.delivery.staff import ledger_id as staff_ledger
 from broadcaster.domain import all_clear
@@ -191,9 +191,17 @@ def send_batch(
         # lease runs out; a holder that is alive renews and finishes them itself.
         held = [sid for sid, state in ledger.states(channel, todo).items() if state == "sending"]
         if held and not run.deferred:
-            time.sleep(ledger.lease_left(channel, held) + 0.1)
-            run.send_all(_units(held, people, announcement, sender))
+            if run.stopped or stopping.sleep(ledger.lease_left(channel, held) + 0.1):
+                run.stopped.extend(held)  # the requeued rest takes them over
+            else:
+                run.send_all(_units(held, people, announcement, sender))
 
+    # Say again whom this run reached: a Redis failover loses what the old primary had
+    # not passed on (docs/reliability.md), and a record lost would be sent again.
+    ledger.move(channel, run.sent, "sent", ["queued", "sending"], reached=reached)
+    if run.stopped:  # the worker is stopping: the rest goes first to the next one
+        stopping.requeue(svc.redis, announcement_id, channel, run.stopped, attempt, for_staff)
+        run.counts["stopped"] = len(run.stopped)
     if run.deferred:
         # The provider is down or paused: come back when it may be up, without an attempt.
         log.info(
@@ -322,6 +330,8 @@ class _Run:
         self.deferred: list[str] = []
         self.defer_for = 0.0
         self.fallback: list[str] = []
+        self.sent: list[str] = []
+        self.stopped: list[str] = []  # not sent because the worker is stopping
         self._lock = threading.Lock()
         self._pausing = threading.Event()
         self._inline_wait = float(svc.config.get("PROVIDER_WAIT_INLINE", INLINE_WAIT))
@@ -338,6 +348,9 @@ class _Run:
                 future.result()  # a bug in a unit is a bug in the job: let RQ see it
 
     def _send(self, unit: list[str]) -> None:
+        if stopping.requested():
+            self._stop(unit)
+            return
         if self._pausing.is_set():
             self._defer(unit, 0.0)
             return
@@ -350,7 +363,13 @@ class _Run:
             # Render before taking a rate slot, so the request leaves right on its slot.
             batch = [self.outgoing(sid) for sid in claimed]
             n = -(-len(batch) // self.sender.per_request)  # provider requests
-            later = self.gate.wait_turn(self._inline_wait, n) if self.gate is not None else 0.0
+            try:
+                gate = self.gate
+                later = gate.wait_turn(self._inline_wait, n, stopping.event()) if gate else 0.0
+            except pacing.Stopped:
+                self.ledger.release(self.channel, claimed)
+                self._stop(claimed)
+                return
             if later:
                 self.ledger.release(self.channel, claimed)
                 self._pausing.set()
@@ -359,10 +378,13 @@ class _Run:
             if n > 1 and self.gate is not None and self.gate.spacing:
                 # One reservation for the step: each message leaves on its own slot.
                 first, spacing = time.monotonic(), self.gate.spacing
-                batch = [replace(m, not_before=first + i * spacing) for i, m in enumerate(batch)]
+                batch = [
+                    replace(m, not_before=first + i * spacing, stop=stopping.event())
+                    for i, m in enumerate(batch)
+                ]
             results = self.sender.send(batch)
-            if self.gate is not None:
-                self.gate.observe(results)
+            if self.gate is not None:  # what a stop held back says nothing of the provider
+                self.gate.observe([r for r in results if not r.extra.get("stopped")])
             _record(
                 self.ledger,
                 self.channel,
@@ -377,7 +399,12 @@ class _Run:
         fallback = self.svc.plan.fallback.get(self.channel)
         with self._lock:
             for result in results:
+                if result.extra.get("stopped"):  # never sent: back to the queue's front
+                    self.stopped.append(result.subscriber_id)
+                    continue
                 self.counts[result.outcome] += 1
+                if result.outcome == "sent":
+                    self.sent.append(result.subscriber_id)
                 if result.outcome == "retry" and result.extra.get("held"):
                     # Held back by the channel, never sent: no attempt spent (as a pause).
                     self.deferred.append(result.subscriber_id)
@@ -387,6 +414,10 @@ class _Run:
                     self.retry_after = max(self.retry_after, result.retry_after or 0.0)
                 elif result.outcome == "failed" and fallback:
                     self.fallback.append(result.subscriber_id)
+
+    def _stop(self, unit: list[str]) -> None:
+        with self._lock:
+            self.stopped.extend(unit)
 
     def _defer(self, unit: list[str], seconds: float) -> None:
         with self._lock:
@@ -421,8 +452,10 @@ def _record(
             **result.extra,
         }
     ledger.note(channel, details)
-    ledger.move(channel, by_outcome["sent"], "sent", ["sending"], reached=reached)
-    ledger.move(channel, by_outcome["failed"], "failed", ["sending"])
+    # From "queued" too: a Redis failover may have lost the claim (written to the old
+    # primary just before the switch) but the message went out; the record must say so.
+    ledger.move(channel, by_outcome["sent"], "sent", ["sending", "queued"], reached=reached)
+    ledger.move(channel, by_outcome["failed"], "failed", ["sending", "queued"])
     ledger.release(channel, by_outcome["retry"])
 
 

@@ -8,6 +8,7 @@ towards the breaker, any real answer closes it.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -34,21 +35,22 @@ class Gate:
         """Seconds between two requests at the provider's rate (0: not limited)."""
         return 1.0 / self.limiter.rate if self.limiter is not None else 0.0
 
-    def wait_turn(self, max_wait: float, n: int = 1) -> float:
+    def wait_turn(self, max_wait: float, n: int = 1, stop: threading.Event | None = None) -> float:
         """Block until the first of ``n`` requests may go; returns 0, or seconds to come back.
 
         The ``n`` slots are reserved in one call; the others follow one every ``spacing``
         seconds after the first (the caller sends them on those slots). Waiting for the rate
         is always done here (that is the pacing); a pause or an open breaker longer than
         ``max_wait`` is handed back so the batch can be rescheduled instead of holding a
-        worker.
+        worker. Raises ``Stopped`` when ``stop`` is set while it waits (the reserved slots
+        are left unused).
         """
         while True:
             closed_in = self.breaker.allow()
             if closed_in > max_wait:
                 return closed_in
             if closed_in > 0:
-                time.sleep(closed_in)
+                _sleep(closed_in, stop)
                 continue
             if self.limiter is None:
                 return 0.0
@@ -57,12 +59,12 @@ class Gate:
                 paused = self.limiter.paused_for()
                 if paused > max_wait:
                     return paused
-                time.sleep(max(paused, 0.01))
+                _sleep(max(paused, 0.01), stop)
                 continue
             # The reservation's wait is for its last slot; the first is (n - 1) slots earlier.
             wait -= (n - 1) * self.spacing
             if wait > 0:
-                time.sleep(wait)
+                _sleep(wait, stop)
                 # A 429 may have paused the provider while we slept on our slot.
                 if self.limiter.paused_for() > 0:
                     continue
@@ -81,6 +83,17 @@ class Gate:
             self.breaker.failure()
         elif outcomes:
             self.breaker.success()
+
+
+class Stopped(Exception):
+    """The worker is stopping: the caller gives its unsent messages back."""
+
+
+def _sleep(seconds: float, stop: threading.Event | None) -> None:
+    if stop is None:
+        time.sleep(seconds)
+    elif stop.wait(seconds):
+        raise Stopped
 
 
 def gate_for(r: redis.Redis, transport: str, config: Mapping[str, Any]) -> Gate | None:

@@ -142,7 +142,14 @@ def retry_delay(config: Mapping[str, Any], attempt: int, retry_after: float | No
     return max(backoff, retry_after or 0.0)
 
 
-def _enqueue(q: Queue, func: str, args: list, delay: float, job_id: str | None = None) -> None:
+def _enqueue(
+    q: Queue,
+    func: str,
+    args: list,
+    delay: float,
+    job_id: str | None = None,
+    at_front: bool = False,
+) -> None:
     options: dict[str, Any] = {
         "result_ttl": _RESULT_TTL,
         "failure_ttl": _FAILURE_TTL,
@@ -157,7 +164,7 @@ def _enqueue(q: Queue, func: str, args: list, delay: float, job_id: str | None =
         when = datetime.fromtimestamp(math.ceil(time.time() + delay), tz=UTC)
         q.enqueue_at(when, func, *args, **options)
     else:
-        q.enqueue(func, *args, **options)
+        q.enqueue(func, *args, at_front=at_front, **options)
 
 
 def enqueue_customers(r: redis.Redis, announcement_id: str, delay: float) -> None:
@@ -228,14 +235,17 @@ def enqueue_batch(
     attempt: int = 1,
     delay: float = 0,
     for_staff: bool = False,
+    at_front: bool = False,
 ) -> None:
     """Enqueue one batch job for a channel, now or after ``delay`` seconds (``for_staff``:
-    a batch of staff people, who get the agent brief)."""
+    a batch of staff people, who get the agent brief; ``at_front``: before the others, as
+    the rest of a batch whose worker stopped)."""
     _enqueue(
         queue(r, channel),
         "broadcaster.delivery.fanout.batch_job",
         [announcement_id, channel, subscriber_ids, attempt] + ([True] if for_staff else []),
         delay,
+        at_front=at_front,
     )
 
 

@@ -27,6 +27,7 @@ from rq.job import Job
 from rq.queue import Queue
 from rq.worker import WorkerStatus
 
+from broadcaster.delivery import stopping
 from broadcaster.delivery.queues import LEGACY_JOB_NAMES
 from broadcaster.domain.ledger import Ledger
 
@@ -92,6 +93,13 @@ class BroadcastWorker(SimpleWorker):
         kwargs.setdefault("maintenance_interval", MAINTENANCE_INTERVAL)
         kwargs.setdefault("job_monitoring_interval", HEARTBEAT_INTERVAL)
         super().__init__(*args, **kwargs)
+        stopping.install()
+
+    def handle_warm_shutdown_request(self) -> None:
+        """SIGTERM / Ctrl-C: RQ waits for the current job, so tell the job too: a paced
+        batch then stops within seconds and requeues its rest (``stopping.py``)."""
+        super().handle_warm_shutdown_request()
+        stopping.request()
 
     def get_heartbeat_ttl(self, job: Job, working_time: float = 0.0) -> int:
         """How long a running job's execution lives without a heartbeat."""

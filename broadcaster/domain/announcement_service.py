@@ -1,4 +1,5 @@
-"""The one way in for an announcement: create, follow up, correct, approve, reject, withdraw.
+"""The one way in for an announcement: create, follow up, correct; and, through
+``announcement_decisions.Decisions``, amend, approve, reject and withdraw.
 
 Every door (the API, the admin pages, monitoring) calls this service; none of them builds
 an announcement or writes one itself. It validates against the plan and the text policy,
@@ -24,22 +25,17 @@ from redis.client import Pipeline
 
 from broadcaster.domain import (
     all_clear,
-    audit,
     components,
-    four_eyes,
-    incident_facts,
-    text_policy,
-    withdrawal,
 )
 from broadcaster.domain import announcement_checks as checks
 from broadcaster.domain import idempotency as idem
 from broadcaster.domain.announcement import Announcement
+from broadcaster.domain.announcement_decisions import Decisions, audit_entry, person_of
 from broadcaster.domain.announcements import AnnouncementStore, new_id
 from broadcaster.domain.errors import Conflict, Forbidden, Invalid, NotFound
 from broadcaster.domain.incidents import closes
 from broadcaster.domain.plan import Plan
 from broadcaster.domain.principals import Principal
-from broadcaster.domain.text_policy import BLOCK
 from broadcaster.infra import metrics
 
 log = logging.getLogger(__name__)
@@ -50,7 +46,7 @@ OnPending = Callable[[Announcement], None]
 KeepPromise = Callable[[Pipeline, Announcement], None]
 
 
-class AnnouncementService:
+class AnnouncementService(Decisions):
     """Announcements and incidents: the only code that changes them."""
 
     def __init__(
@@ -215,9 +211,11 @@ class AnnouncementService:
         def extra(pipe: Pipeline) -> None:
             if idempotency:
                 idem.record(pipe, idempotency[0], idempotency[1], result)
-            _audit(pipe, announcement, author.name, "announcement.created", ip, **_person(author))
+            audit_entry(
+                pipe, announcement, author.name, "announcement.created", ip, **person_of(author)
+            )
             if announcement.bypass_reason:
-                _audit(
+                audit_entry(
                     pipe,
                     announcement,
                     author.name,
@@ -241,156 +239,6 @@ class AnnouncementService:
         """A new announcement that corrects a published one (which stays as it was)."""
         return self.create({**data, "corrects": announcement_id}, author, **options)
 
-    def amend(
-        self,
-        announcement_id: str,
-        data: dict[str, Any],
-        author: Principal,
-        *,
-        sanitise: bool = False,
-        ip: str | None = None,
-    ) -> Announcement:
-        """Rewrite a pending announcement in place: by its author, only while it waits.
-
-        Monitoring keeps one "several alerts" draft up to date this way instead of adding a
-        draft per alert. Raises Conflict once someone approved or rejected it (even while
-        this call ran: the write is refused if the announcement changed meanwhile).
-        """
-        store = self.store
-        with store.r.pipeline(transaction=True) as pipe:
-            pipe.watch(store.key_of(announcement_id))
-            current = store.get(announcement_id)
-            if current.state != "pending_approval":
-                raise Conflict(f"announcement is {current.state}, not pending_approval")
-            if current.author != author.name:
-                raise Forbidden("only the author may change a pending announcement")
-            fresh = self.draft(
-                {**data, "incident_id": current.incident_id}, author, sanitise=sanitise
-            )
-            if fresh.published:  # the rewrite must wait for a person like the original
-                raise Forbidden("an amended announcement must still wait for approval")
-            amended = dataclasses.replace(
-                current,
-                title=fresh.title,
-                body=fresh.body,
-                severity=fresh.severity,
-                status=fresh.status,
-                audiences=fresh.audiences,
-                channels=fresh.channels,
-                translations=fresh.translations,
-                next_update_at=fresh.next_update_at,
-                components=fresh.components,
-            )
-            incident = store.get_incident(current.incident_id)
-            pipe.multi()
-            store.write(pipe, amended, incident, new=False)
-            _audit(pipe, amended, author.name, "announcement.amended", ip)
-            try:
-                pipe.execute()
-            except redis.WatchError as exc:
-                raise Conflict("announcement was decided while it was being amended") from exc
-        return amended
-
-    def approve(
-        self, announcement_id: str, approver: Principal, ip: str | None = None
-    ) -> Announcement:
-        """Publish a pending announcement; only a second person may (``four_eyes``)."""
-        announcement = dataclasses.replace(
-            self._pending(announcement_id, approver, "approve", ip),
-            state="published",
-            published_at=time.time(),
-            approved_by=approver.name,
-            decided_by_person=approver.person,
-        )
-        self._save(
-            announcement,
-            self.store.get_incident(announcement.incident_id),
-            new=False,
-            extra=lambda pipe: _audit(
-                pipe, announcement, approver.name, "announcement.approved", ip, **_person(approver)
-            ),
-            actor=approver.name,
-            ip=ip,
-        )
-        return announcement
-
-    def reject(
-        self, announcement_id: str, approver: Principal, reason: str, ip: str | None = None
-    ) -> Announcement:
-        """Reject a pending announcement, keeping the reason."""
-        problem = text_policy.problem(reason, BLOCK, max_chars=checks.REASON_MAX)
-        if problem:
-            raise Invalid({"reason": [problem]})
-        reason = text_policy.normalise(reason)
-        announcement = dataclasses.replace(
-            self._pending(announcement_id, approver, "reject", ip),
-            state="rejected",
-            rejected_by=approver.name,
-            decided_by_person=approver.person,
-            reason=reason,
-            rejected_at=time.time(),
-        )
-        self._save(
-            announcement,
-            self.store.get_incident(announcement.incident_id),
-            new=False,
-            extra=lambda pipe: _audit(
-                pipe,
-                announcement,
-                approver.name,
-                "announcement.rejected",
-                ip,
-                reason=reason,
-                **_person(approver),
-            ),
-            actor=approver.name,
-            ip=ip,
-        )
-        return announcement
-
-    def withdraw(
-        self, announcement_id: str, principal: Principal, reason: str, ip: str | None = None
-    ) -> Announcement:
-        """Withdraw a published announcement, in the open: it leaves the banner and the
-        current view and stays in the history with ``reason``. Admins only; once.
-
-        The incident's facts are worked out again from what still stands
-        (``incident_facts``). One transaction, refused if the announcement changed meanwhile.
-        """
-        if not principal.may("withdraw"):
-            raise Forbidden(f"role {principal.role!r} may not withdraw")
-        reason = withdrawal.checked_reason(reason)
-        store = self.store
-        store.get(announcement_id)  # NotFound before WATCH, also for ids no key could hold
-        with store.r.pipeline(transaction=True) as pipe:
-            pipe.watch(store.key_of(announcement_id))
-            withdrawn = withdrawal.withdrawn(store.get(announcement_id), principal, reason)
-            timeline = [
-                withdrawn if a.id == withdrawn.id else a
-                for a in store.timeline(withdrawn.incident_id)
-            ]
-            incident = incident_facts.facts(
-                store.get_incident(withdrawn.incident_id), [a for a in timeline if a.published]
-            )
-            pipe.multi()
-            store.write(pipe, withdrawn, incident, new=False)
-            components.record_withdrawal(pipe, withdrawn, incident)
-            _audit(
-                pipe,
-                withdrawn,
-                principal.name,
-                "announcement.withdrawn",
-                ip,
-                reason=reason,
-                **_person(principal),
-            )
-            try:
-                pipe.execute()
-            except redis.WatchError as exc:
-                raise Conflict("announcement changed while it was being withdrawn") from exc
-        self._after_commit(withdrawn, self.on_published, "after_publish")
-        return withdrawn
-
     def _referenced(self, field: str, announcement_id: str) -> Announcement:
         # A reference to nothing is bad input (422), not a missing resource (404).
         try:
@@ -403,32 +251,6 @@ class AnnouncementService:
             return self.store.get_incident(incident_id)
         except NotFound as exc:
             raise Invalid({"incident_id": [str(exc)]}) from exc
-
-    def _pending(
-        self, announcement_id: str, approver: Principal, action: str, ip: str | None
-    ) -> Announcement:
-        """The pending announcement ``approver`` may decide on; Forbidden (audited) if not."""
-        announcement = self.store.get(announcement_id)
-        if announcement.state != "pending_approval":
-            raise Conflict(f"announcement is {announcement.state}, not pending_approval")
-        refusal = four_eyes.refusal(announcement, approver, action)
-        if refusal:
-            rule, message = refusal
-            # Written on its own, not in a transaction with a change: nothing changes, but a
-            # refused attempt is exactly what the audit log is for.
-            _audit(
-                self.store.r,
-                announcement,
-                approver.name,
-                "approval.refused",
-                ip,
-                attempted=action,
-                rule=rule,
-                person=approver.person,
-                author=announcement.author_person,
-            )
-            raise Forbidden(message)
-        return announcement
 
     def _save(
         self,
@@ -465,7 +287,7 @@ class AnnouncementService:
                 self.enqueue_plan(pipe, announcement.id)
                 if announcement.next_update_at and self.keep_promise:
                     self.keep_promise(pipe, announcement)
-                _audit(pipe, announcement, actor, "announcement.published", ip)
+                audit_entry(pipe, announcement, actor, "announcement.published", ip)
                 components.record(pipe, announcement, incident)
             extra(pipe)
             pipe.execute()
@@ -486,29 +308,3 @@ class AnnouncementService:
                 metrics.count(self.store.r, "render_failures", surface)
             except redis.RedisError:
                 log.warning("could not count the failed %s of %s", surface, announcement.id)
-
-
-def _person(principal: Principal) -> dict[str, str]:
-    """The person behind a token, for audit details (sessions: the name is the person)."""
-    return {"person": principal.person} if principal.person != principal.name else {}
-
-
-def _audit(
-    pipe: Pipeline | redis.Redis,
-    announcement: Announcement,
-    actor: str,
-    action: str,
-    ip: str | None,
-    **details: Any,
-) -> None:
-    audit.record(
-        pipe,
-        actor,
-        action,
-        ip=ip,
-        incident_id=announcement.incident_id,
-        announcement_id=announcement.id,
-        title=announcement.title,
-        severity=announcement.severity,
-        **details,
-    )

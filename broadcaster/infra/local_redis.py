@@ -14,6 +14,7 @@ from pathlib import Path
 
 import redis
 
+from broadcaster.infra.redis_connect import client
 from broadcaster.infra.redis_server import EmbeddedRedis
 
 URL_FILE = "redis.url"
@@ -21,7 +22,7 @@ URL_FILE = "redis.url"
 
 def _answers(url: str) -> bool:
     try:
-        return bool(redis.Redis.from_url(url, socket_connect_timeout=0.5).ping())
+        return bool(client(url, retries=0, socket_connect_timeout=0.5).ping())
     except redis.RedisError:
         return False
 

@@ -20,6 +20,8 @@ from typing import Any
 
 import redis
 
+from broadcaster.infra import redis_connect
+
 log = logging.getLogger(__name__)
 
 COUNTERS_KEY = "bc:metrics:counters"
@@ -195,7 +197,7 @@ class Meter:
     def from_config(cls, config: Mapping[str, Any], buffered: bool = False) -> Meter:
         """A meter on the configured Redis (a no-op meter without one)."""
         url = config.get("REDIS_URL")
-        client = redis.Redis.from_url(str(url), socket_timeout=2) if url else None
+        client = redis_connect.client(str(url), retries=2, socket_timeout=2) if url else None
         return cls(client, buffered)
 
     def call(self, provider: str, seconds: float, status: int | None = None) -> None:

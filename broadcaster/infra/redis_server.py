@@ -7,28 +7,8 @@ import socket
 import subprocess
 import time
 from pathlib import Path
-from typing import Any
 
 import redis
-from redis.backoff import ExponentialBackoff
-from redis.retry import Retry
-
-# Ride out a Redis restart (a crash, a failover, an upgrade) instead of failing mid-send:
-# every command retries with backoff for about a minute. Retrying is safe here: our writes
-# are idempotent Lua moves and claims, and RQ tolerates a job enqueued twice.
-OUTAGE_RETRIES = 35
-OUTAGE_BACKOFF_CAP = 2.0  # seconds
-
-
-def client(url: str, **options: Any) -> redis.Redis:
-    """A Redis client that waits for Redis to come back rather than raising at once."""
-    retry = Retry(ExponentialBackoff(cap=OUTAGE_BACKOFF_CAP, base=0.1), OUTAGE_RETRIES)
-    return redis.Redis.from_url(
-        url,
-        retry=retry,
-        retry_on_error=[redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError],
-        **options,
-    )
 
 
 class RedisServerError(Exception):

@@ -14,6 +14,7 @@ from flask.typing import ResponseReturnValue
 from rq import Worker
 
 from broadcaster.delivery import breaker
+from broadcaster.infra import redis_connect
 from broadcaster.services import services
 
 bp = Blueprint("health", __name__)
@@ -32,9 +33,9 @@ def readyz() -> ResponseReturnValue:
     """200 when Redis answers and a worker sent a heartbeat recently, else 503 with the reason."""
     svc = services()
     checks: dict[str, object] = {}
-    # The app's client waits out a Redis restart (redis_server.client); a probe must not.
-    probe = redis.Redis.from_url(
-        str(svc.config["REDIS_URL"]), socket_connect_timeout=1, socket_timeout=1, retry=None
+    # The app's client waits out a Redis restart (redis_connect.client); a probe must not.
+    probe = redis_connect.client(
+        str(svc.config["REDIS_URL"]), retries=0, socket_connect_timeout=1, socket_timeout=1
     )
     try:
         probe.ping()
