@@ -38,8 +38,10 @@ from broadcaster.web.api import (
     announcements,
     audiences,
     audit,
+    drills,
     incidents,
     maintenances,
+    reports,
     subscribers,
     subscriptions,
 )
@@ -132,6 +134,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         subscriptions.blp,
         audiences.blp,
         audit.blp,
+        drills.blp,
+        reports.blp,
     ):
         api.register_blueprint(blueprint)
     app.register_blueprint(health_bp)

@@ -380,3 +380,35 @@ def subscribers_import(file: TextIO) -> None:
     )
     if report["rejected"] and not report["created"] + report["updated"]:
         sys.exit(1)
+
+
+@main.group()
+def drill() -> None:
+    """Drills: rehearse the crisis plan with the drill team (docs/operations.md)."""
+
+
+@drill.command("run")
+@click.argument("scenario")
+def drill_run(scenario: str) -> None:
+    """Start a drill of SCENARIO (a [drills.scenarios] name); prints the drill and incident."""
+    # The app's whole wiring (channels, renderer, monitoring) runs the drill's alert.
+    from broadcaster.app import create_app
+    from broadcaster.domain.errors import DomainError
+    from broadcaster.domain.principals import Principal
+    from broadcaster.services import services
+    from broadcaster.web.hooks import drill_runner
+
+    env = _env()
+    with redis_url(env["REDIS_URL"], str(env["DATA_DIR"])) as url:
+        try:
+            app = create_app({"REDIS_URL": url})
+        except (PlanError, settings.ConfigError) as exc:
+            raise click.ClickException(str(exc)) from exc
+        with app.app_context():
+            operator = Principal(name=_operator(), role="admin")
+            try:
+                started = drill_runner.start(services(), scenario, operator)
+            except DomainError as exc:
+                raise click.ClickException(str(exc)) from exc
+    click.echo(f"Drill {started['id']} of {scenario!r} started: {started['outcome']}.")
+    click.echo(f"Incident {started['incident_id']}: see /admin/incidents/{started['incident_id']}")

@@ -84,6 +84,12 @@ MATRIX = [
     ("POST", "/admin/announcements/{pending}/withdraw", (302, 403, 403, 303)),
     ("POST", "/admin/subscribers", (302, 200, 200, 200)),
     ("POST", "/admin/users", (302, 403, 403, 303)),
+    ("GET", "/admin/drills", (302, 200, 200, 200)),
+    # Approvers and admins start and end drills; no such drill is a page saying so (404).
+    ("POST", "/admin/drills", (302, 403, 303, 303)),
+    ("POST", "/admin/drills/{pending}/end", (302, 403, 404, 404)),
+    ("GET", "/admin/incidents/{incident}/report", (302, 200, 200, 200)),
+    ("POST", "/admin/incidents/{incident}/review", (302, 303, 303, 303)),
 ]
 
 
@@ -94,6 +100,10 @@ def post_body(path: str, token: str) -> dict[str, Any]:
         return {"csrf_token": token, "reason": "The area is wrong."}
     if path.endswith("/subscribers"):
         return {"csrf_token": token, "file": (io.BytesIO(CSV.encode()), "people.csv")}
+    if path.endswith("/admin/drills"):
+        return {"csrf_token": token, "scenario": "payments"}
+    if path.endswith("/review"):
+        return {"csrf_token": token, "went_well": "Fast.", "actions": "Drill monthly | Ann"}
     if path.endswith("/users"):
         return {
             "csrf_token": token,
@@ -160,7 +170,15 @@ def test_navigation_shows_only_what_the_role_may_open(
     signed_in(client, people["helpdesk"].email)
     nav = re.search(r"<nav>(.*?)</nav>", client.get("/admin/").get_data(as_text=True), re.S)
     labels = re.findall(r">([A-Z]\w+)</a>", nav.group(1))
-    assert labels == ["Now", "Compose", "Incidents", "Approvals", "Subscribers", "Monitoring"]
+    assert labels == [
+        "Now",
+        "Compose",
+        "Incidents",
+        "Approvals",
+        "Subscribers",
+        "Monitoring",
+        "Drills",
+    ]
 
 
 # ---------------------------------------------------------------------------------- CSRF

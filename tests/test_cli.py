@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import pty
 import re
@@ -10,6 +11,7 @@ import subprocess
 import pytest
 
 from broadcaster.domain import audit
+from broadcaster.domain.announcements import AnnouncementStore
 from broadcaster.domain.tokens import lookup
 from broadcaster.domain.users import create_user
 from tests.processes import broadcaster_command, clean_env
@@ -231,3 +233,20 @@ def test_import_on_a_terminal_draws_a_live_bar(r, redis_server, tmp_path):
     assert "\x1b[" in screen, "a live display on a terminal"
     assert "600 rows" in screen and "3 rejected" in screen and "/s" in screen
     assert b"created 597, updated 0, rejected 3" in stdout
+
+
+def test_drill_run_starts_a_drill_of_the_plans_scenario(r, redis_server, tmp_path):
+    result = run(["drill", "run", "payments"], redis_server, tmp_path)
+    assert result.returncode == 0, result.stderr
+    drill_id = result.stdout.split()[1]
+    stored = json.loads(r.get(f"bc:drill:{drill_id}"))
+    assert stored["scenario"] == "payments" and stored["started_by"].startswith("cli:")
+    assert stored["incident_id"] in result.stdout
+    incident = AnnouncementStore(r).get_incident(stored["incident_id"])
+    assert incident["exercise"] is True and incident["drill_id"] == drill_id
+
+
+def test_drill_run_names_the_known_scenarios_when_one_is_unknown(redis_server, tmp_path):
+    result = run(["drill", "run", "storm"], redis_server, tmp_path)
+    assert result.returncode == 1
+    assert "unknown scenario 'storm' (known: payments)" in result.stderr

@@ -45,6 +45,7 @@ ADMIN_PAGES = (
     "Approvals",
     "Subscribers",
     "Monitoring",
+    "Drills",
     "Audit",
     "Users",
 )
@@ -137,6 +138,15 @@ def test_admin_pages_work_under_their_csp(
     page.goto(f"{live.url}/admin/incidents/{created['incident_id']}")
     expect(page.locator("h1")).to_contain_text("Card payments fail")
     page.wait_for_timeout(500)
+    # The post-incident report: its SVG pictures and the exercise strip's stripes, drawn
+    # without inline style; the Drills page's Start drill button leads to a drill incident.
+    page.goto(f"{live.url}/admin/incidents/{created['incident_id']}/report")
+    expect(page.locator("figure.chart svg")).to_have_count(2)
+    page.locator("header.top nav").get_by_role("link", name="Drills", exact=True).click()
+    page.get_by_role("button", name="Start drill").first.click()
+    strip = page.locator(".exercise-strip")
+    expect(strip).to_be_visible()
+    assert "gradient" in strip.evaluate("e => getComputedStyle(e).backgroundImage")
     assert tab.violations() == []
     assert not [m for m in tab.console if m.startswith("pageerror")], tab.console
 

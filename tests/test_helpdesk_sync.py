@@ -182,3 +182,14 @@ def test_a_worker_killed_mid_sync_leaves_no_duplicate(
         workers.stop()
     creates = [w for w in zendesk.writes() if w[0] == "POST"]
     assert len(creates) == 4 and len(zendesk.macros) == 4, "no macro made twice"
+
+
+def test_a_drill_makes_no_saved_reply(app, client, tokens, zendesk, freshdesk):
+    """Agents answer real customers with these replies: a drill's words never become one."""
+    started = client.post("/api/v1/drills", json={"scenario": "payments"}, headers=tokens["admin"])
+    assert started.status_code == 201
+    ended = client.post(f"/api/v1/drills/{started.get_json()['id']}/end", headers=tokens["admin"])
+    assert ended.status_code == 200
+    drain(app)
+    assert zendesk.macros == {} and zendesk.requests == []
+    assert freshdesk.requests == []

@@ -164,3 +164,21 @@ def test_forged_inbound_sms_is_refused(client, tokens):
     assert response.get_json()["code"] == 401
     person = client.get(f"/api/v1/subscribers/{sid}", headers=tokens["admin"]).get_json()
     assert person["opt_outs"] == []
+
+
+def test_the_report_counts_replies_and_the_stops_an_incident_got(app, client, tokens):
+    phone, other = "+31612345613", "+31612345614"
+    subscribe(client, tokens, phone, "en")
+    subscribe(client, tokens, other, "nl")
+    sent = announce(client, tokens["admin"], ANNOUNCEMENT, title="Storm damage")
+    drain(app)
+    sms(client, phone, "When is the power back? Call me on +31612345699")
+    sms(client, other, "Afmelden")
+    sms(client, other, "Afmelden")  # a second STOP from an opted-out number: not a reply
+    sms(client, phone, "STOP")
+    report = client.get(
+        f"/api/v1/incidents/{sent['incident_id']}/report", headers=tokens["helpdesk"]
+    ).get_json()["replies"]
+    assert report["count"] == 1 and report["stops"] == 2
+    [reply] = report["first"]
+    assert reply["from"] == "+316…613" and phone not in str(report)

@@ -38,6 +38,7 @@ TOP_KEYS = ", ".join(
         "components",
         "social",
         "subscriptions",
+        "drills",
     )
 )
 

@@ -67,6 +67,10 @@ ROUTES = [
     ("POST", "/api/v1/subscribers/{sub}/opt-out", "subscribers", {"channels": ["sms"]}),
     ("POST", "/api/v1/subscribers/{sub}/opt-in", "subscribers", {"channels": ["sms"]}),
     ("DELETE", "/api/v1/subscribers/{sub}", "subscribers", None),
+    ("GET", "/api/v1/incidents/{inc}/report", "read", None),
+    ("POST", "/api/v1/drills", "approve", {"scenario": "payments"}),
+    ("GET", "/api/v1/drills", "read", None),
+    ("POST", "/api/v1/drills/{drill}/end", "approve", None),
 ]
 ROLES = ["none", "helpdesk", "approver", "monitor", "admin"]
 
@@ -84,13 +88,16 @@ def test_role_matrix(client, tokens, role, method, template, permission, body):
     people = client.post("/api/v1/subscribers", json=[SUBSCRIBER], headers=tokens["admin"])
     sub = client.get("/api/v1/subscribers", headers=tokens["admin"]).get_json()["items"][0]["id"]
     assert people.status_code == 200
+    drill = client.post(
+        "/api/v1/drills", json={"scenario": "payments"}, headers=tokens["admin"]
+    ).get_json()["id"]
     # Something published, so an incident is current (its brief answers 200).
     current = client.post("/api/v1/announcements", json=ANNOUNCEMENT, headers=tokens["approver2"])
     assert current.get_json()["state"] == "published"
     planned = client.post("/api/v1/maintenances", json=MAINTENANCE, headers=tokens["approver2"])
     assert planned.status_code == 202
     mnt = planned.get_json()["id"]
-    path = template.format(ann=seed["id"], inc=seed["incident_id"], sub=sub, mnt=mnt)
+    path = template.format(ann=seed["id"], inc=seed["incident_id"], sub=sub, mnt=mnt, drill=drill)
     headers = {} if role == "none" else tokens[role]
     if isinstance(body, str):  # the CSV import
         response = client.open(
@@ -119,7 +126,8 @@ def test_every_api_route_is_in_the_matrix(app):
             t.replace("{ann}", "x")
             .replace("{inc}", "x")
             .replace("{sub}", "x")
-            .replace("{mnt}", "x"),
+            .replace("{mnt}", "x")
+            .replace("{drill}", "x"),
         )
         for m, t, _, _ in ROUTES
     }

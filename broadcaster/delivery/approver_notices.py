@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 import secrets
 from collections.abc import Callable
+from typing import Any
 
 from broadcaster.delivery import queues
 from broadcaster.delivery.publishing import post_in_thread
@@ -30,7 +31,7 @@ from broadcaster.domain.announcement import Announcement
 from broadcaster.domain.errors import NotFound
 from broadcaster.domain.users import all_users
 from broadcaster.infra import metrics
-from broadcaster.rendering import approval_notice
+from broadcaster.rendering import approval_notice, exercise
 from broadcaster.services import Services, services
 from channels.base import DeliveryError, Outgoing, PublicPost, TransientDeliveryError
 from channels.slack_threads import PLACE as SLACK_PLACE
@@ -165,6 +166,8 @@ def _email(
         key = tuple(a.id for a in theirs)
         if key not in contents:
             contents[key] = approval_notice.email(svc, theirs)
+            if all(a.exercise for a in theirs):  # a drill's draft: the team knows at a glance
+                contents[key] = exercise.marked(contents[key], svc.plan.default_locale)
         # The subscriber id names no subscriber (SendGrid's events for it are "unmatched"),
         # and the content carries no announcement id: no receipt can touch the ledger.
         outgoing = Outgoing(f"approver:{user.email}", user.email, contents[key])
@@ -184,6 +187,17 @@ def _email(
     return sent
 
 
+def _marked(text: str, waiting: list[Announcement], locale: str) -> str:
+    return exercise.prefixed(text, locale) if all(a.exercise for a in waiting) else text
+
+
+def _exercise_event(
+    event: dict[str, Any], waiting: list[Announcement], svc: Services
+) -> dict[str, Any]:
+    """The chat event, its title marked when all that waits is a drill's (Slack, Teams)."""
+    return {**event, "title": _marked(event["title"], waiting, svc.plan.default_locale)}
+
+
 def _chat(
     svc: Services,
     notice_id: str,
@@ -194,7 +208,7 @@ def _chat(
     targets = [t for t in chat_targets(svc) if f"webhook:{t.name}" not in done]
     if not targets:
         return 0
-    event = approval_notice.chat_event(svc, waiting)
+    event = _exercise_event(approval_notice.chat_event(svc, waiting), waiting, svc)
     link = approval_notice.approvals_url(svc, waiting)
     first = waiting[0]
     sent = 0
@@ -235,7 +249,7 @@ def _slack_thread(
     place = SLACK_PLACE
     if not svc.slack.configured or place in done:
         return 0
-    event = approval_notice.chat_event(svc, waiting)
+    event = _exercise_event(approval_notice.chat_event(svc, waiting), waiting, svc)
     text = f"{event['title']}\n{approval_notice.approvals_url(svc, waiting)}"
     incidents = {a.incident_id for a in waiting}
     try:

@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import Any
 
-from broadcaster.delivery import pacing, publishing, queues, staff, stopping
+from broadcaster.delivery import drill_guard, pacing, publishing, queues, staff, stopping
 from broadcaster.delivery.recovery import CLAIM_LEASE, LeaseKeeper
 from broadcaster.delivery.staff import ledger_id as staff_ledger
 from broadcaster.domain import all_clear
@@ -27,7 +27,7 @@ from broadcaster.domain.incidents import closes
 from broadcaster.domain.ledger import Ledger
 from broadcaster.infra import metrics
 from broadcaster.infra.logs import mask_contact
-from broadcaster.rendering import staff_message
+from broadcaster.rendering import exercise, staff_message
 from broadcaster.services import Services, services
 from channels import CONTACT_FIELD
 from channels.base import UNSUBSCRIBE_PLACEHOLDER, Outgoing, Result
@@ -67,8 +67,11 @@ def _fan_out(svc: Services, announcement: Announcement) -> dict[str, int]:
     """Resolve audiences to recipients and enqueue batch jobs; returns recipients per channel."""
     announcement_id = announcement.id
     # Staff audiences had the brief (staff.py): the customers' fan-out is for the others.
-    announcement = replace(announcement, audiences=staff.customer_audiences(svc.plan, announcement))
-    ledger = Ledger(svc.redis, announcement_id)
+    chosen = staff.customer_audiences(svc.plan, announcement)
+    announcement = replace(
+        announcement, audiences=drill_guard.audiences(svc.plan, announcement, chosen)
+    )
+    ledger = _ledger(svc, announcement, announcement_id)
     # A re-run after a crash must also pick up people it queued but never batched.
     rerun = not svc.redis.set(f"bc:plan:{announcement_id}:started", 1, nx=True, ex=7 * 24 * 3600)
     sizes = {
@@ -136,7 +139,7 @@ def send_batch(
 ) -> dict[str, int]:
     """The batch job's work, here and now (the staff step sends its batches this way)."""
     announcement_id = announcement.id
-    ledger = Ledger(svc.redis, staff_ledger(announcement_id) if for_staff else announcement_id)
+    ledger = _ledger(svc, announcement, staff_ledger(announcement_id) if for_staff else None)
     sender = svc.channels[channel]
     people = svc.subscribers.get_many(subscriber_ids)
     states = ledger.states(channel, subscriber_ids)
@@ -168,6 +171,8 @@ def send_batch(
                 if for_staff
                 else svc.renderer.render(channel, announcement, list(audiences), person["locale"])
             ).content
+            if announcement.exercise:  # a drill: nobody may take it for the real thing
+                rendered[key] = exercise.marked(rendered[key], person["locale"])
         personal = {}
         if sender.unsubscribe_link:
             personal[UNSUBSCRIBE_PLACEHOLDER] = unsubscribe.link(secret, public_url, sid)
@@ -248,13 +253,20 @@ def _catch_up(
     if not reached:
         return
     send, skip = all_clear.late(svc.subscribers, svc.plan, resolution, channel, reached)
-    ledger = Ledger(svc.redis, resolution.id)
+    ledger = _ledger(svc, resolution)
     skipped = ledger.move(channel, skip, "skipped", ["new"])
     ledger.note(channel, {sid: {"error": "opted out"} for sid in skipped})
     new = ledger.enqueue(channel, send)
     if new:
         log.info("%s of %s: %d reached late get the all-clear", channel, incident_id, len(new))
         queues.enqueue_batch(svc.redis, resolution.id, channel, new)
+
+
+def _ledger(svc: Services, announcement: Announcement, ledger_id: str | None = None) -> Ledger:
+    """The ledger deliveries are recorded in: an exercise's refuses anyone outside the drill."""
+    return drill_guard.ledger_for(
+        svc.redis, ledger_id or announcement.id, announcement, svc.plan, svc.subscribers
+    )
 
 
 def _units(

@@ -45,7 +45,8 @@ def _status_key(incident_id: str) -> str:
 
 def after_publish(svc: Services, announcement: Announcement) -> None:
     """Queue the sync of a customer-facing announcement's incident (helpdesks configured)."""
-    if svc.helpdesks and not visibility.internal_only(svc.plan, announcement.audiences):
+    # Not a drill's either: agents answer real customers with these replies.
+    if svc.helpdesks and not visibility.stays_inside(svc.plan, announcement):
         queues.enqueue_helpdesk(svc.redis, "sync_job", announcement.incident_id)
 
 

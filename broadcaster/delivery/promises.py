@@ -18,6 +18,7 @@ from broadcaster.domain import audit, promises
 from broadcaster.domain.announcement import Announcement
 from broadcaster.domain.users import get_user
 from broadcaster.infra import metrics
+from broadcaster.rendering import exercise
 from broadcaster.rendering.reminders import overdue_reminder
 from broadcaster.services import Services, services
 from channels.base import DeliveryError, Outgoing, PublicPost, TransientDeliveryError
@@ -65,6 +66,11 @@ def remind_job(announcement_id: str) -> str:
     key = promises.reminded_key(announcement_id)
     done = {m.decode() for m in svc.redis.smembers(key)}
     content = overdue_reminder(announcement, incident, svc.plan.timezone, svc.renderer.public_url)
+    if announcement.exercise:  # a drill's promise: the reminder is part of the exercise
+        content = {
+            **exercise.marked(content, "en"),
+            "title": exercise.prefixed(content["title"], "en"),
+        }
     failures: list[str] = []
     retry = False
     for email in emails:

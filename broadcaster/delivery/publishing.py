@@ -15,13 +15,13 @@ import json
 import logging
 from typing import Any
 
-from broadcaster.delivery import pacing, queues, staff
+from broadcaster.delivery import drill_guard, pacing, queues, staff
 from broadcaster.domain import visibility
 from broadcaster.domain.announcement import Announcement
 from broadcaster.domain.ledger import Ledger
 from broadcaster.domain.plan_social import place_locale
 from broadcaster.infra import metrics
-from broadcaster.rendering import staff_message
+from broadcaster.rendering import exercise, staff_message
 from broadcaster.rendering.brief import announcement_brief, reply
 from broadcaster.services import Services, services
 from channels.base import (
@@ -52,7 +52,7 @@ def places(svc: Services, announcement: Announcement) -> list[tuple[str, str]]:
     nowhere else public: no social post, no public target (``domain/visibility.py``).
     """
     found: list[tuple[str, str]] = []
-    internal = visibility.internal_only(svc.plan, announcement.audiences)
+    internal = visibility.stays_inside(svc.plan, announcement)
     if "social" in announcement.channels and not internal:
         found += [("social", place) for place in svc.networks]
     if "webhook" in announcement.channels:
@@ -94,6 +94,7 @@ def event_for(svc: Services, announcement: Announcement, internal: bool = True) 
     event["status_url"] = svc.renderer.status_url
     # The same words every agent uses (see the agent brief).
     event["reply"] = reply(svc, announcement, svc.plan.default_locale)[1]
+    event["exercise"] = announcement.exercise  # a drill's: the team's chat must see it too
     return event
 
 
@@ -107,7 +108,13 @@ def public_job(
     """
     svc = services()
     announcement = svc.announcements.get(announcement_id)
-    ledger = Ledger(svc.redis, staff.ledger_id(announcement_id) if for_staff else announcement_id)
+    ledger = drill_guard.ledger_for(
+        svc.redis,
+        staff.ledger_id(announcement_id) if for_staff else announcement_id,
+        announcement,
+        svc.plan,
+        svc.subscribers,
+    )
     if not ledger.claim(channel, [place]):
         return "skipped: already claimed or sent"
     lock = f"bc:lock:{_thread_key(announcement.incident_id, place)}"
@@ -169,7 +176,7 @@ def _publish(svc: Services, announcement: Announcement, channel: str, place: str
         if network is None:
             # Queued before a plan without this [social.LOCALE] account was loaded.
             raise PermanentDeliveryError(f"social account {place!r} is no longer configured")
-        if visibility.internal_only(svc.plan, announcement.audiences):
+        if visibility.stays_inside(svc.plan, announcement):
             # Queued before the plan made its audiences internal: it stays inside now.
             raise PermanentDeliveryError(f"{place}: the announcement is for internal audiences")
         # A public post: the internal audiences' routes are no business of the world.
@@ -209,7 +216,7 @@ def _publish(svc: Services, announcement: Announcement, channel: str, place: str
     post = PublicPost(
         announcement.id,
         announcement.incident_id,
-        rendering.content["text"],
+        _marked(rendering.content["text"], announcement, locale),
         svc.renderer.status_url,
         locale,
         key,
@@ -221,7 +228,8 @@ def _publish(svc: Services, announcement: Announcement, channel: str, place: str
 def _brief(svc: Services, announcement: Announcement, place: str) -> PublishResult:
     """Post the agent brief to one staff webhook target, or the incident's Slack thread."""
     if place == SLACK_PLACE:
-        text = staff_message.text(svc, announcement, svc.plan.default_locale)
+        locale = svc.plan.default_locale
+        text = _marked(staff_message.text(svc, announcement, locale), announcement, locale)
         ts = post_in_thread(svc, announcement.incident_id, text)
         return PublishResult(provider_id=ts)
     target = next((t for t in staff.targets(svc.plan) if t.name == place), None)
@@ -233,7 +241,7 @@ def _brief(svc: Services, announcement: Announcement, place: str) -> PublishResu
         PublicPost(
             announcement.id,
             announcement.incident_id,
-            staff_message.text(svc, announcement, locale),
+            _marked(staff_message.text(svc, announcement, locale), announcement, locale),
             svc.renderer.status_url,
             locale,
             # Not the announcement's own key: a target may get both, and must keep both.
@@ -245,6 +253,11 @@ def _brief(svc: Services, announcement: Announcement, place: str) -> PublishResu
             event_type="staff.brief",
         ),
     )
+
+
+def _marked(text: str, announcement: Announcement, locale: str) -> str:
+    """A drill's text starts with the exercise word, on the team's chat too."""
+    return exercise.prefixed(text, locale) if announcement.exercise else text
 
 
 def post_in_thread(svc: Services, incident_id: str, text: str) -> str:

@@ -25,6 +25,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from broadcaster.delivery import drill_guard
 from broadcaster.domain import visibility
 from broadcaster.domain.announcement import Announcement
 from broadcaster.domain.ledger import Ledger, staff_ledger_id
@@ -163,7 +164,9 @@ def _send_brief(
     publish: Callable[[str], Any],
 ) -> int:
     """Send the brief everywhere staff read; returns how many deliveries it recorded."""
-    ledger = Ledger(svc.redis, ledger_id(announcement.id))
+    ledger = drill_guard.ledger_for(
+        svc.redis, ledger_id(announcement.id), announcement, svc.plan, svc.subscribers
+    )
     reached = 0
     try:
         for channel, ids in _plan_people(svc, announcement, ledger).items():

@@ -61,6 +61,9 @@ class Announcement:
     # Component states this announcement sets ({"payments": "major_outage"}): the status
     # page's components (domain/components.py, domain/component_history.py).
     components: dict[str, str] = field(default_factory=dict)
+    # Part of a drill (its incident's ``drill_id``): reaches only the plan's drill
+    # audiences, marked as an exercise, and never a public surface (``visibility``).
+    exercise: bool = False
 
     def __post_init__(self) -> None:
         if not self.author_person:

@@ -160,12 +160,14 @@ class AnnouncementService(Decisions):
         preapproved: bool = False,
         sanitise: bool = False,
         ip: str | None = None,
+        drill_id: str | None = None,
     ) -> Announcement:
         """Store a new announcement (opening an incident if needed); publish it if allowed.
 
         ``data`` may name an ``incident_id`` (a follow-up) or ``corrects`` (a correction).
         ``idempotency`` is (redis key, request fingerprint): its final record is written
-        in the same transaction as the announcement.
+        in the same transaction as the announcement. ``drill_id`` (only a drill's alert
+        passes it) opens an exercise incident; every follow-up of one is an exercise too.
         """
         if data.get("bypass_reason") and not author.may("bypass"):
             raise Forbidden(f"role {author.role!r} may not publish without approval")
@@ -192,12 +194,17 @@ class AnnouncementService(Decisions):
             announcement = dataclasses.replace(
                 announcement, corrects_published_at=corrected.published_at
             )
+        # Decided by the incident, never by the request: nothing can leave a drill.
+        drill_id = (incident or {}).get("drill_id") or drill_id
+        if drill_id:
+            announcement = dataclasses.replace(announcement, exercise=True)
         if incident is None:
             incident = {
                 "id": announcement.incident_id,
                 "title": announcement.title,
                 "opened_at": announcement.created_at,
                 "resolved_at": None,
+                **({"drill_id": drill_id, "exercise": True} if drill_id else {}),
             }
         result = {"announcement_id": announcement.id, "state": announcement.state}
 

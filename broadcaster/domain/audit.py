@@ -41,6 +41,9 @@ ACTIONS = (
     "plan.loaded",
     "subscribers.imported",
     "subscriber.erased",
+    "drill.started",
+    "drill.ended",
+    "review.written",
 )
 
 

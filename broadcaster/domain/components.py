@@ -133,8 +133,8 @@ def record(pipe: Pipeline, announcement: Announcement, incident: dict[str, Any])
     Every one is logged, not only those that name states: a resolution returns the
     incident's components to operational, and a later update may say otherwise.
     """
-    if not incident.get("components"):
-        return
+    if not incident.get("components") or announcement.exercise:
+        return  # a drill's states are rehearsed, never the service's (domain/drills.py)
     titles = {"": announcement.title}
     titles.update({k: t.get("title", "") for k, t in announcement.translations.items()})
     event = {
@@ -151,7 +151,7 @@ def record(pipe: Pipeline, announcement: Announcement, incident: dict[str, Any])
 
 def record_withdrawal(pipe: Pipeline, announcement: Announcement, incident: dict[str, Any]) -> None:
     """Log that an announcement no longer stands (its states stop counting from then)."""
-    if incident.get("components"):
+    if incident.get("components") and not announcement.exercise:
         event = {
             "at": announcement.withdrawn_at,
             "incident": announcement.incident_id,

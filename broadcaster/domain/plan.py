@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from broadcaster.domain import text_policy
 from broadcaster.domain.components import Component, parse_components
+from broadcaster.domain.drill_plan import DrillPlan, parse_drills
 from broadcaster.domain.incidents import SEVERITIES
 from broadcaster.domain.monitoring_rules import Monitoring, parse_monitoring
 from broadcaster.domain.phone_numbers import parse_sms_countries
@@ -41,6 +42,7 @@ _TOP_KEYS = (
     "components",
     "social",
     "subscriptions",
+    "drills",
 )
 
 BUNDLED_PLAN = Path(__file__).resolve().parents[2] / "examples" / "plan.toml"
@@ -118,6 +120,8 @@ class Plan:
     social: tuple[SocialAccount, ...] = ()
     # [subscriptions]: who may subscribe themselves on /subscribe; None: nobody.
     subscriptions: SubscriptionPlan | None = None
+    # [drills]: rehearsal scenarios and the only audiences a drill may reach; None: no drills
+    drills: DrillPlan | None = None
 
     @property
     def promise_interval(self) -> int:
@@ -325,6 +329,7 @@ def parse_plan(data: dict[str, Any], source: str, resolver: Resolver | None = No
     components = parse_components(check, data, tuple(locales), default_locale, monitoring.rules)
     social = parse_social(check, data, tuple(locales), default_locale)
     subscriptions = parse_subscriptions(check, data, audiences)
+    drills = parse_drills(check, data, audiences, monitoring)
 
     if check.problems:
         raise PlanError("invalid crisis plan:\n  " + "\n  ".join(check.problems))
@@ -348,6 +353,7 @@ def parse_plan(data: dict[str, Any], source: str, resolver: Resolver | None = No
         components=components,
         social=social,
         subscriptions=subscriptions,
+        drills=drills,
     )
 
 

@@ -3,8 +3,9 @@
 An announcement is *internal* when every audience it names is internal (``[audiences.staff]
 internal = true``): it reaches its audiences' own channels (email, SMS, internal webhook
 targets) and no public surface — status page, ``status.json``, the feeds, the banner,
-social posts, public webhook targets. One that also names a public audience is public, but
-shows only its public audiences (and so only their routes).
+social posts, public webhook targets. So does every announcement of a drill (its
+``exercise`` flag, ``domain/drills.py``), whatever its audiences. One that also names a
+public audience is public, but shows only its public audiences (and so only their routes).
 
 Decided from the plan as it is now, not when the announcement was sent: marking an
 audience internal also takes its earlier announcements off the public pages. An audience
@@ -39,9 +40,15 @@ def public_audiences(plan: Plan, audiences: Iterable[str]) -> list[str]:
     return [name for name in audiences if not is_internal(plan, name)]
 
 
+def stays_inside(plan: Plan, announcement: Announcement) -> bool:
+    """Whether ``announcement`` stays off every public surface: a drill's (an exercise),
+    or one for internal audiences only."""
+    return announcement.exercise or internal_only(plan, announcement.audiences)
+
+
 def is_public(plan: Plan, announcement: Announcement) -> bool:
     """Whether a published announcement may show on the public surfaces."""
-    return announcement.published and not internal_only(plan, announcement.audiences)
+    return announcement.published and not stays_inside(plan, announcement)
 
 
 def reaches_target(plan: Plan, target: WebhookTarget, announcement: Announcement) -> bool:
@@ -49,7 +56,7 @@ def reaches_target(plan: Plan, target: WebhookTarget, announcement: Announcement
     announcement only to an internal target."""
     if not target.wants(announcement.audiences):
         return False
-    return target.internal or not internal_only(plan, announcement.audiences)
+    return target.internal or not stays_inside(plan, announcement)
 
 
 def public_incident(
@@ -63,7 +70,7 @@ def public_incident(
     shows them, marked) but not in the facts (``incident_facts``).
     """
     published = [a for a in timeline if a.published]
-    shown = [a for a in published if not internal_only(plan, a.audiences)]
+    shown = [a for a in published if not stays_inside(plan, a)]
     if not shown:
         return None
     if len(shown) == len(published) and all(a.withdrawn_at is None for a in shown):

@@ -85,6 +85,11 @@ COUNTERS: dict[str, tuple[str, str, tuple[str, ...]]] = {
         "Staff briefs before customer announcements: sent, nobody (to brief) or failed",
         ("outcome",),
     ),
+    "drill_refused": (
+        "broadcaster_drill_refused",
+        "Deliveries of a drill refused because they would reach someone outside the drill team",
+        ("channel",),
+    ),
     "promises_overdue": (
         "broadcaster_promises_overdue",
         "Promised updates whose time passed without one: team reminded, or nobody reachable",

@@ -32,9 +32,7 @@ def sms_audiences(svc: Services, announcement: Announcement) -> list[str]:
 
 def on_banner(svc: Services, announcement: Announcement) -> bool:
     """Whether the announcement shows on the website banner (public and a banner channel)."""
-    return announcement.reaches("banner") and not visibility.internal_only(
-        svc.plan, announcement.audiences
-    )
+    return announcement.reaches("banner") and not visibility.stays_inside(svc.plan, announcement)
 
 
 def customer_view(

@@ -18,7 +18,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from broadcaster.domain.announcement import Announcement
 from broadcaster.domain.plan import Plan
-from broadcaster.rendering import contacts, segments
+from broadcaster.rendering import contacts, exercise, segments
 from broadcaster.rendering.clock import format_time, zone_note
 from broadcaster.rendering.compose_text import announcement_parts, compose, route_for
 from broadcaster.rendering.corrections import correction_note
@@ -100,6 +100,10 @@ def routes_for(plan: Plan, audiences: list[str], locale: str) -> list[dict[str, 
     return routes
 
 
+def _marked(ctx: dict[str, Any], head: str) -> str:
+    return f"{ctx['exercise']}: {head}" if ctx.get("exercise") else head
+
+
 def one_line(text: str) -> str:
     return _WHITESPACE.sub(" ", text).strip()
 
@@ -176,6 +180,9 @@ class Renderer:
         """The channel's content for this audience set, in the subscriber's ``locale``."""
         language = language_for(announcement, locale, self.plan.default_locale)
         ctx = self.context(announcement, audiences, language)
+        # A drill's subject and SMS start with the exercise word in the reader's language,
+        # inside their limits (``exercise.marked`` then finds it there).
+        ctx["exercise"] = exercise.word(locale) if announcement.exercise else ""
         if channel == "email":
             return self._email(announcement, ctx, language)
         if channel == "sms":
@@ -195,7 +202,7 @@ class Renderer:
     def _email(self, announcement: Announcement, ctx: dict[str, Any], language: str) -> Rendering:
         # One line, no control characters: a subject can never inject a header. Only the
         # title is shortened, so a long unbroken title is cut inside rather than dropped.
-        prefix = one_line(self.plan.organisation) + ": "
+        prefix = _marked(ctx, one_line(self.plan.organisation)) + ": "
         title, cut = segments.shorten(
             _CONTROL.sub("", one_line(ctx["title"])), lambda s: len(prefix) + len(s) <= SUBJECT_MAX
         )
@@ -229,7 +236,8 @@ class Renderer:
         )
 
     def _sms(self, announcement: Announcement, ctx: dict[str, Any], language: str) -> Rendering:
-        parts = announcement_parts(ctx, one_line(self.plan.organisation) + ":", self.status_url)
+        head = _marked(ctx, one_line(self.plan.organisation)) + ":"
+        parts = announcement_parts(ctx, head, self.status_url)
         cap = self.plan.sms_max_segments
         # "..." even in UCS-2 (two units more): "…" would turn a GSM-7 message into UCS-2 and
         # cut the segment size from 153 to 67.

@@ -95,7 +95,9 @@ def preview(svc: Services, announcement: Announcement) -> dict[str, Any]:
                 )
                 warnings.extend(_warnings(channel, name, locale, rendering.measures))
     reach = surfaces(svc, announcement)
-    internal = visibility.internal_only(plan, announcement.audiences)
+    internal = visibility.stays_inside(plan, announcement)
+    if announcement.exercise:
+        warnings.append("exercise (a drill): reaches only the drill audiences, marked EXERCISE")
     if internal:
         warnings.append(
             "internal audiences only: not on the status page, the feeds, the banner, "
@@ -146,8 +148,8 @@ def surfaces(svc: Services, announcement: Announcement) -> list[dict[str, Any]]:
     social networks, public webhook targets) or only by us (internal webhook targets).
     """
     plan = svc.plan
-    internal = visibility.internal_only(plan, announcement.audiences)
-    kept_in = "every audience is internal"
+    internal = visibility.stays_inside(plan, announcement)
+    kept_in = "an exercise (drill)" if announcement.exercise else "every audience is internal"
 
     def item(surface: str, public: bool, reaches: bool, why: str) -> dict[str, Any]:
         kind, _, name = surface.partition(":")

@@ -83,6 +83,7 @@ NAV: list[tuple[str, str, str]] = [
     ("admin.approvals", "Approvals", "read"),
     ("admin.subscribers", "Subscribers", "subscribers"),
     ("admin.monitoring", "Monitoring", "read"),
+    ("admin.drills", "Drills", "read"),
     ("admin.audit_log", "Audit", "audit"),
     ("admin.users", "Users", "users"),
 ]

@@ -9,6 +9,7 @@ from flask.typing import ResponseReturnValue
 
 from broadcaster.delivery import helpdesk_sync
 from broadcaster.domain.announcement import Announcement
+from broadcaster.domain.drills import DrillStore
 from broadcaster.domain.incident_facts import closed_at
 from broadcaster.domain.ledger import STATES, Ledger
 from broadcaster.rendering.brief import brief
@@ -115,4 +116,6 @@ def incident_page(incident_id: str, withdraw_forms: dict[str, Any] | None = None
         replies=replies(svc.redis, incident_id),
         monitoring=incident_events(svc, incident_id),
         helpdesks=helpdesk_sync.status(svc, incident_id),
+        # A drill's incident: the strip offers to end the drill while it runs.
+        drill=DrillStore(svc.redis).get(found["drill_id"]) if found.get("drill_id") else None,
     )

@@ -125,6 +125,7 @@ class AnnouncementOut(Schema):
     withdrawn_reason = fields.String(
         allow_none=True, metadata={"description": "shown to the public: 'withdrawn: reason'"}
     )
+    exercise = fields.Boolean(metadata={"description": "part of a drill (never public)"})
     deliveries = fields.Dict(
         metadata={"description": "per channel: queued, sending, sent, delivered, failed, skipped"}
     )
@@ -273,6 +274,10 @@ class IncidentSummary(Schema):
     withdrawn_at = fields.Float(
         allow_none=True, metadata={"description": "set when every announcement was withdrawn"}
     )
+    exercise = fields.Boolean(
+        dump_default=False, metadata={"description": "a drill's incident (never public)"}
+    )
+    drill_id = fields.String(allow_none=True, dump_default=None)
 
 
 class ReplyOut(Schema):

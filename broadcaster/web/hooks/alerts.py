@@ -57,6 +57,8 @@ class MonitorEvent:
     annotations: dict[str, str] = field(default_factory=dict)
     alerts: list[Alert] = field(default_factory=list)
     title: str = ""
+    # Set only by a drill (domain/drills.py): its incident is an exercise.
+    drill_id: str | None = None
 
 
 # An alert that claims to have started before 1970 or in the future (more than a clock's
@@ -237,7 +239,10 @@ class Processor:
                 state["resolved_at"] = ""
                 ann = self._announce(event, rule, rule.holding_statement, incident_id)
                 return {"outcome": "reopened", "incident_id": incident_id, **ann}
-            if not self.floods.may_open(rule):  # a flood: one draft for a person, no texts
+            # A drill's alert never joins a flood's draft: that draft is not an exercise.
+            if not event.drill_id and not self.floods.may_open(
+                rule
+            ):  # a flood: one draft for a person, no texts
                 return self.floods.gather(event, rule, state)
             ann = self._announce(event, rule, rule.holding_statement, None)
             state.update(incident_id=ann["incident_id"], opened_at=str(now), resolved_at="")
@@ -341,7 +346,7 @@ class Processor:
         # Alert text is whatever the monitoring sent: fitted to the text policy, not refused,
         # because an alert must still produce a statement.
         announcement = self.svc.announcements.create(
-            data, author, preapproved=preapproved, sanitise=True
+            data, author, preapproved=preapproved, sanitise=True, drill_id=event.drill_id
         )
         if announcement.published and set(announcement.channels) & set(PERSONAL):
             self.svc.redis.set(_paced_key(announcement.incident_id), time.time())

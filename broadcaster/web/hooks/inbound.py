@@ -99,6 +99,34 @@ def confirms(body: str, locales: tuple[str, ...]) -> bool:
         return False
     yes = {"YES"}.union(*(CONFIRM_WORDS.get(loc.split("-")[0], ()) for loc in locales))
     return words[0] in yes
+def _note_stop(svc: Services, subscriber_id: str, phone: str) -> None:
+    """Count a STOP on the incident it answers (the post-incident report shows them)."""
+    announcement_id = _answered(svc, subscriber_id)
+    if not announcement_id:
+        return
+    try:
+        incident_id = svc.announcements.get(announcement_id).incident_id
+    except NotFound:
+        return
+    key = _stops_key(incident_id)
+    if not svc.redis.sadd(key + ":who", subscriber_id):
+        return  # the same person saying STOP again is one STOP
+    entry = {"at": time.time(), "from": mask_contact(phone), "announcement_id": announcement_id}
+    pipe = svc.redis.pipeline(transaction=True)
+    pipe.rpush(key, json.dumps(entry))
+    pipe.ltrim(key, -REPLIES_SHOWN, -1)
+    pipe.incr(key + ":count")
+    pipe.execute()
+
+
+def _stops_key(incident_id: str) -> str:
+    return f"bc:inc:{incident_id}:stops"
+
+
+def stops(r: redis.Redis, incident_id: str) -> tuple[int, list[dict[str, Any]]]:
+    """(how many STOPs answered the incident's messages, the latest of them, oldest first)."""
+    count = int(r.get(_stops_key(incident_id) + ":count") or 0)
+    return count, [json.loads(raw) for raw in r.lrange(_stops_key(incident_id), 0, -1)]
 
 
 def replies(r: redis.Redis, incident_id: str) -> list[dict[str, Any]]:
@@ -167,6 +195,8 @@ def twilio_inbound() -> ResponseReturnValue:
         else:
             log.info("%s by SMS from %s", kind.replace("_", "-"), mask_contact(phone))
             metrics.count(svc.redis, "inbound_sms", kind)
+            if kind == "opt_out":
+                _note_stop(svc, subscriber_id, phone)
             return _twiml()
     announcement_id = _answered(svc, subscriber_id) if subscriber_id else None
     incident_id = None
