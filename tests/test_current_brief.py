@@ -94,3 +94,12 @@ def test_a_bad_query_says_what_is_wrong(client, tokens, query, code, field):
 def test_only_those_who_may_read(client, tokens):
     assert client.get(CURRENT).status_code == 401
     assert client.get(CURRENT, headers=tokens["monitor"]).status_code == 403
+
+
+def test_a_real_incident_is_current_before_a_more_severe_drill(client, tokens):
+    real = publish(client, tokens, PAYMENTS_DOWN, title="Slow portal")  # minor
+    drill = client.post("/api/v1/drills", json={"scenario": "payments"}, headers=tokens["approver"])
+    assert drill.status_code == 201, drill.get_json()
+    brief = client.get(CURRENT, headers=tokens["helpdesk"]).get_json()
+    assert brief["incident_id"] == real["incident_id"]
+    assert brief["other_open"] == [drill.get_json()["incident_id"]]

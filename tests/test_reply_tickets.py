@@ -7,7 +7,7 @@ import base64
 import pytest
 
 from tests.fakes_helpdesk import FRESHDESK_KEY, ZENDESK_EMAIL, ZENDESK_TOKEN
-from tests.helpers import announce, drain
+from tests.helpers import announce, drain, work
 from tests.test_inbound import sms, subscribe
 
 SECRET = "inbound-email-secret-123"
@@ -145,3 +145,19 @@ def test_a_429_from_the_helpdesk_is_retried_without_a_second_ticket(
     sms(client, "+31612345001", "Hoe lang nog?")
     drain(app)
     assert len(zendesk.tickets) == 1
+
+
+def test_a_reply_to_a_drill_is_no_ticket(app, client, tokens, zendesk):
+    staff = {"phone": "+31612345009", "audiences": ["staff"], "locale": "nl"}
+    client.post("/api/v1/subscribers", json=[staff], headers=tokens["admin"])
+    drill = client.post("/api/v1/drills", json={"scenario": "payments"}, headers=tokens["approver"])
+    assert drill.status_code == 201
+    work(app)  # not drain: the drill's own resolution is scheduled 20 minutes ahead
+    assert sms(client, "+31612345009", "Ontvangen, ik ben onderweg.").status_code == 200
+    work(app)
+    assert zendesk.tickets == {}
+    incident = client.get(
+        f"/api/v1/incidents/{drill.get_json()['incident_id']}", headers=tokens["admin"]
+    ).get_json()
+    # The reply is kept with the drill (its report counts it), only no customer ticket.
+    assert [r["body"] for r in incident["replies"]] == ["Ontvangen, ik ben onderweg."]

@@ -143,8 +143,9 @@ def brief(svc: Services, incident_id: str, locale: str | None = None) -> dict[st
 
 
 def current_incidents(svc: Services) -> list[str]:
-    """Open incidents with something published, the one agents need most first: the most
-    severe, then the latest updated (what a helpdesk sidebar shows as "current")."""
+    """Open incidents with something published, the one agents need most first: a real one
+    before a drill's, then the most severe, then the latest updated (what a helpdesk sidebar
+    shows as "current")."""
     order = {name: rank for rank, name in enumerate(SEVERITIES)}
     found = []
     for incident_id in svc.announcements.active_incident_ids():
@@ -153,5 +154,7 @@ def current_incidents(svc: Services) -> list[str]:
             continue
         if incident.get("status") == "scheduled":  # a maintenance still ahead: not now
             continue
-        found.append((order.get(incident.get("severity"), 0), incident["updated_at"], incident_id))
+        real = not incident.get("exercise")
+        severity = order.get(incident.get("severity"), 0)
+        found.append((real, severity, incident["updated_at"], incident_id))
     return [incident_id for *_, incident_id in sorted(found, reverse=True)]

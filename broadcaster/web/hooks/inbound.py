@@ -99,6 +99,8 @@ def confirms(body: str, locales: tuple[str, ...]) -> bool:
         return False
     yes = {"YES"}.union(*(CONFIRM_WORDS.get(loc.split("-")[0], ()) for loc in locales))
     return words[0] in yes
+
+
 def _note_stop(svc: Services, subscriber_id: str, phone: str) -> None:
     """Count a STOP on the incident it answers (the post-incident report shows them)."""
     announcement_id = _answered(svc, subscriber_id)
@@ -245,6 +247,8 @@ def keep_reply(
     )
     person = svc.subscribers.get(subscriber_id) if subscriber_id else None
     announcement = svc.announcements.get(announcement_id)
+    if announcement.exercise:
+        return  # a drill's reply is the team rehearsing, not a customer for the helpdesk
     reply_tickets.after_reply(
         svc,
         {
