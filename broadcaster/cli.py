@@ -19,7 +19,8 @@ from broadcaster.domain import audit
 from broadcaster.domain.phone_numbers import sender_numbers
 from broadcaster.domain.plan import PlanError, load_plan
 from broadcaster.domain.plan_text import plan_warnings
-from broadcaster.domain.subscribers import CsvHeaderError, SubscriberStore, csv_rows, import_rows
+from broadcaster.domain.subscriber_import import CsvHeaderError, csv_rows, import_rows
+from broadcaster.domain.subscribers import SubscriberStore
 from broadcaster.domain.tokens import ROLES, TokenError, create_token, lookup
 from broadcaster.domain.users import USER_ROLES, UserError, create_user
 from broadcaster.infra import redis_connect

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from flask import Flask
 
-from broadcaster.domain.subscribers import import_rows
+from broadcaster.domain.subscriber_import import import_rows
 from broadcaster.services import services
 from tests.browser import launch, serve, skip_without_chromium, stop
 from tests.conftest import PASSWORD

@@ -478,7 +478,7 @@ def test_incident_page_shows_deliveries_failures_and_the_brief(
     _, twilio = providers
     twilio.invalid_numbers.add("+31612345679")
     with app.app_context():
-        from broadcaster.domain.subscribers import import_rows
+        from broadcaster.domain.subscriber_import import import_rows
 
         svc = services()
         rows = [

@@ -20,7 +20,8 @@ from bench.report import Result
 from bench.scenarios import Options
 from bench.stack import Stack
 from broadcaster.domain.plan import BUNDLED_PLAN, load_plan
-from broadcaster.domain.subscribers import SubscriberRow, SubscriberStore, csv_rows
+from broadcaster.domain.subscriber_import import csv_rows
+from broadcaster.domain.subscribers import SubscriberRow, SubscriberStore
 
 ROWS = 100_000
 

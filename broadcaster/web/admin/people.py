@@ -11,7 +11,7 @@ from flask_wtf import FlaskForm
 from flask_wtf.file import FileField, FileRequired
 
 from broadcaster.domain import audit
-from broadcaster.domain.subscribers import CSV_COLUMNS, CsvHeaderError, csv_rows, import_rows
+from broadcaster.domain.subscriber_import import CSV_COLUMNS, CsvHeaderError, csv_rows, import_rows
 from broadcaster.services import services
 from broadcaster.web.admin.blueprint import admin_locale, bp
 from broadcaster.web.admin.forms import CSRF_FAILED, INVALID, add_error, csrf_failed, messages

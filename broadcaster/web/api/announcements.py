@@ -15,7 +15,7 @@ from broadcaster.domain import idempotency as idem
 from broadcaster.domain.ledger import STATES, Ledger, staff_ledger_id
 from broadcaster.rendering.preview import preview
 from broadcaster.services import services
-from broadcaster.web.api import schemas
+from broadcaster.web.api import reading_schemas, schemas
 from broadcaster.web.api.paging import encode_cursor, next_link, page_links
 from broadcaster.web.auth import client_ip, require, requires
 
@@ -242,7 +242,7 @@ class Withdraw(MethodView):
 @blp.route("/announcements/<announcement_id>/preview")
 class Preview(MethodView):
     @requires("preview")
-    @blp.response(200, schemas.PreviewOut)
+    @blp.response(200, reading_schemas.PreviewOut)
     def get(self, announcement_id: str) -> dict[str, Any]:
         """Every channel × audience × locale rendering, measures, recipients and warnings."""
         require("preview")
@@ -254,7 +254,7 @@ class Preview(MethodView):
 class PreviewUnsaved(MethodView):
     @requires("preview")
     @blp.arguments(schemas.AnnouncementIn)
-    @blp.response(200, schemas.PreviewOut)
+    @blp.response(200, reading_schemas.PreviewOut)
     def post(self, data: dict[str, Any]) -> dict[str, Any]:
         """Preview an announcement that is not saved: nothing is stored or sent."""
         principal = require("preview")

@@ -9,7 +9,7 @@ from flask_smorest import Blueprint
 
 from broadcaster.domain.plan import Audience, Plan, Route
 from broadcaster.services import services
-from broadcaster.web.api import schemas
+from broadcaster.web.api import reading_schemas
 from broadcaster.web.auth import require, requires
 
 blp = Blueprint("audiences", __name__, url_prefix="/api/v1", description="Audiences")
@@ -18,7 +18,7 @@ blp = Blueprint("audiences", __name__, url_prefix="/api/v1", description="Audien
 @blp.route("/audiences")
 class Audiences(MethodView):
     @requires("read")
-    @blp.response(200, schemas.AudienceList)
+    @blp.response(200, reading_schemas.AudienceList)
     def get(self) -> dict[str, Any]:
         """Audiences from the crisis plan, each with its routes and number of subscribers."""
         require("read")

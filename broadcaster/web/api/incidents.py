@@ -10,7 +10,7 @@ from flask_smorest import Blueprint, abort
 from broadcaster.delivery import helpdesk_sync
 from broadcaster.rendering.brief import brief, current_incidents
 from broadcaster.services import services
-from broadcaster.web.api import schemas
+from broadcaster.web.api import reading_schemas, schemas
 from broadcaster.web.api.paging import page_links
 from broadcaster.web.auth import require, requires
 from broadcaster.web.hooks.alerts import events, incident_events
@@ -54,8 +54,8 @@ class Incident(MethodView):
 @blp.route("/incidents/<incident_id>/brief")
 class Brief(MethodView):
     @requires("read")
-    @blp.arguments(schemas.BriefArgs, location="query")
-    @blp.response(200, schemas.BriefOut)
+    @blp.arguments(reading_schemas.BriefArgs, location="query")
+    @blp.response(200, reading_schemas.BriefOut)
     def get(self, args: dict[str, Any], incident_id: str) -> dict[str, Any]:
         """What every agent should tell customers now, in every language, and whom to send where.
 
@@ -71,8 +71,8 @@ class Brief(MethodView):
 @blp.route("/incidents/current/brief")
 class CurrentBrief(MethodView):
     @requires("read")
-    @blp.arguments(schemas.BriefArgs, location="query")
-    @blp.response(200, schemas.BriefOut)
+    @blp.arguments(reading_schemas.BriefArgs, location="query")
+    @blp.response(200, reading_schemas.BriefOut)
     @blp.alt_response(404, description="No incident is open")
     def get(self, args: dict[str, Any]) -> dict[str, Any]:
         """The brief of the incident agents need most now: the most severe open incident,

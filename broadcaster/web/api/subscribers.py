@@ -11,7 +11,7 @@ from flask.views import MethodView
 from flask_smorest import Blueprint, abort
 
 from broadcaster.domain import audit
-from broadcaster.domain.subscribers import CsvHeaderError, csv_rows, import_rows
+from broadcaster.domain.subscriber_import import CsvHeaderError, csv_rows, import_rows
 from broadcaster.services import services
 from broadcaster.web.api import schemas
 from broadcaster.web.api.paging import page_links
