@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -195,8 +196,17 @@ def test_up_takes_ports_workers_and_links_from_its_options(tmp_path):
         up.send_signal(signal.SIGINT)
         assert up.wait(30) == 0
     finally:
+        # A failed assertion above must not leave up's children (own sessions) running.
+        left = descendants(up.pid) if up.poll() is None else set()
         if up.poll() is None:
-            up.kill()
+            up.send_signal(signal.SIGINT)
+            try:
+                up.wait(30)
+            except subprocess.TimeoutExpired:
+                up.kill()
+        for pid in left:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
 
 
 def test_up_says_what_is_wrong_with_its_options(redis_server, tmp_path):
