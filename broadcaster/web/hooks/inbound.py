@@ -241,7 +241,7 @@ def keep_reply(
     svc.redis.rpush(_replies_key(incident_id), json.dumps(reply))
     log.info(
         "customer reply by %s from %s",
-        channel,
+        channel.upper(),
         mask_contact(contact),
         extra={"announcement_id": announcement_id, "incident_id": incident_id},
     )
