@@ -22,6 +22,7 @@ from channels.base import (
     TransientDeliveryError,
     parse_retry_after,
 )
+from channels.webhook import escape  # Slack mrkdwn, as for incoming webhooks
 
 PLACE = "slack:thread"  # its name among the staff places (ledger, jobs)
 
@@ -93,8 +94,3 @@ class SlackThreads:
         except (SlackClientError, OSError) as exc:
             raise TransientDeliveryError(f"slack unreachable: {type(exc).__name__}") from exc
         return str(answer["ts"])
-
-
-def escape(text: str) -> str:
-    """Slack mrkdwn's three control characters; everything else shown as written."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")

@@ -289,26 +289,26 @@ class WebhookChannel:
         if post.event_type == self.brief_type:
             # The brief is laid out already, one item per line: its first line is the heading.
             heading, _, rest = post.text.partition("\n")
-            return {"text": f"*{_escape(heading)}*\n{_escape(rest)}".rstrip()}
+            return {"text": f"*{escape(heading)}*\n{escape(rest)}".rstrip()}
         event = post.event
         severity = str(event.get("severity") or "")
         label = self.severity_labels.get(severity) or (
-            f"[{_escape(severity.title())}]" if severity else ""
+            f"[{escape(severity.title())}]" if severity else ""
         )
         title = str(event.get("title") or "")
         if title:
-            heading = f"{label} *{_escape(title)}*".lstrip()
-            lines = [heading, _escape(str(event.get("body") or "")), _escape(post.link)]
+            heading = f"{label} *{escape(title)}*".lstrip()
+            lines = [heading, escape(str(event.get("body") or "")), escape(post.link)]
         else:
             # No facts to lay out: the rendered text (link included) still says it all.
-            lines = [_escape(post.text)]
+            lines = [escape(post.text)]
             if post.link not in post.text:
-                lines.append(_escape(post.link))
+                lines.append(escape(post.link))
         if event.get("reply"):
-            lines.append(f"Reply to customers: {_escape(str(event['reply']))}")
+            lines.append(f"Reply to customers: {escape(str(event['reply']))}")
         return {"text": "\n".join(line for line in lines if line)}
 
 
-def _escape(text: str) -> str:
+def escape(text: str) -> str:
     """Slack mrkdwn's three control characters; everything else is shown as written."""
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")

@@ -21,16 +21,13 @@ from flask import Blueprint, current_app, jsonify, request
 from flask.typing import ResponseReturnValue
 from marshmallow import ValidationError
 
-from broadcaster.domain.announcements import ANNOUNCEMENTS_KEY
-from broadcaster.domain.errors import NotFound
-from broadcaster.domain.ledger import Ledger
 from broadcaster.domain.subscribers import normalise_email
 from broadcaster.infra import metrics
 from broadcaster.infra.logs import mask_contact
-from broadcaster.services import Services, services
+from broadcaster.services import services
 from broadcaster.web.errors import error_body
 from broadcaster.web.gate import authenticated_by
-from broadcaster.web.hooks.inbound import RECENT_ANNOUNCEMENTS, keep_reply
+from broadcaster.web.hooks.inbound import answered, keep_reply
 from broadcaster.web.hooks.receipts import SEEN_TTL
 
 log = logging.getLogger(__name__)
@@ -72,16 +69,6 @@ def reply_text(text: str) -> str:
     return "\n".join(kept).strip()
 
 
-def _emailed(svc: Services, subscriber_id: str) -> str | None:
-    """The latest announcement emailed to this person (None if we never emailed them)."""
-    recent = [
-        m.decode() for m in svc.redis.zrevrange(ANNOUNCEMENTS_KEY, 0, RECENT_ANNOUNCEMENTS - 1)
-    ]
-    return Ledger.latest_reached(
-        svc.redis, recent, "email", subscriber_id, ("sending", "sent", "delivered")
-    )
-
-
 @bp.post("/sendgrid/inbound")
 @authenticated_by("inbound email secret", secret_given)
 def sendgrid_inbound() -> ResponseReturnValue:
@@ -98,22 +85,15 @@ def sendgrid_inbound() -> ResponseReturnValue:
     except ValidationError:
         sender = ""
     subscriber_id = svc.subscribers.find_by_contact("email", sender) if sender else None
-    announcement_id = _emailed(svc, subscriber_id) if subscriber_id else None
-    try:
-        incident_id = (
-            svc.announcements.get(announcement_id).incident_id if announcement_id else None
-        )
-    except NotFound:
-        incident_id = None
+    announcement = answered(svc, subscriber_id, "email") if subscriber_id else None
     body = reply_text(request.form.get("text", ""))
-    if not incident_id or not announcement_id or not body:
+    if announcement is None or not body:
         log.info("email from %s answers no announcement of ours", mask_contact(sender or "?"))
         metrics.count(svc.redis, "inbound_email", "unmatched")
         return jsonify({"outcome": "unmatched"})
     keep_reply(
         svc,
-        incident_id,
-        announcement_id,
+        announcement,
         "email",
         sender,
         subscriber_id,
@@ -122,4 +102,4 @@ def sendgrid_inbound() -> ResponseReturnValue:
         subject=request.form.get("subject", "")[:200],
     )
     metrics.count(svc.redis, "inbound_email", "reply")
-    return jsonify({"outcome": "reply", "incident_id": incident_id})
+    return jsonify({"outcome": "reply", "incident_id": announcement.incident_id})

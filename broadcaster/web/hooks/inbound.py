@@ -24,6 +24,7 @@ from flask.typing import ResponseReturnValue
 from twilio.twiml.messaging_response import MessagingResponse
 
 from broadcaster.delivery import reply_tickets
+from broadcaster.domain.announcement import Announcement
 from broadcaster.domain.announcements import ANNOUNCEMENTS_KEY
 from broadcaster.domain.errors import NotFound
 from broadcaster.domain.ledger import Ledger
@@ -103,17 +104,13 @@ def confirms(body: str, locales: tuple[str, ...]) -> bool:
 
 def _note_stop(svc: Services, subscriber_id: str, phone: str) -> None:
     """Count a STOP on the incident it answers (the post-incident report shows them)."""
-    announcement_id = _answered(svc, subscriber_id)
-    if not announcement_id:
+    announcement = answered(svc, subscriber_id)
+    if announcement is None:
         return
-    try:
-        incident_id = svc.announcements.get(announcement_id).incident_id
-    except NotFound:
-        return
-    key = _stops_key(incident_id)
+    key = _stops_key(announcement.incident_id)
     if not svc.redis.sadd(key + ":who", subscriber_id):
         return  # the same person saying STOP again is one STOP
-    entry = {"at": time.time(), "from": mask_contact(phone), "announcement_id": announcement_id}
+    entry = {"at": time.time(), "from": mask_contact(phone), "announcement_id": announcement.id}
     pipe = svc.redis.pipeline(transaction=True)
     pipe.rpush(key, json.dumps(entry))
     pipe.ltrim(key, -REPLIES_SHOWN, -1)
@@ -136,15 +133,20 @@ def replies(r: redis.Redis, incident_id: str) -> list[dict[str, Any]]:
     return [json.loads(raw) for raw in r.lrange(_replies_key(incident_id), -REPLIES_SHOWN, -1)]
 
 
-def _answered(svc: Services, subscriber_id: str) -> str | None:
-    """The latest announcement texted to this person (None if we never texted them)."""
+def answered(svc: Services, subscriber_id: str, channel: str = "sms") -> Announcement | None:
+    """The latest announcement sent to this person by ``channel`` (None: we never did, or
+    it is gone)."""
     recent = [
         member.decode()
         for member in svc.redis.zrevrange(ANNOUNCEMENTS_KEY, 0, RECENT_ANNOUNCEMENTS - 1)
     ]
-    return Ledger.latest_reached(
-        svc.redis, recent, "sms", subscriber_id, ("sending", "sent", "delivered")
+    found = Ledger.latest_reached(
+        svc.redis, recent, channel, subscriber_id, ("sending", "sent", "delivered")
     )
+    try:
+        return svc.announcements.get(found) if found else None
+    except NotFound:
+        return None
 
 
 def _seen_before(svc: Services, message_sid: str, phone: str, body: str) -> bool:
@@ -200,27 +202,20 @@ def twilio_inbound() -> ResponseReturnValue:
             if kind == "opt_out":
                 _note_stop(svc, subscriber_id, phone)
             return _twiml()
-    announcement_id = _answered(svc, subscriber_id) if subscriber_id else None
-    incident_id = None
-    if announcement_id:
-        try:
-            incident_id = svc.announcements.get(announcement_id).incident_id
-        except NotFound:
-            incident_id = None
-    if not incident_id:
+    announcement = answered(svc, subscriber_id) if subscriber_id else None
+    if announcement is None:
         # Nothing we sent them: Twilio's console keeps the message; we only count it.
         log.info("SMS from %s answers no announcement of ours", mask_contact(phone))
         metrics.count(svc.redis, "inbound_sms", "unmatched")
         return _twiml()
-    keep_reply(svc, incident_id, announcement_id, "sms", phone, subscriber_id, body, message_sid)
+    keep_reply(svc, announcement, "sms", phone, subscriber_id, body, message_sid)
     metrics.count(svc.redis, "inbound_sms", "reply")
     return _twiml()
 
 
 def keep_reply(
     svc: Services,
-    incident_id: str,
-    announcement_id: str,
+    announcement: Announcement,
     channel: str,
     contact: str,
     subscriber_id: str | None,
@@ -234,26 +229,25 @@ def keep_reply(
         "from": mask_contact(contact),
         "channel": channel,
         "subscriber_id": subscriber_id,
-        "announcement_id": announcement_id,
+        "announcement_id": announcement.id,
         "body": body[:REPLY_MAX],
         "provider_id": provider_id or None,
     }
-    svc.redis.rpush(_replies_key(incident_id), json.dumps(reply))
+    svc.redis.rpush(_replies_key(announcement.incident_id), json.dumps(reply))
     log.info(
         "customer reply by %s from %s",
         channel.upper(),
         mask_contact(contact),
-        extra={"announcement_id": announcement_id, "incident_id": incident_id},
+        extra={"announcement_id": announcement.id, "incident_id": announcement.incident_id},
     )
     person = svc.subscribers.get(subscriber_id) if subscriber_id else None
-    announcement = svc.announcements.get(announcement_id)
     if announcement.exercise:
         return  # a drill's reply is the team rehearsing, not a customer for the helpdesk
     reply_tickets.after_reply(
         svc,
         {
-            "incident_id": incident_id,
-            "announcement_id": announcement_id,
+            "incident_id": announcement.incident_id,
+            "announcement_id": announcement.id,
             "title": announcement.title,
             "channel": channel,
             "contact": contact,
