@@ -48,6 +48,7 @@ from broadcaster.web.api import (
 from broadcaster.web.health import bp as health_bp
 from broadcaster.web.hooks import email_inbound, inbound, receipts
 from broadcaster.web.hooks import monitoring as hooks
+from broadcaster.web.hooks import voice as voice_hooks
 from broadcaster.web.responses import EncodableResponse
 from channels import build_channels, build_networks
 from channels.helpdesks import build_helpdesks
@@ -147,6 +148,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(hooks.bp)
     receipts.init_app(app)
     app.register_blueprint(inbound.bp)
+    app.register_blueprint(voice_hooks.bp)
     app.register_blueprint(email_inbound.bp)
     metrics_view.init_app(app)
     limits.init_app(app)

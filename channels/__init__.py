@@ -23,10 +23,12 @@ from channels.email import EmailChannel
 from channels.helpdesks import Freshdesk, Zendesk
 from channels.mastodon import MastodonChannel
 from channels.sms import SmsChannel
+from channels.voice import VoiceChannel
 
-PERSONAL: dict[str, type[EmailChannel | SmsChannel]] = {
+PERSONAL: dict[str, type[EmailChannel | SmsChannel | VoiceChannel]] = {
     "email": EmailChannel,
     "sms": SmsChannel,
+    "voice": VoiceChannel,
 }
 NETWORKS: dict[str, type[MastodonChannel | BlueskyChannel]] = {  # the "social" channel
     "mastodon": MastodonChannel,

@@ -233,6 +233,16 @@ def _warnings(channel: str, audience: str, locale: str, measures: dict[str, Any]
                 f"({UCS2_SINGLE} instead of {GSM7_SINGLE} characters per segment: "
                 "about twice the cost)"
             )
+    if "spoken_limit" in measures:  # a voice call
+        if measures.get("cut"):
+            out.append(
+                f"{where}: {_fitted(measures)} to fit {measures['spoken_limit']} spoken characters"
+            )
+        if not measures.get("emergency_route"):
+            out.append(
+                f"{where}: no route with a phone number, so the call offers no "
+                '"press 2 to be connected to us"'
+            )
     if "subject_limit" in measures and measures.get("cut"):
         out.append(f"{where}: subject cut to {measures['subject_limit']} characters")
     return out
