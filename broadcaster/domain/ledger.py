@@ -33,6 +33,10 @@ STATES = (
     "skipped",
 )
 
+# What a delivery record shows of a call's callbacks: the final status, who answered, how
+# long, whether a machine got the short message, the key pressed.
+CALL_DETAILS = ("receipt", "answered_by", "duration", "left_message", "pressed", "pressed_at")
+
 _TRANSITION = """
 local allowed = {}
 for s in string.gmatch(ARGV[3], '[^,]+') do allowed[s] = true end
@@ -336,6 +340,8 @@ class Ledger:
                     # Plan fallback: the channel this went on to / came from.
                     "fallback": record.get("fallback"),
                     "fallback_from": record.get("fallback_from"),
+                    # A voice call's course, where it has one (web/hooks/voice.py).
+                    **{key: record[key] for key in CALL_DETAILS if key in record},
                 }
             )
         return records

@@ -1,0 +1,473 @@
+"""The voice channel: Twilio calls with inline TwiML, their callbacks, and the spoken text.
+
+Calls go out through real RQ workers and the real Twilio SDK to a fake Calls API
+(tests/fakes_voice.py) that checks the documented request shape. The app is served over
+HTTP on 127.0.0.1 so the fake can play Twilio's side of the call: signed status callbacks,
+the answering-machine verdict and key presses, POSTed to the URLs the call named.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+import xml.etree.ElementTree as ET
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from twilio.request_validator import RequestValidator
+from werkzeug.serving import make_server
+
+from broadcaster.domain.announcement import Announcement
+from broadcaster.domain.plan import PlanError, load_plan
+from broadcaster.rendering import voice_text
+from broadcaster.rendering.messages import Renderer
+from tests.fakes_voice import FakeTwilioVoice
+from tests.helpers import announce, deliveries, drain, subscribe
+
+VOICE_FROM = "+3197010000099"
+EMERGENCY = "+31201234567"  # the route named by emergency_route, not the first phone route
+SPELLED = "0 2 0, 1 2 3, 4 5 6 7"  # the emergency number as the national format says it
+
+PLAN = """
+[organisation]
+name = "Acme Energy"
+default_locale = "en"
+locales = ["en", "nl", "da", "sv"]
+default_region = "NL"
+timezone = "Europe/Amsterdam"
+
+[policy]
+fallback = { voice = "sms" }
+
+[channels_by_severity]
+info = ["banner"]
+minor = ["banner", "voice"]
+major = ["banner", "voice"]
+critical = ["banner", "voice", "sms"]
+
+[audiences.medical]
+description = "Customers on medical equipment"
+channels = ["voice", "sms", "email", "banner"]
+emergency_route = "Emergency"
+
+[[audiences.medical.routes]]
+need = { en = "Billing", nl = "Facturen", da = "Fakturering", sv = "Fakturering" }
+channel = { en = "Customer portal", nl = "Klantportaal", da = "Kundeportal", sv = "Kundportal" }
+contact = "https://acme.example/portal"
+
+[[audiences.medical.routes]]
+need = { en = "Technical problem", nl = "Technisch probleem", da = "Teknisk problem", sv = "Tekniskt \
+problem" }
+channel = { en = "Phone", nl = "Telefoon", da = "Telefon", sv = "Telefon" }
+contact = "+31 20 765 4321"
+
+[[audiences.medical.routes]]
+need = { en = "Emergency", nl = "Noodgeval", da = "Nødsituation", sv = "Nödsituation" }
+channel = { en = "Phone", nl = "Telefoon", da = "Telefon", sv = "Telefon" }
+contact = "+31 20 123 4567"
+hours = "24/7"
+"""
+
+OUTAGE = {
+    "title": "Power outage in Utrecht",
+    "body": "Since 09:10 there is no power in Utrecht. See https://acme.example/outage for "
+    "the map. <b>Medical equipment</b> on batteries: call us.",
+    "severity": "minor",
+    "audiences": ["medical"],
+    "channels": ["voice"],
+    "translations": {
+        "nl": {"title": "Stroomstoring in Utrecht", "body": "Sinds 09:10 geen stroom."},
+        "da": {"title": "Strømsvigt i Utrecht", "body": "Ingen strøm siden 09:10."},
+        "sv": {"title": "Strömavbrott i Utrecht", "body": "Ingen ström sedan 09:10."},
+    },
+}
+# Per locale: Say language, voice, the translated title, the prompt's first sentence.
+SPOKEN = {
+    "en": ("en-GB", "Polly.Amy", "Power outage in Utrecht", "Press 1 to confirm"),
+    "nl": ("nl-NL", "Polly.Lotte", "Stroomstoring in Utrecht", "Druk op 1 om te bevestigen"),
+    "da": ("da-DK", "Polly.Naja", "Strømsvigt i Utrecht", "Tryk 1 for at bekræfte"),
+    "sv": ("sv-SE", "Polly.Astrid", "Strömavbrott i Utrecht", "Tryck 1 för att bekräfta"),
+}
+PHONES = {"en": "+31612340001", "nl": "+31612340002", "da": "+31612340003", "sv": "+31612340004"}
+
+
+@pytest.fixture(scope="session")
+def voice_server() -> Iterator[FakeTwilioVoice]:
+    fake = FakeTwilioVoice()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture
+def voice(voice_server: FakeTwilioVoice) -> Iterator[FakeTwilioVoice]:
+    voice_server.reset()
+    voice_server.invalid_numbers.clear()
+    yield voice_server
+    # Whatever a test did, the SDK must have spoken the Calls API's documented shape.
+    assert voice_server.violations == []
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def serve(
+    make_app: Callable[..., Flask], voice: FakeTwilioVoice, tmp_path: Path
+) -> Iterator[Callable[..., Flask]]:
+    """``serve(**config)``: the app with the voice plan, served over HTTP on 127.0.0.1."""
+    servers = []
+
+    def start(**overrides: Any) -> Flask:
+        port = _free_port()
+        plan = tmp_path / "voice-plan.toml"
+        plan.write_text(PLAN, encoding="utf-8")
+        settings = {
+            "PLAN": str(plan),
+            "TWILIO_BASE_URL": voice.url,
+            "TWILIO_VOICE_FROM": VOICE_FROM,
+            "PUBLIC_URL": f"http://127.0.0.1:{port}",
+            "TWILIO_VOICE_RATE": 1000,  # pacing has its own test below
+        }
+        app = make_app(**{**settings, **overrides})
+        server = make_server("127.0.0.1", port, app, threaded=True)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+        return app
+
+    yield start
+    for server in servers:
+        server.shutdown()
+        server.server_close()
+
+
+def _people(client, tokens, locales=("en", "nl", "da", "sv")) -> dict[str, str]:
+    """Subscribe one person per locale; phone → locale."""
+    rows = [{"phone": PHONES[loc], "locale": loc, "audiences": ["medical"]} for loc in locales]
+    subscribe(client, tokens["admin"], rows)
+    return {PHONES[loc]: loc for loc in locales}
+
+
+def _calls_by_locale(voice: FakeTwilioVoice, people: dict[str, str]) -> dict[str, dict]:
+    return {people[call["To"]]: call for call in voice.calls()}
+
+
+def _records(client, tokens, ann: str) -> dict[str, dict]:
+    """The voice delivery records by the person's locale (the ledger keeps a masked phone)."""
+    by_end = {phone[-3:]: locale for locale, phone in PHONES.items()}
+    items = deliveries(client, tokens["admin"], ann)
+    return {by_end[r["to"][-3:]]: r for r in items if r["channel"] == "voice"}
+
+
+def _says(element: ET.Element) -> list[ET.Element]:
+    return list(element.iter("Say"))
+
+
+def test_a_call_per_language_reads_the_message_twice_and_asks_for_a_key(serve, voice, tokens):
+    app = serve()
+    client = app.test_client()
+    people = _people(client, tokens)
+    ann = announce(client, tokens["admin"], OUTAGE)["id"]
+    drain(app)
+
+    calls = _calls_by_locale(voice, people)
+    assert set(calls) == {"en", "nl", "da", "sv"}
+    public = app.config["PUBLIC_URL"]
+    for locale, (language, voice_name, title, prompt) in SPOKEN.items():
+        call = calls[locale]
+        assert call["From"] == VOICE_FROM
+        assert call["MachineDetection"] == "DetectMessageEnd" and call["AsyncAmd"] == "true"
+        assert call["StatusCallbackEvent"] == ["completed"]
+        assert call["StatusCallback"].startswith(f"{public}/hooks/twilio/voice/status?a={ann}")
+        assert call["AsyncAmdStatusCallback"].startswith(f"{public}/hooks/twilio/voice/amd?")
+        root = ET.fromstring(call["Twiml"])
+        says = _says(root)
+        assert {(s.get("language"), s.get("voice")) for s in says} == {(language, voice_name)}
+        message = says[0].text or ""
+        # Read twice: the same text in the first two <Say>s, before the <Gather>.
+        assert [s.text for s in root.findall("Say")[:2]] == [message, message]
+        assert title in message and SPELLED in message
+        assert "http" not in message and "<" not in message and "acme.example" not in message
+        gather = root.find("Gather")
+        assert gather is not None and gather.get("numDigits") == "1"
+        assert gather.get("action", "").startswith(f"{public}/hooks/twilio/voice/gather?a={ann}")
+        prompt_text = _says(gather)[0].text or ""
+        assert prompt_text.startswith(prompt) and "2" in prompt_text
+    records = client.get(
+        f"/api/v1/announcements/{ann}/deliveries?channel=voice", headers=tokens["admin"]
+    ).get_json()["items"]
+    assert len(records) == 4 and {r["state"] for r in records} == {"sent"}
+    assert {r["channel"] for r in records} == {"voice"}
+
+
+def test_status_callbacks_are_recorded_like_receipts(serve, voice, tokens):
+    app = serve()
+    client = app.test_client()
+    people = _people(client, tokens)
+    ann = announce(client, tokens["admin"], OUTAGE)["id"]
+    drain(app)
+    calls = _calls_by_locale(voice, people)
+
+    assert voice.status(calls["en"], "completed", CallDuration="61").status == 204
+    assert voice.status(calls["nl"], "busy").status == 204
+    assert voice.status(calls["da"], "no-answer").status == 204
+    assert voice.status(calls["sv"], "failed", ErrorCode="31005").status == 204
+    assert voice.status(calls["en"], "ringing").status == 204  # late, not final: ignored
+
+    states = _records(client, tokens, ann)
+    assert states["en"]["state"] == "delivered" and states["en"]["duration"] == "61"
+    assert states["nl"]["state"] == "undelivered" and states["nl"]["error"] == "call busy"
+    assert states["da"]["state"] == "undelivered"
+    assert states["sv"]["state"] == "failed" and "31005" in states["sv"]["error"]
+    counts = client.get(f"/api/v1/announcements/{ann}", headers=tokens["admin"]).get_json()
+    assert counts["deliveries"]["voice"]["delivered"] == 1
+
+
+def test_an_answering_machine_gets_the_short_message(serve, voice, tokens):
+    app = serve()
+    client = app.test_client()
+    people = _people(client, tokens, ("nl", "en"))
+    ann = announce(client, tokens["admin"], OUTAGE)["id"]
+    drain(app)
+    calls = _calls_by_locale(voice, people)
+
+    assert voice.machine(calls["en"], "human").status == 204
+    assert voice.updates() == [], "a person hears the whole call"
+    assert voice.machine(calls["nl"], "machine_end_beep").status == 204
+    [update] = voice.updates()
+    assert update["sid"] == calls["nl"]["sid"]
+    root = ET.fromstring(update["Twiml"])
+    assert root.find("Gather") is None, "a machine cannot press a key"
+    [say] = _says(root)
+    assert (say.get("language"), say.get("voice")) == ("nl-NL", "Polly.Lotte")
+    assert "Stroomstoring in Utrecht" in say.text and SPELLED in say.text
+    assert root.find("Hangup") is not None
+    record = _records(client, tokens, ann)["nl"]
+    assert record["answered_by"] == "machine_end_beep" and record["left_message"] is True
+
+
+def test_key_1_thanks_key_2_dials_the_emergency_route_other_keys_repeat(serve, voice, tokens):
+    app = serve()
+    client = app.test_client()
+    people = _people(client, tokens, ("da", "en"))
+    ann = announce(client, tokens["admin"], OUTAGE)["id"]
+    drain(app)
+    calls = _calls_by_locale(voice, people)
+
+    thanks = voice.press(calls["da"], "1")
+    assert thanks.status == 200
+    [say] = _says(thanks.twiml())
+    assert say.get("language") == "da-DK" and say.text.startswith("Tak.")
+    assert thanks.twiml().find("Hangup") is not None
+
+    connect = voice.press(calls["en"], "2")
+    dial = connect.twiml().find("Dial")
+    assert dial is not None and dial.text == EMERGENCY
+
+    again = voice.press(calls["en"], "7")
+    gather = again.twiml().find("Gather")
+    assert gather is not None and "again=1" in gather.get("action", "")
+    assert _says(gather)[0].text.startswith("Press 1 to confirm")
+    goodbye = voice.press(calls["en"], "#", action=gather.get("action"))
+    assert goodbye.twiml().find("Gather") is None
+    assert [s.text for s in _says(goodbye.twiml())] == ["Goodbye."]
+
+    records = _records(client, tokens, ann)
+    assert records["da"]["pressed"] == "1"
+    assert records["en"]["pressed"] == "#"  # the latest key is kept
+
+
+def test_callbacks_with_a_bad_signature_are_refused(serve, voice, tokens):
+    app = serve()
+    client = app.test_client()
+    people = _people(client, tokens, ("en",))
+    ann = announce(client, tokens["admin"], OUTAGE)["id"]
+    drain(app)
+    [call] = voice.calls()
+    params = {"CallSid": call["sid"], "CallStatus": "completed", "Digits": "1"}
+    for url in (call["StatusCallback"], call["AsyncAmdStatusCallback"]):
+        answer = voice.post(url, params, signature="bm90IGEgc2lnbmF0dXJl")
+        assert answer.status == 401 and "X-Twilio-Signature" in answer.body
+    action = ET.fromstring(call["Twiml"]).find("Gather").get("action")
+    assert voice.post(action, params, signature="").status == 401  # unsigned
+    # Signed for another delivery's URL: the signature covers the query that names it.
+    other = action.replace(f"a={ann}", "a=somebody-else")
+    signature = RequestValidator(voice.AUTH_TOKEN).compute_signature(other, params)
+    assert voice.post(action, params, signature=signature).status == 401
+    # Signed with another account's token.
+    wrong = RequestValidator("not-our-token").compute_signature(action, params)
+    assert voice.post(action, params, signature=wrong).status == 401
+    [record] = deliveries(client, tokens["admin"], ann)
+    assert record["state"] == "sent" and "pressed" not in record and "receipt" not in record
+    assert list(people) == [call["To"]]
+
+
+def test_429_is_retried_after_retry_after(serve, voice, tokens):
+    app = serve()
+    client = app.test_client()
+    _people(client, tokens, ("en",))
+    voice.fail_next(429, headers={"Retry-After": "1"}, body={"code": 20429, "message": "busy"})
+    ann = announce(client, tokens["admin"], OUTAGE)["id"]
+    drain(app)
+    statuses = [req["status"] for req in voice.requests if req.get("kind") == "call"]
+    assert statuses == [429, 201]
+    calls = [req for req in voice.requests if req.get("kind") == "call"]
+    assert calls[1]["at"] - calls[0]["at"] >= 0.95
+    [record] = deliveries(client, tokens["admin"], ann)
+    assert record["state"] == "sent" and record["attempts"] == 2
+
+
+def test_400_fails_the_call_for_good_and_the_plan_falls_back_to_sms(serve, voice, tokens):
+    app = serve()
+    client = app.test_client()
+    _people(client, tokens, ("nl",))
+    voice.uncallable.add(PHONES["nl"])
+    ann = announce(client, tokens["admin"], OUTAGE)["id"]
+    drain(app)
+    calls = [req for req in voice.requests if req.get("kind") == "call"]
+    assert [c["status"] for c in calls] == [400], "a permanent error is not retried"
+    records = {r["channel"]: r for r in deliveries(client, tokens["admin"], ann)}
+    assert records["voice"]["state"] == "failed" and "21217" in records["voice"]["error"]
+    assert records["sms"]["state"] == "sent" and records["sms"]["fallback_from"] == "voice"
+    [sms] = [
+        req["form"] for req in voice.requests if req["status"] == 201 and "Body" in req["form"]
+    ]
+    assert sms["To"] == PHONES["nl"] and "Stroomstoring" in sms["Body"]
+
+
+def test_calls_are_paced_per_calling_number(serve, voice, tokens):
+    app = serve(TWILIO_VOICE_RATE=4)
+    client = app.test_client()
+    _people(client, tokens)
+    announce(client, tokens["admin"], OUTAGE)
+    drain(app)
+    arrivals = sorted(req["arrived"] for req in voice.requests if req.get("kind") == "call")
+    assert len(arrivals) == 4
+    # At 4 calls/s the first goes at once and each next one a quarter second later.
+    assert arrivals[-1] - arrivals[0] >= 0.65, arrivals
+
+
+def test_preview_shows_the_spoken_text_per_language(serve, voice, tokens):
+    app = serve()
+    client = app.test_client()
+    response = client.post("/api/v1/preview", json=OUTAGE, headers=tokens["helpdesk"])
+    assert response.status_code == 200, response.get_json()
+    renderings = {
+        r["locale"]: r for r in response.get_json()["renderings"] if r["channel"] == "voice"
+    }
+    assert set(renderings) == {"en", "nl", "da", "sv"}
+    nl = renderings["nl"]
+    assert nl["content"]["text"].startswith("Dit is een bericht van Acme Energy.")
+    assert SPELLED in nl["content"]["text"] and nl["content"]["emergency"] == EMERGENCY
+    assert nl["measures"]["limit"] == voice_text.SPOKEN_MAX and nl["measures"]["seconds"] > 0
+    assert "https" not in renderings["en"]["content"]["text"]
+    assert voice.calls() == [], "a preview places no call"
+
+
+def test_the_plan_accepts_voice_and_checks_the_emergency_route(tmp_path):
+    path = tmp_path / "plan.toml"
+    path.write_text(PLAN, encoding="utf-8")
+    plan = load_plan(path)
+    assert plan.fallback == {"voice": "sms"}
+    assert plan.audiences["medical"].emergency_route == "Emergency"
+    assert "voice" in plan.channels_by_severity["minor"]
+    path.write_text(PLAN.replace('emergency_route = "Emergency"', 'emergency_route = "Fire"'))
+    with pytest.raises(PlanError) as caught:
+        load_plan(path)
+    assert "audiences.medical.emergency_route: must be the need of one of its routes" in str(
+        caught.value
+    )
+
+
+def test_without_an_emergency_route_the_call_offers_only_key_1(tmp_path):
+    plan_text = PLAN.replace('emergency_route = "Emergency"\n', "").replace(
+        "+31 20 123 4567", "https://acme.example/help"
+    )
+    plan_text = plan_text.replace('contact = "+31 20 765 4321"', 'contact = "help@acme.example"')
+    path = tmp_path / "plan.toml"
+    path.write_text(plan_text, encoding="utf-8")
+    content = _render(load_plan(path), "Outage", "Body.", "en")
+    assert content["emergency"] == "" and "Press 2" not in content["prompt"]
+
+
+def _render(plan, title: str, body: str, locale: str) -> dict[str, str]:
+    app = Flask(__name__, template_folder=str(Path(__file__).parents[1] / "templates"))
+    app.config["PUBLIC_URL"] = "http://127.0.0.1:8000"
+    announcement = Announcement(
+        id="a1",
+        incident_id="i1",
+        title=title,
+        body=body,
+        severity="major",
+        status="investigating",
+        audiences=["medical"],
+        channels=["voice"],
+        author="test",
+        state="published",
+        created_at=time.time(),
+        next_update_at=time.time() + 2 * 86400,
+    )
+    return Renderer(app, plan).render("voice", announcement, ["medical"], locale).content
+
+
+_MARKUP = ("<", ">", "http://", "https://", "www.", "**", "`", "[", "]", "{", "}")
+
+
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    title=st.text(min_size=1, max_size=200),
+    body=st.text(max_size=800)
+    | st.lists(
+        st.sampled_from(
+            [
+                "<script>x</script>",
+                "https://evil.example/a?b=c",
+                "**bold**",
+                "www.x.nl",
+                "&lt;b&gt;",
+                "Call +31 20 123 4567.",
+                "[link](http://x)",
+                "`code`",
+                "\u202e",
+                "\n\n",
+                "Fine.",
+                " ",
+            ]
+        ),
+        max_size=12,
+    ).map("".join),
+    locale=st.sampled_from(["en", "nl", "da", "sv"]),
+)
+def test_the_voice_text_never_carries_links_or_markup_and_is_never_empty(
+    tmp_path, title, body, locale
+):
+    path = tmp_path / "plan.toml"
+    if not path.exists():
+        path.write_text(PLAN, encoding="utf-8")
+    content = _render(load_plan(path), title, body, locale)
+    for key in ("text", "short"):
+        spoken = content[key]
+        assert spoken.strip(), key
+        assert not any(mark in spoken.lower() for mark in _MARKUP), (key, spoken)
+        assert "\u202e" not in spoken
+    assert len(content["text"]) <= voice_text.SPOKEN_MAX
+    assert SPELLED in content["text"], "routes come before the body: always said, as digits"
+
+
+def test_spoken_times_say_weekday_and_month_as_words():
+    monday = 1799049600.0  # 2027-01-04 09:00 in Amsterdam: a Monday
+    said = voice_text.spoken_time(monday, "nl", "Europe/Amsterdam", now=monday - 3 * 86400)
+    assert said.startswith("maandag 4 januari") and "09:00" in said
+    assert voice_text.spoken_time(monday, "en", "Europe/Amsterdam", now=monday) == "9:00 AM"
+    assert voice_text.spelled("+45 32 12 34 56", "NL", "da") == "plus 4 5, 3 2, 1 2, 3 4, 5 6"
+    assert voice_text.spelled("https://acme.example", "NL", "en") == ""
