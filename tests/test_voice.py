@@ -62,8 +62,7 @@ channel = { en = "Customer portal", nl = "Klantportaal", da = "Kundeportal", sv 
 contact = "https://acme.example/portal"
 
 [[audiences.medical.routes]]
-need = { en = "Technical problem", nl = "Technisch probleem", da = "Teknisk problem", sv = "Tekniskt \
-problem" }
+need = { en = "Fault", nl = "Storing", da = "Fejl", sv = "Fel" }
 channel = { en = "Phone", nl = "Telefoon", da = "Telefon", sv = "Telefon" }
 contact = "+31 20 765 4321"
 
