@@ -371,6 +371,19 @@ def test_preview_shows_the_spoken_text_per_language(serve, voice, tokens):
     assert voice.calls() == [], "a preview places no call"
 
 
+def test_without_twilio_credentials_calls_go_to_the_outbox(serve, voice, tokens):
+    app = serve(TWILIO_ACCOUNT_SID=None, TWILIO_AUTH_TOKEN=None)
+    client = app.test_client()
+    _people(client, tokens, ("sv",))
+    ann = announce(client, tokens["admin"], OUTAGE)["id"]
+    drain(app)
+    assert voice.requests == []
+    [record] = deliveries(client, tokens["admin"], ann)
+    assert record["state"] == "sent" and record["provider_id"].startswith("outbox-")
+    assert record["message"]["text"].startswith("Det här är ett meddelande från Acme Energy.")
+    assert client.get("/readyz").get_json()["checks"]["transports"]["voice"] == "outbox"
+
+
 def test_the_plan_accepts_voice_and_checks_the_emergency_route(tmp_path):
     path = tmp_path / "plan.toml"
     path.write_text(PLAN, encoding="utf-8")
