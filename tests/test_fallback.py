@@ -112,11 +112,13 @@ def test_without_the_setting_a_failed_sms_stays_failed(make_app, tokens, provide
         ('"email"', 'policy.fallback: must be a table like {sms = "email"}'),
         (
             '{sms = "fax"}',
-            "policy.fallback.sms: must name a personal channel (one of: email, sms, voice), not 'fax'",
+            "policy.fallback.sms: must name a personal channel (one of: email, sms, voice), "
+            "not 'fax'",
         ),
         (
             '{banner = "email"}',
-            "policy.fallback.banner: only a personal channel can fall back (one of: email, sms, voice)",
+            "policy.fallback.banner: only a personal channel can fall back "
+            "(one of: email, sms, voice)",
         ),
         ('{sms = "sms"}', "policy.fallback.sms: cannot fall back to itself"),
     ],
