@@ -223,6 +223,9 @@ SIGNED_HOOKS = (
     "inbound.twilio_inbound",
     "receipts.sendgrid_events",
     "email_inbound.sendgrid_inbound",
+    "voice_hooks.status",
+    "voice_hooks.machine_detection",
+    "voice_hooks.gather",
 )
 
 

@@ -282,6 +282,9 @@ def test_key_1_thanks_key_2_dials_the_emergency_route_other_keys_repeat(serve, v
     records = _records(client, tokens, ann)
     assert records["da"]["pressed"] == "1"
     assert records["en"]["pressed"] == "#"  # the latest key is kept
+    scrape = client.get("/metrics").get_data(as_text=True)
+    for event, n in (("key_1", 1), ("key_2", 1), ("other_key", 2)):
+        assert f'broadcaster_voice_calls_total{{event="{event}"}} {n}.0' in scrape, event
 
 
 def test_callbacks_with_a_bad_signature_are_refused(serve, voice, tokens):
