@@ -251,6 +251,10 @@ def test_an_answering_machine_gets_the_short_message(serve, voice, tokens):
     assert root.find("Hangup") is not None
     record = _records(client, tokens, ann)["nl"]
     assert record["answered_by"] == "machine_end_beep" and record["left_message"] is True
+    # The same verdict again (Twilio retried, or someone replays it): the call is not
+    # updated a second time.
+    assert voice.machine(calls["nl"], "machine_end_beep").status == 204
+    assert len(voice.updates()) == 1
 
 
 def test_key_1_thanks_key_2_dials_the_emergency_route_other_keys_repeat(serve, voice, tokens):

@@ -31,7 +31,7 @@ from broadcaster.infra import metrics
 from broadcaster.rendering import exercise
 from broadcaster.services import Services, services
 from broadcaster.web.gate import authenticated_by
-from broadcaster.web.hooks.receipts import apply, twilio_verified
+from broadcaster.web.hooks.receipts import SEEN_TTL, apply, twilio_verified
 from channels import voice_twiml
 from channels.base import DeliveryError
 
@@ -145,7 +145,15 @@ def machine_detection() -> ResponseReturnValue:
         return "", 204
     details: dict[str, Any] = {"answered_by": answered_by}
     call_sid = request.form.get("CallSid", "")
-    if answered_by in MACHINE_ENDS and call_sid:
+    # Twilio signs no timestamp: a verdict sent again (a retry, a replay) must not make us
+    # update the call again. One verdict per call, remembered as long as receipts.
+    first = bool(call_sid) and svc.redis.set(
+        f"bc:rcpt:seen:tw-amd:{call_sid}", 1, nx=True, ex=SEEN_TTL
+    )
+    if not first:
+        metrics.count(svc.redis, "hook_replays", "twilio_voice_amd", "repeated")
+        return "", 204
+    if answered_by in MACHINE_ENDS:
         try:
             svc.channels[CHANNEL].leave_message(call_sid, call.content)  # type: ignore[attr-defined]
         except DeliveryError as exc:  # the call ended meanwhile, or Twilio is down
