@@ -27,6 +27,7 @@ from broadcaster.domain.announcement import Announcement
 from broadcaster.domain.plan import PlanError, load_plan
 from broadcaster.rendering import voice_text
 from broadcaster.rendering.messages import Renderer
+from channels import voice_twiml
 from tests.fakes_voice import FakeTwilioVoice
 from tests.helpers import announce, deliveries, drain, subscribe
 
@@ -458,6 +459,9 @@ _MARKUP = ("<", ">", "http://", "https://", "www.", "**", "`", "[", "]", "{", "}
                 "[link](http://x)",
                 "`code`",
                 "\u202e",
+                "\ud800",
+                "\uffff\x00",
+                "&#0;",
                 "\n\n",
                 "Fine.",
                 " ",
@@ -480,6 +484,9 @@ def test_the_voice_text_never_carries_links_or_markup_and_is_never_empty(
         assert not any(mark in spoken.lower() for mark in _MARKUP), (key, spoken)
         assert "\u202e" not in spoken
     assert len(content["text"]) <= voice_text.SPOKEN_MAX
+    # Whatever the text held, the call's TwiML is well-formed and says the text as given.
+    root = ET.fromstring(voice_twiml.fitted_call(content, "http://127.0.0.1:8000/hooks/x"))
+    assert root.find("Say").text == content["text"]
     assert SPELLED in content["text"], "routes come before the body: always said, as digits"
 
 

@@ -54,7 +54,11 @@ _TAG = re.compile(r"<[^>]*>")
 _URL = re.compile(r"(?i)\b(?:[a-z][a-z0-9+.\-]*://|www\.)\S*")
 # Markup a voice would read out or stumble on: what is left of Markdown and HTML.
 _MARKUP = re.compile(r"[<>*_#`~|\[\]{}\\^]+")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u2064\ufeff]")
+# Control and invisible format characters, and what XML cannot carry at all (lone
+# surrogates, U+FFFE/U+FFFF): the TwiML must stay well-formed whatever the text held.
+_CONTROL = re.compile(
+    "[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u2064\ufeff\ud800-\udfff\ufffe\uffff]"
+)
 _WHITESPACE = re.compile(r"[ \t]+")
 _LOOSE_PUNCTUATION = re.compile(r"[ \t]+([.,;:!?])")
 _PLAIN_SPACES = str.maketrans({"\u00a0": " ", "\u202f": " "})
