@@ -1,4 +1,4 @@
-"""The voice channel: Twilio calls with inline TwiML, their callbacks, and the spoken text.
+"""The voice channel: Twilio calls with inline TwiML and their callbacks.
 
 Calls go out through real RQ workers and the real Twilio SDK to a fake Calls API
 (tests/fakes_voice.py) that checks the documented request shape. The app is served over
@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import socket
 import threading
-import time
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -18,62 +17,15 @@ from typing import Any
 
 import pytest
 from flask import Flask
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 from twilio.request_validator import RequestValidator
 from werkzeug.serving import make_server
 
-from broadcaster.domain.announcement import Announcement
-from broadcaster.domain.plan import PlanError, load_plan
 from broadcaster.rendering import voice_text
-from broadcaster.rendering.messages import Renderer
-from channels import voice_twiml
 from tests.fakes_voice import FakeTwilioVoice
 from tests.helpers import announce, deliveries, drain, subscribe
+from tests.voice_plan import EMERGENCY, PLAN, SPELLED
 
 VOICE_FROM = "+3197010000099"
-EMERGENCY = "+31201234567"  # the route named by emergency_route, not the first phone route
-SPELLED = "0 2 0, 1 2 3, 4 5 6 7"  # the emergency number as the national format says it
-
-PLAN = """
-[organisation]
-name = "Acme Energy"
-default_locale = "en"
-locales = ["en", "nl", "da", "sv"]
-default_region = "NL"
-timezone = "Europe/Amsterdam"
-
-[policy]
-fallback = { voice = "sms" }
-
-[channels_by_severity]
-info = ["banner"]
-minor = ["banner", "voice"]
-major = ["banner", "voice"]
-critical = ["banner", "voice", "sms"]
-
-[audiences.medical]
-description = "Customers on medical equipment"
-channels = ["voice", "sms", "email", "banner"]
-emergency_route = "Emergency"
-
-[[audiences.medical.routes]]
-need = { en = "Billing", nl = "Facturen", da = "Fakturering", sv = "Fakturering" }
-channel = { en = "Customer portal", nl = "Klantportaal", da = "Kundeportal", sv = "Kundportal" }
-contact = "https://acme.example/portal"
-
-[[audiences.medical.routes]]
-need = { en = "Fault", nl = "Storing", da = "Fejl", sv = "Fel" }
-channel = { en = "Phone", nl = "Telefoon", da = "Telefon", sv = "Telefon" }
-contact = "+31 20 765 4321"
-
-[[audiences.medical.routes]]
-need = { en = "Emergency", nl = "Noodgeval", da = "Nødsituation", sv = "Nödsituation" }
-channel = { en = "Phone", nl = "Telefoon", da = "Telefon", sv = "Telefon" }
-contact = "+31 20 123 4567"
-hours = "24/7"
-"""
-
 OUTAGE = {
     "title": "Power outage in Utrecht",
     "body": "Since 09:10 there is no power in Utrecht. See https://acme.example/outage for "
@@ -390,110 +342,3 @@ def test_without_twilio_credentials_calls_go_to_the_outbox(serve, voice, tokens)
     assert record["state"] == "sent" and record["provider_id"].startswith("outbox-")
     assert record["message"]["text"].startswith("Det här är ett meddelande från Acme Energy.")
     assert client.get("/readyz").get_json()["checks"]["transports"]["voice"] == "outbox"
-
-
-def test_the_plan_accepts_voice_and_checks_the_emergency_route(tmp_path):
-    path = tmp_path / "plan.toml"
-    path.write_text(PLAN, encoding="utf-8")
-    plan = load_plan(path)
-    assert plan.fallback == {"voice": "sms"}
-    assert plan.audiences["medical"].emergency_route == "Emergency"
-    assert "voice" in plan.channels_by_severity["minor"]
-    path.write_text(PLAN.replace('emergency_route = "Emergency"', 'emergency_route = "Fire"'))
-    with pytest.raises(PlanError) as caught:
-        load_plan(path)
-    assert "audiences.medical.emergency_route: must be the need of one of its routes" in str(
-        caught.value
-    )
-
-
-def test_without_an_emergency_route_the_call_offers_only_key_1(tmp_path):
-    plan_text = PLAN.replace('emergency_route = "Emergency"\n', "").replace(
-        "+31 20 123 4567", "https://acme.example/help"
-    )
-    plan_text = plan_text.replace('contact = "+31 20 765 4321"', 'contact = "help@acme.example"')
-    path = tmp_path / "plan.toml"
-    path.write_text(plan_text, encoding="utf-8")
-    content = _render(load_plan(path), "Outage", "Body.", "en")
-    assert content["emergency"] == "" and "Press 2" not in content["prompt"]
-
-
-def _render(plan, title: str, body: str, locale: str) -> dict[str, str]:
-    app = Flask(__name__, template_folder=str(Path(__file__).parents[1] / "templates"))
-    app.config["PUBLIC_URL"] = "http://127.0.0.1:8000"
-    announcement = Announcement(
-        id="a1",
-        incident_id="i1",
-        title=title,
-        body=body,
-        severity="major",
-        status="investigating",
-        audiences=["medical"],
-        channels=["voice"],
-        author="test",
-        state="published",
-        created_at=time.time(),
-        next_update_at=time.time() + 2 * 86400,
-    )
-    return Renderer(app, plan).render("voice", announcement, ["medical"], locale).content
-
-
-_MARKUP = ("<", ">", "http://", "https://", "www.", "**", "`", "[", "]", "{", "}")
-
-
-@settings(
-    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
-)
-@given(
-    title=st.text(min_size=1, max_size=200),
-    body=st.text(max_size=800)
-    | st.lists(
-        st.sampled_from(
-            [
-                "<script>x</script>",
-                "https://evil.example/a?b=c",
-                "**bold**",
-                "www.x.nl",
-                "&lt;b&gt;",
-                "Call +31 20 123 4567.",
-                "[link](http://x)",
-                "`code`",
-                "\u202e",
-                "\ud800",
-                "\uffff\x00",
-                "&#0;",
-                "\n\n",
-                "Fine.",
-                " ",
-            ]
-        ),
-        max_size=12,
-    ).map("".join),
-    locale=st.sampled_from(["en", "nl", "da", "sv"]),
-)
-def test_the_voice_text_never_carries_links_or_markup_and_is_never_empty(
-    tmp_path, title, body, locale
-):
-    path = tmp_path / "plan.toml"
-    if not path.exists():
-        path.write_text(PLAN, encoding="utf-8")
-    content = _render(load_plan(path), title, body, locale)
-    for key in ("text", "short"):
-        spoken = content[key]
-        assert spoken.strip(), key
-        assert not any(mark in spoken.lower() for mark in _MARKUP), (key, spoken)
-        assert "\u202e" not in spoken
-    assert len(content["text"]) <= voice_text.SPOKEN_MAX
-    # Whatever the text held, the call's TwiML is well-formed and says the text as given.
-    root = ET.fromstring(voice_twiml.fitted_call(content, "http://127.0.0.1:8000/hooks/x"))
-    assert root.find("Say").text == content["text"]
-    assert SPELLED in content["text"], "routes come before the body: always said, as digits"
-
-
-def test_spoken_times_say_weekday_and_month_as_words():
-    monday = 1799049600.0  # 2027-01-04 09:00 in Amsterdam: a Monday
-    said = voice_text.spoken_time(monday, "nl", "Europe/Amsterdam", now=monday - 3 * 86400)
-    assert said.startswith("maandag 4 januari") and "09:00" in said
-    assert voice_text.spoken_time(monday, "en", "Europe/Amsterdam", now=monday) == "9:00 AM"
-    assert voice_text.spelled("+45 32 12 34 56", "NL", "da") == "plus 4 5, 3 2, 1 2, 3 4, 5 6"
-    assert voice_text.spelled("https://acme.example", "NL", "en") == ""
