@@ -181,6 +181,11 @@ def test_status_callbacks_are_recorded_like_receipts(serve, voice, tokens):
     assert states["sv"]["state"] == "failed" and "31005" in states["sv"]["error"]
     counts = client.get(f"/api/v1/announcements/{ann}", headers=tokens["admin"]).get_json()
     assert counts["deliveries"]["voice"]["delivered"] == 1
+    scrape = client.get("/metrics").get_data(as_text=True)
+    assert 'broadcaster_deliveries{channel="voice",state="delivered"} 1.0' in scrape
+    assert 'broadcaster_receipts_total{event="busy",outcome="applied",provider="twilio"} 1.0' in (
+        scrape
+    )
 
 
 def test_an_answering_machine_gets_the_short_message(serve, voice, tokens):

@@ -113,3 +113,11 @@ def test_spoken_times_say_weekday_and_month_as_words():
     assert voice_text.spoken_time(monday, "en", "Europe/Amsterdam", now=monday) == "9:00 AM"
     assert voice_text.spelled("+45 32 12 34 56", "NL", "da") == "plus 4 5, 3 2, 1 2, 3 4, 5 6"
     assert voice_text.spelled("https://acme.example", "NL", "en") == ""
+
+
+def test_a_drill_call_says_it_is_an_exercise_first(tmp_path):
+    path = tmp_path / "plan.toml"
+    path.write_text(PLAN, encoding="utf-8")
+    content = render(load_plan(path), "Outage", "Body.", "en", exercise=True)
+    assert content["text"].startswith("EXERCISE: This is a message from Acme Energy.")
+    assert content["short"].startswith("EXERCISE: ")

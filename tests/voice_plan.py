@@ -54,7 +54,9 @@ hours = "24/7"
 """
 
 
-def render(plan: Plan, title: str, body: str, locale: str) -> dict[str, str]:
+def render(
+    plan: Plan, title: str, body: str, locale: str, exercise: bool = False
+) -> dict[str, str]:
     """The voice content of a major announcement to the medical audience, in ``locale``."""
     app = Flask(__name__, template_folder=str(Path(__file__).parents[1] / "templates"))
     app.config["PUBLIC_URL"] = "http://127.0.0.1:8000"
@@ -71,5 +73,6 @@ def render(plan: Plan, title: str, body: str, locale: str) -> dict[str, str]:
         state="published",
         created_at=time.time(),
         next_update_at=time.time() + 2 * 86400,
+        exercise=exercise,
     )
     return Renderer(app, plan).render("voice", announcement, ["medical"], locale).content
