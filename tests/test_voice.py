@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import socket
 import threading
+import urllib.parse
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -17,6 +18,8 @@ from typing import Any
 
 import pytest
 from flask import Flask
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from twilio.request_validator import RequestValidator
 from werkzeug.serving import make_server
 
@@ -347,3 +350,41 @@ def test_without_twilio_credentials_calls_go_to_the_outbox(serve, voice, tokens)
     assert record["state"] == "sent" and record["provider_id"].startswith("outbox-")
     assert record["message"]["text"].startswith("Det här är ett meddelande från Acme Energy.")
     assert client.get("/readyz").get_json()["checks"]["transports"]["voice"] == "outbox"
+
+
+def test_hostile_callback_fields_never_break_a_call(serve, voice, tokens):
+    """Signed, but anything in the fields: a key press always gets well-formed TwiML."""
+    app = serve()
+    client = app.test_client()
+    _people(client, tokens, ("sv",))
+    ann = announce(client, tokens["admin"], OUTAGE)["id"]
+    drain(app)
+    [call] = voice.calls()
+    action = ET.fromstring(call["Twiml"]).find("Gather").get("action")
+    validator = RequestValidator(voice.AUTH_TOKEN)
+
+    def signed_post(url: str, form: dict[str, str]):
+        parts = urllib.parse.urlsplit(url)
+        return client.post(
+            f"{parts.path}?{parts.query}",
+            data=form,
+            headers={"X-Twilio-Signature": validator.compute_signature(url, form)},
+        )
+
+    @settings(max_examples=40, deadline=None)
+    @given(value=st.text(max_size=60))
+    def hostile(value: str) -> None:
+        pressed = signed_post(action, {"CallSid": call["sid"], "Digits": value})
+        assert pressed.status_code == 200
+        root = ET.fromstring(pressed.get_data(as_text=True))
+        assert root.tag == "Response"
+        assert (root.find("Dial") is not None) == (value == "2")
+        for url, field in (
+            (call["StatusCallback"], "CallStatus"),
+            (call["AsyncAmdStatusCallback"], "AnsweredBy"),
+        ):
+            assert signed_post(url, {"CallSid": call["sid"], field: value}).status_code == 204
+
+    hostile()
+    [record] = deliveries(client, tokens["admin"], ann)
+    assert record["state"] in ("sent", "delivered", "undelivered", "failed")
