@@ -26,7 +26,6 @@ from twilio.rest import Client
 
 from channels import outbox, voice_twiml
 from channels.base import (
-    ChannelConfigError,
     ChannelFacts,
     DeliveryError,
     Meter,
@@ -73,12 +72,16 @@ class VoiceChannel(ChannelFacts):
         self.hooks = str(config.get("PUBLIC_URL") or "").rstrip("/") + "/hooks/twilio/voice"
         self.meter = meter if meter is not None else NullMeter()
         self._hold_until = 0.0  # after a 429, as in the SMS channel
-        if self.transport == self.provider:
-            if not self.sender:
-                raise ChannelConfigError(
-                    "voice: set BROADCASTER_TWILIO_VOICE_FROM (or BROADCASTER_TWILIO_FROM) "
-                    "to the Twilio number that calls"
-                )
+        # Twilio without a number to call from (SMS through a messaging service only): the
+        # app refuses to start if the plan names voice (``missing``); an announcement that
+        # asks for it anyway fails each call with this reason, and the plan's fallback runs.
+        self.missing = ""
+        if self.transport == self.provider and not self.sender:
+            self.missing = (
+                "voice: set BROADCASTER_TWILIO_VOICE_FROM (or BROADCASTER_TWILIO_FROM) "
+                "to the Twilio number that calls"
+            )
+        elif self.transport == self.provider:
             base_url = str(config["TWILIO_BASE_URL"]).rstrip("/")
             http = _HttpClient(
                 float(config.get("PROVIDER_TIMEOUT", 15)), self.concurrency, self.meter, base_url
@@ -94,6 +97,8 @@ class VoiceChannel(ChannelFacts):
 
     def send(self, batch: list[Outgoing]) -> list[Result]:
         """Place every call concurrently, each on its rate slot; one Result per call."""
+        if self.missing:
+            return [Result(item.subscriber_id, "failed", error=self.missing) for item in batch]
         if self.client is None:
             return outbox.record(batch)
         try:

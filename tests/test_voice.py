@@ -24,6 +24,7 @@ from twilio.request_validator import RequestValidator
 from werkzeug.serving import make_server
 
 from broadcaster.rendering import voice_text
+from channels import ChannelConfigError
 from tests.fakes_voice import FakeTwilioVoice
 from tests.helpers import announce, deliveries, drain, subscribe
 from tests.voice_plan import EMERGENCY, PLAN, SPELLED
@@ -84,7 +85,7 @@ def serve(
     def start(**overrides: Any) -> Flask:
         port = _free_port()
         plan = tmp_path / "voice-plan.toml"
-        plan.write_text(PLAN, encoding="utf-8")
+        plan.write_text(overrides.pop("PLAN_TEXT", PLAN), encoding="utf-8")
         settings = {
             "PLAN": str(plan),
             "TWILIO_BASE_URL": voice.url,
@@ -350,6 +351,22 @@ def test_without_twilio_credentials_calls_go_to_the_outbox(serve, voice, tokens)
     assert record["state"] == "sent" and record["provider_id"].startswith("outbox-")
     assert record["message"]["text"].startswith("Det här är ett meddelande från Acme Energy.")
     assert client.get("/readyz").get_json()["checks"]["transports"]["voice"] == "outbox"
+
+
+def test_the_voice_number_is_needed_only_where_the_plan_names_voice(serve, voice, tokens):
+    sms_only = {"TWILIO_FROM": None, "TWILIO_VOICE_FROM": None}
+    sms_only["TWILIO_MESSAGING_SERVICE_SID"] = "MG" + "1" * 32
+    with pytest.raises(ChannelConfigError, match="BROADCASTER_TWILIO_VOICE_FROM"):
+        serve(**sms_only)  # the plan calls people for minor incidents and up
+    quiet = PLAN.replace('"banner", "voice"', '"banner"').replace("voice = ", "email = ")
+    app = serve(PLAN_TEXT=quiet, **sms_only)
+    client = app.test_client()
+    _people(client, tokens, ("en",))
+    ann = announce(client, tokens["admin"], OUTAGE)["id"]  # asks for voice all the same
+    drain(app)
+    assert voice.calls() == []
+    [record] = deliveries(client, tokens["admin"], ann)
+    assert record["state"] == "failed" and "BROADCASTER_TWILIO_VOICE_FROM" in record["error"]
 
 
 def test_hostile_callback_fields_never_break_a_call(serve, voice, tokens):
