@@ -32,6 +32,15 @@ for i = 1, #ARGV, 2 do won[#won + 1] = redis.call('HSETNX', KEYS[1], ARGV[i], AR
 return won
 """
 # Many people's hashes in one script call (flat field/value lists).
+# KEYS: subscriber hashes. ARGV: pairs per key (field, value, …), 2 × n items each.
+_WRITE = """
+local width = tonumber(ARGV[1])
+for i, key in ipairs(KEYS) do
+  local at = 2 + (i - 1) * width
+  redis.call('HSET', key, unpack(ARGV, at, at + width - 1))
+end
+return #KEYS
+"""
 _READ = """
 local rows = {}
 for i, key in ipairs(KEYS) do rows[i] = redis.call('HGETALL', key) end
@@ -164,6 +173,7 @@ class SubscriberStore:
         self.r = r
         self._claim_script = r.register_script(_CLAIM)
         self._read = r.register_script(_READ)
+        self._write = r.register_script(_WRITE)
 
     def upsert(self, row: dict[str, Any]) -> tuple[str, bool]:
         """Create or update one validated subscriber; returns (id, created)."""
@@ -270,8 +280,13 @@ class SubscriberStore:
         for audience, members in joins.items():
             pipe.zadd(audience_key(audience), members, nx=True)
         pipe.zadd(ALL_KEY, {sid: r["seq"] for sid, r in records.items()}, nx=True)
-        for sid, record in records.items():
-            pipe.hset(_sub_key(sid), mapping=record)
+        # The people's hashes in one script call: a queued HSET each would cost a reply
+        # apiece to parse, more than the rest of the chunk's writes together.
+        pairs = [part for record in records.values() for item in record.items() for part in item]
+        keys = [_sub_key(sid) for sid in records]
+        if keys:
+            width = len(pairs) // len(keys)  # every record has the same fields
+            self._write(keys=keys, args=[width, *pairs], client=pipe)
         pipe.execute()
         return list(zip(ids, created, strict=True))
 
