@@ -58,7 +58,17 @@ def import_rows(
     return report
 
 
-CSV_COLUMNS = ("external_id", "email", "phone", "locale", "audiences", "channels")
+CSV_COLUMNS = (
+    "external_id",
+    "email",
+    "phone",
+    "locale",
+    "audiences",
+    "channels",
+    "whatsapp_opt_in_at",
+    "whatsapp_opt_in_source",
+)
+_SCALAR_COLUMNS = (*CSV_COLUMNS[:4], *CSV_COLUMNS[6:])
 
 
 class CsvHeaderError(ValueError):
@@ -75,9 +85,7 @@ def csv_rows(lines: Iterable[str], name: str = "file") -> Iterator[tuple[int, di
         )
     for row in reader:
         clean = {k: (v or "").strip() for k, v in row.items() if k}
-        record: dict[str, Any] = {
-            k: v for k, v in clean.items() if v and k in ("external_id", "email", "phone", "locale")
-        }
+        record: dict[str, Any] = {k: v for k, v in clean.items() if v and k in _SCALAR_COLUMNS}
         for field in ("audiences", "channels"):
             if clean.get(field):
                 record[field] = [p.strip() for p in clean[field].split(";") if p.strip()]

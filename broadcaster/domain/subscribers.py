@@ -15,7 +15,7 @@ import redis
 from email_validator import EmailNotValidError, validate_email
 from marshmallow import Schema, ValidationError, fields, post_load, validates_schema
 
-from broadcaster.domain import opt_outs
+from broadcaster.domain import opt_outs, whatsapp_consent
 from broadcaster.domain.announcement import Announcement
 from broadcaster.domain.component_choice import announcement_components, touches
 from broadcaster.domain.contact_checks import plain_email
@@ -68,6 +68,9 @@ class SubscriberRow(Schema):
     locale = fields.String(load_default=None)
     audiences = fields.List(fields.String(), required=True)
     channels = fields.List(fields.String(), load_default=None)
+    # When and how they agreed to WhatsApp messages (domain/whatsapp_consent.py).
+    whatsapp_opt_in_at = fields.Raw(load_default=None)
+    whatsapp_opt_in_source = fields.Raw(load_default=None)
 
     def __init__(self, plan: Plan, senders: Iterable[str] = (), **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -98,6 +101,12 @@ class SubscriberRow(Schema):
         bad = [c for c in data.get("channels") or [] if c not in PERSONAL]
         if bad:
             errors["channels"] = [f"unknown channel {bad[0]!r} (known: {', '.join(PERSONAL)})"]
+        at, source = data.pop("whatsapp_opt_in_at", None), data.pop("whatsapp_opt_in_source", None)
+        if at is not None or source is not None:
+            try:
+                data["whatsapp_opt_in"] = whatsapp_consent.parse_opt_in(at, source)
+            except whatsapp_consent.OptInError as exc:
+                errors[exc.field] = [exc.reason]
         locale = data.get("locale")
         if locale and locale not in self.plan.locales:
             errors["locale"] = [
@@ -222,6 +231,8 @@ class SubscriberStore:
                     if row.get("components") is not None
                     else old.get("components") or []
                 ),
+                # Recorded once given; a later import without it keeps it.
+                **_opt_in_fields(row.get("whatsapp_opt_in") or _stored_opt_in(old)),
                 "created_at": old.get("created_at", now),
                 "updated_at": now,
                 "seq": old.get("seq") or seqs[sid],
@@ -292,6 +303,13 @@ class SubscriberStore:
             raise KeyError(subscriber_id)
         return person, changed[1]
 
+    def record_whatsapp_opt_in(self, subscriber_id: str, at: float, source: str) -> bool:
+        """Record that the person agreed to WhatsApp messages (False: no such person)."""
+        if not self.r.exists(_sub_key(subscriber_id)):
+            return False
+        self.r.hset(_sub_key(subscriber_id), mapping=_opt_in_fields((at, source)))
+        return True
+
     def find_by_contact(self, kind: str, value: str) -> str | None:
         """The id of the subscriber with this ``email``/``phone``/``ext`` (as stored), or None."""
         found = self.r.hget(INDEX_KEY, f"{kind}:{value}")
@@ -351,8 +369,21 @@ class SubscriberStore:
                 start += chunk
 
 
+def _stored_opt_in(old: dict[str, Any]) -> tuple[float, str] | None:
+    if old.get("whatsapp_opt_in"):  # an earlier row of the same call
+        return old["whatsapp_opt_in"]
+    at = old.get("whatsapp_opt_in_at")
+    return (at, old.get("whatsapp_opt_in_source") or "") if at else None
+
+
+def _opt_in_fields(opt_in: tuple[float, str] | None) -> dict[str, Any]:
+    at, source = opt_in or ("", "")
+    return {"whatsapp_opt_in_at": at, "whatsapp_opt_in_source": source}
+
+
 def _decode(raw: dict[bytes, bytes]) -> dict[str, Any]:
     data = {k.decode(): v.decode() for k, v in raw.items()}
+    opt_in_at = float(data.get("whatsapp_opt_in_at") or 0) or None
     return {
         "id": data["id"],
         "external_id": data.get("external_id") or None,
@@ -366,6 +397,8 @@ def _decode(raw: dict[bytes, bytes]) -> dict[str, Any]:
         "created_at": float(data.get("created_at", 0)),
         "updated_at": float(data.get("updated_at", 0)),
         "seq": int(data.get("seq", 0)),
+        "whatsapp_opt_in_at": opt_in_at,
+        "whatsapp_opt_in_source": data.get("whatsapp_opt_in_source") or None,
     }
 
 
