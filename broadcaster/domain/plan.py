@@ -147,6 +147,8 @@ class _Checker:
         self.problems: list[str] = []
 
     def fail(self, key: str, reason: str) -> None:
+        if not key.isprintable():  # a key with a line break would split the report's lines
+            key = key.encode("unicode_escape").decode("ascii")
         self.problems.append(f"{self.source}: {key}: {reason}")
 
     def known_keys(self, data: dict[str, Any], prefix: str, known: tuple[str, ...]) -> None:
