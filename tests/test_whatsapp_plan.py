@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import copy
 import json
+import time
 from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from broadcaster.domain import whatsapp_consent
 from broadcaster.domain.plan import PlanError, parse_plan
 from broadcaster.domain.plan_whatsapp import FIELDS, Template
 from broadcaster.rendering import whatsapp
@@ -208,3 +210,29 @@ def test_template_variables_keep_whatsapps_rules(title, body, fields):
     others = sum(len(values[n]) for n, f in template.variables if f != "status_url")
     assert others <= max(whatsapp.VARIABLES_MAX - fixed, len(fields))
     json.loads(json.dumps(values, ensure_ascii=False))  # what ContentVariables carries
+
+
+@given(
+    at=st.one_of(st.text(max_size=40), st.integers(), st.floats(), st.none(), st.booleans()),
+    source=st.one_of(st.text(max_size=300), st.integers(), st.none(), st.lists(st.text())),
+)
+@settings(QUICK, max_examples=300)
+def test_hostile_opt_ins_are_refused_by_field(at, source):
+    """An opt-in is recorded as (time, one-line source) or refused naming its field."""
+    try:
+        stamp, text = whatsapp_consent.parse_opt_in(at, source)
+    except whatsapp_consent.OptInError as exc:
+        assert exc.field in ("whatsapp_opt_in_at", "whatsapp_opt_in_source")
+        return
+    assert isinstance(stamp, float) and text == " ".join(text.split()) and text
+    assert len(text) <= whatsapp_consent.SOURCE_MAX
+
+
+def test_a_window_about_to_close_counts_as_closed(r):
+    now = time.time()
+    whatsapp_consent.open_window(r, "fresh", now - 3600)
+    whatsapp_consent.open_window(r, "closing", now - whatsapp_consent.WINDOW + 600)
+    whatsapp_consent.open_window(r, "gone", now - whatsapp_consent.WINDOW - 1)
+    assert whatsapp_consent.open_among(r, ["fresh", "closing", "gone", "never"]) == {"fresh"}
+    assert 0 < r.ttl("bc:wa:window:fresh") <= whatsapp_consent.WINDOW - 3600
+    assert not r.exists("bc:wa:window:gone")

@@ -27,6 +27,7 @@ WINDOW = 24 * 3600
 WINDOW_MARGIN = 15 * 60
 SOURCE_MAX = 200
 CLOCK_SKEW = 300  # an opt-in a few minutes "in the future" is the caller's clock
+EARLIEST = 1230768000.0  # 2009-01-01: an older "opt-in" is a wrong date, not consent
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
@@ -67,6 +68,8 @@ def parse_opt_in(at: Any, source: Any, now: float | None = None) -> tuple[float,
     stamp = when.timestamp()
     if stamp > now + CLOCK_SKEW:
         raise OptInError("whatsapp_opt_in_at", "is in the future")
+    if stamp < EARLIEST:
+        raise OptInError("whatsapp_opt_in_at", "is before WhatsApp existed (2009)")
     if not isinstance(source, str) or not source.strip():
         raise OptInError(
             "whatsapp_opt_in_source", "say how they agreed (e.g. 'signup form', 'call centre')"

@@ -96,6 +96,7 @@ def render(
     ctx: dict[str, Any],
 ) -> Rendering:
     """Both forms for one audience set; ``language`` is the reader's (or the default)."""
+    # messages.py dispatches here: imported when called, not when either module loads.
     from broadcaster.rendering.messages import Rendering, language_for
 
     plan = renderer.plan
