@@ -18,7 +18,7 @@ import pytest
 from twilio.request_validator import RequestValidator
 
 from broadcaster.domain.plan import BUNDLED_PLAN
-from broadcaster.domain.whatsapp_consent import NO_OPT_IN
+from broadcaster.domain.whatsapp_consent import NO_OPT_IN, open_window
 from tests.conftest import TWILIO_FROM
 from tests.fakes import FakeTwilio
 from tests.helpers import announce, deliveries, drain
@@ -256,6 +256,9 @@ def test_stop_on_whatsapp_opts_out_of_whatsapp_only(app, client, tokens, twilio,
     whatsapp_in(client, "+31612340051", "START")
     person = client.get(f"/api/v1/subscribers/{sid}", headers=tokens["admin"]).get_json()
     assert person["opt_outs"] == []
+    metrics = client.get("/metrics").get_data(as_text=True)
+    assert 'broadcaster_inbound_whatsapp_total{kind="opt_out"} 1.0' in metrics
+    assert 'broadcaster_inbound_whatsapp_total{kind="opt_in"} 1.0' in metrics
 
 
 def test_start_on_whatsapp_records_an_opt_in(app, client, tokens, twilio, run_jobs):
@@ -437,3 +440,20 @@ def test_a_whatsapp_reply_becomes_a_helpdesk_ticket(make_app, tmp_path, tokens, 
     )
     assert ticket["requester"] == {"name": "+31612340121"}
     assert ticket["comments"][0]["body"].startswith("Mijn vriezer ontdooit, wat nu?")
+
+
+def test_without_twilio_whatsapp_goes_to_the_outbox(make_app, tmp_path, tokens, twilio):
+    app = make_app(PLAN=whatsapp_plan(tmp_path), TWILIO_ACCOUNT_SID=None, TWILIO_AUTH_TOKEN=None)
+    client = app.test_client()
+    free = subscribe(client, tokens, "+31612340131", "nl", **OPTED_IN)
+    template = subscribe(client, tokens, "+31612340132", "nl", **OPTED_IN)
+    open_window(app.extensions["broadcaster"].redis, free)  # as a message from them would
+    ann = announce(client, tokens["admin"], ANNOUNCEMENT)["id"]
+    drain(app)
+    assert twilio.requests == []
+    records = by_person(client, tokens, ann)
+    assert records[free]["provider_id"].startswith("outbox-")
+    assert set(records[free]["message"]) == {"text", "announcement_id"}
+    shown = records[template]["message"]
+    assert shown["content_sid"] == NL_SID and "text" not in shown
+    assert json.loads(shown["content_variables"])["1"] == "Stroomstoring in Noord"
