@@ -389,8 +389,10 @@ def _stored_opt_in(old: dict[str, Any]) -> tuple[float, str] | None:
 
 
 def _opt_in_fields(opt_in: tuple[float, str] | None) -> dict[str, Any]:
-    at, source = opt_in or ("", "")
-    return {"whatsapp_opt_in_at": at, "whatsapp_opt_in_source": source}
+    """The stored fields of an opt-in (none without one: most people cost nothing more)."""
+    if not opt_in:
+        return {}
+    return {"whatsapp_opt_in_at": opt_in[0], "whatsapp_opt_in_source": opt_in[1]}
 
 
 def _split(raw: bytes | None) -> list[str]:
