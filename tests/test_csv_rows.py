@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from broadcaster.domain.subscriber_import import CsvHeaderError, csv_rows
+from broadcaster.domain.subscriber_import import _SCALAR_COLUMNS, CsvHeaderError, csv_rows
 
 COLUMNS = ["external_id", "email", "phone", "locale", "audiences", "channels", "name", ""]
 
@@ -21,9 +21,7 @@ def dict_reader_rows(text: str) -> list[tuple[int, dict[str, Any]]]:
     rows = []
     for row in reader:
         clean = {k: (v or "").strip() for k, v in row.items() if k}
-        record: dict[str, Any] = {
-            k: v for k, v in clean.items() if v and k in ("external_id", "email", "phone", "locale")
-        }
+        record: dict[str, Any] = {k: v for k, v in clean.items() if v and k in _SCALAR_COLUMNS}
         for field in ("audiences", "channels"):
             if clean.get(field):
                 record[field] = [p.strip() for p in clean[field].split(";") if p.strip()]

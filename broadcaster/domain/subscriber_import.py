@@ -76,7 +76,17 @@ def import_rows(
     return report
 
 
-CSV_COLUMNS = ("external_id", "email", "phone", "locale", "audiences", "channels")
+CSV_COLUMNS = (
+    "external_id",
+    "email",
+    "phone",
+    "locale",
+    "audiences",
+    "channels",
+    "whatsapp_opt_in_at",
+    "whatsapp_opt_in_source",
+)
+_SCALAR_COLUMNS = (*CSV_COLUMNS[:4], *CSV_COLUMNS[6:])
 
 
 class CsvHeaderError(ValueError):
@@ -96,7 +106,7 @@ def csv_rows(lines: Iterable[str], name: str = "file") -> Iterator[tuple[int, di
     # fifth of a row's import time), read as DictReader would: the last of repeated
     # columns wins, short lines lack their last columns, values beyond the header go.
     last = {column: position for position, column in enumerate(header) if column}
-    scalars = [(p, c) for c, p in last.items() if c in ("external_id", "email", "phone", "locale")]
+    scalars = [(p, c) for c, p in last.items() if c in _SCALAR_COLUMNS]
     lists = [(p, c) for c, p in last.items() if c in ("audiences", "channels")]
     for values in reader:
         if not values:

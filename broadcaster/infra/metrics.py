@@ -55,6 +55,11 @@ COUNTERS: dict[str, tuple[str, str, tuple[str, ...]]] = {
         "Inbound SMS: opt_out, opt_in, confirm (a sign-up), reply, unmatched",
         ("kind",),
     ),
+    "inbound_whatsapp": (
+        "broadcaster_inbound_whatsapp",
+        "Inbound WhatsApp: opt_out, opt_in, confirmed, help, reply, unmatched",
+        ("kind",),
+    ),
     "inbound_email": (
         "broadcaster_inbound_email",
         "Inbound email (SendGrid Inbound Parse): reply, unmatched",
