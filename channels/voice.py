@@ -84,7 +84,11 @@ class VoiceChannel(ChannelFacts):
         elif self.transport == self.provider:
             base_url = str(config["TWILIO_BASE_URL"]).rstrip("/")
             http = _HttpClient(
-                float(config.get("PROVIDER_TIMEOUT", 15)), self.concurrency, self.meter, base_url
+                float(config.get("PROVIDER_TIMEOUT", 15)),
+                self.concurrency,
+                self.meter,
+                base_url,
+                self.provider,  # calls counted apart from messages in the metrics
             )
             self.client = Client(str(sid), str(token), http_client=http)
             self.client.api.base_url = base_url
@@ -153,7 +157,7 @@ class VoiceChannel(ChannelFacts):
                 raise _classify(exc) from exc
         except DeliveryError as exc:
             if isinstance(exc, PermanentDeliveryError):
-                self.meter.error("twilio", "permanent")
+                self.meter.error(self.provider, "permanent")
             elif exc.retry_after:
                 self._hold_until = max(self._hold_until, time.monotonic() + exc.retry_after)
             return result_for(item, exc)

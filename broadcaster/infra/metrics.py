@@ -55,6 +55,11 @@ COUNTERS: dict[str, tuple[str, str, tuple[str, ...]]] = {
         "Inbound SMS: opt_out, opt_in, confirm (a sign-up), reply, unmatched",
         ("kind",),
     ),
+    "inbound_whatsapp": (
+        "broadcaster_inbound_whatsapp",
+        "Inbound WhatsApp: opt_out, opt_in, confirmed, help, reply, unmatched",
+        ("kind",),
+    ),
     "voice_calls": (
         "broadcaster_voice_calls",
         "Voice call events: machine (short message left), key_1 (heard), key_2 (connected), "
