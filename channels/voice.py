@@ -15,7 +15,6 @@ Without an account SID and auth token the channel uses the outbox transport.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, ClassVar
@@ -27,22 +26,19 @@ from twilio.rest import Client
 from channels import outbox, voice_twiml
 from channels.base import (
     ChannelFacts,
-    DeliveryError,
     Meter,
     NullMeter,
     Outgoing,
-    PermanentDeliveryError,
     Result,
-    result_for,
 )
-from channels.sms import _classify, _HttpClient
+from channels.sms import TwilioPacing, _classify, _HttpClient
 
 # The call progress events the status callback is asked for: "completed" is the final one,
 # whose CallStatus says how it ended (completed, busy, no-answer, failed, canceled).
 STATUS_EVENTS = ["completed"]
 
 
-class VoiceChannel(ChannelFacts):
+class VoiceChannel(ChannelFacts, TwilioPacing):
     """The ``voice`` channel: Twilio calls when configured, else the outbox."""
 
     name: ClassVar[str] = "voice"
@@ -112,25 +108,9 @@ class VoiceChannel(ChannelFacts):
 
     def _call_one(self, item: Outgoing) -> Result:
         assert self.client is not None
-        slot = max(0.0, item.not_before - time.monotonic())
-        if item.stop is None:
-            time.sleep(slot)
-        elif item.stop.wait(slot):
-            return Result(
-                item.subscriber_id,
-                "retry",
-                error="held: the worker is stopping",
-                extra={"held": True, "stopped": True},
-            )
-        held = self._hold_until - time.monotonic()
-        if held > 0:
-            return Result(
-                item.subscriber_id,
-                "retry",
-                error="held: twilio is throttling (429)",
-                retry_after=held,
-                extra={"held": True},
-            )
+        waited = self.turn(item)
+        if waited is not None:
+            return waited
         announcement_id = item.content.get("announcement_id", "")
         options: dict[str, Any] = {}
         if self.hooks.startswith("http") and announcement_id:
@@ -145,23 +125,10 @@ class VoiceChannel(ChannelFacts):
             action = self.hook_url("gather", announcement_id, sid)
         else:
             action = ""  # no public URL: nowhere for the key press to go
-        try:
-            try:
-                placed = self.client.calls.create(
-                    to=item.to,
-                    from_=self.sender,
-                    twiml=voice_twiml.fitted_call(item.content, action),
-                    **options,
-                )
-            except TwilioRestException as exc:
-                raise _classify(exc) from exc
-        except DeliveryError as exc:
-            if isinstance(exc, PermanentDeliveryError):
-                self.meter.error(self.provider, "permanent")
-            elif exc.retry_after:
-                self._hold_until = max(self._hold_until, time.monotonic() + exc.retry_after)
-            return result_for(item, exc)
-        return Result(item.subscriber_id, "sent", provider_id=placed.sid)
+        client, twiml = self.client, voice_twiml.fitted_call(item.content, action)
+        return self.request(
+            item, lambda: client.calls.create(to=item.to, from_=self.sender, twiml=twiml, **options)
+        )
 
     def leave_message(self, call_sid: str, content: Mapping[str, str]) -> None:
         """Replace a live call's TwiML with the short message (an answering machine).
