@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from broadcaster.domain import text_policy
 from broadcaster.domain.components import Component, parse_components
+from broadcaster.domain.confirm_plan import ConfirmPlan, parse_confirm
 from broadcaster.domain.drill_plan import DrillPlan, parse_drills
 from broadcaster.domain.incidents import SEVERITIES
 from broadcaster.domain.monitoring_rules import Monitoring, parse_monitoring
@@ -86,6 +87,8 @@ class Audience:
     # The need label (default locale) of the route short texts show when the announcement
     # names no need; "" means the first route.
     primary_route: str = ""
+    # confirm = {within_minutes, escalate}: its people confirm, or get the next channel.
+    confirm: ConfirmPlan | None = None
 
     def description_in(self, locale: str, default_locale: str) -> str:
         return text_in(self.description, locale, default_locale)
@@ -289,7 +292,9 @@ def parse_plan(data: dict[str, Any], source: str, resolver: Resolver | None = No
             check.fail(key, "must be a table")
             continue
         check.known_keys(
-            raw, key, ("description", "channels", "routes", "internal", "primary_route")
+            raw,
+            key,
+            ("description", "channels", "routes", "internal", "primary_route", "confirm"),
         )
         internal = check.boolean(raw, f"{key}.internal")
         channels = check.channel_list(raw.get("channels", list(CHANNELS)), f"{key}.channels")
@@ -319,6 +324,7 @@ def parse_plan(data: dict[str, Any], source: str, resolver: Resolver | None = No
             routes=tuple(routes),
             internal=internal,
             primary_route=_primary_route(check, raw, key, routes, default_locale),
+            confirm=parse_confirm(check, raw.get("confirm"), f"{key}.confirm"),
         )
     if not audiences and "audiences" in data:
         check.fail("audiences", "declare at least one audience")
