@@ -23,6 +23,7 @@ from broadcaster.rendering.messages import Renderer
 from broadcaster.services import Services
 from broadcaster.web import (
     admin,
+    confirm,
     errors,
     feeds,
     gate,
@@ -140,6 +141,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         api.register_blueprint(blueprint)
     app.register_blueprint(health_bp)
     app.register_blueprint(unsubscribe.bp)
+    app.register_blueprint(confirm.bp)
     app.register_blueprint(subscribe.bp)
     app.register_blueprint(public.bp)
     app.register_blueprint(feeds.bp)

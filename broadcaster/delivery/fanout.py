@@ -21,7 +21,7 @@ from broadcaster.delivery import drill_guard, outcomes, pacing, publishing, queu
 from broadcaster.delivery.escalation import start as ask_to_confirm
 from broadcaster.delivery.recovery import CLAIM_LEASE, LeaseKeeper
 from broadcaster.delivery.staff import ledger_id as staff_ledger
-from broadcaster.domain import all_clear
+from broadcaster.domain import all_clear, confirm_links
 from broadcaster.domain import unsubscribe_links as unsubscribe
 from broadcaster.domain.announcement import Announcement
 from broadcaster.domain.incidents import closes
@@ -29,7 +29,7 @@ from broadcaster.domain.ledger import Ledger
 from broadcaster.rendering import exercise, staff_message
 from broadcaster.services import Services, services
 from channels import CONTACT_FIELD
-from channels.base import UNSUBSCRIBE_PLACEHOLDER, Outgoing
+from channels.base import CONFIRM_PLACEHOLDER, UNSUBSCRIBE_PLACEHOLDER, Outgoing
 
 log = logging.getLogger(__name__)
 
@@ -177,6 +177,9 @@ def send_batch(
         personal = {}
         if sender.unsubscribe_link:
             personal[UNSUBSCRIBE_PLACEHOLDER] = unsubscribe.link(secret, public_url, sid)
+        if CONFIRM_PLACEHOLDER in rendered[key].get("text", ""):  # it asks to confirm
+            link = confirm_links.link(secret, public_url, announcement_id, sid)
+            personal[CONFIRM_PLACEHOLDER] = link
         return Outgoing(sid, person[CONTACT_FIELD[channel]], rendered[key], personal)
 
     gate = pacing.gate_for(svc.redis, sender.transport, svc.config)

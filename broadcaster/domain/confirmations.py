@@ -214,10 +214,15 @@ def answer(
         return None
     book = Confirmations(svc.redis, announcement.id)
     if book.state(subscriber_id) is None:
-        return None  # not asked: an ordinary reply
+        # The latest message they got may be a later update that asks nothing: the answer
+        # is then to the incident's latest announcement that asked them.
+        latest = svc.redis.zrevrange(incident_key(announcement.incident_id), 0, 0)
+        book = Confirmations(svc.redis, latest[0].decode()) if latest else book
+        if book.state(subscriber_id) is None:
+            return None  # not asked: an ordinary reply
     moved = book.move([subscriber_id], kind, _BY_ANSWER[kind])
     if moved:
         book.note(moved, {"answer": kind, "channel": channel})
         if kind == "help":
-            svc.on_help(announcement.id, subscriber_id)
+            svc.on_help(book.announcement_id, subscriber_id)
     return kind
