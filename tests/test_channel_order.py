@@ -264,6 +264,10 @@ service = "power" } }
 [[monitoring.rules]]
 match = { service = "power" }
 audiences = ["medical"]
+holding_statement = "power-outage"
+
+[holding_statements.power-outage]
+en = { title = "Power outage", body = "Power is out. We are on it." }
 """
 
 
