@@ -303,3 +303,32 @@ def test_a_drill_never_escalates_outside_the_drill_audiences(
         f"/api/v1/incidents/{started.get_json()['incident_id']}", headers=tokens["admin"]
     ).get_json()
     assert incident["confirmations"] == []
+
+
+def test_a_self_subscriber_may_put_a_channel_first(make_app, tokens, twilio, sendgrid):
+    """``first``: the confirmed channel heads their order; without it, it goes last."""
+    from tests.test_inbound import sms
+
+    bundled = make_app()  # the bundled plan offers self-subscription by email and SMS
+    client = bundled.test_client()
+    subscribe(
+        client,
+        tokens["admin"],
+        [
+            {
+                "email": "mia@example.com",
+                "phone": "+31612345501",
+                "channels": ["email"],
+                "audiences": ["consumers"],
+            }
+        ],
+    )
+    bad = client.post("/api/v1/subscriptions", json={"phone": "+31612345501", "first": "yes"})
+    assert bad.status_code == 422 and "first" in bad.get_json()["errors"]
+    asked = client.post("/api/v1/subscriptions", json={"phone": "+31612345501", "first": True})
+    assert asked.status_code == 202
+    drain(bundled)
+    assert [m["To"] for m in twilio.accepted()] == ["+31612345501"]
+    sms(client, "+31612345501", "YES")
+    [person] = client.get("/api/v1/subscribers", headers=tokens["admin"]).get_json()["items"]
+    assert person["channels"] == ["sms", "email"]

@@ -28,6 +28,13 @@ from tests.fakes import FakeTwilio
 from tests.helpers import announce, work
 from tests.test_webhook import SECRET, Receiver
 
+# The confirm page's button, per language.
+RECEIVED = {
+    "en": "I received it",
+    "nl": "Ik heb het ontvangen",
+    "da": "Jeg har modtaget den",
+    "sv": "Jag har fått det",
+}
 MINUTE = 2.0  # seconds in one of the plan's minutes (CONFIRM_MINUTE_SECONDS)
 INBOUND = "http://127.0.0.1:8000/hooks/twilio/inbound"
 _sids = itertools.count(1)
@@ -163,7 +170,7 @@ def confirm_links(sendgrid) -> dict[str, str]:
     links = {}
     for request in sendgrid.requests:
         for p in request["json"]["personalizations"]:
-            url = (p.get("substitutions") or {}).get("-confirm_url-")
+            url = (p.get("substitutions") or {}).get("-answer_url-")
             if url:
                 links[p["to"][0]["email"]] = urllib.parse.urlsplit(url).path
     return links
@@ -191,7 +198,7 @@ def test_a_third_confirm_by_sms_a_third_by_the_email_link_a_third_never(
     links = confirm_links(sendgrid)
     assert set(links) == set(emails)
     text = sendgrid.requests[0]["json"]["content"][0]["value"]
-    assert "-confirm_url-" in text  # filled per person by SendGrid's substitution
+    assert "-answer_url-" in text  # filled per person by SendGrid's substitution
     counts = confirmations(client, tokens, created["incident_id"])["counts"]
     assert counts == {
         "asked": 9,
@@ -206,13 +213,16 @@ def test_a_third_confirm_by_sms_a_third_by_the_email_link_a_third_never(
     for person in by_link:
         page = client.get(links[person["email"]])
         assert page.status_code == 200
-        assert "I received it" in page.get_data(as_text=True)
+        html = page.get_data(as_text=True)
+        assert 'name="answer" value="confirm"' in html and 'value="help"' in html
+        assert f'<html lang="{person["locale"]}">' in html  # in the person's language
+        assert RECEIVED[person["locale"]] in html
         assert page.headers["Cache-Control"] == "no-store"
     assert confirmations(client, tokens, created["incident_id"])["counts"]["confirmed"] == 0
     for person in by_link:
         done = client.post(links[person["email"]], data={"answer": "confirm"})
         assert done.status_code == 200
-        assert "you confirmed" in done.get_data(as_text=True)
+        assert 'role="status"' in done.get_data(as_text=True)
 
     # Step 1, one plan minute after the fan-out: SMS to the six who did not confirm.
     step1 = run_when_due(app, f"confirm-{created['id']}-1")
@@ -269,9 +279,15 @@ def test_help_flags_the_person_and_reaches_staff_at_once(
     app, client, tokens, sendgrid, twilio, receiver, people, signed_in
 ):
     [helped, other] = medical(client, tokens, 2, 20)
-    created = announce(client, tokens["admin"], OUTAGE, channels=["email", "sms"])
+    dutch = {"nl": {"title": "Stroomstoring in Utrecht", "body": "De stroom is uitgevallen."}}
+    created = announce(
+        client, tokens["admin"], OUTAGE, channels=["email", "sms"], translations=dutch
+    )
     run(app)
     assert len(twilio.accepted()) == 2  # nobody chose an order: every channel at once
+    texts = {m["To"]: m["Body"] for m in twilio.accepted()}
+    assert "Reply 1 or OK to confirm, 2 or HELP if you need us." in texts[helped["phone"]]
+    assert "Antwoord 1 of OK om te bevestigen, 2 of HULP" in texts[other["phone"]]  # nl
     sms_reply(client, helped["phone"], "HJÆLP")
     run(app)  # the staff notice job, at the front of its queue
     posts = [json.loads(req["raw"]) for req in receiver.requests if req["path"] == "/staff-chat"]
@@ -361,7 +377,7 @@ def test_an_audience_without_confirm_is_asked_nothing(app, client, tokens, sendg
     created = announce(client, tokens["admin"], OUTAGE, audiences=["consumers"])
     run(app)
     [(_, payload)] = sendgrid.accepted()
-    assert "-confirm_url-" not in payload["content"][0]["value"]
+    assert "-answer_url-" not in payload["content"][0]["value"]
     body = client.get(
         f"/api/v1/incidents/{created['incident_id']}", headers=tokens["helpdesk"]
     ).get_json()
