@@ -262,7 +262,7 @@ BROKEN_PLANS = [
         rename(("audiences", "business", "channels"), "chanels"),
         [
             "audiences.business.chanels: unknown key "
-            "(expected one of: description, channels, routes, internal, primary_route)"
+            "(expected one of: description, channels, routes, internal, primary_route, confirm)"
         ],
     ),
     (
