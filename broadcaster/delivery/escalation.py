@@ -222,7 +222,6 @@ def help_job(announcement_id: str, subscriber_id: str, attempt: int = 1) -> str:
         else:
             svc.redis.sadd(done_key, "slack")
     svc.redis.expire(done_key, 7 * 24 * 3600)
-    metrics.count(svc.redis, "confirmations", "help")
     if later and attempt < int(svc.config["MAX_ATTEMPTS"]):
         delay = queues.retry_delay(svc.config, attempt, max(later))
         queues.enqueue_help(svc.redis, announcement_id, subscriber_id, attempt + 1, delay)

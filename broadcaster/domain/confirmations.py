@@ -24,6 +24,7 @@ from typing import Any
 import redis
 
 from broadcaster.domain.announcement import Announcement
+from broadcaster.infra import metrics
 
 STATES = ("waiting", "confirmed", "help", "unreachable")
 
@@ -223,6 +224,7 @@ def answer(
     moved = book.move([subscriber_id], kind, _BY_ANSWER[kind])
     if moved:
         book.note(moved, {"answer": kind, "channel": channel})
+        metrics.count(svc.redis, "confirmations", kind, channel)
         if kind == "help":
             svc.on_help(book.announcement_id, subscriber_id)
     return kind
