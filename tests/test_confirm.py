@@ -25,7 +25,7 @@ from twilio.request_validator import RequestValidator
 
 from broadcaster.delivery.queues import PROMISE_QUEUE, QUEUE_NAMES, enqueue_escalation, queue
 from tests.fakes import FakeTwilio
-from tests.helpers import announce, work
+from tests.helpers import announce, deliveries, work
 from tests.test_webhook import SECRET, Receiver
 
 # The confirm page's button, per language.
@@ -235,6 +235,8 @@ def test_a_third_confirm_by_sms_a_third_by_the_email_link_a_third_never(
     assert min(request["at"] for request in twilio.requests) >= clock + MINUTE
     counts = confirmations(client, tokens, created["incident_id"])["counts"]
     assert counts["escalated"] == 6 and counts["confirmed"] == 3 and counts["waiting"] == 6
+    records = deliveries(client, tokens["helpdesk"], created["id"])
+    assert {(d["channel"], d["escalation"]) for d in records} == {("email", None), ("sms", 1)}
 
     # Three answer the SMS, in three languages' words; the reply is no ordinary reply.
     for person, body in zip(by_sms, ("1", "ok", "Ja!"), strict=True):

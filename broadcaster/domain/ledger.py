@@ -336,6 +336,8 @@ class Ledger:
                     # Plan fallback: the channel this went on to / came from.
                     "fallback": record.get("fallback"),
                     "fallback_from": record.get("fallback_from"),
+                    # Escalation step that sent it (delivery/escalation.py), if one did.
+                    "escalation": record.get("escalation"),
                 }
             )
         return records

@@ -233,6 +233,10 @@ class DeliveryOut(Schema):
     fallback_from = fields.String(
         allow_none=True, metadata={"description": "the channel this delivery stands in for"}
     )
+    escalation = fields.Integer(
+        allow_none=True,
+        metadata={"description": "sent by escalation step N: the person had not confirmed"},
+    )
     updated_at = fields.Float(allow_none=True)
 
 
