@@ -258,7 +258,7 @@ def test_a_third_confirm_by_sms_a_third_by_the_email_link_a_third_never(
         "unreachable": 3,
         "escalated": 6,
     }
-    assert found["finished"] is None or found["finished"] == "done"
+    assert found["finished"] == "done"
     unreachable = {p["external_id"]: p for p in found["unreachable"]}
     assert set(unreachable) == {p["external_id"] for p in never}
     for person in never:

@@ -38,11 +38,13 @@ from broadcaster.domain.ledger import Ledger
 from broadcaster.infra import metrics
 from broadcaster.infra.logs import mask_contact
 from broadcaster.services import Services, services
+from channels import PERSONAL
 from channels.base import DeliveryError, PublicPost, TransientDeliveryError
 
 log = logging.getLogger(__name__)
 
 HELP_EVENT = "confirmation.help"
+IN_FLIGHT = frozenset({"queued", "sending"})
 
 
 def _asking(svc: Services, announcement: Announcement) -> list[str]:
@@ -120,13 +122,22 @@ def step_job(announcement_id: str, step: int) -> dict[str, Any]:
     ledger = _ledger(svc, announcement)
     by_channel: dict[str, list[str]] = {}
     unreachable: list[str] = []
+    erased: list[str] = []
+    pending = 0  # their last message has not left yet (a paced or paused provider)
     for chunk in book.ids_in("waiting"):
         picks = book.chosen(step, chunk)  # a re-run: what the first run chose
         fresh: dict[str, str] = {}
-        people = svc.subscribers.get_many([sid for sid in chunk if sid not in picks])
+        todo = [sid for sid in chunk if sid not in picks]
+        people = svc.subscribers.get_many(todo)
+        erased += [sid for sid in todo if sid not in people]
+        states = {channel: ledger.states(channel, todo) for channel in PERSONAL}
         for sid, person in people.items():
+            theirs = {channel: states[channel].get(sid) for channel in PERSONAL}
+            if IN_FLIGHT & set(theirs.values()):
+                pending += 1  # the window starts when a message leaves: next step
+                continue
             rungs = rungs_for(person, announcement, svc.plan, asking) or []
-            untried = _untried(ledger, sid, rungs)
+            untried = next((c for c in rungs if theirs.get(c) is None), None)
             if untried:
                 fresh[sid] = untried
             else:
@@ -149,7 +160,8 @@ def step_job(announcement_id: str, step: int) -> dict[str, Any]:
     book.escalated(escalated, step)
     gone = book.move(unreachable, "unreachable", ["waiting"])
     book.note(gone, {"reason": "no answer on any channel"})
-    if escalated:
+    book.note(book.move(erased, "unreachable", ["waiting"]), {"reason": "erased"})
+    if escalated or pending:
         due = time.time() + window(svc, asking)
         queues.enqueue_escalation(svc.redis, announcement_id, step + 1, due)
     else:
@@ -161,15 +173,7 @@ def step_job(announcement_id: str, step: int) -> dict[str, Any]:
         len(escalated),
         len(gone),
     )
-    return {"escalated": len(escalated), "unreachable": len(gone)}
-
-
-def _untried(ledger: Ledger, sid: str, rungs: list[str]) -> str | None:
-    """The first rung this person has no delivery of the announcement by."""
-    for channel in rungs:
-        if ledger.states(channel, [sid]).get(sid) is None:
-            return channel
-    return None
+    return {"escalated": len(escalated), "unreachable": len(gone), "pending": pending}
 
 
 def help_job(announcement_id: str, subscriber_id: str, attempt: int = 1) -> str:
