@@ -385,3 +385,24 @@ def test_an_audience_without_confirm_is_asked_nothing(app, client, tokens, sendg
     ).get_json()
     assert body["confirmations"] == []
     sms_reply(client, "+31612345099", "1")  # no announcement texted them: not an answer
+
+
+def test_escalation_respects_contacts_and_opt_outs(app, client, tokens, sendgrid, twilio):
+    report = client.post(
+        "/api/v1/subscribers",
+        json=[{"external_id": "med-80", "email": "med80@example.com", "audiences": ["medical"]}],
+        headers=tokens["admin"],
+    ).get_json()
+    assert report["created"] == 1
+    [opted] = medical(client, tokens, 1, 81)
+    created = announce(client, tokens["admin"], OUTAGE)
+    run(app)
+    sms_reply(client, opted["phone"], "STOP")  # no SMS from us yet: still an opt-out
+    run_when_due(app, f"confirm-{created['id']}-1")
+    found = confirmations(client, tokens, created["incident_id"])
+    # Neither has a channel left: unreachable at the first step, and nobody texted.
+    assert twilio.accepted() == []
+    assert found["counts"]["unreachable"] == 2 and found["counts"]["escalated"] == 0
+    assert found["finished"] == "done"
+    assert {p["external_id"] for p in found["unreachable"]} == {"med-80", "med-81"}
+    assert len(sendgrid.accepted()) == 2  # the first message went to both, by email
