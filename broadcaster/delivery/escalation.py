@@ -119,6 +119,9 @@ def step_job(announcement_id: str, step: int) -> dict[str, Any]:
         book.finish(reason)
         return {"stopped": reason}
     asking = _asking(svc, announcement)
+    if not asking:  # the plan changed since: no audience of it asks to confirm any more
+        book.finish("plan changed")
+        return {"stopped": "plan changed"}
     ledger = _ledger(svc, announcement)
     by_channel: dict[str, list[str]] = {}
     unreachable: list[str] = []
