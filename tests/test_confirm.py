@@ -24,6 +24,8 @@ from rq.serializers import JSONSerializer
 from twilio.request_validator import RequestValidator
 
 from broadcaster.delivery.queues import PROMISE_QUEUE, QUEUE_NAMES, enqueue_escalation, queue
+from broadcaster.services import services
+from broadcaster.web.confirmation_view import incident_confirmations
 from tests.fakes import FakeTwilio
 from tests.helpers import announce, deliveries, work
 from tests.test_webhook import SECRET, Receiver
@@ -265,6 +267,12 @@ def test_a_third_confirm_by_sms_a_third_by_the_email_link_a_third_never(
         listed = unreachable[person["external_id"]]
         assert listed["phone"] == person["phone"]  # the helpdesk may see contacts
         assert {t["channel"] for t in listed["tried"]} == {"email", "sms"}
+    with app.app_context():  # a reader without the subscribers permission sees them masked
+        [masked] = incident_confirmations(services(), created["incident_id"], False)
+    assert {p["phone"] for p in masked["unreachable"]} == {
+        p["phone"][:4] + "…" + p["phone"][-3:] for p in never
+    }
+    assert all("…@example.com" in p["email"] for p in masked["unreachable"])
 
     # Nobody was contacted twice on one channel.
     assert max(Counter(a for a, _ in sendgrid.accepted()).values()) == 1
