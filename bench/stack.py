@@ -191,8 +191,12 @@ class Stack:
         shape = os.environ.get("BENCH_GUNICORN") or "--workers 2 --threads 4"
         app = "broadcaster:create_app()"
         command = [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}"]
-        if (ROOT / "broadcaster" / "gunicorn_config.py").exists():  # older --source revs lack it
-            command += ["--config", "python:broadcaster.infra.gunicorn_config"]
+        # Where the revision under test keeps it (``--source`` runs older ones); a silent
+        # miss would measure gunicorn without reuse_port and gc.freeze.
+        for module in ("broadcaster.infra.gunicorn_config", "broadcaster.gunicorn_config"):
+            if (ROOT / (module.replace(".", "/") + ".py")).exists():
+                command += ["--config", f"python:{module}"]
+                break
         command += [*shape.split(), "--no-control-socket", "--graceful-timeout", "5", app]
         process = self._spawn(command, "web", self.processes)
         wait_port(port, timeout=60, process=process)
