@@ -414,3 +414,22 @@ def test_escalation_respects_contacts_and_opt_outs(app, client, tokens, sendgrid
     assert found["finished"] == "done"
     assert {p["external_id"] for p in found["unreachable"]} == {"med-80", "med-81"}
     assert len(sendgrid.accepted()) == 2  # the first message went to both, by email
+
+
+def test_a_step_re_run_after_a_crash_finishes_its_work_once(app, client, tokens, twilio):
+    """A step that died after choosing channels and queueing some: its re-run sends each
+    person one message, on the channel chosen the first time."""
+    from broadcaster.domain.confirmations import Confirmations
+    from broadcaster.domain.ledger import Ledger
+
+    group = medical(client, tokens, 4, 91)
+    created = announce(client, tokens["admin"], OUTAGE)
+    run(app)
+    r = app.extensions["broadcaster"].redis
+    # What the first run left behind: everyone's channel chosen, one SMS queued, no batch.
+    Confirmations(r, created["id"]).choose(1, {p["id"]: "sms" for p in group})
+    Ledger(r, created["id"]).enqueue("sms", [group[0]["id"]])
+    run_when_due(app, f"confirm-{created['id']}-1")
+    assert sorted(m["To"] for m in twilio.accepted()) == sorted(p["phone"] for p in group)
+    found = confirmations(client, tokens, created["incident_id"])
+    assert found["counts"]["escalated"] == 4 and found["counts"]["waiting"] == 4
