@@ -433,3 +433,21 @@ def test_a_step_re_run_after_a_crash_finishes_its_work_once(app, client, tokens,
     assert sorted(m["To"] for m in twilio.accepted()) == sorted(p["phone"] for p in group)
     found = confirmations(client, tokens, created["incident_id"])
     assert found["counts"]["escalated"] == 4 and found["counts"]["waiting"] == 4
+
+
+def test_nobody_is_escalated_past_a_message_that_has_not_left(app, client, tokens, twilio):
+    """Twilio pauses us (429, Retry-After a minute): the escalation SMS waits queued, and
+    the next step waits for it instead of calling those people unreachable."""
+    group = medical(client, tokens, 2, 95)
+    created = announce(client, tokens["admin"], OUTAGE)
+    run(app)
+    twilio.fail_next(
+        429, times=2, headers={"Retry-After": "60"}, body={"code": 20429, "message": "Slow down"}
+    )
+    run_when_due(app, f"confirm-{created['id']}-1")
+    assert twilio.accepted() == []  # asked, refused for now: nothing left
+    run_when_due(app, f"confirm-{created['id']}-2")
+    found = confirmations(client, tokens, created["incident_id"])
+    assert found["counts"]["unreachable"] == 0 and found["counts"]["waiting"] == len(group)
+    assert found["finished"] is None
+    assert due_at(app, f"confirm-{created['id']}-3") > time.time()  # it tries again later
