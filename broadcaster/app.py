@@ -47,7 +47,7 @@ from broadcaster.web.api import (
     subscriptions,
 )
 from broadcaster.web.health import bp as health_bp
-from broadcaster.web.hooks import email_inbound, inbound, receipts
+from broadcaster.web.hooks import email_inbound, inbound, receipts, whatsapp_inbound
 from broadcaster.web.hooks import monitoring as hooks
 from broadcaster.web.responses import EncodableResponse
 from channels import build_channels, build_networks
@@ -150,6 +150,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     receipts.init_app(app)
     app.register_blueprint(inbound.bp)
     app.register_blueprint(email_inbound.bp)
+    app.register_blueprint(whatsapp_inbound.bp)
     metrics_view.init_app(app)
     limits.init_app(app)
     gate.init_app(app)  # authenticates /api/v1 and /hooks first, before limits parses

@@ -25,6 +25,8 @@ _SETTINGS: list[tuple[str, tuple[str, ...], str | None]] = [
     ("TWILIO_ACCOUNT_SID", ("BROADCASTER_TWILIO_ACCOUNT_SID", "TWILIO_ACCOUNT_SID"), None),
     ("TWILIO_AUTH_TOKEN", ("BROADCASTER_TWILIO_AUTH_TOKEN", "TWILIO_AUTH_TOKEN"), None),
     ("TWILIO_FROM", ("BROADCASTER_TWILIO_FROM",), None),
+    # The WhatsApp sender's number (channels/whatsapp.py); unset: TWILIO_FROM.
+    ("TWILIO_WHATSAPP_FROM", ("BROADCASTER_TWILIO_WHATSAPP_FROM",), None),
     # Our other numbers (a messaging service's pool, a voice caller ID), comma-separated:
     # refused as subscribers' phones, like TWILIO_FROM.
     ("SENDER_NUMBERS", ("BROADCASTER_SENDER_NUMBERS",), None),

@@ -23,10 +23,12 @@ from channels.email import EmailChannel
 from channels.helpdesks import Freshdesk, Zendesk
 from channels.mastodon import MastodonChannel
 from channels.sms import SmsChannel
+from channels.whatsapp import WhatsAppChannel
 
 PERSONAL: dict[str, type[EmailChannel | SmsChannel]] = {
     "email": EmailChannel,
     "sms": SmsChannel,
+    "whatsapp": WhatsAppChannel,
 }
 NETWORKS: dict[str, type[MastodonChannel | BlueskyChannel]] = {  # the "social" channel
     "mastodon": MastodonChannel,

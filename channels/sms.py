@@ -47,9 +47,17 @@ class _HttpClient(HttpClient):
     ``Retry-After`` header is still at hand (the SDK's exception drops the headers).
     """
 
-    def __init__(self, timeout: float, pool_size: int, meter: Meter, base_url: str) -> None:
+    def __init__(
+        self,
+        timeout: float,
+        pool_size: int,
+        meter: Meter,
+        base_url: str,
+        provider: str = "twilio",
+    ) -> None:
         super().__init__(logging.getLogger("twilio.http_client"), is_async=False, timeout=timeout)
         self.meter = meter
+        self.provider = provider  # the name metrics count its calls under
         # Proxy and CA bundle as requests would take them from the environment, read once.
         bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
         options: dict[str, Any] = {"maxsize": pool_size, "ca_certs": bundle or certifi.where()}
@@ -90,14 +98,14 @@ class _HttpClient(HttpClient):
                 redirect=allow_redirects,
             )
         except (urllib3.exceptions.HTTPError, OSError) as exc:
-            self.meter.call("twilio", time.perf_counter() - started)
-            self.meter.error("twilio", "transient")
+            self.meter.call(self.provider, time.perf_counter() - started)
+            self.meter.error(self.provider, "transient")
             raise TransientDeliveryError(f"twilio unreachable: {exc}") from exc
         status = answer.status
-        self.meter.call("twilio", time.perf_counter() - started, status)
+        self.meter.call(self.provider, time.perf_counter() - started, status)
         text = answer.data.decode("utf-8", "replace")
         if status == 429 or status >= 500:
-            self.meter.error("twilio", "transient")
+            self.meter.error(self.provider, "transient")
             raise TransientDeliveryError(
                 f"twilio HTTP {status}: {text[:300]}",
                 parse_retry_after(answer.headers.get("Retry-After")),
@@ -127,6 +135,8 @@ class SmsChannel(ChannelFacts):
     messaging_service_rate: ClassVar[float] = 10.0  # it spreads messages over its senders
     # Buffered: one Redis round trip of metrics per batch instead of one per message.
     buffered_meter: ClassVar[bool] = True
+    # Where Twilio reports a message's status (web/hooks/receipts.py).
+    callback_path: ClassVar[str] = "/hooks/twilio/status"
 
     @classmethod
     def rate_for(cls, config: Mapping[str, Any]) -> float | None:
@@ -154,34 +164,43 @@ class SmsChannel(ChannelFacts):
         self.client: Client | None = None
         self.sender: dict[str, str] = {}
         # Twilio reports delivery here; the query string names the delivery (receipts.py).
-        self.status_callback = str(config.get("PUBLIC_URL") or "").rstrip("/") + (
-            "/hooks/twilio/status"
-        )
+        self.status_callback = str(config.get("PUBLIC_URL") or "").rstrip("/") + self.callback_path
         self.meter = meter if meter is not None else NullMeter()
         # After a 429 nobody in this process sends until its Retry-After has passed (the
         # shared pause in Redis stops the other workers at their next reservation).
         self._hold_until = 0.0
         if sid and not token:
-            raise ChannelConfigError("sms: BROADCASTER_TWILIO_AUTH_TOKEN is not set")
+            raise ChannelConfigError(f"{self.name}: BROADCASTER_TWILIO_AUTH_TOKEN is not set")
         if token and not sid:
-            raise ChannelConfigError("sms: BROADCASTER_TWILIO_ACCOUNT_SID is not set")
+            raise ChannelConfigError(f"{self.name}: BROADCASTER_TWILIO_ACCOUNT_SID is not set")
         if self.transport == self.provider:
-            if config.get("TWILIO_MESSAGING_SERVICE_SID"):
-                self.sender = {"messaging_service_sid": str(config["TWILIO_MESSAGING_SERVICE_SID"])}
-            elif config.get("TWILIO_FROM"):
-                self.sender = {"from_": str(config["TWILIO_FROM"])}
-            else:
-                raise ChannelConfigError(
-                    "sms: set BROADCASTER_TWILIO_FROM or BROADCASTER_TWILIO_MESSAGING_SERVICE_SID"
-                )
+            self.sender = self._sender(config)
             base_url = str(config["TWILIO_BASE_URL"]).rstrip("/")
             http = _HttpClient(
-                float(config.get("PROVIDER_TIMEOUT", 15)), self.concurrency, self.meter, base_url
+                float(config.get("PROVIDER_TIMEOUT", 15)),
+                self.concurrency,
+                self.meter,
+                base_url,
+                self.provider,
             )
             self.client = Client(str(sid), str(token), http_client=http)
             # The base URL is a real feature (regional endpoints, egress proxies).
             self.client.api.base_url = base_url
-        self._pool = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="sms")
+        self._pool = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix=self.name)
+
+    def _sender(self, config: Mapping[str, Any]) -> dict[str, str]:
+        """Who sends: the messaging service, else the from-number (SDK argument names)."""
+        if config.get("TWILIO_MESSAGING_SERVICE_SID"):
+            return {"messaging_service_sid": str(config["TWILIO_MESSAGING_SERVICE_SID"])}
+        if config.get("TWILIO_FROM"):
+            return {"from_": str(config["TWILIO_FROM"])}
+        raise ChannelConfigError(
+            "sms: set BROADCASTER_TWILIO_FROM or BROADCASTER_TWILIO_MESSAGING_SERVICE_SID"
+        )
+
+    def _message(self, item: Outgoing) -> dict[str, str]:
+        """The message's own arguments to ``messages.create`` (SDK names)."""
+        return {"to": item.to, "body": item.content["text"]}
 
     def send(self, batch: list[Outgoing]) -> list[Result]:
         """Send every message concurrently; one Result per message, in order."""
@@ -220,14 +239,12 @@ class SmsChannel(ChannelFacts):
             options["status_callback"] = f"{self.status_callback}?{query}"
         try:
             try:
-                message = self.client.messages.create(
-                    to=item.to, body=item.content["text"], **options
-                )
+                message = self.client.messages.create(**self._message(item), **options)
             except TwilioRestException as exc:
                 raise _classify(exc) from exc
         except DeliveryError as exc:
             if isinstance(exc, PermanentDeliveryError):
-                self.meter.error("twilio", "permanent")
+                self.meter.error(self.provider, "permanent")
             elif exc.retry_after:
                 self._hold_until = max(self._hold_until, time.monotonic() + exc.retry_after)
             return result_for(item, exc)

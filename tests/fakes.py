@@ -248,11 +248,64 @@ class FakeTwilio(FakeProvider):
     def __init__(self) -> None:
         super().__init__()
         self.invalid_numbers: set[str] = set()
+        # WhatsApp templates registered on the account: Content SID → its variable keys.
+        self.content_templates: dict[str, set[str]] = {}
         self._ids = itertools.count(1)
 
     def accepted(self) -> list[dict[str, str]]:
         """The form fields of every accepted message."""
         return [req["form"] for req in self.requests if req["status"] == 201]
+
+    def message_problems(self, form: dict[str, str]) -> list[str]:
+        """What is wrong with a message's own fields, SMS or WhatsApp."""
+        if not form.get("To", "").startswith("whatsapp:"):
+            problems = []
+            if not form.get("To", "").startswith("+"):
+                problems.append(f"To is not E.164: {form.get('To')!r}")
+            if not form.get("Body"):
+                problems.append("missing Body")
+            return problems
+        return self.whatsapp_problems(form)
+
+    def whatsapp_problems(self, form: dict[str, str]) -> list[str]:
+        """Twilio's documented WhatsApp shapes: ``whatsapp:+E.164`` on both ends (or a
+        messaging service), a template as ``ContentSid`` + ``ContentVariables`` (a JSON
+        object of strings, at most 100) and no ``Body``, or free text in ``Body``."""
+        problems = []
+        if not form["To"].removeprefix("whatsapp:").startswith("+"):
+            problems.append(f"To is not whatsapp:+E.164: {form['To']!r}")
+        sender = form.get("From")
+        if sender and not sender.startswith("whatsapp:+"):
+            problems.append(f"From of a WhatsApp message is not whatsapp:+…: {sender!r}")
+        sid, variables = form.get("ContentSid"), form.get("ContentVariables")
+        if variables is not None and not sid:
+            problems.append("ContentVariables without ContentSid (Twilio error 21654)")
+        if not sid:
+            if not form.get("Body"):
+                problems.append("a WhatsApp message needs Body or ContentSid")
+            return problems
+        if form.get("Body") or form.get("MediaUrl"):
+            problems.append("Body/MediaUrl beside ContentSid: send the template alone")
+        if not (sid.startswith("HX") and len(sid) == 34):
+            problems.append(f"ContentSid is not HX + 32 hex digits: {sid!r}")
+        try:
+            values = json.loads(variables or "{}")
+        except ValueError:
+            return [*problems, f"ContentVariables is not JSON: {variables!r}"]
+        if not isinstance(values, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in values.items()
+        ):
+            return [*problems, "ContentVariables must be a JSON object of strings"]
+        if len(values) > 100:
+            problems.append("more than 100 ContentVariables")
+        for key, value in values.items():
+            # WhatsApp refuses such parameters (Twilio errors 63013, 63021).
+            if not value.strip() or "\n" in value or "\t" in value or "     " in value:
+                problems.append(f"variable {key} is empty or not one line: {value!r}")
+        expected = self.content_templates.get(sid)
+        if expected is not None and set(values) != expected:
+            problems.append(f"{sid} takes variables {sorted(expected)}, got {sorted(values)}")
+        return problems
 
     def handle(
         self, path: str, headers: dict[str, str], raw: bytes
@@ -267,10 +320,7 @@ class FakeTwilio(FakeProvider):
         if not headers.get("Content-Type", "").startswith("application/x-www-form-urlencoded"):
             problems.append("body is not form-encoded")
         form = {k: v[0] for k, v in urllib.parse.parse_qs(raw.decode()).items()}
-        if not form.get("To", "").startswith("+"):
-            problems.append(f"To is not E.164: {form.get('To')!r}")
-        if not form.get("Body"):
-            problems.append("missing Body")
+        problems += self.message_problems(form)
         if bool(form.get("From")) == bool(form.get("MessagingServiceSid")):
             problems.append("exactly one of From / MessagingServiceSid is required")
         arrived = time.monotonic()
@@ -306,7 +356,7 @@ class FakeTwilio(FakeProvider):
                 "status": "queued",
                 "to": form["To"],
                 "from": form.get("From"),
-                "body": form["Body"],
+                "body": form.get("Body", ""),
                 "account_sid": self.ACCOUNT_SID,
                 "messaging_service_sid": form.get("MessagingServiceSid"),
                 "num_segments": "1",

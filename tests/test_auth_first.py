@@ -180,6 +180,8 @@ def test_a_huge_body_without_credentials_is_401(signed_app):
         "/hooks/generic",
         "/hooks/twilio/status",
         "/hooks/twilio/inbound",
+        "/hooks/twilio/whatsapp/status",
+        "/hooks/twilio/whatsapp/inbound",
         "/hooks/sendgrid/events",
     ):
         assert_401(client.post(path, data=huge, content_type="application/json"))

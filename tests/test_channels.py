@@ -64,6 +64,7 @@ def test_without_credentials_messages_go_to_the_outbox(make_app, tokens, provide
     assert ready["checks"]["transports"] == {
         "email": "outbox",
         "sms": "outbox",
+        "whatsapp": "outbox",
         "mastodon": "outbox",
         "bluesky": "outbox",
     }

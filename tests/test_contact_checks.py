@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from marshmallow import ValidationError
 
-from broadcaster.domain.contact_checks import e164_number, plain_email
+from broadcaster.domain.contact_checks import e164_number, number_type, plain_email
 from broadcaster.domain.phone_numbers import SMS_TYPES, PhonePolicy
 from broadcaster.domain.plan import load_plan
 from broadcaster.domain.subscribers import SubscriberRow
@@ -101,6 +101,43 @@ def test_a_quick_number_is_what_phonenumbers_parses(value: str) -> None:
     assert phonenumbers.number_type(quick) == phonenumbers.number_type(parsed)
     assert phonenumbers.is_valid_number(quick) == phonenumbers.is_valid_number(parsed)
     assert phonenumbers.region_code_for_number(quick) == phonenumbers.region_code_for_number(parsed)
+
+
+# Numbers near the metadata's own examples (valid ones of every type), and anything at all.
+_EXAMPLES = [
+    example
+    for region in sorted(phonenumbers.SUPPORTED_REGIONS)
+    for kind in range(12)
+    if (example := phonenumbers.example_number_for_type(region, kind)) is not None
+]
+near_examples = st.builds(
+    lambda example, tail, cut: phonenumbers.PhoneNumber(
+        country_code=example.country_code,
+        national_number=int(str(example.national_number)[:-cut] + tail[:cut] or "0"),
+        italian_leading_zero=example.italian_leading_zero,
+        number_of_leading_zeros=example.number_of_leading_zeros,
+    ),
+    st.sampled_from(_EXAMPLES),
+    st.text("0123456789", min_size=4, max_size=4),
+    st.integers(1, 4),
+)
+any_numbers = st.builds(
+    lambda code, national: phonenumbers.PhoneNumber(country_code=code, national_number=national),
+    st.sampled_from(sorted(phonenumbers.COUNTRY_CODE_TO_REGION_CODE)),
+    st.integers(0, 10**15),
+)
+
+
+@settings(max_examples=5000, deadline=None)
+@given(st.one_of(near_examples, any_numbers))
+def test_the_number_type_is_phonenumbers_own(number: phonenumbers.PhoneNumber) -> None:
+    assert number_type(number) == phonenumbers.number_type(number)
+
+
+def test_the_number_types_of_every_example_are_phonenumbers_own() -> None:
+    kinds = {number_type(example) for example in _EXAMPLES}
+    assert {phonenumbers.PhoneNumberType.MOBILE, phonenumbers.PhoneNumberType.TOLL_FREE} <= kinds
+    assert all(number_type(e) == phonenumbers.number_type(e) for e in _EXAMPLES)
 
 
 @pytest.mark.parametrize("value", ["0612345678", "+31 6 12345678", "+39 06 1234 5678", "+3906123"])

@@ -9,7 +9,10 @@ import pytest
 
 from broadcaster.domain.ledger import Ledger
 from broadcaster.domain.plan import BUNDLED_PLAN, PlanError, parse_plan
+from channels import PERSONAL
 from tests.helpers import PAYMENTS_DOWN, announce, drain, subscribe
+
+PERSONAL_LIST = ", ".join(PERSONAL)
 
 
 def by_channel(app, announcement_id):
@@ -112,11 +115,13 @@ def test_without_the_setting_a_failed_sms_stays_failed(make_app, tokens, provide
         ('"email"', 'policy.fallback: must be a table like {sms = "email"}'),
         (
             '{sms = "fax"}',
-            "policy.fallback.sms: must name a personal channel (one of: email, sms), not 'fax'",
+            f"policy.fallback.sms: must name a personal channel (one of: {PERSONAL_LIST}), "
+            "not 'fax'",
         ),
         (
             '{banner = "email"}',
-            "policy.fallback.banner: only a personal channel can fall back (one of: email, sms)",
+            "policy.fallback.banner: only a personal channel can fall back "
+            f"(one of: {PERSONAL_LIST})",
         ),
         ('{sms = "sms"}', "policy.fallback.sms: cannot fall back to itself"),
     ],

@@ -220,7 +220,9 @@ def test_line_breaks_in_titles_are_refused(client, tokens, field):
 # Hooks whose callers prove themselves with a provider signature, not an API token.
 SIGNED_HOOKS = (
     "receipts.twilio_status",
+    "receipts.twilio_whatsapp_status",
     "inbound.twilio_inbound",
+    "whatsapp_inbound.twilio_whatsapp_inbound",
     "receipts.sendgrid_events",
     "email_inbound.sendgrid_inbound",
 )

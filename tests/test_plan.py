@@ -39,6 +39,7 @@ TOP_KEYS = ", ".join(
         "social",
         "subscriptions",
         "drills",
+        "whatsapp",
     )
 )
 

@@ -21,12 +21,12 @@ from broadcaster.delivery import drill_guard, outcomes, pacing, publishing, queu
 from broadcaster.delivery.escalation import start as ask_to_confirm
 from broadcaster.delivery.recovery import CLAIM_LEASE, LeaseKeeper
 from broadcaster.delivery.staff import ledger_id as staff_ledger
-from broadcaster.domain import all_clear, confirm_links
+from broadcaster.domain import all_clear, confirm_links, whatsapp_consent
 from broadcaster.domain import unsubscribe_links as unsubscribe
 from broadcaster.domain.announcement import Announcement
 from broadcaster.domain.incidents import closes
 from broadcaster.domain.ledger import Ledger
-from broadcaster.rendering import exercise, staff_message
+from broadcaster.rendering import exercise, staff_message, whatsapp
 from broadcaster.services import Services, services
 from channels import CONTACT_FIELD
 from channels.base import CONFIRM_PLACEHOLDER, UNSUBSCRIBE_PLACEHOLDER, Outgoing
@@ -155,11 +155,15 @@ def send_batch(
             reasons[sid] = "no contact for this channel any more"
         elif channel in (person.get("opt_outs") or []):
             reasons[sid] = "opted out"
+        elif channel == "whatsapp" and not whatsapp_consent.opted_in(person):
+            reasons[sid] = whatsapp_consent.NO_OPT_IN  # WhatsApp's rule: only who agreed
     gone = ledger.move(channel, list(reasons), "skipped", ["queued"])
     ledger.note(channel, {sid: {"error": reasons[sid]} for sid in gone})
     todo = [sid for sid in todo if sid not in reasons]
 
     rendered: dict[tuple[str, tuple[str, ...]], dict[str, str]] = {}
+    # WhatsApp free text only within the person's 24-hour window (else the template).
+    windows = whatsapp_consent.open_among(svc.redis, todo) if channel == "whatsapp" else set()
     secret, public_url = str(svc.config["SECRET_KEY"]), str(svc.config["PUBLIC_URL"])
 
     def outgoing(sid: str) -> Outgoing:
@@ -180,7 +184,10 @@ def send_batch(
         if CONFIRM_PLACEHOLDER in rendered[key].get("text", ""):  # it asks to confirm
             link = confirm_links.link(secret, public_url, announcement_id, sid)
             personal[CONFIRM_PLACEHOLDER] = link
-        return Outgoing(sid, person[CONTACT_FIELD[channel]], rendered[key], personal)
+        content = rendered[key]
+        if channel == "whatsapp":
+            content = whatsapp.choose(content, sid in windows)
+        return Outgoing(sid, person[CONTACT_FIELD[channel]], content, personal)
 
     gate = pacing.gate_for(svc.redis, sender.transport, svc.config)
     # Only customer deliveries count as reached: the all-clear's customer fan-out reads the

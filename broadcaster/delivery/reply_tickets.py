@@ -87,7 +87,7 @@ def _ticket(reply: dict[str, Any]) -> Ticket:
         subject=reply.get("subject") or f"Reply by {channel.upper()} about: {reply['title']}",
         body=_comment(reply),
         email=reply["contact"] if channel == "email" else None,
-        phone=reply["contact"] if channel == "sms" else None,
+        phone=reply["contact"] if channel in ("sms", "whatsapp") else None,
         tags=(f"incident-{reply['incident_id']}", "broadcaster", f"reply-{channel}"),
         language=reply.get("language") or "",
     )

@@ -92,6 +92,9 @@ def problems(
     strange = [c for c in data.get("channels") or [] if c not in CHANNELS]
     if strange:
         add("channels", f"unknown channel {strange[0]!r} (known: {', '.join(CHANNELS)})")
+    elif "whatsapp" in (data.get("channels") or []) and not plan.whatsapp:
+        # Outside the 24-hour window WhatsApp takes only an approved template.
+        add("channels", "whatsapp needs an approved template: the plan has no [whatsapp.templates]")
     translations = data.get("translations") or {}
     bad_locales = [k for k in translations if k not in plan.locales]
     if bad_locales:

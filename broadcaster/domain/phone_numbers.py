@@ -21,7 +21,7 @@ import phonenumbers
 from marshmallow import ValidationError
 from phonenumbers import PhoneNumberType
 
-from broadcaster.domain.contact_checks import e164_number
+from broadcaster.domain.contact_checks import e164_number, number_type
 
 # Types an SMS reaches.
 SMS_TYPES = frozenset({PhoneNumberType.MOBILE, PhoneNumberType.FIXED_LINE_OR_MOBILE})
@@ -109,9 +109,9 @@ class PhonePolicy:
         if number is None:
             number = parse_phone(value, self.default_region)
             formatted = e164(number)
-            kind = phonenumbers.number_type(number)
+            kind = number_type(number)
         else:
-            kind = phonenumbers.number_type(number)
+            kind = number_type(number)
             if kind == PhoneNumberType.UNKNOWN and not phonenumbers.is_valid_number(number):
                 raise ValidationError(f"{value!r} is not a valid phone number")
             formatted = f"+{number.country_code}{number.national_number}"

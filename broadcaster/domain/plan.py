@@ -23,6 +23,7 @@ from broadcaster.domain.phone_numbers import parse_sms_countries
 from broadcaster.domain.plan_social import SocialAccount, parse_social
 from broadcaster.domain.plan_text import LocalText, parse_local_text, text_in
 from broadcaster.domain.plan_webhooks import parse_webhooks
+from broadcaster.domain.plan_whatsapp import WhatsAppPlan, parse_whatsapp, whatsapp_uses
 from broadcaster.domain.promises import parse_next_update_minutes
 from broadcaster.domain.staff_plan import StaffPlan, parse_staff
 from broadcaster.domain.subscription_plan import SubscriptionPlan, parse_subscriptions
@@ -44,6 +45,7 @@ _TOP_KEYS = (
     "social",
     "subscriptions",
     "drills",
+    "whatsapp",
 )
 
 BUNDLED_PLAN = Path(__file__).resolve().parents[2] / "examples" / "plan.toml"
@@ -125,6 +127,8 @@ class Plan:
     subscriptions: SubscriptionPlan | None = None
     # [drills]: rehearsal scenarios and the only audiences a drill may reach; None: no drills
     drills: DrillPlan | None = None
+    # [whatsapp]: the approved template per language; None: no WhatsApp templates.
+    whatsapp: WhatsAppPlan | None = None
 
     @property
     def promise_interval(self) -> int:
@@ -146,6 +150,8 @@ class _Checker:
         self.problems: list[str] = []
 
     def fail(self, key: str, reason: str) -> None:
+        if not key.isprintable():  # a key with a line break would split the report's lines
+            key = key.encode("unicode_escape").decode("ascii")
         self.problems.append(f"{self.source}: {key}: {reason}")
 
     def known_keys(self, data: dict[str, Any], prefix: str, known: tuple[str, ...]) -> None:
@@ -336,6 +342,9 @@ def parse_plan(data: dict[str, Any], source: str, resolver: Resolver | None = No
     social = parse_social(check, data, tuple(locales), default_locale)
     subscriptions = parse_subscriptions(check, data, audiences)
     drills = parse_drills(check, data, audiences, monitoring)
+    raw_audiences = data["audiences"] if isinstance(data.get("audiences"), dict) else {}
+    uses = whatsapp_uses(by_severity, audiences, raw_audiences, fallback)
+    whatsapp = parse_whatsapp(check, data, tuple(locales), default_locale, uses)
 
     if check.problems:
         raise PlanError("invalid crisis plan:\n  " + "\n  ".join(check.problems))
@@ -360,6 +369,7 @@ def parse_plan(data: dict[str, Any], source: str, resolver: Resolver | None = No
         social=social,
         subscriptions=subscriptions,
         drills=drills,
+        whatsapp=whatsapp,
     )
 
 

@@ -15,7 +15,7 @@ import redis
 from email_validator import EmailNotValidError, validate_email
 from marshmallow import Schema, ValidationError, fields, post_load, validates_schema
 
-from broadcaster.domain import opt_outs
+from broadcaster.domain import opt_outs, whatsapp_consent
 from broadcaster.domain.channel_order import channels_for as channels_for  # lives there now
 from broadcaster.domain.contact_checks import plain_email
 from broadcaster.domain.phone_numbers import PhonePolicy
@@ -31,6 +31,16 @@ for i = 1, #ARGV, 2 do won[#won + 1] = redis.call('HSETNX', KEYS[1], ARGV[i], AR
 return won
 """
 # Many people's hashes in one script call (flat field/value lists).
+# KEYS: subscriber hashes. ARGV per key, in KEYS' order: 2n, then n field/value pairs.
+_WRITE = """
+local at = 1
+for _, key in ipairs(KEYS) do
+  local width = tonumber(ARGV[at])
+  redis.call('HSET', key, unpack(ARGV, at + 1, at + width))
+  at = at + width + 1
+end
+return #KEYS
+"""
 _READ = """
 local rows = {}
 for i, key in ipairs(KEYS) do rows[i] = redis.call('HGETALL', key) end
@@ -74,6 +84,9 @@ class SubscriberRow(Schema):
     locale = fields.String(load_default=None)
     audiences = fields.List(fields.String(), required=True)
     channels = fields.List(fields.String(), load_default=None)
+    # When and how they agreed to WhatsApp messages (domain/whatsapp_consent.py).
+    whatsapp_opt_in_at = fields.Raw(load_default=None)
+    whatsapp_opt_in_source = fields.Raw(load_default=None)
 
     def __init__(self, plan: Plan, senders: Iterable[str] = (), **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -109,6 +122,12 @@ class SubscriberRow(Schema):
             # The list is an order (docs/api.md#channel-order): a channel has one place in it.
             twice = next(c for c in chosen if chosen.count(c) > 1)
             errors["channels"] = [f"{twice!r} is named twice (the list is an order)"]
+        at, source = data.pop("whatsapp_opt_in_at", None), data.pop("whatsapp_opt_in_source", None)
+        if at is not None or source is not None:
+            try:
+                data["whatsapp_opt_in"] = whatsapp_consent.parse_opt_in(at, source)
+            except whatsapp_consent.OptInError as exc:
+                errors[exc.field] = [exc.reason]
         locale = data.get("locale")
         if locale and locale not in self.plan.locales:
             errors["locale"] = [
@@ -169,6 +188,7 @@ class SubscriberStore:
         self.r = r
         self._claim_script = r.register_script(_CLAIM)
         self._read = r.register_script(_READ)
+        self._write = r.register_script(_WRITE)
 
     def upsert(self, row: dict[str, Any]) -> tuple[str, bool]:
         """Create or update one validated subscriber; returns (id, created)."""
@@ -235,6 +255,8 @@ class SubscriberStore:
                     if row.get("components") is not None
                     else old.get("components") or []
                 ),
+                # Recorded once given; a later import without it keeps it.
+                **_opt_in_fields(row.get("whatsapp_opt_in") or _stored_opt_in(old)),
                 "created_at": old.get("created_at", now),
                 "updated_at": now,
                 "seq": old.get("seq") or seqs[sid],
@@ -275,8 +297,15 @@ class SubscriberStore:
         for audience, members in joins.items():
             pipe.zadd(audience_key(audience), members, nx=True)
         pipe.zadd(ALL_KEY, {sid: r["seq"] for sid, r in records.items()}, nx=True)
-        for sid, record in records.items():
-            pipe.hset(_sub_key(sid), mapping=record)
+        # The people's hashes in one script call: a queued HSET each would cost a reply
+        # apiece to parse, more than the rest of the chunk's writes together.
+        args: list[Any] = []
+        for record in records.values():  # fields vary: an opt-in adds two
+            args.append(2 * len(record))
+            args.extend(part for item in record.items() for part in item)
+        keys = [_sub_key(sid) for sid in records]
+        if keys:
+            self._write(keys=keys, args=args, client=pipe)
         pipe.execute()
         return list(zip(ids, created, strict=True))
 
@@ -304,6 +333,13 @@ class SubscriberStore:
         if changed is None or person is None:
             raise KeyError(subscriber_id)
         return person, changed[1]
+
+    def record_whatsapp_opt_in(self, subscriber_id: str, at: float, source: str) -> bool:
+        """Record that the person agreed to WhatsApp messages (False: no such person)."""
+        if not self.r.exists(_sub_key(subscriber_id)):
+            return False
+        self.r.hset(_sub_key(subscriber_id), mapping=_opt_in_fields((at, source)))
+        return True
 
     def find_by_contact(self, kind: str, value: str) -> str | None:
         """The id of the subscriber with this ``email``/``phone``/``ext`` (as stored), or None."""
@@ -368,6 +404,20 @@ class SubscriberStore:
                 start += chunk
 
 
+def _stored_opt_in(old: dict[str, Any]) -> tuple[float, str] | None:
+    if old.get("whatsapp_opt_in"):  # an earlier row of the same call
+        return old["whatsapp_opt_in"]
+    at = old.get("whatsapp_opt_in_at")
+    return (at, old.get("whatsapp_opt_in_source") or "") if at else None
+
+
+def _opt_in_fields(opt_in: tuple[float, str] | None) -> dict[str, Any]:
+    """The stored fields of an opt-in (none without one: most people cost nothing more)."""
+    if not opt_in:
+        return {}
+    return {"whatsapp_opt_in_at": opt_in[0], "whatsapp_opt_in_source": opt_in[1]}
+
+
 def _split(raw: bytes | None) -> list[str]:
     # Stored joined from validated, non-empty names: no empty items to filter out.
     return raw.decode().split(",") if raw else []
@@ -391,4 +441,7 @@ def _decode(raw: dict[bytes, bytes]) -> dict[str, Any]:
         "created_at": float(get(b"created_at") or 0),
         "updated_at": float(get(b"updated_at") or 0),
         "seq": int(get(b"seq") or 0),
+        # When and how they agreed to WhatsApp (domain/whatsapp_consent.py); None: never.
+        "whatsapp_opt_in_at": float(get(b"whatsapp_opt_in_at") or 0) or None,
+        "whatsapp_opt_in_source": (get(b"whatsapp_opt_in_source") or b"").decode() or None,
     }

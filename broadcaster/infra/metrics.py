@@ -56,6 +56,11 @@ COUNTERS: dict[str, tuple[str, str, tuple[str, ...]]] = {
         "an announcement that asks to confirm), reply, unmatched",
         ("kind",),
     ),
+    "inbound_whatsapp": (
+        "broadcaster_inbound_whatsapp",
+        "Inbound WhatsApp: opt_out, opt_in, confirmed, help, reply, unmatched",
+        ("kind",),
+    ),
     "inbound_email": (
         "broadcaster_inbound_email",
         "Inbound email (SendGrid Inbound Parse): reply, unmatched",

@@ -19,7 +19,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 from broadcaster.domain.announcement import Announcement
 from broadcaster.domain.channel_order import asking_audiences
 from broadcaster.domain.plan import Plan
-from broadcaster.rendering import contacts, exercise, segments
+from broadcaster.rendering import contacts, exercise, segments, whatsapp
 from broadcaster.rendering.clock import format_time, zone_note
 from broadcaster.rendering.compose_text import MUST, Part, announcement_parts, compose, route_for
 from broadcaster.rendering.corrections import correction_note
@@ -193,6 +193,8 @@ class Renderer:
             return self._email(announcement, ctx, language)
         if channel == "sms":
             return self._sms(announcement, ctx, language)
+        if channel == "whatsapp":  # a template and free text: rendering/whatsapp.py
+            return whatsapp.render(self, announcement, audiences, language, ctx)
         if channel in segments.SOCIAL_LIMITS:
             return self._social(channel, ctx, language)
         if channel == "banner":

@@ -233,6 +233,13 @@ def _warnings(channel: str, audience: str, locale: str, measures: dict[str, Any]
                 f"({UCS2_SINGLE} instead of {GSM7_SINGLE} characters per segment: "
                 "about twice the cost)"
             )
+    if measures.get("template_fallback"):
+        out.append(
+            f"{where}: no WhatsApp template for {locale}: outside the 24-hour window they get "
+            f"the {measures['template']} template"
+        )
+    if "template" in measures and measures["template"] is None:
+        out.append(f"{where}: no WhatsApp template: only people who wrote within 24 hours")
     if "subject_limit" in measures and measures.get("cut"):
         out.append(f"{where}: subject cut to {measures['subject_limit']} characters")
     return out

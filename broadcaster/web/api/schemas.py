@@ -364,6 +364,13 @@ class SubscriberOut(Schema):
     components = fields.List(fields.String(), allow_none=True)
     created_at = fields.Float()
     updated_at = fields.Float()
+    whatsapp_opt_in_at = fields.Float(
+        allow_none=True,
+        metadata={"description": "when they agreed to WhatsApp messages (null: never)"},
+    )
+    whatsapp_opt_in_source = fields.String(
+        allow_none=True, metadata={"description": "how they agreed (form, call centre…)"}
+    )
 
 
 class SubscriberPage(Schema):

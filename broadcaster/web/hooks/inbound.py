@@ -104,9 +104,9 @@ def confirms(body: str, locales: tuple[str, ...]) -> bool:
     return words[0] in yes
 
 
-def _note_stop(svc: Services, subscriber_id: str, phone: str) -> None:
+def _note_stop(svc: Services, subscriber_id: str, phone: str, channel: str = "sms") -> None:
     """Count a STOP on the incident it answers (the post-incident report shows them)."""
-    announcement = answered(svc, subscriber_id)
+    announcement = answered(svc, subscriber_id, channel)
     if announcement is None:
         return
     key = _stops_key(announcement.incident_id)

@@ -30,6 +30,7 @@ from sendgrid.helpers.eventwebhook.eventwebhook_header import EventWebhookHeader
 from twilio.request_validator import RequestValidator
 
 from broadcaster.config import ConfigError
+from broadcaster.domain import whatsapp_consent
 from broadcaster.domain.ledger import Ledger
 from broadcaster.infra import metrics
 from broadcaster.services import Services, services
@@ -61,6 +62,8 @@ SENDGRID_STATES = {
 }
 # The person asked for no more email: honour it like the unsubscribe link.
 SENDGRID_OPT_OUTS = ("unsubscribe", "group_unsubscribe", "spamreport")
+# Twilio's error for free text outside the WhatsApp 24-hour window.
+OUTSIDE_WINDOW = "63016"
 SEEN_TTL = 7 * 24 * 3600  # SendGrid retries a failed POST for up to 72 hours
 _UNIX_TIME = re.compile(r"[0-9]{1,15}")  # str.isdigit() would also take other scripts' digits
 
@@ -133,19 +136,36 @@ def apply(
 @authenticated_by("Twilio signature", twilio_verified)
 def twilio_status() -> ResponseReturnValue:
     """Twilio's StatusCallback for one message: the URL names announcement and subscriber."""
+    return _twilio_receipt("sms")
+
+
+@bp.post("/twilio/whatsapp/status")
+@authenticated_by("Twilio signature", twilio_verified)
+def twilio_whatsapp_status() -> ResponseReturnValue:
+    """The StatusCallback of one WhatsApp message (sent, delivered, read, failed…)."""
     svc = services()
+    subscriber_id = request.args.get("s", "")
+    if request.form.get("ErrorCode") == OUTSIDE_WINDOW and subscriber_id:
+        # We took their window for open and Twilio knows better: templates until they write.
+        whatsapp_consent.close_window(svc.redis, subscriber_id)
+    return _twilio_receipt("whatsapp")
+
+
+def _twilio_receipt(channel: str) -> ResponseReturnValue:
+    svc = services()
+    provider = "twilio" if channel == "sms" else f"twilio_{channel}"
     status = request.form.get("MessageStatus", "")
     announcement_id, subscriber_id = request.args.get("a", ""), request.args.get("s", "")
     state = TWILIO_STATES.get(status)
     if not state:
         return "", 204  # an intermediate status: the batch job already recorded "sent"
     if not announcement_id or not subscriber_id:
-        metrics.count(svc.redis, "receipts", "twilio", status, "unmatched")
+        metrics.count(svc.redis, "receipts", provider, status, "unmatched")
         return "", 204
     details: dict[str, Any] = {"receipt": status, "provider_id": request.form.get("MessageSid")}
     if request.form.get("ErrorCode"):
         details["error"] = f"twilio {request.form['ErrorCode']}: {status}"
-    apply(svc, "twilio", status, "sms", announcement_id, subscriber_id, state, details)
+    apply(svc, provider, status, channel, announcement_id, subscriber_id, state, details)
     return "", 204
 
 
