@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from broadcaster.domain import whatsapp_consent
 from broadcaster.domain.announcement import Announcement
 from broadcaster.domain.component_choice import announcement_components, touches
 from broadcaster.domain.confirm_plan import ConfirmPlan
@@ -73,7 +74,11 @@ def ladder(person: dict[str, Any], sending: list[str], confirm: ConfirmPlan) -> 
     return [
         c
         for c in dict.fromkeys(rungs)
-        if c in CONTACT_FIELD and person.get(CONTACT_FIELD[c]) and c not in opted_out
+        if c in CONTACT_FIELD
+        and person.get(CONTACT_FIELD[c])
+        and c not in opted_out
+        # WhatsApp only to who agreed: a rung the batch would skip would waste a window.
+        and (c != "whatsapp" or whatsapp_consent.opted_in(person))
     ]
 
 
