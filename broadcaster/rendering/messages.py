@@ -21,7 +21,12 @@ from broadcaster.domain.channel_order import asking_audiences
 from broadcaster.domain.plan import Plan
 from broadcaster.rendering import contacts, exercise, segments, whatsapp
 from broadcaster.rendering.clock import format_time, zone_note
-from broadcaster.rendering.compose_text import MUST, Part, announcement_parts, compose, route_for
+from broadcaster.rendering.compose_text import (
+    announcement_parts,
+    compose,
+    route_for,
+    with_confirm,
+)
 from broadcaster.rendering.corrections import correction_note
 from broadcaster.rendering.i18n import N_, gettext_for
 from channels import PERSONAL
@@ -46,8 +51,6 @@ STATUS_LABELS = {
     "completed": N_("Completed"),
     "cancelled": N_("Cancelled"),
 }
-# What an SMS to an audience that must confirm asks (domain/confirmations.py reads the reply).
-CONFIRM_ASK = N_("Reply 1 or OK to confirm, 2 or HELP if you need us.")
 SEVERITY_COLOURS = {
     "critical": "#b00020",
     "major": "#c0392b",
@@ -245,9 +248,7 @@ class Renderer:
 
     def _sms(self, announcement: Announcement, ctx: dict[str, Any], language: str) -> Rendering:
         head = _marked(ctx, one_line(self.plan.organisation)) + ":"
-        parts = announcement_parts(ctx, head, self.status_url)
-        if ctx["confirm"]:  # always in, like the link: it is what the message is for
-            parts.insert(-1, Part("confirm", ctx["_"](CONFIRM_ASK), MUST))
+        parts = with_confirm(announcement_parts(ctx, head, self.status_url), ctx)
         cap = self.plan.sms_max_segments
         # "..." even in UCS-2 (two units more): "…" would turn a GSM-7 message into UCS-2 and
         # cut the segment size from 153 to 67.
