@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,7 @@ from broadcaster import config as settings
 from broadcaster.delivery import helpdesk_sync
 from broadcaster.domain import audit as audit_log
 from broadcaster.domain.announcement import Announcement
-from broadcaster.domain.plan import load_plan
+from broadcaster.domain.plan import Plan, load_plan
 from broadcaster.infra import logs, metrics, microcache
 from broadcaster.infra.redis_connect import client as redis_client
 from broadcaster.rendering import public_pages
@@ -49,8 +50,9 @@ from broadcaster.web.api import (
 from broadcaster.web.health import bp as health_bp
 from broadcaster.web.hooks import email_inbound, inbound, receipts, whatsapp_inbound
 from broadcaster.web.hooks import monitoring as hooks
+from broadcaster.web.hooks import voice as voice_hooks
 from broadcaster.web.responses import EncodableResponse
-from channels import build_channels, build_networks
+from channels import Channel, ChannelConfigError, build_channels, build_networks
 from channels.helpdesks import build_helpdesks
 from channels.slack_threads import SlackThreads
 from channels.webhook import WebhookChannel
@@ -95,10 +97,12 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     def meters(buffered: bool) -> metrics.Meter:
         return metrics.Meter.from_config(app.config, buffered)
 
+    personal = build_channels(app.config, meters)
+    _refuse_missing(plan, personal)
     svc = app.extensions["broadcaster"] = Services(
         redis=connection,
         plan=plan,
-        channels=build_channels(app.config, meters),
+        channels=personal,
         networks=build_networks(
             app.config,
             meters,
@@ -149,6 +153,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(hooks.bp)
     receipts.init_app(app)
     app.register_blueprint(inbound.bp)
+    app.register_blueprint(voice_hooks.bp)
     app.register_blueprint(email_inbound.bp)
     app.register_blueprint(whatsapp_inbound.bp)
     metrics_view.init_app(app)
@@ -160,3 +165,18 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     # Last, around everything: repeats of the public pages never enter Flask.
     microcache.install(app)
     return app
+
+
+def _refuse_missing(plan: Plan, personal: Mapping[str, Channel]) -> None:
+    """A channel the plan names must be usable: say which setting is missing, at start-up.
+
+    A channel may lack a setting only it needs (voice: the number that calls) while the plan
+    never names it: a deployment without voice calls needs no voice number.
+    """
+    for name, channel in personal.items():
+        missing = getattr(channel, "missing", "")
+        named = any(name in chosen for chosen in plan.channels_by_severity.values()) or (
+            name in plan.fallback or name in plan.fallback.values()
+        )
+        if missing and named:
+            raise ChannelConfigError(f"{missing} (the crisis plan {plan.source} names it)")

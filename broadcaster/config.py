@@ -27,6 +27,8 @@ _SETTINGS: list[tuple[str, tuple[str, ...], str | None]] = [
     ("TWILIO_FROM", ("BROADCASTER_TWILIO_FROM",), None),
     # The WhatsApp sender's number (channels/whatsapp.py); unset: TWILIO_FROM.
     ("TWILIO_WHATSAPP_FROM", ("BROADCASTER_TWILIO_WHATSAPP_FROM",), None),
+    # The number voice calls come from (channels/voice.py); default: TWILIO_FROM.
+    ("TWILIO_VOICE_FROM", ("BROADCASTER_TWILIO_VOICE_FROM",), None),
     # Our other numbers (a messaging service's pool, a voice caller ID), comma-separated:
     # refused as subscribers' phones, like TWILIO_FROM.
     ("SENDER_NUMBERS", ("BROADCASTER_SENDER_NUMBERS",), None),
@@ -60,6 +62,8 @@ _SETTINGS: list[tuple[str, tuple[str, ...], str | None]] = [
 # Tunables with sensible production defaults; tests shorten the delays.
 _NUMERIC: list[tuple[str, str, float]] = [
     ("SMS_CONCURRENCY", "BROADCASTER_SMS_CONCURRENCY", 16),
+    # Calls placed at once by one batch job (paced by TWILIO_VOICE_RATE, calls/s per number).
+    ("VOICE_CONCURRENCY", "BROADCASTER_VOICE_CONCURRENCY", 4),
     ("MAX_ATTEMPTS", "BROADCASTER_MAX_ATTEMPTS", 5),
     # Approvers hear of the first pending announcement at once; what follows within this
     # many seconds comes as one digest at its end (0: every one on its own).

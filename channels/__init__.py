@@ -23,12 +23,14 @@ from channels.email import EmailChannel
 from channels.helpdesks import Freshdesk, Zendesk
 from channels.mastodon import MastodonChannel
 from channels.sms import SmsChannel
+from channels.voice import VoiceChannel
 from channels.whatsapp import WhatsAppChannel
 
-PERSONAL: dict[str, type[EmailChannel | SmsChannel]] = {
+PERSONAL: dict[str, type[EmailChannel | SmsChannel | VoiceChannel]] = {
     "email": EmailChannel,
     "sms": SmsChannel,
     "whatsapp": WhatsAppChannel,
+    "voice": VoiceChannel,
 }
 NETWORKS: dict[str, type[MastodonChannel | BlueskyChannel]] = {  # the "social" channel
     "mastodon": MastodonChannel,

@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, ClassVar
 from urllib.parse import urlencode, urlsplit
@@ -113,7 +113,55 @@ class _HttpClient(HttpClient):
         return Response(status, text, answer.headers)
 
 
-class SmsChannel(ChannelFacts):
+class TwilioPacing:
+    """One Twilio request per item on its rate slot, held back after a 429: what the SMS,
+    WhatsApp and voice channels share (``_hold_until``, ``meter``, ``provider`` are theirs).
+    """
+
+    _hold_until: float
+    meter: Meter
+    provider: str
+
+    def turn(self, item: Outgoing) -> Result | None:
+        """Wait for the item's slot in the rate; a Result if it must not go now."""
+        slot = max(0.0, item.not_before - time.monotonic())  # its slot in the rate
+        if item.stop is None:
+            time.sleep(slot)
+        elif item.stop.wait(slot):
+            return Result(
+                item.subscriber_id,
+                "retry",
+                error="held: the worker is stopping",
+                extra={"held": True, "stopped": True},  # never sent: the next worker sends it
+            )
+        held = self._hold_until - time.monotonic()
+        if held > 0:  # throttled while it waited for its slot: do not send into the 429
+            return Result(
+                item.subscriber_id,
+                "retry",
+                error="held: twilio is throttling (429)",
+                retry_after=held,
+                extra={"held": True},  # never sent: comes back without spending an attempt
+            )
+        return None
+
+    def request(self, item: Outgoing, create: Callable[[], Any]) -> Result:
+        """Make the SDK call ``create``; its resource's sid, or the error classified."""
+        try:
+            try:
+                made = create()
+            except TwilioRestException as exc:
+                raise _classify(exc) from exc
+        except DeliveryError as exc:
+            if isinstance(exc, PermanentDeliveryError):
+                self.meter.error(self.provider, "permanent")
+            elif exc.retry_after:
+                self._hold_until = max(self._hold_until, time.monotonic() + exc.retry_after)
+            return result_for(item, exc)
+        return Result(item.subscriber_id, "sent", provider_id=made.sid)
+
+
+class SmsChannel(ChannelFacts, TwilioPacing):
     """The ``sms`` channel: Twilio when configured, else the outbox."""
 
     name: ClassVar[str] = "sms"
@@ -213,42 +261,16 @@ class SmsChannel(ChannelFacts):
 
     def _send_one(self, item: Outgoing) -> Result:
         assert self.client is not None
-        slot = max(0.0, item.not_before - time.monotonic())  # its slot in the rate
-        if item.stop is None:
-            time.sleep(slot)
-        elif item.stop.wait(slot):
-            return Result(
-                item.subscriber_id,
-                "retry",
-                error="held: the worker is stopping",
-                extra={"held": True, "stopped": True},  # never sent: the next worker sends it
-            )
-        held = self._hold_until - time.monotonic()
-        if held > 0:  # throttled while it waited for its slot: do not send into the 429
-            return Result(
-                item.subscriber_id,
-                "retry",
-                error="held: twilio is throttling (429)",
-                retry_after=held,
-                extra={"held": True},  # never sent: comes back without spending an attempt
-            )
+        waited = self.turn(item)
+        if waited is not None:
+            return waited
         options = dict(self.sender)
         announcement_id = item.content.get("announcement_id")
         if announcement_id and self.status_callback.startswith("http"):
             query = urlencode({"a": announcement_id, "s": item.subscriber_id})
             options["status_callback"] = f"{self.status_callback}?{query}"
-        try:
-            try:
-                message = self.client.messages.create(**self._message(item), **options)
-            except TwilioRestException as exc:
-                raise _classify(exc) from exc
-        except DeliveryError as exc:
-            if isinstance(exc, PermanentDeliveryError):
-                self.meter.error(self.provider, "permanent")
-            elif exc.retry_after:
-                self._hold_until = max(self._hold_until, time.monotonic() + exc.retry_after)
-            return result_for(item, exc)
-        return Result(item.subscriber_id, "sent", provider_id=message.sid)
+        client = self.client
+        return self.request(item, lambda: client.messages.create(**self._message(item), **options))
 
 
 def _classify(exc: TwilioRestException) -> DeliveryError:

@@ -94,6 +94,7 @@ def make_app(
             "PROVIDER_TIMEOUT": 5,
             # Pacing has its own tests (test_ratelimit.py): elsewhere it must not slow tests.
             "TWILIO_RATE": 1000,
+            "TWILIO_VOICE_RATE": 1000,
             "SENDGRID_RATE": 1000,
             "BANNER_PROCESS_CACHE": 0,  # tests read /banner.json right after publishing
             # Every pending announcement notifies on its own, at once (the digest window has

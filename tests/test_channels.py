@@ -65,6 +65,7 @@ def test_without_credentials_messages_go_to_the_outbox(make_app, tokens, provide
         "email": "outbox",
         "sms": "outbox",
         "whatsapp": "outbox",
+        "voice": "outbox",
         "mastodon": "outbox",
         "bluesky": "outbox",
     }

@@ -225,6 +225,9 @@ SIGNED_HOOKS = (
     "whatsapp_inbound.twilio_whatsapp_inbound",
     "receipts.sendgrid_events",
     "email_inbound.sendgrid_inbound",
+    "voice_hooks.status",
+    "voice_hooks.machine_detection",
+    "voice_hooks.gather",
 )
 
 

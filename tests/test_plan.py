@@ -263,7 +263,8 @@ BROKEN_PLANS = [
         rename(("audiences", "business", "channels"), "chanels"),
         [
             "audiences.business.chanels: unknown key "
-            "(expected one of: description, channels, routes, internal, primary_route, confirm)"
+            "(expected one of: description, channels, routes, internal, primary_route, "
+            "emergency_route, confirm)"
         ],
     ),
     (

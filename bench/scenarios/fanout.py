@@ -181,10 +181,20 @@ class _RssSampler:
         self._thread.join()
 
 
+# A million emails in a minute (issue 20): with 4 workers, each worker's RSS ≤ 250 MB.
+MILLION = 1_000_000
+
+
 def fanout_email(opts: Options) -> Result:
-    """100,000 email subscribers → all accepted by SendGrid in ≤ 20 s (≥ 5,000/s)."""
+    """100,000 email subscribers → all accepted by SendGrid in ≤ 20 s (≥ 5,000/s), 2 workers;
+    from a million on, 4 workers and a million a minute (≥ 16,667/s), worker RSS ≤ 250 MB."""
     n = opts.recipients or 100_000
-    spec = Fanout("fanout-email", "email", n, 2, target_seconds=n / 5000, target_rate=5000)
+    if n >= MILLION:
+        rate = MILLION / 60
+        spec = Fanout("fanout-email", "email", n, 4, target_seconds=n / rate, target_rate=rate)
+        spec.fresh_worker = True  # the memory of each run's workers, from a fresh start
+    else:
+        spec = Fanout("fanout-email", "email", n, 2, target_seconds=n / 5000, target_rate=5000)
     spec.baseline = True
     return run_fanout(spec, opts)
 

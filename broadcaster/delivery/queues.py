@@ -21,7 +21,7 @@ PUBLIC_QUEUE = "public"
 # Workers take queues in this order: planning first, so fan-out starts at once; a reminder
 # of an overdue promise and public posts are one job each and quick, so they never wait
 # behind a large email batch.
-QUEUE_NAMES = (PLAN_QUEUE, PROMISE_QUEUE, PUBLIC_QUEUE, "sms", "whatsapp", "email")
+QUEUE_NAMES = (PLAN_QUEUE, PROMISE_QUEUE, PUBLIC_QUEUE, "sms", "whatsapp", "email", "voice")
 
 # Jobs name their function by dotted path. Jobs queued by a version before the layered
 # layout name the old flat modules; the worker renames them, so an upgrade in the middle

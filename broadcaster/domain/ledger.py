@@ -33,6 +33,10 @@ STATES = (
     "skipped",
 )
 
+# What a delivery record shows of a call's callbacks: the final status, who answered, how
+# long, whether a machine got the short message, the key pressed.
+CALL_DETAILS = ("receipt", "answered_by", "duration", "left_message", "pressed", "pressed_at")
+
 # Lua's redis.call costs about as much as the command itself: per recipient, a script
 # reads and sets the state, and every other write (counts, index, leases, the reached set)
 # is gathered and made once per call, in chunks that stay within Lua's stack.
@@ -379,6 +383,8 @@ class Ledger:
                     "fallback_from": record.get("fallback_from"),
                     # Escalation step that sent it (delivery/escalation.py), if one did.
                     "escalation": record.get("escalation"),
+                    # A voice call's course, where it has one (web/hooks/voice.py).
+                    **{key: record[key] for key in CALL_DETAILS if key in record},
                 }
             )
         return records

@@ -91,6 +91,9 @@ class Audience:
     primary_route: str = ""
     # confirm = {within_minutes, escalate}: its people confirm, or get the next channel.
     confirm: ConfirmPlan | None = None
+    # The need label (default locale) of the route a voice call's key 2 dials; "" means
+    # the first route whose contact is a phone number (rendering/voice_text.py).
+    emergency_route: str = ""
 
     def description_in(self, locale: str, default_locale: str) -> str:
         return text_in(self.description, locale, default_locale)
@@ -300,7 +303,15 @@ def parse_plan(data: dict[str, Any], source: str, resolver: Resolver | None = No
         check.known_keys(
             raw,
             key,
-            ("description", "channels", "routes", "internal", "primary_route", "confirm"),
+            (
+                "description",
+                "channels",
+                "routes",
+                "internal",
+                "primary_route",
+                "emergency_route",
+                "confirm",
+            ),
         )
         internal = check.boolean(raw, f"{key}.internal")
         channels = check.channel_list(raw.get("channels", list(CHANNELS)), f"{key}.channels")
@@ -331,6 +342,9 @@ def parse_plan(data: dict[str, Any], source: str, resolver: Resolver | None = No
             internal=internal,
             primary_route=_primary_route(check, raw, key, routes, default_locale),
             confirm=parse_confirm(check, raw.get("confirm"), f"{key}.confirm"),
+            emergency_route=_primary_route(
+                check, raw, key, routes, default_locale, "emergency_route"
+            ),
         )
     if not audiences and "audiences" in data:
         check.fail("audiences", "declare at least one audience")
@@ -374,16 +388,21 @@ def parse_plan(data: dict[str, Any], source: str, resolver: Resolver | None = No
 
 
 def _primary_route(
-    check: _Checker, raw: dict[str, Any], key: str, routes: list[Route], default_locale: str
+    check: _Checker,
+    raw: dict[str, Any],
+    key: str,
+    routes: list[Route],
+    default_locale: str,
+    name: str = "primary_route",
 ) -> str:
-    """``primary_route = "Billing"``: one of the audience's need labels (default locale)."""
-    value = raw.get("primary_route")
+    """``primary_route = "Billing"`` (or ``name``): one of the audience's need labels."""
+    value = raw.get(name)
     if value is None:
         return ""
     needs = [r.need_for(default_locale, default_locale) for r in routes]
     if not isinstance(value, str) or value not in needs:
         known = ", ".join(repr(n) for n in needs) or "none: the audience has no routes"
-        check.fail(f"{key}.primary_route", f"must be the need of one of its routes ({known})")
+        check.fail(f"{key}.{name}", f"must be the need of one of its routes ({known})")
         return ""
     return value
 

@@ -28,7 +28,8 @@ def _key(secret: str) -> bytes:
 
 
 def _mac(secret: str, body: str) -> str:
-    digest = hmac.new(_key(secret), body.encode(), hashlib.sha256).digest()[:16]
+    # hmac.digest: OpenSSL's one-shot HMAC, a third of hmac.new's cost for the same bytes.
+    digest = hmac.digest(_key(secret), body.encode(), "sha256")[:16]
     return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
 

@@ -61,6 +61,12 @@ COUNTERS: dict[str, tuple[str, str, tuple[str, ...]]] = {
         "Inbound WhatsApp: opt_out, opt_in, confirmed, help, reply, unmatched",
         ("kind",),
     ),
+    "voice_calls": (
+        "broadcaster_voice_calls",
+        "Voice call events: machine (short message left), key_1 (heard), key_2 (connected), "
+        "other_key, no_key",
+        ("event",),
+    ),
     "inbound_email": (
         "broadcaster_inbound_email",
         "Inbound email (SendGrid Inbound Parse): reply, unmatched",

@@ -19,7 +19,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 from broadcaster.domain.announcement import Announcement
 from broadcaster.domain.channel_order import asking_audiences
 from broadcaster.domain.plan import Plan
-from broadcaster.rendering import contacts, exercise, segments, whatsapp
+from broadcaster.rendering import contacts, exercise, segments, voice_text, whatsapp
 from broadcaster.rendering.clock import format_time, zone_note
 from broadcaster.rendering.compose_text import (
     announcement_parts,
@@ -198,6 +198,9 @@ class Renderer:
             return self._sms(announcement, ctx, language)
         if channel == "whatsapp":  # a template and free text: rendering/whatsapp.py
             return whatsapp.render(self, announcement, audiences, language, ctx)
+        if channel == "voice":  # composed for listening: no links, numbers spelled
+            content, measures = voice_text.texts(self.plan, announcement, audiences, ctx, language)
+            return Rendering(content, language, measures)
         if channel in segments.SOCIAL_LIMITS:
             return self._social(channel, ctx, language)
         if channel == "banner":

@@ -240,6 +240,16 @@ def _warnings(channel: str, audience: str, locale: str, measures: dict[str, Any]
         )
     if "template" in measures and measures["template"] is None:
         out.append(f"{where}: no WhatsApp template: only people who wrote within 24 hours")
+    if "spoken_limit" in measures:  # a voice call
+        if measures.get("cut"):
+            out.append(
+                f"{where}: {_fitted(measures)} to fit {measures['spoken_limit']} spoken characters"
+            )
+        if not measures.get("emergency_route"):
+            out.append(
+                f"{where}: no route with a phone number, so the call offers no "
+                '"press 2 to be connected to us"'
+            )
     if "subject_limit" in measures and measures.get("cut"):
         out.append(f"{where}: subject cut to {measures['subject_limit']} characters")
     return out

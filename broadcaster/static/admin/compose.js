@@ -70,6 +70,9 @@
         ' · ' + m.encoding + ' · ' + m.chars + ' characters · at most ' + m.max_segments));
     } else if (channel === 'email') {
       line.textContent = 'Subject ' + m.subject_length + ' of ' + m.subject_limit + ' characters';
+    } else if (channel === 'voice') {
+      line.textContent = m.length + ' of ' + m.limit + ' characters · read twice: about ' +
+        m.seconds + ' s before the keys';
     } else if (m.limit) {
       line.textContent = m.length + ' of ' + m.limit + ' characters';
     }
@@ -89,6 +92,10 @@
     var content = item.content || {};
     if (content.subject) { card.appendChild(el('p', 'subject', content.subject)); }
     card.appendChild(el('pre', 'message', content.text || ''));
+    if (item.channel === 'voice') {  // what follows the message, and what a machine hears
+      card.appendChild(el('p', 'prompt', content.prompt || ''));
+      card.appendChild(el('p', 'short', 'Answering machine: ' + (content.short || '')));
+    }
     return card;
   }
 

@@ -237,6 +237,22 @@ class DeliveryOut(Schema):
         allow_none=True,
         metadata={"description": "sent by escalation step N: the person had not confirmed"},
     )
+    # A voice call's course (web/hooks/voice.py).
+    receipt = fields.String(
+        allow_none=True, metadata={"description": "the provider's final status (a receipt)"}
+    )
+    answered_by = fields.String(
+        allow_none=True,
+        metadata={"description": "voice: human, machine_end_beep… (answering-machine detection)"},
+    )
+    duration = fields.String(allow_none=True, metadata={"description": "voice: seconds"})
+    left_message = fields.Boolean(
+        allow_none=True, metadata={"description": "voice: the short message went to a machine"}
+    )
+    pressed = fields.String(
+        allow_none=True, metadata={"description": "voice: the latest key pressed (1, 2, …)"}
+    )
+    pressed_at = fields.Float(allow_none=True)
     updated_at = fields.Float(allow_none=True)
 
 
