@@ -175,8 +175,11 @@ def _refuse_missing(plan: Plan, personal: Mapping[str, Channel]) -> None:
     """
     for name, channel in personal.items():
         missing = getattr(channel, "missing", "")
-        named = any(name in chosen for chosen in plan.channels_by_severity.values()) or (
-            name in plan.fallback or name in plan.fallback.values()
+        named = (
+            any(name in chosen for chosen in plan.channels_by_severity.values())
+            or (name in plan.fallback or name in plan.fallback.values())
+            # Escalation to it (an audience's confirm.escalate) must work when it is due.
+            or any(a.confirm and name in a.confirm.escalate for a in plan.audiences.values())
         )
         if missing and named:
             raise ChannelConfigError(f"{missing} (the crisis plan {plan.source} names it)")

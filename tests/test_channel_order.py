@@ -332,3 +332,23 @@ def test_a_self_subscriber_may_put_a_channel_first(make_app, tokens, twilio, sen
     sms(client, "+31612345501", "YES")
     [person] = client.get("/api/v1/subscribers", headers=tokens["admin"]).get_json()["items"]
     assert person["channels"] == ["sms", "email"]
+
+
+def test_escalating_to_whatsapp_needs_its_template() -> None:
+    data = plan_with(within_minutes=15, escalate=["whatsapp"])
+    with pytest.raises(PlanError) as caught:
+        parse_plan(data, "plan.toml")
+    assert "audiences.medical.confirm.escalate names whatsapp" in str(caught.value)
+
+
+def test_escalating_to_voice_needs_a_number_that_calls(make_app, tmp_path: Path) -> None:
+    from channels import ChannelConfigError
+
+    plan = tmp_path / "plan.toml"
+    plan.write_text(BASE.replace('escalate = ["sms"]', 'escalate = ["sms", "voice"]'), "utf-8")
+    sms_only = {"TWILIO_FROM": None, "TWILIO_VOICE_FROM": None}
+    sms_only["TWILIO_MESSAGING_SERVICE_SID"] = "MG" + "1" * 32
+    with pytest.raises(ChannelConfigError, match="BROADCASTER_TWILIO_VOICE_FROM"):
+        make_app(PLAN=str(plan), **sms_only)
+    plan.write_text(BASE, "utf-8")  # no voice anywhere: no number needed
+    assert make_app(PLAN=str(plan), **sms_only).extensions["broadcaster"].plan

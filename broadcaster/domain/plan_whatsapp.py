@@ -178,4 +178,9 @@ def whatsapp_uses(
         for source, target in fallback.items()
         if "whatsapp" in (source, target)
     ]
+    uses += [  # escalation to WhatsApp (domain/confirm_plan.py) sends the template too
+        f"audiences.{name}.confirm.escalate"
+        for name, audience in audiences.items()
+        if getattr(audience, "confirm", None) and "whatsapp" in audience.confirm.escalate
+    ]
     return uses
