@@ -24,6 +24,7 @@ from broadcaster.rendering.messages import Renderer
 from broadcaster.services import Services
 from broadcaster.web import (
     admin,
+    confirm,
     errors,
     feeds,
     gate,
@@ -144,6 +145,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         api.register_blueprint(blueprint)
     app.register_blueprint(health_bp)
     app.register_blueprint(unsubscribe.bp)
+    app.register_blueprint(confirm.bp)
     app.register_blueprint(subscribe.bp)
     app.register_blueprint(public.bp)
     app.register_blueprint(feeds.bp)
@@ -173,8 +175,11 @@ def _refuse_missing(plan: Plan, personal: Mapping[str, Channel]) -> None:
     """
     for name, channel in personal.items():
         missing = getattr(channel, "missing", "")
-        named = any(name in chosen for chosen in plan.channels_by_severity.values()) or (
-            name in plan.fallback or name in plan.fallback.values()
+        named = (
+            any(name in chosen for chosen in plan.channels_by_severity.values())
+            or (name in plan.fallback or name in plan.fallback.values())
+            # Escalation to it (an audience's confirm.escalate) must work when it is due.
+            or any(a.confirm and name in a.confirm.escalate for a in plan.audiences.values())
         )
         if missing and named:
             raise ChannelConfigError(f"{missing} (the crisis plan {plan.source} names it)")

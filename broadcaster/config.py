@@ -102,6 +102,8 @@ _NUMERIC: list[tuple[str, str, float]] = [
     # Staff first: at most this many seconds between the brief and the customers, whatever
     # the plan's [staff] lead_seconds (0: customers right after the brief; drills, tests).
     ("STAFF_LEAD_MAX", "BROADCASTER_STAFF_LEAD_MAX", 60),
+    # Seconds in one of a plan's confirm.within_minutes (60; rehearsals and tests shorten it).
+    ("CONFIRM_MINUTE_SECONDS", "BROADCASTER_CONFIRM_MINUTE_SECONDS", 60),
     # Self-subscription (/subscribe): seconds a sign-up waits for its confirmation, and
     # sign-ups per contact and per caller IP within the window (0: no limit).
     ("SUBSCRIBE_CONFIRM_TTL", "BROADCASTER_SUBSCRIBE_CONFIRM_TTL", 24 * 3600),

@@ -80,6 +80,10 @@ class Services:
             senders=self.senders,
         )
 
+    def on_help(self, announcement_id: str, subscriber_id: str) -> None:
+        """Someone asked for help in answer to a confirmation: a job tells staff at once."""
+        queues.enqueue_help(self.redis, announcement_id, subscriber_id)
+
     @property
     def subscribers(self) -> SubscriberStore:
         return SubscriberStore(self.redis)

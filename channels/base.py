@@ -15,6 +15,9 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 
 # Where a message's per-person unsubscribe link goes (a SendGrid substitution).
 UNSUBSCRIBE_PLACEHOLDER = "-unsubscribe_url-"
+# Where a message's per-person confirm link goes (an announcement that asks to confirm;
+# the sign-up messages have their own "-confirm_url-").
+CONFIRM_PLACEHOLDER = "-answer_url-"
 
 
 class ChannelConfigError(Exception):

@@ -192,7 +192,7 @@ class FakeSendGrid(FakeProvider):
             problems.append(f"{len(personalizations)} personalizations (must be 1..1000)")
         placeholders = {
             token
-            for token in ("-unsubscribe_url-",)
+            for token in ("-unsubscribe_url-", "-confirm_url-", "-answer_url-")
             if any(token in (c.get("value") or "") for c in data.get("content") or [])
         }
         for p in personalizations:

@@ -264,7 +264,7 @@ BROKEN_PLANS = [
         [
             "audiences.business.chanels: unknown key "
             "(expected one of: description, channels, routes, internal, primary_route, "
-            "emergency_route)"
+            "emergency_route, confirm)"
         ],
     ),
     (

@@ -18,9 +18,10 @@ from dataclasses import replace
 from typing import Any
 
 from broadcaster.delivery import drill_guard, outcomes, pacing, publishing, queues, staff, stopping
+from broadcaster.delivery.escalation import start as ask_to_confirm
 from broadcaster.delivery.recovery import CLAIM_LEASE, LeaseKeeper
 from broadcaster.delivery.staff import ledger_id as staff_ledger
-from broadcaster.domain import all_clear, whatsapp_consent
+from broadcaster.domain import all_clear, confirm_links, whatsapp_consent
 from broadcaster.domain import unsubscribe_links as unsubscribe
 from broadcaster.domain.announcement import Announcement
 from broadcaster.domain.incidents import closes
@@ -28,7 +29,7 @@ from broadcaster.domain.ledger import Ledger
 from broadcaster.rendering import exercise, staff_message, whatsapp
 from broadcaster.services import Services, services
 from channels import CONTACT_FIELD
-from channels.base import UNSUBSCRIBE_PLACEHOLDER, Outgoing
+from channels.base import CONFIRM_PLACEHOLDER, UNSUBSCRIBE_PLACEHOLDER, Outgoing
 
 log = logging.getLogger(__name__)
 
@@ -107,6 +108,8 @@ def _fan_out(svc: Services, announcement: Announcement) -> dict[str, int]:
         if ids:
             queues.enqueue_batch(svc.redis, announcement_id, channel, ids)
     totals["public"] = publishing.plan_public(svc, announcement, ledger)
+    # An audience that must confirm: who was asked, and when to escalate.
+    ask_to_confirm(svc, announcement)
     log.info("planned %s: %s", announcement_id, totals)
     return totals
 
@@ -178,6 +181,9 @@ def send_batch(
         personal = {}
         if sender.unsubscribe_link:
             personal[UNSUBSCRIBE_PLACEHOLDER] = unsubscribe.link(secret, public_url, sid)
+        if CONFIRM_PLACEHOLDER in rendered[key].get("text", ""):  # it asks to confirm
+            link = confirm_links.link(secret, public_url, announcement_id, sid)
+            personal[CONFIRM_PLACEHOLDER] = link
         content = rendered[key]
         if channel == "whatsapp":
             content = whatsapp.choose(content, sid in windows)
@@ -401,7 +407,6 @@ class _Run:
             )
         finally:
             self.keeper.drop(claimed)
-        fallback = self.svc.plan.fallback.get(self.channel)
         with self._lock:
             for result in results:
                 if result.extra.get("stopped"):  # never sent: back to the queue's front
@@ -417,7 +422,7 @@ class _Run:
                 elif result.outcome == "retry":
                     self.retry_ids.append(result.subscriber_id)
                     self.retry_after = max(self.retry_after, result.retry_after or 0.0)
-                elif result.outcome == "failed" and fallback:
+                elif result.outcome == "failed":  # their next channel, or the plan's fallback
                     self.fallback.append(result.subscriber_id)
 
     def _stop(self, unit: list[str]) -> None:

@@ -61,30 +61,48 @@ def fall_back(
     ids: list[str],
     for_staff: bool = False,
 ) -> None:
-    """Send by the plan's fallback channel (``fallback = {sms = "email"}``) what failed for good.
+    """Send what failed for good by the person's next channel, else the plan's fallback.
 
+    The next channel is the one after ``channel`` in the person's own order
+    (domain/channel_order.py), else the plan's ``policy.fallback`` (``{sms = "email"}``).
     Only to people who have that contact, did not opt out of it and, if they chose their
-    channels, chose it too; both deliveries say so. Someone who already gets this
-    announcement by that channel gets nothing more.
+    channels, chose it too; both deliveries say so. Someone who already has a delivery of
+    this announcement by that channel gets nothing more.
     """
-    other = svc.plan.fallback[channel]
     people = svc.subscribers.get_many(ids)
+    by_target: dict[str, list[str]] = {}
+    for sid in ids:
+        person = people.get(sid)
+        target = _next_channel(person, channel, svc.plan.fallback.get(channel)) if person else None
+        if target:
+            by_target.setdefault(target, []).append(sid)
+    for other, able in by_target.items():
+        new = ledger.enqueue(other, able)
+        ledger.note(channel, {sid: {"fallback": other} for sid in new})
+        ledger.note(other, {sid: {"fallback_from": channel} for sid in new})
+        if new:
+            log.info("%s of %s: %d fall back to %s", channel, announcement_id, len(new), other)
+            queues.enqueue_batch(svc.redis, announcement_id, other, new, for_staff=for_staff)
 
-    def reachable(person: dict[str, Any]) -> bool:
+
+def _next_channel(person: dict[str, Any], channel: str, plan_next: str | None) -> str | None:
+    """The channel a failure on ``channel`` moves on to for this person (None: none)."""
+
+    def reachable(other: str) -> bool:
         chosen = person.get("channels")
         return bool(
-            person.get(CONTACT_FIELD[other])
+            other in CONTACT_FIELD
+            and person.get(CONTACT_FIELD[other])
             and other not in (person.get("opt_outs") or [])
             and (not chosen or other in chosen)
         )
 
-    able = [sid for sid in ids if sid in people and reachable(people[sid])]
-    new = ledger.enqueue(other, able)
-    ledger.note(channel, {sid: {"fallback": other} for sid in new})
-    ledger.note(other, {sid: {"fallback_from": channel} for sid in new})
-    if new:
-        log.info("%s of %s: %d fall back to %s", channel, announcement_id, len(new), other)
-        queues.enqueue_batch(svc.redis, announcement_id, other, new, for_staff=for_staff)
+    order = person.get("channels") or []
+    if channel in order:
+        for other in order[order.index(channel) + 1 :]:
+            if reachable(other):
+                return other
+    return plan_next if plan_next and reachable(plan_next) else None
 
 
 def retry_later(

@@ -294,3 +294,35 @@ def enqueue_ticket(
         [reply, attempt, only],
         delay,
     )
+
+
+def enqueue_escalation(r: redis.Redis, announcement_id: str, step: int, due: float) -> None:
+    """Schedule escalation ``step`` of an announcement that asks to confirm for ``due``.
+
+    On the promises queue, like a promise's reminder: it waits in Redis for its time and
+    RQ's scheduler moves it to the queue then. One job per announcement and step (job id).
+    """
+    when = datetime.fromtimestamp(math.ceil(due), tz=UTC)  # never a second early
+    queue(r, PROMISE_QUEUE).enqueue_at(
+        when,
+        "broadcaster.delivery.escalation.step_job",
+        announcement_id,
+        step,
+        job_id=f"confirm-{announcement_id}-{step}",
+        retry=_retry(),
+        result_ttl=_RESULT_TTL,
+        failure_ttl=_FAILURE_TTL,
+    )
+
+
+def enqueue_help(
+    r: redis.Redis, announcement_id: str, subscriber_id: str, attempt: int = 1, delay: float = 0
+) -> None:
+    """Enqueue the job that tells staff a person answered HELP (at once, before the rest)."""
+    _enqueue(
+        queue(r, PUBLIC_QUEUE),
+        "broadcaster.delivery.escalation.help_job",
+        [announcement_id, subscriber_id, attempt],
+        delay,
+        at_front=True,
+    )

@@ -22,6 +22,7 @@ import redis
 from broadcaster.domain import visibility
 from broadcaster.domain.announcement import Announcement
 from broadcaster.domain.announcements import AnnouncementStore
+from broadcaster.domain.channel_order import asking_audiences
 from broadcaster.domain.incidents import closes
 from broadcaster.domain.ledger import Ledger
 from broadcaster.domain.plan import Plan
@@ -166,8 +167,9 @@ def _by_audience(
 ) -> Choices:
     send: dict[str, list[str]] = {}
     skip: dict[str, list[str]] = {}
+    asking = asking_audiences(plan, announcement, announcement.audiences)
     for sid, person in people.items():
-        to, out = channels_for(person, announcement, plan)
+        to, out = channels_for(person, announcement, plan, asking)
         for channel in to:
             send.setdefault(channel, []).append(sid)
         for channel in out:

@@ -381,6 +381,8 @@ class Ledger:
                     # Plan fallback: the channel this went on to / came from.
                     "fallback": record.get("fallback"),
                     "fallback_from": record.get("fallback_from"),
+                    # Escalation step that sent it (delivery/escalation.py), if one did.
+                    "escalation": record.get("escalation"),
                     # A voice call's course, where it has one (web/hooks/voice.py).
                     **{key: record[key] for key in CALL_DETAILS if key in record},
                 }

@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from broadcaster.domain import text_policy
 from broadcaster.domain.components import Component, parse_components
+from broadcaster.domain.confirm_plan import ConfirmPlan, parse_confirm
 from broadcaster.domain.drill_plan import DrillPlan, parse_drills
 from broadcaster.domain.incidents import SEVERITIES
 from broadcaster.domain.monitoring_rules import Monitoring, parse_monitoring
@@ -88,6 +89,8 @@ class Audience:
     # The need label (default locale) of the route short texts show when the announcement
     # names no need; "" means the first route.
     primary_route: str = ""
+    # confirm = {within_minutes, escalate}: its people confirm, or get the next channel.
+    confirm: ConfirmPlan | None = None
     # The need label (default locale) of the route a voice call's key 2 dials; "" means
     # the first route whose contact is a phone number (rendering/voice_text.py).
     emergency_route: str = ""
@@ -300,7 +303,15 @@ def parse_plan(data: dict[str, Any], source: str, resolver: Resolver | None = No
         check.known_keys(
             raw,
             key,
-            ("description", "channels", "routes", "internal", "primary_route", "emergency_route"),
+            (
+                "description",
+                "channels",
+                "routes",
+                "internal",
+                "primary_route",
+                "emergency_route",
+                "confirm",
+            ),
         )
         internal = check.boolean(raw, f"{key}.internal")
         channels = check.channel_list(raw.get("channels", list(CHANNELS)), f"{key}.channels")
@@ -330,6 +341,7 @@ def parse_plan(data: dict[str, Any], source: str, resolver: Resolver | None = No
             routes=tuple(routes),
             internal=internal,
             primary_route=_primary_route(check, raw, key, routes, default_locale),
+            confirm=parse_confirm(check, raw.get("confirm"), f"{key}.confirm"),
             emergency_route=_primary_route(
                 check, raw, key, routes, default_locale, "emergency_route"
             ),

@@ -34,6 +34,7 @@ FIELDS: dict[str, str] = {
     "updated": "when it was published, in the plan's time zone",
     "next_update": "the promised next update time (or a dash)",
     "route": "the route for the announcement's need: need, contact and hours",
+    "confirm": "the request to reply 1/OK or 2/HELP where the audience must confirm, else -",
 }
 # Twilio's Content SIDs: HX and 32 hex digits.
 CONTENT_SID = re.compile(r"HX[0-9a-fA-F]{32}")
@@ -176,5 +177,10 @@ def whatsapp_uses(
         f"policy.fallback.{source}"
         for source, target in fallback.items()
         if "whatsapp" in (source, target)
+    ]
+    uses += [  # escalation to WhatsApp (domain/confirm_plan.py) sends the template too
+        f"audiences.{name}.confirm.escalate"
+        for name, audience in audiences.items()
+        if getattr(audience, "confirm", None) and "whatsapp" in audience.confirm.escalate
     ]
     return uses

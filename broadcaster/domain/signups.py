@@ -70,6 +70,7 @@ class Signup:
     components: tuple[str, ...] = ()
     code: str = ""
     subscriber_id: str = ""  # "already": who is subscribed (for their unsubscribe link)
+    first: bool = False  # "contact me here first": this channel heads their channel order
 
     def to_redis(self) -> dict[str, str]:
         return {
@@ -81,6 +82,7 @@ class Signup:
             "components": ",".join(self.components),
             "code": self.code,
             "subscriber_id": self.subscriber_id,
+            "first": "1" if self.first else "",
         }
 
     @classmethod
@@ -95,6 +97,7 @@ class Signup:
             components=tuple(c for c in data.get("components", "").split(",") if c),
             code=data.get("code", ""),
             subscriber_id=data.get("subscriber_id", ""),
+            first=data.get("first") == "1",
         )
 
 
@@ -155,7 +158,7 @@ class SignupService:
         if not isinstance(body, dict):
             raise ValidationError({"_schema": ["send a JSON object"]})
         errors: dict[str, list[str]] = {}
-        allowed = ("email", "phone", "locale", "components")
+        allowed = ("email", "phone", "locale", "components", "first")
         unknown = [k for k in body if k not in allowed]
         if unknown:
             errors[str(unknown[0])[:64]] = [f"unknown field (known: {', '.join(allowed)})"]
@@ -185,6 +188,10 @@ class SignupService:
         if problem:
             errors["components"] = [problem]
         out["components"] = components
+        first = body.get("first", False)
+        if not isinstance(first, bool):
+            errors["first"] = ["must be true or false"]
+        out["first"] = first is True
         if errors:
             raise ValidationError(errors)
         return out
@@ -216,6 +223,7 @@ class SignupService:
             and audience in person["audiences"]
             and channel not in person["opt_outs"]
             and list(wanted["components"]) == list(person.get("components") or [])
+            and not (wanted["first"] and (person.get("channels") or [""])[0] != channel)
         ):
             # Subscribed already, to the same: tell only them, subscribe nobody again.
             signup = Signup(
@@ -231,6 +239,7 @@ class SignupService:
                 wanted["locale"],
                 tuple(wanted["components"]),
                 code=code if channel == "sms" else "",
+                first=wanted["first"],
             )
         pipe = self.r.pipeline(transaction=True)
         pipe.hset(_key(signup_id), mapping=signup.to_redis())
@@ -337,9 +346,10 @@ class SignupService:
             field: signup.contact,
             "locale": signup.locale,
             "audiences": audiences,
-            # Someone imported with a preference adds this channel to it; new people
+            # Someone imported with a preference adds this channel to it — at the head of
+            # their order if they asked for it first, else after their own — new people
             # confirmed this one channel.
-            "channels": sorted({*preference, signup.channel}) if preference else [signup.channel],
+            "channels": _ordered(preference, signup.channel, signup.first),
             "components": list(signup.components),
         }
         if person.get("external_id"):
@@ -349,3 +359,13 @@ class SignupService:
             # They unsubscribed once and have now confirmed again: that is an opt-in.
             store.set_opt_outs(subscriber_id, [signup.channel], opted_out=False, at=time.time())
         return subscriber_id
+
+
+def _ordered(preference: list[str] | None, channel: str, first: bool) -> list[str]:
+    """A self-subscriber's channel order once ``channel`` is confirmed (an order: plan.md)."""
+    if not preference:
+        return [channel]
+    rest = [c for c in preference if c != channel]
+    return (
+        [channel, *rest] if first else [*rest, channel] if channel not in preference else preference
+    )

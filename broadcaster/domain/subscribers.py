@@ -16,12 +16,11 @@ from email_validator import EmailNotValidError, validate_email
 from marshmallow import Schema, ValidationError, fields, post_load, validates_schema
 
 from broadcaster.domain import opt_outs, whatsapp_consent
-from broadcaster.domain.announcement import Announcement
-from broadcaster.domain.component_choice import announcement_components, touches
+from broadcaster.domain.channel_order import channels_for as channels_for  # lives there now
 from broadcaster.domain.contact_checks import plain_email
 from broadcaster.domain.phone_numbers import PhonePolicy
 from broadcaster.domain.plan import Plan
-from channels import CONTACT_FIELD, PERSONAL
+from channels import PERSONAL
 
 ALL_KEY = "bc:subs"
 INDEX_KEY = "bc:subx"
@@ -115,9 +114,14 @@ class SubscriberRow(Schema):
         elif unknown:
             known = ", ".join(self.plan.audiences)
             errors["audiences"] = [f"unknown audience {unknown[0]!r} (known: {known})"]
-        bad = [c for c in data.get("channels") or [] if c not in PERSONAL]
+        chosen = data.get("channels") or []
+        bad = [c for c in chosen if c not in PERSONAL]
         if bad:
             errors["channels"] = [f"unknown channel {bad[0]!r} (known: {', '.join(PERSONAL)})"]
+        elif len(set(chosen)) < len(chosen):
+            # The list is an order (docs/api.md#channel-order): a channel has one place in it.
+            twice = next(c for c in chosen if chosen.count(c) > 1)
+            errors["channels"] = [f"{twice!r} is named twice (the list is an order)"]
         at, source = data.pop("whatsapp_opt_in_at", None), data.pop("whatsapp_opt_in_source", None)
         if at is not None or source is not None:
             try:
@@ -156,6 +160,7 @@ class SubscriberRow(Schema):
                 or (type(channels) is list and all(type(c) is str for c in channels))
             )
             and not set(channels or ()) - _PERSONAL
+            and len(set(channels or ())) == len(channels or ())
             and (external_id is None or 0 < len(external_id) <= 200)
             and (not locale or locale in self.plan.locales)
             and (email or phone)
@@ -440,28 +445,3 @@ def _decode(raw: dict[bytes, bytes]) -> dict[str, Any]:
         "whatsapp_opt_in_at": float(get(b"whatsapp_opt_in_at") or 0) or None,
         "whatsapp_opt_in_source": (get(b"whatsapp_opt_in_source") or b"").decode() or None,
     }
-
-
-def channels_for(
-    subscriber: dict[str, Any], announcement: Announcement, plan: Plan
-) -> tuple[list[str], list[str]]:
-    """One person's channels: (to send, opted out).
-
-    Announcement ∩ their audiences' channels ∩ their own preference ∩ the contacts they have;
-    opted-out channels are returned apart, to be recorded as skipped. Someone who chose
-    components hears only of announcements that touch one of them.
-    """
-    if not touches(announcement_components(announcement), subscriber.get("components")):
-        return [], []
-    wanted = set(announcement.channels)
-    audience_channels: set[str] = set()
-    for name in set(subscriber["audiences"]) & set(announcement.audiences):
-        audience = plan.audiences.get(name)
-        if audience:
-            audience_channels.update(audience.channels)
-    wanted &= audience_channels
-    if subscriber.get("channels"):
-        wanted &= set(subscriber["channels"])
-    reachable = sorted(c for c in wanted if c in CONTACT_FIELD and subscriber.get(CONTACT_FIELD[c]))
-    opted_out = set(subscriber.get("opt_outs") or [])
-    return [c for c in reachable if c not in opted_out], [c for c in reachable if c in opted_out]

@@ -52,7 +52,8 @@ COUNTERS: dict[str, tuple[str, str, tuple[str, ...]]] = {
     ),
     "inbound_sms": (
         "broadcaster_inbound_sms",
-        "Inbound SMS: opt_out, opt_in, confirm (a sign-up), reply, unmatched",
+        "Inbound SMS: opt_out, opt_in, confirm (a sign-up), confirmed or help (an answer to "
+        "an announcement that asks to confirm), reply, unmatched",
         ("kind",),
     ),
     "inbound_whatsapp": (
@@ -127,6 +128,16 @@ COUNTERS: dict[str, tuple[str, str, tuple[str, ...]]] = {
         "broadcaster_helpdesk_syncs",
         "Saved replies (macros, canned responses) synced per helpdesk: ok, retry or failed",
         ("helpdesk", "outcome"),
+    ),
+    "confirmations": (
+        "broadcaster_confirmations",
+        "Answers to announcements that ask to confirm: confirmed or help, by the channel",
+        ("answer", "channel"),
+    ),
+    "escalations": (
+        "broadcaster_escalations",
+        "Messages sent because someone had not confirmed in time, by channel",
+        ("channel",),
     ),
     "reply_tickets": (
         "broadcaster_reply_tickets",

@@ -17,6 +17,7 @@ from typing import Any
 import regex
 
 from broadcaster.domain.plan import Plan, Route
+from broadcaster.rendering.i18n import N_
 from broadcaster.rendering.segments import ELLIPSIS, shorten
 
 # How a part may be fitted when it does not fit whole.
@@ -219,3 +220,17 @@ def announcement_parts(
     if link:
         parts.append(Part("link", link, MUST, sep=link_sep))
     return parts
+
+
+# What a short text to an audience that must confirm asks (domain/confirmations.py reads
+# the reply); always placed, like the link: it is what the message is for.
+CONFIRM_ASK = N_("Reply 1 or OK to confirm, 2 or HELP if you need us.")
+
+
+def with_confirm(parts: list[Part], ctx: dict[str, Any]) -> list[Part]:
+    """``parts`` with the request to confirm before the link, when the audience asks."""
+    if not ctx.get("confirm"):
+        return parts
+    ask = Part("confirm", ctx["_"](CONFIRM_ASK), MUST)
+    has_link = bool(parts) and parts[-1].name == "link"
+    return [*parts[:-1], ask, parts[-1]] if has_link else [*parts, ask]

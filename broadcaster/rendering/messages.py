@@ -17,14 +17,20 @@ from flask import Flask
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from broadcaster.domain.announcement import Announcement
+from broadcaster.domain.channel_order import asking_audiences
 from broadcaster.domain.plan import Plan
 from broadcaster.rendering import contacts, exercise, segments, voice_text, whatsapp
 from broadcaster.rendering.clock import format_time, zone_note
-from broadcaster.rendering.compose_text import announcement_parts, compose, route_for
+from broadcaster.rendering.compose_text import (
+    announcement_parts,
+    compose,
+    route_for,
+    with_confirm,
+)
 from broadcaster.rendering.corrections import correction_note
 from broadcaster.rendering.i18n import N_, gettext_for
 from channels import PERSONAL
-from channels.base import UNSUBSCRIBE_PLACEHOLDER
+from channels.base import CONFIRM_PLACEHOLDER, UNSUBSCRIBE_PLACEHOLDER
 
 SUBJECT_MAX = PERSONAL["email"].subject_max
 # Marked for extraction: ``_()`` of a variable would not be found by ``pybabel extract``.
@@ -169,6 +175,9 @@ class Renderer:
             # The one route short texts show: the need this announcement is about.
             "route": route_for(self.plan, audiences, locale, announcement.need),
             "unsubscribe_url": UNSUBSCRIBE_PLACEHOLDER,
+            # An audience that must confirm: the message asks for the reply (or the click).
+            "confirm": bool(asking_audiences(self.plan, announcement, audiences)),
+            "confirm_url": CONFIRM_PLACEHOLDER,
         }
 
     def _template(self, name: str, ctx: dict[str, Any]) -> str:
@@ -242,7 +251,7 @@ class Renderer:
 
     def _sms(self, announcement: Announcement, ctx: dict[str, Any], language: str) -> Rendering:
         head = _marked(ctx, one_line(self.plan.organisation)) + ":"
-        parts = announcement_parts(ctx, head, self.status_url)
+        parts = with_confirm(announcement_parts(ctx, head, self.status_url), ctx)
         cap = self.plan.sms_max_segments
         # "..." even in UCS-2 (two units more): "…" would turn a GSM-7 message into UCS-2 and
         # cut the segment size from 153 to 67.

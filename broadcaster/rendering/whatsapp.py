@@ -19,7 +19,13 @@ from typing import TYPE_CHECKING, Any
 
 from broadcaster.domain.announcement import Announcement
 from broadcaster.domain.plan_whatsapp import Template
-from broadcaster.rendering.compose_text import announcement_parts, compose, one_line
+from broadcaster.rendering.compose_text import (
+    CONFIRM_ASK,
+    announcement_parts,
+    compose,
+    one_line,
+    with_confirm,
+)
 from broadcaster.rendering.segments import ELLIPSIS, shorten
 
 if TYPE_CHECKING:
@@ -51,6 +57,8 @@ _FIELD_VALUES: dict[str, Callable[[dict[str, Any]], str]] = {
     "updated": lambda ctx: ctx["updated"],
     "next_update": lambda ctx: ctx["next_update"],
     "route": _route,
+    # The request to confirm when the audience asks (else a dash): domain/confirm_plan.py.
+    "confirm": lambda ctx: ctx["_"](CONFIRM_ASK) if ctx.get("confirm") else "",
 }
 
 
@@ -83,7 +91,7 @@ def free_text(renderer: Renderer, ctx: dict[str, Any]) -> tuple[str, dict[str, A
     head = (f"{ctx['exercise']}: " if ctx.get("exercise") else "") + one_line(
         renderer.plan.organisation
     )
-    parts = announcement_parts(ctx, head + ":", renderer.status_url, "\n")
+    parts = with_confirm(announcement_parts(ctx, head + ":", renderer.status_url, "\n"), ctx)
     text = compose(parts, lambda s: len(s) <= TEXT_MAX)
     return text.text, {"length": len(text.text), "limit": TEXT_MAX, **text.measures()}
 

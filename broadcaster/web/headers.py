@@ -38,7 +38,16 @@ DATA_CSP = "default-src 'none'; frame-ancestors 'none'"
 
 # Answers that depend on who asks: never kept by a browser or a shared cache.
 # /subscribe: its forms carry a CSRF token, its confirmation links a signed token.
-PRIVATE_PREFIXES = ("/admin", "/api/", "/hooks/", "/unsubscribe/", "/subscribe", "/metrics")
+# /confirm/: its links carry a signed token naming a person.
+PRIVATE_PREFIXES = (
+    "/admin",
+    "/api/",
+    "/hooks/",
+    "/unsubscribe/",
+    "/confirm/",
+    "/subscribe",
+    "/metrics",
+)
 # Except the Statuspage-compatible read API: public documents, the same for everyone.
 PUBLIC_API_PREFIX = "/api/v2/"
 STATIC_ENDPOINTS = ("static", "admin.static")  # CSS and JS: the same for everyone

@@ -20,7 +20,7 @@ from flask import Blueprint, current_app, render_template, request
 from flask.typing import ResponseReturnValue
 from flask_wtf import FlaskForm
 from marshmallow import ValidationError
-from wtforms import SelectField, StringField
+from wtforms import BooleanField, SelectField, StringField
 from wtforms.validators import Length, Optional
 
 from broadcaster.domain.component_choice import known_components
@@ -40,6 +40,7 @@ class SignupForm(FlaskForm):
     phone = StringField(validators=[Optional(), Length(max=40)])
     locale = SelectField(validate_choice=False)
     components = CheckboxesField(validate_choice=False)
+    first = BooleanField()  # "contact me here first": heads their channel order
 
 
 class CodeForm(FlaskForm):
@@ -94,6 +95,7 @@ def signup() -> ResponseReturnValue:
                 "phone": form.phone.data or None,
                 "locale": locale,
                 "components": form.components.data or [],
+                "first": bool(form.first.data),
             }
             try:
                 svc.signups.request(body, client_ip())

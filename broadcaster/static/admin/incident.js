@@ -68,5 +68,39 @@
     });
   }
 
+  // Confirmations (an audience that must confirm): the counts follow the answers and the
+  // escalation until it is over (GET the incident every 3 s).
+  function watchConfirmations(table) {
+    var url = table.getAttribute('data-live-confirmations');
+    var id = table.getAttribute('data-announcement');
+
+    function tick() {
+      fetch(url, { credentials: 'same-origin', headers: { Accept: 'application/json' } })
+        .then(function (response) { return response.ok ? response.json() : null; })
+        .then(function (incident) {
+          if (!incident) { return; } // signed out or gone: stop quietly
+          var found = (incident.confirmations || []).filter(function (c) {
+            return c.announcement_id === id;
+          })[0];
+          if (!found) { return; }
+          Object.keys(found.counts).forEach(function (name) {
+            var cell = table.querySelector('td[data-count="' + CSS.escape(name) + '"]');
+            var value = String(found.counts[name]);
+            if (cell && cell.textContent !== value) { cell.textContent = value; }
+          });
+          if (found.finished) {
+            table.setAttribute('data-live', 'settled');
+          } else {
+            table.setAttribute('data-live', 'polling');
+            setTimeout(tick, CONFIRM_EVERY);
+          }
+        })
+        .catch(function () { setTimeout(tick, CONFIRM_EVERY * 2); });
+    }
+    tick();
+  }
+
+  var CONFIRM_EVERY = 3000;
   document.querySelectorAll('table[data-live-counts]').forEach(watch);
+  document.querySelectorAll('table[data-live-confirmations]').forEach(watchConfirmations);
 }());

@@ -18,7 +18,8 @@ from broadcaster.rendering.countdown import countdown, overdue
 from broadcaster.services import services
 from broadcaster.web.admin.blueprint import bp, render_items
 from broadcaster.web.admin.forms import WithdrawForm
-from broadcaster.web.admin.guard import signed_in
+from broadcaster.web.admin.guard import principal, signed_in
+from broadcaster.web.confirmation_view import incident_confirmations
 from broadcaster.web.hooks.alerts import incident_events
 from broadcaster.web.hooks.inbound import replies
 
@@ -114,6 +115,10 @@ def incident_page(incident_id: str, withdraw_forms: dict[str, Any] | None = None
         countdown=countdown,
         overdue=overdue,
         replies=replies(svc.redis, incident_id),
+        confirmations=incident_confirmations(
+            svc, incident_id, show_contacts=principal().may("subscribers")
+        ),
+        titles=titles,
         monitoring=incident_events(svc, incident_id),
         helpdesks=helpdesk_sync.status(svc, incident_id),
         # A drill's incident: the strip offers to end the drill while it runs.

@@ -13,6 +13,7 @@ from broadcaster.services import services
 from broadcaster.web.api import reading_schemas, schemas
 from broadcaster.web.api.paging import page_links
 from broadcaster.web.auth import require, requires
+from broadcaster.web.confirmation_view import incident_confirmations
 from broadcaster.web.hooks.alerts import events, incident_events
 from broadcaster.web.hooks.inbound import replies
 
@@ -39,12 +40,15 @@ class Incident(MethodView):
     @blp.response(200, schemas.IncidentOut)
     def get(self, incident_id: str) -> dict[str, Any]:
         """One incident with its whole timeline, oldest announcement first."""
-        require("read")
+        principal = require("read")
         store = services().announcements
         incident = store.get_incident(incident_id)
         return {
             **incident,
             "timeline": store.timeline(incident_id),
+            "confirmations": incident_confirmations(
+                services(), incident_id, show_contacts=principal.may("subscribers")
+            ),
             "monitoring": incident_events(services(), incident_id),
             "replies": replies(services().redis, incident_id),
             "helpdesks": helpdesk_sync.status(services(), incident_id),

@@ -233,6 +233,10 @@ class DeliveryOut(Schema):
     fallback_from = fields.String(
         allow_none=True, metadata={"description": "the channel this delivery stands in for"}
     )
+    escalation = fields.Integer(
+        allow_none=True,
+        metadata={"description": "sent by escalation step N: the person had not confirmed"},
+    )
     # A voice call's course (web/hooks/voice.py).
     receipt = fields.String(
         allow_none=True, metadata={"description": "the provider's final status (a receipt)"}
@@ -307,8 +311,40 @@ class ReplyOut(Schema):
     provider_id = fields.String(allow_none=True)
 
 
+class ToCallOut(Schema):
+    subscriber_id = fields.String()
+    external_id = fields.String(allow_none=True)
+    phone = fields.String(
+        allow_none=True, metadata={"description": "whole with the subscribers permission"}
+    )
+    email = fields.String(allow_none=True)
+    locale = fields.String(allow_none=True)
+    state = fields.String(metadata={"description": "help or unreachable"})
+    answered_by = fields.String(allow_none=True, metadata={"description": "channel of answer"})
+    at = fields.Float(allow_none=True)
+    tried = fields.List(fields.Dict(), metadata={"description": "channel and delivery state"})
+
+
+class ConfirmationOut(Schema):
+    announcement_id = fields.String()
+    counts = fields.Dict(
+        keys=fields.String(),
+        values=fields.Integer(),
+        metadata={"description": "people: asked, waiting, confirmed, help, unreachable, escalated"},
+    )
+    finished = fields.String(
+        allow_none=True, metadata={"description": "why escalation stopped: done, resolved…"}
+    )
+    help = fields.List(fields.Nested(ToCallOut), metadata={"description": "call them back"})
+    unreachable = fields.List(fields.Nested(ToCallOut), metadata={"description": "call them"})
+
+
 class IncidentOut(IncidentSummary):
     timeline = fields.List(fields.Nested(TimelineEntry))
+    confirmations = fields.List(
+        fields.Nested(ConfirmationOut),
+        metadata={"description": "announcements that asked their people to confirm"},
+    )
     monitoring = fields.List(
         fields.Dict(), metadata={"description": "events that opened, updated or resolved it"}
     )

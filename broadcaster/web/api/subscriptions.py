@@ -40,6 +40,9 @@ class SubscriptionIn(Schema):
     email = fields.String(metadata={"description": "an email address"})
     phone = fields.String(metadata={"description": "a mobile number (E.164 or national)"})
     locale = fields.String(metadata={"description": "one of the plan's locales"})
+    first = fields.Boolean(
+        metadata={"description": "contact me by this channel first (heads their channel order)"}
+    )
     components = fields.List(
         fields.String(), metadata={"description": "component ids; none: everything"}
     )

@@ -3,9 +3,10 @@
 A YES (JA, … in any language of the plan) from a number with a pending sign-up confirms
 it (domain/signups.py). An opt-out word (STOP, STOPP, AFMELD… in any language of the plan)
 opts the sender out of SMS through the same helper as the unsubscribe link; START/UNSTOP
-opts them back in. Any other text is kept, append-only, on the incident of the latest
-announcement we texted to that number, and shown in ``GET /api/v1/incidents/{id}`` as
-``replies`` (phone masked).
+opts them back in. A "1"/OK or "2"/HELP to an announcement that asked them to confirm is
+their answer (domain/confirmations.py ``answer``). Any other text is kept, append-only,
+on the incident of the latest announcement we texted to that number, and shown in
+``GET /api/v1/incidents/{id}`` as ``replies`` (phone masked).
 Twilio gets an empty TwiML answer: no automatic reply goes out from here.
 """
 
@@ -26,6 +27,7 @@ from twilio.twiml.messaging_response import MessagingResponse
 from broadcaster.delivery import reply_tickets
 from broadcaster.domain.announcement import Announcement
 from broadcaster.domain.announcements import ANNOUNCEMENTS_KEY
+from broadcaster.domain.confirmations import answer
 from broadcaster.domain.errors import NotFound
 from broadcaster.domain.ledger import Ledger
 from broadcaster.infra import metrics
@@ -207,6 +209,13 @@ def twilio_inbound() -> ResponseReturnValue:
         # Nothing we sent them: Twilio's console keeps the message; we only count it.
         log.info("SMS from %s answers no announcement of ours", mask_contact(phone))
         metrics.count(svc.redis, "inbound_sms", "unmatched")
+        return _twiml()
+    assert subscriber_id is not None
+    # "1"/OK or "2"/HELP to an announcement that asked them to confirm (domain/confirmations.py).
+    confirmed = answer(svc, announcement, subscriber_id, "sms", body)
+    if confirmed:
+        log.info("%s by SMS from %s", confirmed, mask_contact(phone))
+        metrics.count(svc.redis, "inbound_sms", confirmed)
         return _twiml()
     keep_reply(svc, announcement, "sms", phone, subscriber_id, body, message_sid)
     metrics.count(svc.redis, "inbound_sms", "reply")

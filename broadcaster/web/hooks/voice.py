@@ -23,7 +23,7 @@ from typing import Any
 from flask import Blueprint, Response, request
 from flask.typing import ResponseReturnValue
 
-from broadcaster.domain import all_clear
+from broadcaster.domain import all_clear, confirmations
 from broadcaster.domain.announcement import Announcement
 from broadcaster.domain.errors import NotFound
 from broadcaster.domain.ledger import Ledger
@@ -97,15 +97,7 @@ def _note(svc: Services, call: Call, details: dict[str, Any]) -> None:
 def _confirmation(
     svc: Services, announcement: Announcement, sid: str, channel: str, body: str
 ) -> str | None:
-    """The confirmation's answer to a key ("confirmed", "help" or None).
-
-    The confirmations module comes with the confirm-and-escalate work; until it is there,
-    a key press is only recorded.
-    """
-    try:
-        from broadcaster.domain import confirmations  # noqa: PLC0415 - may not exist yet
-    except ImportError:
-        return None
+    """The confirmation's answer to a key ("confirmed", "help" or None)."""
     return confirmations.answer(svc, announcement, sid, channel, body)
 
 

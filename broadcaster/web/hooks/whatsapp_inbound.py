@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any
 
 from flask import Blueprint, request
 from flask.typing import ResponseReturnValue
 
 from broadcaster.domain import whatsapp_consent
 from broadcaster.domain.announcement import Announcement
+from broadcaster.domain.confirmations import answer
 from broadcaster.infra import metrics
 from broadcaster.infra.logs import mask_contact
 from broadcaster.services import Services, services
@@ -48,15 +48,8 @@ START_SOURCE = "WhatsApp START"
 def _confirmation(
     svc: Services, announcement: Announcement, subscriber_id: str, channel: str, body: str
 ) -> str | None:
-    """The confirmation contract's answer ("confirmed", "help") or None: an ordinary reply.
-
-    Guarded until the confirmations module is merged (the lead removes the guard)."""
-    try:
-        from broadcaster.domain.confirmations import answer  # type: ignore[import-not-found]
-    except ImportError:
-        return None
-    result: Any = answer(svc, announcement, subscriber_id, channel, body)
-    return str(result) if result else None
+    """The confirmation contract's answer ("confirmed", "help") or None: an ordinary reply."""
+    return answer(svc, announcement, subscriber_id, channel, body)
 
 
 @bp.post("/twilio/whatsapp/inbound")
