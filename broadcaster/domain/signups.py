@@ -13,7 +13,9 @@ only a message (to that address alone) that it is subscribed already.
 ``SignupService`` is the one way in: it validates, counts the limits, stores the pending
 sign-up and puts its message in the outbox list, waking the sender (``wake_sender``: an
 RQ job, wired in services.py) when none is awake;
-confirming goes through ``confirm`` here, whichever way the person confirms.
+confirming goes through ``confirm`` here, whichever way the person confirms. Which
+channels a confirmed sign-up gives, in what order, and the WhatsApp choice that may ride on
+a phone number: domain/signup_channels.py.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ import redis
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from marshmallow import ValidationError
 
+from broadcaster.domain import signup_channels
 from broadcaster.domain.component_choice import check_choice
 from broadcaster.domain.phone_numbers import PhonePolicy
 from broadcaster.domain.plan import Plan
@@ -71,6 +74,8 @@ class Signup:
     code: str = ""
     subscriber_id: str = ""  # "already": who is subscribed (for their unsubscribe link)
     first: bool = False  # "contact me here first": this channel heads their channel order
+    whatsapp: bool = False  # with a phone: they agree to WhatsApp once the number is confirmed
+    whatsapp_first: bool = False  # … and want it before SMS
 
     def to_redis(self) -> dict[str, str]:
         return {
@@ -83,6 +88,8 @@ class Signup:
             "code": self.code,
             "subscriber_id": self.subscriber_id,
             "first": "1" if self.first else "",
+            "whatsapp": "1" if self.whatsapp else "",
+            "whatsapp_first": "1" if self.whatsapp_first else "",
         }
 
     @classmethod
@@ -98,6 +105,8 @@ class Signup:
             code=data.get("code", ""),
             subscriber_id=data.get("subscriber_id", ""),
             first=data.get("first") == "1",
+            whatsapp=data.get("whatsapp") == "1",
+            whatsapp_first=data.get("whatsapp_first") == "1",
         )
 
 
@@ -158,7 +167,7 @@ class SignupService:
         if not isinstance(body, dict):
             raise ValidationError({"_schema": ["send a JSON object"]})
         errors: dict[str, list[str]] = {}
-        allowed = ("email", "phone", "locale", "components", "first")
+        allowed = ("email", "phone", "locale", "components", "first", *signup_channels.FIELDS)
         unknown = [k for k in body if k not in allowed]
         if unknown:
             errors[str(unknown[0])[:64]] = [f"unknown field (known: {', '.join(allowed)})"]
@@ -192,6 +201,10 @@ class SignupService:
         if not isinstance(first, bool):
             errors["first"] = ["must be true or false"]
         out["first"] = first is True
+        contact = {"email": "email", "phone": "sms"}[given[0]] if len(given) == 1 else None
+        choice, problems = signup_channels.check_whatsapp(body, settings.whatsapp, contact)
+        out.update(choice)
+        errors.update({k: v for k, v in problems.items() if k not in errors})
         if errors:
             raise ValidationError(errors)
         return out
@@ -223,7 +236,7 @@ class SignupService:
             and audience in person["audiences"]
             and channel not in person["opt_outs"]
             and list(wanted["components"]) == list(person.get("components") or [])
-            and not (wanted["first"] and (person.get("channels") or [""])[0] != channel)
+            and signup_channels.unchanged(person, wanted)
         ):
             # Subscribed already, to the same: tell only them, subscribe nobody again.
             signup = Signup(
@@ -240,6 +253,8 @@ class SignupService:
                 tuple(wanted["components"]),
                 code=code if channel == "sms" else "",
                 first=wanted["first"],
+                whatsapp=wanted["whatsapp"],
+                whatsapp_first=wanted["whatsapp_first"],
             )
         pipe = self.r.pipeline(transaction=True)
         pipe.hset(_key(signup_id), mapping=signup.to_redis())
@@ -348,24 +363,22 @@ class SignupService:
             "audiences": audiences,
             # Someone imported with a preference adds this channel to it — at the head of
             # their order if they asked for it first, else after their own — new people
-            # confirmed this one channel.
-            "channels": _ordered(preference, signup.channel, signup.first),
+            # confirmed this one channel (and WhatsApp beside SMS, if they chose it).
+            "channels": signup_channels.ordered(
+                preference, signup.channel, signup.first, signup.whatsapp, signup.whatsapp_first
+            ),
             "components": list(signup.components),
         }
+        if signup.whatsapp:
+            # Their consent, asked for with the number and proven by confirming the number:
+            # recorded with the subscription in one write, never before confirmation.
+            row["whatsapp_opt_in"] = (time.time(), signup_channels.SOURCE)
         if person.get("external_id"):
             row["external_id"] = person["external_id"]
         subscriber_id, _ = store.upsert(row)
-        if signup.channel in (person.get("opt_outs") or []):
+        confirmed = [signup.channel, *(["whatsapp"] if signup.whatsapp else [])]
+        back = [c for c in confirmed if c in (person.get("opt_outs") or [])]
+        if back:
             # They unsubscribed once and have now confirmed again: that is an opt-in.
-            store.set_opt_outs(subscriber_id, [signup.channel], opted_out=False, at=time.time())
+            store.set_opt_outs(subscriber_id, back, opted_out=False, at=time.time())
         return subscriber_id
-
-
-def _ordered(preference: list[str] | None, channel: str, first: bool) -> list[str]:
-    """A self-subscriber's channel order once ``channel`` is confirmed (an order: plan.md)."""
-    if not preference:
-        return [channel]
-    rest = [c for c in preference if c != channel]
-    return (
-        [channel, *rest] if first else [*rest, channel] if channel not in preference else preference
-    )

@@ -48,6 +48,17 @@ def render(svc: Services, signup: Signup) -> tuple[dict[str, str], dict[str, str
                 " Reply STOP to unsubscribe.",
                 organisation=organisation,
             )
+        elif signup.whatsapp:
+            # They asked for WhatsApp too: the YES (or the code) agrees to both, so say so.
+            text = _(
+                "%(organisation)s: reply YES to receive our incident updates by SMS and"
+                " WhatsApp, or enter code %(code)s at %(url)s within %(hours)d hours. Reply"
+                " STOP to opt out at any time. Not you? Ignore this message.",
+                organisation=organisation,
+                code=signup.code,
+                url=svc.renderer.public_url + CODE_PATH,
+                hours=hours,
+            )
         else:
             text = _(
                 "%(organisation)s: reply YES to receive our incident updates, or enter code"

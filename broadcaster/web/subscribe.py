@@ -1,6 +1,7 @@
 """The public sign-up pages: ``/subscribe`` and what its messages link to.
 
-- ``/subscribe`` — a form: email or phone, language, components (if the plan has them).
+- ``/subscribe`` — a form: email or phone, language, components (if the plan has them),
+  and where the plan offers it, "Also send me alerts on WhatsApp" (+ before SMS).
   Sending it asks for a subscription through the same service as the API
   (``SignupService.request``); the page then says a message to confirm is on its way,
   the same words whether the address was subscribed already or not.
@@ -41,6 +42,9 @@ class SignupForm(FlaskForm):
     locale = SelectField(validate_choice=False)
     components = CheckboxesField(validate_choice=False)
     first = BooleanField()  # "contact me here first": heads their channel order
+    # An explicit, unticked-by-default consent: WhatsApp requires one (docs/whatsapp.md).
+    whatsapp = BooleanField()
+    whatsapp_first = BooleanField()  # WhatsApp before SMS in their order
 
 
 class CodeForm(FlaskForm):
@@ -97,6 +101,10 @@ def signup() -> ResponseReturnValue:
                 "components": form.components.data or [],
                 "first": bool(form.first.data),
             }
+            if form.whatsapp.data or form.whatsapp_first.data:
+                # Only when ticked: the service refuses them without a phone or an offer.
+                body["whatsapp"] = bool(form.whatsapp.data)
+                body["whatsapp_first"] = bool(form.whatsapp_first.data)
             try:
                 svc.signups.request(body, client_ip())
             except SelfSubscriptionOff:  # pragma: no cover - checked above

@@ -35,13 +35,22 @@ OFF_MESSAGE = "self-subscription is not offered here (the crisis plan has no [su
 
 
 class SubscriptionIn(Schema):
-    """One sign-up: exactly one of email and phone."""
+    """One sign-up: exactly one of email and phone (the domain checks it, field by field)."""
 
     email = fields.String(metadata={"description": "an email address"})
     phone = fields.String(metadata={"description": "a mobile number (E.164 or national)"})
     locale = fields.String(metadata={"description": "one of the plan's locales"})
     first = fields.Boolean(
         metadata={"description": "contact me by this channel first (heads their channel order)"}
+    )
+    whatsapp = fields.Boolean(
+        metadata={
+            "description": "with phone only: also send alerts on WhatsApp (recorded as the "
+            "WhatsApp opt-in when the number is confirmed); default false"
+        }
+    )
+    whatsapp_first = fields.Boolean(
+        metadata={"description": "with whatsapp: WhatsApp comes before SMS in their order"}
     )
     components = fields.List(
         fields.String(), metadata={"description": "component ids; none: everything"}
@@ -76,7 +85,8 @@ class Subscriptions(MethodView):
     def post(self) -> Any:
         """Ask to be subscribed; a message to confirm goes to the address (double opt-in).
 
-        Body: ``{"email": …}`` or ``{"phone": …}``, optional ``locale`` and ``components``.
+        Body: ``{"email": …}`` or ``{"phone": …}``, optional ``locale``, ``components``,
+        ``first``, and with a phone ``whatsapp`` (+ ``whatsapp_first``).
         The same answer whether the address is subscribed already or not.
         """
         svc = services()
