@@ -352,3 +352,26 @@ def test_escalating_to_voice_needs_a_number_that_calls(make_app, tmp_path: Path)
         make_app(PLAN=str(plan), **sms_only)
     plan.write_text(BASE, "utf-8")  # no voice anywhere: no number needed
     assert make_app(PLAN=str(plan), **sms_only).extensions["broadcaster"].plan
+
+
+@pytest.mark.parametrize(
+    ("preference", "first", "whatsapp_first", "expected"),
+    [
+        (None, False, False, ["sms", "whatsapp"]),
+        (None, True, True, ["whatsapp", "sms"]),
+        (["email"], False, True, ["email", "whatsapp", "sms"]),
+        (["email"], True, True, ["whatsapp", "sms", "email"]),
+        (["email"], True, False, ["sms", "whatsapp", "email"]),
+        (["whatsapp", "email", "sms"], False, False, ["email", "sms", "whatsapp"]),
+        (["sms", "email", "whatsapp"], False, True, ["whatsapp", "sms", "email"]),
+    ],
+)
+def test_a_self_subscriber_who_chose_whatsapp_gets_it_beside_sms(
+    preference, first, whatsapp_first, expected
+) -> None:
+    """WhatsApp goes right before SMS or right after it, each channel once (signups)."""
+    from broadcaster.domain.signup_channels import ordered
+
+    assert ordered(preference, "sms", first, True, whatsapp_first) == expected
+    if not preference or "whatsapp" not in preference:  # without WhatsApp: as before
+        assert ordered(preference, "sms", first) == [c for c in expected if c != "whatsapp"]

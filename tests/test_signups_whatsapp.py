@@ -27,7 +27,15 @@ from tests.test_confirm import MINUTE, PLAN, run, run_when_due
 from tests.test_inbound import sms
 from tests.test_signups import API, CODE, _csrf, people, texts_to
 from tests.test_webhook import SECRET, Receiver
-from tests.test_whatsapp import EN_SID, NL_SID, TEMPLATES, sent_to, whatsapp_plan
+from tests.test_whatsapp import (
+    EN_SID,
+    NL_SID,
+    OPTED_IN,
+    TEMPLATES,
+    sent_to,
+    whatsapp_in,
+    whatsapp_plan,
+)
 
 OFFERED = 'audience = "consumers"\nchannels = ["email", "sms"]\n'
 OUTAGE = {
@@ -146,6 +154,21 @@ def test_someone_subscribed_already_adds_whatsapp_only_by_confirming_again(
     run_jobs()
     [note] = texts_to(twilio, phone)
     assert "already subscribed" in note and not CODE.search(note)
+
+
+def test_confirming_whatsapp_again_undoes_an_earlier_stop(app, client, tokens, run_jobs, twilio):
+    phone = "+31612347007"
+    row = {"phone": phone, "audiences": ["consumers"], **OPTED_IN}
+    subscribe(client, tokens["admin"], [row])
+    assert whatsapp_in(client, phone, "STOP").status_code == 200
+    assert person(client, tokens, phone)["opt_outs"] == ["whatsapp"]
+    client.post(API, json={"phone": phone, "whatsapp": True})
+    run_jobs()
+    assert CODE.search(texts_to(twilio, phone)[0])  # a confirmation, not "already"
+    sms(client, phone, "yes")
+    again = person(client, tokens, phone)
+    assert again["opt_outs"] == [] and again["channels"] == ["sms", "whatsapp"]
+    assert again["whatsapp_opt_in_source"] == "self-subscription"  # the newest consent
 
 
 def test_an_unconfirmed_sign_up_records_nothing_and_expires(make_app, tmp_path, tokens, twilio):
