@@ -12,7 +12,7 @@ from marshmallow import ValidationError
 from broadcaster.domain.contact_checks import e164_number, number_type, plain_email
 from broadcaster.domain.phone_numbers import SMS_TYPES, PhonePolicy
 from broadcaster.domain.plan import load_plan
-from broadcaster.domain.subscribers import SubscriberRow
+from broadcaster.domain.subscriber_rows import SubscriberRow
 
 ATEXT = "abcXYZ019!#$%&'*+/=?^_`{|}~-."
 LABEL_CHARS = "abcxyzABC0189-"

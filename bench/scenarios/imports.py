@@ -21,7 +21,8 @@ from bench.scenarios import Options
 from bench.stack import Stack
 from broadcaster.domain.plan import BUNDLED_PLAN, load_plan
 from broadcaster.domain.subscriber_import import csv_rows
-from broadcaster.domain.subscribers import SubscriberRow, SubscriberStore
+from broadcaster.domain.subscriber_rows import SubscriberRow
+from broadcaster.domain.subscribers import SubscriberStore
 
 ROWS = 100_000
 

@@ -35,7 +35,8 @@ from broadcaster.domain import signup_channels
 from broadcaster.domain.component_choice import check_choice
 from broadcaster.domain.phone_numbers import PhonePolicy
 from broadcaster.domain.plan import Plan
-from broadcaster.domain.subscribers import INDEX_KEY, SubscriberStore, normalise_email
+from broadcaster.domain.subscriber_rows import normalise_email
+from broadcaster.domain.subscribers import INDEX_KEY, SubscriberStore
 
 CONTACT_FIELDS = {"email": "email", "sms": "phone"}
 CODE_DIGITS = 6

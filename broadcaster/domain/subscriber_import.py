@@ -11,7 +11,8 @@ from typing import Any
 from marshmallow import ValidationError
 
 from broadcaster.domain.plan import Plan
-from broadcaster.domain.subscribers import SubscriberRow, SubscriberStore
+from broadcaster.domain.subscriber_rows import SubscriberRow
+from broadcaster.domain.subscribers import SubscriberStore
 
 
 def import_rows(

@@ -21,7 +21,7 @@ from flask import Blueprint, current_app, jsonify, request
 from flask.typing import ResponseReturnValue
 from marshmallow import ValidationError
 
-from broadcaster.domain.subscribers import normalise_email
+from broadcaster.domain.subscriber_rows import normalise_email
 from broadcaster.infra import metrics
 from broadcaster.infra.logs import mask_contact
 from broadcaster.services import services
