@@ -13,13 +13,13 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from broadcaster.domain import text_policy
 from broadcaster.domain.components import Component, parse_components
 from broadcaster.domain.confirm_plan import ConfirmPlan, parse_confirm
 from broadcaster.domain.drill_plan import DrillPlan, parse_drills
 from broadcaster.domain.incidents import SEVERITIES
 from broadcaster.domain.monitoring_rules import Monitoring, parse_monitoring
 from broadcaster.domain.phone_numbers import parse_sms_countries
+from broadcaster.domain.plan_checks import PlanChecker
 from broadcaster.domain.plan_social import SocialAccount, parse_social
 from broadcaster.domain.plan_text import LocalText, parse_local_text, text_in
 from broadcaster.domain.plan_webhooks import parse_webhooks
@@ -27,7 +27,6 @@ from broadcaster.domain.plan_whatsapp import WhatsAppPlan, parse_whatsapp, whats
 from broadcaster.domain.promises import parse_next_update_minutes
 from broadcaster.domain.staff_plan import StaffPlan, parse_staff
 from broadcaster.domain.subscription_plan import SubscriptionPlan, parse_subscriptions
-from broadcaster.domain.text_policy import LINE
 from channels import CHANNELS, CONTACT_FIELD
 from channels.egress import Resolver
 from channels.webhook import WebhookTarget
@@ -141,81 +140,12 @@ class Plan:
         return self.next_update_minutes * 60
 
 
-# Route facts, descriptions and names are shown on public pages as one line each.
-PLAN_TEXT_MAX = 200
-
-
-class _Checker:
-    """Collects every problem in a plan so one start-up shows them all."""
-
-    def __init__(self, source: str) -> None:
-        self.source = source
-        self.problems: list[str] = []
-
-    def fail(self, key: str, reason: str) -> None:
-        if not key.isprintable():  # a key with a line break would split the report's lines
-            key = key.encode("unicode_escape").decode("ascii")
-        self.problems.append(f"{self.source}: {key}: {reason}")
-
-    def known_keys(self, data: dict[str, Any], prefix: str, known: tuple[str, ...]) -> None:
-        """Flag keys we do not know: a typo must not silently disable part of the plan."""
-        for key in data:
-            if key not in known:
-                where = f"{prefix}.{key}" if prefix else key
-                self.fail(where, f"unknown key (expected one of: {', '.join(known)})")
-
-    def table(self, data: dict[str, Any], key: str, required: bool = True) -> dict[str, Any]:
-        value = data.get(key.rsplit(".", 1)[-1])
-        if value is None:
-            if required:
-                self.fail(key, "missing")
-            return {}
-        if not isinstance(value, dict):
-            self.fail(key, f"must be a table, not {type(value).__name__}")
-            return {}
-        return value
-
-    def string(self, data: dict[str, Any], key: str, default: str | None = None) -> str:
-        value = data.get(key.rsplit(".", 1)[-1], default)
-        if value is None:
-            self.fail(key, "missing")
-            return ""
-        if not isinstance(value, str) or not value.strip():
-            self.fail(key, "must be a non-empty string")
-            return ""
-        return self.line(value, key)
-
-    def line(self, value: str, key: str) -> str:
-        """One line of plan text for the public pages: the text policy's rules, NFC."""
-        problem = text_policy.problem(value, LINE, max_chars=PLAN_TEXT_MAX) if value else None
-        if problem:
-            self.fail(key, problem)
-        return text_policy.normalise(value)
-
-    def boolean(self, data: dict[str, Any], key: str, default: bool = False) -> bool:
-        value = data.get(key.rsplit(".", 1)[-1], default)
-        if not isinstance(value, bool):
-            # "yes" or 1 would read as true to a person, but TOML says true or false.
-            self.fail(key, f"must be true or false, not {value!r}")
-            return default
-        return value
-
-    def channel_list(self, value: Any, key: str) -> tuple[str, ...]:
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            self.fail(key, "must be a list of channel names")
-            return ()
-        unknown = [v for v in value if v not in CHANNELS]
-        if unknown:
-            self.fail(key, f"unknown channel {unknown[0]!r} (known: {', '.join(CHANNELS)})")
-        return tuple(v for v in value if v in CHANNELS)
-
-
 def parse_plan(data: dict[str, Any], source: str, resolver: Resolver | None = None) -> Plan:
     """Validate plan data; raise PlanError listing every problem.
 
     ``resolver`` (getaddrinfo's shape) resolves webhook hosts; tests pass their own.
     """
-    check = _Checker(source)
+    check = PlanChecker(source)
     check.known_keys(data, "", _TOP_KEYS)
     org = check.table(data, "organisation")
     check.known_keys(
@@ -388,7 +318,7 @@ def parse_plan(data: dict[str, Any], source: str, resolver: Resolver | None = No
 
 
 def _primary_route(
-    check: _Checker,
+    check: PlanChecker,
     raw: dict[str, Any],
     key: str,
     routes: list[Route],
@@ -407,7 +337,7 @@ def _primary_route(
     return value
 
 
-def _fallback(check: _Checker, policy: dict[str, Any]) -> dict[str, str]:
+def _fallback(check: PlanChecker, policy: dict[str, Any]) -> dict[str, str]:
     """``policy.fallback = {sms = "email"}``: personal channel → another personal channel."""
     raw = policy.get("fallback", {})
     if not isinstance(raw, dict):
