@@ -119,8 +119,22 @@ class TwilioPacing:
     """
 
     _hold_until: float
+    _pool: ThreadPoolExecutor
+    client: Client | None
     meter: Meter
     provider: str
+
+    def send(self, batch: list[Outgoing]) -> list[Result]:
+        """Send every item concurrently, each on its slot; one Result per item, in order."""
+        if self.client is None:
+            return outbox.record(batch)
+        try:
+            return list(self._pool.map(self._send_one, batch))
+        finally:
+            self.meter.flush()
+
+    def _send_one(self, item: Outgoing) -> Result:
+        raise NotImplementedError
 
     def turn(self, item: Outgoing) -> Result | None:
         """Wait for the item's slot in the rate; a Result if it must not go now."""
@@ -249,15 +263,6 @@ class SmsChannel(ChannelFacts, TwilioPacing):
     def _message(self, item: Outgoing) -> dict[str, str]:
         """The message's own arguments to ``messages.create`` (SDK names)."""
         return {"to": item.to, "body": item.content["text"]}
-
-    def send(self, batch: list[Outgoing]) -> list[Result]:
-        """Send every message concurrently; one Result per message, in order."""
-        if self.client is None:
-            return outbox.record(batch)
-        try:
-            return list(self._pool.map(self._send_one, batch))
-        finally:
-            self.meter.flush()
 
     def _send_one(self, item: Outgoing) -> Result:
         assert self.client is not None

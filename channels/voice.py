@@ -23,7 +23,7 @@ from urllib.parse import urlencode
 from twilio.base.exceptions import TwilioRestException
 from twilio.rest import Client
 
-from channels import outbox, voice_twiml
+from channels import voice_twiml
 from channels.base import (
     ChannelFacts,
     Meter,
@@ -99,14 +99,9 @@ class VoiceChannel(ChannelFacts, TwilioPacing):
         """Place every call concurrently, each on its rate slot; one Result per call."""
         if self.missing:
             return [Result(item.subscriber_id, "failed", error=self.missing) for item in batch]
-        if self.client is None:
-            return outbox.record(batch)
-        try:
-            return list(self._pool.map(self._call_one, batch))
-        finally:
-            self.meter.flush()
+        return super().send(batch)
 
-    def _call_one(self, item: Outgoing) -> Result:
+    def _send_one(self, item: Outgoing) -> Result:
         assert self.client is not None
         waited = self.turn(item)
         if waited is not None:

@@ -154,6 +154,7 @@ def send_batch(
     todo = [sid for sid in todo if sid not in reasons]
 
     rendered: dict[tuple[str, tuple[str, ...]], dict[str, str]] = {}
+    asks: dict[tuple[str, tuple[str, ...]], bool] = {}  # per rendering: a confirm link in it
     # WhatsApp free text only within the person's 24-hour window (else the template).
     windows = whatsapp_consent.open_among(svc.redis, todo) if channel == "whatsapp" else set()
     secret, public_url = str(svc.config["SECRET_KEY"]), str(svc.config["PUBLIC_URL"])
@@ -170,10 +171,11 @@ def send_batch(
             ).content
             if announcement.exercise:  # a drill: nobody may take it for the real thing
                 rendered[key] = exercise.marked(rendered[key], person["locale"])
+            asks[key] = CONFIRM_PLACEHOLDER in rendered[key].get("text", "")
         personal = {}
         if sender.unsubscribe_link:
             personal[UNSUBSCRIBE_PLACEHOLDER] = unsubscribe.link(secret, public_url, sid)
-        if CONFIRM_PLACEHOLDER in rendered[key].get("text", ""):  # it asks to confirm
+        if asks[key]:  # the rendering asks to confirm: each person gets their own link
             link = confirm_links.link(secret, public_url, announcement_id, sid)
             personal[CONFIRM_PLACEHOLDER] = link
         content = rendered[key]
