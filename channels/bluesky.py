@@ -8,6 +8,7 @@ already there. Without a handle and an app password the channel uses the outbox 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import threading
@@ -15,16 +16,15 @@ import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import Any, ClassVar
+from types import SimpleNamespace
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import httpx
-from atproto import Client, Request, Session, SessionEvent, client_utils, models
-from atproto_client.exceptions import (
-    NetworkError,
-    RequestErrorBase,
-)
-from atproto_client.models.common import XrpcError
 from atproto_core.exceptions import AtProtocolError
+
+if TYPE_CHECKING:
+    from atproto import Client, Session, SessionEvent, models
+    from atproto_client.exceptions import RequestErrorBase
 
 from channels import outbox
 from channels.base import (
@@ -44,7 +44,26 @@ log = logging.getLogger(__name__)
 
 # The base32 alphabet of TIDs (timestamp identifiers), in sort order.
 _TID_ALPHABET = "234567abcdefghijklmnopqrstuvwxyz"
-_Facet = models.AppBskyRichtextFacet
+
+
+@functools.cache
+def _sdk() -> SimpleNamespace:
+    """The atproto SDK, imported on first use: importing it takes most of a second (its
+    generated models), which every command and worker would otherwise pay at start-up."""
+    from atproto import Client, Request, client_utils, models
+    from atproto_client.exceptions import NetworkError, RequestErrorBase
+    from atproto_client.models.common import XrpcError
+
+    return SimpleNamespace(
+        Client=Client,
+        Request=Request,
+        client_utils=client_utils,
+        models=models,
+        Facet=models.AppBskyRichtextFacet,
+        NetworkError=NetworkError,
+        RequestErrorBase=RequestErrorBase,
+        XrpcError=XrpcError,
+    )
 
 
 class BlueskyChannel(ChannelFacts):
@@ -104,7 +123,8 @@ class BlueskyChannel(ChannelFacts):
         self.meter = meter if meter is not None else NullMeter()
         if handle:
             timeout = float(config.get("PROVIDER_TIMEOUT", 15))
-            self.client = Client(base_url=self.base_url, request=Request(timeout=timeout))
+            sdk = _sdk()
+            self.client = sdk.Client(base_url=self.base_url, request=sdk.Request(timeout=timeout))
             self.client.on_session_change(self._on_session)
 
     @classmethod
@@ -116,8 +136,9 @@ class BlueskyChannel(ChannelFacts):
         """Post ``post.text`` with its links clickable, replying to ``post.reply_to`` when given."""
         if self.client is None:
             return outbox.publish(post)
+        sdk = _sdk()
         rkey = record_key(post.idempotency_key, post.event.get("published_at"))
-        record = models.AppBskyFeedPost.Record(
+        record = sdk.models.AppBskyFeedPost.Record(
             created_at=_now(),
             text=post.text,
             langs=[post.locale.replace("_", "-")],
@@ -129,7 +150,7 @@ class BlueskyChannel(ChannelFacts):
             did, handle = self._logged_in()
             try:
                 uri, cid, root = self._create(did, rkey, record)
-            except RequestErrorBase as exc:
+            except sdk.RequestErrorBase as exc:
                 if not self._session_gone(exc):
                     raise
                 # The SDK refreshes a session before it expires; this is a refresh token
@@ -172,12 +193,13 @@ class BlueskyChannel(ChannelFacts):
     ) -> tuple[str, str, dict[str, str] | None]:
         """(uri, cid, thread root or None) of the record, created now or by an earlier try."""
         assert self.client is not None
-        data = models.ComAtprotoRepoCreateRecord.Data(
+        sdk = _sdk()
+        data = sdk.models.ComAtprotoRepoCreateRecord.Data(
             repo=did, collection=self.collection, rkey=rkey, record=record
         )
         try:
             created = self.client.com.atproto.repo.create_record(data)
-        except RequestErrorBase as exc:
+        except sdk.RequestErrorBase as exc:
             if not _may_already_exist(exc):
                 raise
             existing = self._existing(did, rkey)
@@ -191,7 +213,7 @@ class BlueskyChannel(ChannelFacts):
     def _existing(self, did: str, rkey: str) -> tuple[str, str, dict[str, str] | None] | None:
         """The record under ``rkey`` if there is one (None also when we cannot tell)."""
         assert self.client is not None
-        params = models.ComAtprotoRepoGetRecord.Params(
+        params = _sdk().models.ComAtprotoRepoGetRecord.Params(
             repo=did, collection=self.collection, rkey=rkey
         )
         try:
@@ -213,7 +235,7 @@ class BlueskyChannel(ChannelFacts):
     def _classify(self, exc: AtProtocolError) -> DeliveryError:
         response = getattr(exc, "response", None)
         if response is None:
-            if isinstance(exc, NetworkError):  # also InvokeTimeoutError
+            if isinstance(exc, _sdk().NetworkError):  # also InvokeTimeoutError
                 return TransientDeliveryError(f"bluesky unreachable: {exc.__cause__ or exc!r}")
             # An unreadable answer: the post may exist, and its record key finds it again.
             return TransientDeliveryError(f"bluesky: {exc!r}")
@@ -257,11 +279,13 @@ def record_key(idempotency_key: str, published_at: Any = None) -> str:
     return "".join(_TID_ALPHABET[(value >> shift) & 31] for shift in range(60, -1, -5))
 
 
-def link_facets(text: str, link: str) -> list[_Facet.Main]:
+def link_facets(text: str, link: str) -> list[models.AppBskyRichtextFacet.Main]:
     """Link facets (UTF-8 byte ranges) for every URL in ``text``, ``link`` always among them."""
+    sdk = _sdk()
+    _Facet = sdk.Facet
     facets = [
         facet
-        for facet in client_utils.detect_facets(text)
+        for facet in sdk.client_utils.detect_facets(text)
         if any(isinstance(feature, _Facet.Link) for feature in facet.features)
     ]
     start = text.rfind(link) if link else -1
@@ -297,6 +321,7 @@ def _reply_ref(reply_to: Mapping[str, Any] | None) -> models.AppBskyFeedPost.Rep
         return None
     if not (parent.get("uri") and parent.get("cid") and root.get("uri") and root.get("cid")):
         return None
+    models = _sdk().models
     return models.AppBskyFeedPost.ReplyRef(
         root=models.ComAtprotoRepoStrongRef.Main(uri=root["uri"], cid=root["cid"]),
         parent=models.ComAtprotoRepoStrongRef.Main(uri=parent["uri"], cid=parent["cid"]),
@@ -324,7 +349,7 @@ def _may_already_exist(exc: RequestErrorBase) -> bool:
 def _xrpc_error(response: Any) -> tuple[str | None, str | None]:
     """(error, message) of an XRPC error body."""
     content = response.content
-    if isinstance(content, XrpcError):
+    if isinstance(content, _sdk().XrpcError):
         return content.error, content.message
     if isinstance(content, Mapping):
         return content.get("error"), content.get("message")

@@ -6,6 +6,7 @@ an approver the author made for themselves from a second person.
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from dataclasses import dataclass
@@ -26,9 +27,14 @@ MIN_PASSWORD = 12
 MAX_CREATORS = 20
 
 _hasher = PasswordHasher()
-# Verifying against this keeps an unknown email as slow as a wrong password, so sign-in
-# timing does not tell who has an account.
-_DUMMY_HASH = _hasher.hash("not a real password, only for equal timing")
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """Verifying against this keeps an unknown email as slow as a wrong password, so sign-in
+    timing does not tell who has an account. Made on first use: a hash takes a tenth of a
+    second, which every command would otherwise pay at start-up."""
+    return _hasher.hash("not a real password, only for equal timing")
 
 
 class UserError(ValueError):
@@ -138,7 +144,7 @@ def authenticate(r: redis.Redis, email: str, password: str) -> User | None:
     key = _key(email.strip().lower())
     stored = r.hget(key, "hash")
     try:
-        _hasher.verify(stored.decode() if stored else _DUMMY_HASH, password)
+        _hasher.verify(stored.decode() if stored else _dummy_hash(), password)
     except (VerificationError, InvalidHashError):
         return None
     if stored is None:
