@@ -19,7 +19,6 @@ from email.utils import parsedate_to_datetime
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any, ClassVar
 
-import httpx
 from atproto_core.exceptions import AtProtocolError
 
 if TYPE_CHECKING:
@@ -48,8 +47,10 @@ _TID_ALPHABET = "234567abcdefghijklmnopqrstuvwxyz"
 
 @functools.cache
 def _sdk() -> SimpleNamespace:
-    """The atproto SDK, imported on first use: importing it takes most of a second (its
-    generated models), which every command and worker would otherwise pay at start-up."""
+    """The atproto SDK (and httpx under it), imported on first use: importing them takes
+    most of a second (the generated models), which every command and worker would
+    otherwise pay at start-up."""
+    import httpx
     from atproto import Client, Request, client_utils, models
     from atproto_client.exceptions import NetworkError, RequestErrorBase
     from atproto_client.models.common import XrpcError
@@ -63,6 +64,7 @@ def _sdk() -> SimpleNamespace:
         NetworkError=NetworkError,
         RequestErrorBase=RequestErrorBase,
         XrpcError=XrpcError,
+        HTTPError=httpx.HTTPError,
     )
 
 
@@ -161,7 +163,7 @@ class BlueskyChannel(ChannelFacts):
         except AtProtocolError as exc:
             status = getattr(getattr(exc, "response", None), "status_code", None)
             raise self._classify(exc) from exc
-        except httpx.HTTPError as exc:  # what the SDK does not wrap (e.g. a protocol error)
+        except sdk.HTTPError as exc:  # what the SDK does not wrap (e.g. a protocol error)
             raise TransientDeliveryError(f"bluesky unreachable: {exc!r}") from exc
         finally:
             # The SDK has no response hook: time the whole post (login included when needed).
@@ -218,7 +220,7 @@ class BlueskyChannel(ChannelFacts):
         )
         try:
             found = self.client.com.atproto.repo.get_record(params)
-        except (AtProtocolError, httpx.HTTPError):
+        except (AtProtocolError, _sdk().HTTPError):
             return None
         if not found.cid:
             return None

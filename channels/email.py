@@ -13,10 +13,12 @@ import re
 import time
 import urllib.error
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import python_http_client.exceptions as http_errors
-from sendgrid import SendGridAPIClient
+
+if TYPE_CHECKING:
+    from sendgrid import SendGridAPIClient
 
 from channels import outbox
 from channels.base import (
@@ -59,6 +61,8 @@ class EmailChannel(ChannelFacts):
         self.client: SendGridAPIClient | None = None
         self.meter = meter if meter is not None else NullMeter()
         if api_key:
+            from sendgrid import SendGridAPIClient  # when configured: a CLI does not wait for it
+
             self.client = SendGridAPIClient(
                 api_key=str(api_key), host=str(config["SENDGRID_BASE_URL"]).rstrip("/")
             )

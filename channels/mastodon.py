@@ -8,22 +8,20 @@ access token the channel uses the outbox transport.
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import Any, ClassVar
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import requests
-from mastodon import Mastodon
-from mastodon.errors import (
-    MastodonAPIError,
-    MastodonError,
-    MastodonNetworkError,
-    MastodonNotFoundError,
-    MastodonRatelimitError,
-)
+
+if TYPE_CHECKING:
+    from mastodon import Mastodon
+    from mastodon.errors import MastodonError
 
 from channels import outbox
 from channels.base import (
@@ -40,6 +38,16 @@ from channels.base import (
 )
 
 log = logging.getLogger(__name__)
+
+
+@functools.cache
+def _sdk() -> ModuleType:
+    """Mastodon.py, imported on first use (a tenth of a second every command and worker
+    would otherwise pay at start-up, configured or not); its errors are ``_sdk().errors``."""
+    import mastodon
+    import mastodon.errors
+
+    return mastodon
 
 
 class MastodonChannel(ChannelFacts):
@@ -87,7 +95,7 @@ class MastodonChannel(ChannelFacts):
         if token:
             session = requests.Session()
             session.hooks["response"].append(self._remember)
-            self.client = Mastodon(
+            self.client = _sdk().Mastodon(
                 access_token=str(token),
                 api_base_url=str(base_url).rstrip("/"),
                 request_timeout=float(config.get("PROVIDER_TIMEOUT", 15)),
@@ -105,10 +113,11 @@ class MastodonChannel(ChannelFacts):
         """Post ``post.text`` publicly, replying to ``post.reply_to`` when given."""
         if self.client is None:
             return outbox.publish(post)
+        errors = _sdk().errors
         reply_id = _reply_id(post.reply_to)
         try:
             status = self._status_post(post, reply_id)
-        except MastodonNotFoundError as exc:
+        except errors.MastodonNotFoundError as exc:
             if reply_id is None:
                 raise self._classify(exc) from exc
             # The post we reply to is gone (deleted by hand): start a new thread rather than
@@ -116,9 +125,9 @@ class MastodonChannel(ChannelFacts):
             log.warning("mastodon: status %s to reply to is gone; starting a new thread", reply_id)
             try:
                 status = self._status_post(post, None)
-            except MastodonError as retry_exc:
+            except errors.MastodonError as retry_exc:
                 raise self._classify(retry_exc) from retry_exc
-        except MastodonError as exc:
+        except errors.MastodonError as exc:
             raise self._classify(exc) from exc
         status_id = str(status["id"])
         return PublishResult(
@@ -145,11 +154,12 @@ class MastodonChannel(ChannelFacts):
 
     def _classify(self, exc: MastodonError) -> DeliveryError:
         headers = getattr(self._last, "headers", None) or {}
-        if isinstance(exc, MastodonRatelimitError):
+        errors = _sdk().errors
+        if isinstance(exc, errors.MastodonRatelimitError):
             return TransientDeliveryError(
                 f"mastodon HTTP 429: {self.http_errors[429]}", self._retry_after(headers)
             )
-        if isinstance(exc, MastodonNetworkError):
+        if isinstance(exc, errors.MastodonNetworkError):
             return TransientDeliveryError(f"mastodon unreachable: {exc}")
         status, message = _status_and_message(exc)
         if status is None:
@@ -197,7 +207,8 @@ def _status_and_message(exc: MastodonError) -> tuple[int | None, str | None]:
     Mastodon.py raises ``ex_type('Mastodon API returned error', status, reason, error_msg)``.
     """
     args = exc.args
-    if isinstance(exc, MastodonAPIError) and len(args) >= 4 and isinstance(args[1], int):
+    api_error = isinstance(exc, _sdk().errors.MastodonAPIError)
+    if api_error and len(args) >= 4 and isinstance(args[1], int):
         return args[1], str(args[3]) if args[3] else None
     return None, None
 

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from broadcaster.domain.subscriber_import import _SCALAR_COLUMNS, CsvHeaderError, csv_rows
+from broadcaster.domain.subscriber_csv import _SCALAR_COLUMNS, CsvHeaderError, csv_rows
 
 COLUMNS = ["external_id", "email", "phone", "locale", "audiences", "channels", "name", ""]
 

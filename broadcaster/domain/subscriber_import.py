@@ -9,7 +9,6 @@ at most keep memory flat however long the file.
 
 from __future__ import annotations
 
-import csv
 import multiprocessing
 import sys
 from collections import deque
@@ -22,11 +21,16 @@ from typing import Any
 from marshmallow import ValidationError
 
 from broadcaster.domain.plan import Plan
+from broadcaster.domain.subscriber_csv import CSV_COLUMNS as CSV_COLUMNS
+from broadcaster.domain.subscriber_csv import CsvHeaderError as CsvHeaderError
+from broadcaster.domain.subscriber_csv import CsvRows, RowShape
+from broadcaster.domain.subscriber_csv import csv_rows as csv_rows
 from broadcaster.domain.subscriber_rows import SubscriberRow
-from broadcaster.domain.subscriber_upsert import Upsert
+from broadcaster.domain.subscriber_upsert import Upsert, lookups_of_row
 from broadcaster.domain.subscribers import SubscriberStore
 
-Checked = tuple[list[dict[str, Any]], list[dict[str, Any]], int]  # valid, rejected, rows
+# Valid rows, their lookups, rejected rows, rows in the chunk.
+Checked = tuple[list[dict[str, Any]], list[list[str]], list[dict[str, Any]], int]
 IN_FLIGHT = 4  # chunks handed to the child and not yet written: memory stays flat
 
 
@@ -46,11 +50,15 @@ def import_rows(
     """
     report: dict[str, Any] = {"created": 0, "updated": 0, "rejected": []}
     seen = 0
+    # A CSV file's lines are shaped into rows by the checker: in the child, for a big one.
+    shape = rows.shape if isinstance(rows, CsvRows) else None
+    source = rows.lines() if isinstance(rows, CsvRows) else rows
+    checker = _Checker(plan, tuple(senders), shape)
     with _Writer(store) as writer:
-        for valid, rejected, count in _checked(_chunks(rows, chunk), plan, tuple(senders)):
+        for valid, lookups, rejected, count in _checked(_chunks(source, chunk), checker):
             seen += count
             report["rejected"].extend(rejected)
-            writer.add(valid, report)
+            writer.add(valid, lookups, report)
             if on_progress:
                 on_progress(seen, len(report["rejected"]))
         writer.finish(report)
@@ -74,9 +82,12 @@ class _Writer:
         self.written: Future[None] | None = None
         self.last: Upsert | None = None  # the chunk being written
 
-    def add(self, rows: list[dict[str, Any]], report: dict[str, Any]) -> None:
+    def add(
+        self, rows: list[dict[str, Any]], lookups: list[list[str]], report: dict[str, Any]
+    ) -> None:
         if rows:
-            self.prepared.append(self.preparing.submit(self._prepare_and_write, rows))
+            job = self.preparing.submit(self._prepare_and_write, rows, lookups)
+            self.prepared.append(job)
         while len(self.prepared) > IN_FLIGHT // 2:  # reading on never waits for one chunk
             self._count(report)
 
@@ -86,7 +97,9 @@ class _Writer:
         report["created"] += created
         report["updated"] += len(outcome) - created
 
-    def _prepare_and_write(self, rows: list[dict[str, Any]]) -> list[tuple[str, bool]]:
+    def _prepare_and_write(
+        self, rows: list[dict[str, Any]], lookups: list[list[str]]
+    ) -> list[tuple[str, bool]]:
         last, written = self.last, self.written
 
         def earlier(lookups: set[str], people: set[str]) -> None:
@@ -95,7 +108,7 @@ class _Writer:
             if lookups & last.lookups or people & last.people:
                 written.result()
 
-        upsert = self.store.prepare(rows, earlier)
+        upsert = self.store.prepare(rows, earlier, lookups)
         if written is not None:
             written.result()  # one write at a time, in order
         self.last, self.written = upsert, self.writing.submit(self.store.write, upsert)
@@ -122,109 +135,75 @@ def _chunks(rows: Iterable[tuple[int, Any]], size: int) -> Iterator[list[tuple[i
         yield batch
 
 
-def _checked(
-    chunks: Iterator[list[tuple[int, Any]]], plan: Plan, senders: tuple[str, ...]
-) -> Iterator[Checked]:
+def _checked(chunks: Iterator[list[tuple[int, Any]]], checker: _Checker) -> Iterator[Checked]:
     """Each chunk checked, in order: the first here, the rest in a child process when
     there are more (a small import does not wait for a process to start)."""
     first = next(chunks, None)
     if first is None:
         return
-    _start_checker(plan, senders)
-    yield _check(first)
+    yield checker(first)
     second = next(chunks, None)
     if second is None:
         return
     if sys.platform != "linux":  # fork is the quick, safe start only there
-        yield _check(second)
-        yield from map(_check, chunks)
+        yield checker(second)
+        yield from map(checker, chunks)
         return
     context = multiprocessing.get_context("fork")
     with ProcessPoolExecutor(
-        1, mp_context=context, initializer=_start_checker, initargs=(plan, senders)
+        1, mp_context=context, initializer=_start_child, initargs=(checker,)
     ) as child:
-        pending: deque[Future[Checked]] = deque([child.submit(_check, second)])
+        pending: deque[Future[Checked]] = deque([child.submit(_check_in_child, second)])
         for batch in chunks:
-            pending.append(child.submit(_check, batch))
+            pending.append(child.submit(_check_in_child, batch))
             if len(pending) >= IN_FLIGHT:
                 yield pending.popleft().result()
         while pending:
             yield pending.popleft().result()
 
 
-_schema: SubscriberRow | None = None  # the checker of this process (``_start_checker``)
+class _Checker:
+    """Checks a chunk: its valid rows (as stored, with their lookups) and its rejected rows
+    (position, reasons). Given a ``RowShape``, a chunk's rows are CSV values to shape."""
+
+    def __init__(self, plan: Plan, senders: tuple[str, ...], shape: RowShape | None) -> None:
+        self.plan, self.senders, self.shape = plan, senders, shape
+        self.schema = SubscriberRow(plan, senders)
+
+    def __getstate__(self) -> dict[str, Any]:  # the schema is made again where it is used
+        return {"plan": self.plan, "senders": self.senders, "shape": self.shape}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["plan"], state["senders"], state["shape"])  # type: ignore[misc]
+
+    def __call__(self, batch: list[tuple[int, Any]]) -> Checked:
+        shape, schema = self.shape, self.schema
+        valid: list[dict[str, Any]] = []
+        rejected: list[dict[str, Any]] = []
+        for index, row in batch:
+            if shape is not None:
+                row = shape(row)
+            if not isinstance(row, dict):
+                errors = {"_schema": ["each row must be an object"]}
+                rejected.append({"index": index, "external_id": None, "errors": errors})
+                continue
+            try:
+                valid.append(schema.load_row(row))
+            except ValidationError as exc:
+                rejected.append(
+                    {"index": index, "external_id": row.get("external_id"), "errors": exc.messages}
+                )
+        return valid, [lookups_of_row(row) for row in valid], rejected, len(batch)
 
 
-def _start_checker(plan: Plan, senders: tuple[str, ...]) -> None:
-    global _schema
-    _schema = SubscriberRow(plan, senders)
+_child_checker: _Checker | None = None  # the child process's
 
 
-def _check(batch: list[tuple[int, Any]]) -> Checked:
-    """A chunk's valid rows (as stored) and rejected rows (position, reasons)."""
-    assert _schema is not None
-    valid: list[dict[str, Any]] = []
-    rejected: list[dict[str, Any]] = []
-    for index, row in batch:
-        if not isinstance(row, dict):
-            errors = {"_schema": ["each row must be an object"]}
-            rejected.append({"index": index, "external_id": None, "errors": errors})
-            continue
-        try:
-            valid.append(_schema.load_row(row))
-        except ValidationError as exc:
-            rejected.append(
-                {"index": index, "external_id": row.get("external_id"), "errors": exc.messages}
-            )
-    return valid, rejected, len(batch)
+def _start_child(checker: _Checker) -> None:
+    global _child_checker
+    _child_checker = checker
 
 
-CSV_COLUMNS = (
-    "external_id",
-    "email",
-    "phone",
-    "locale",
-    "audiences",
-    "channels",
-    "whatsapp_opt_in_at",
-    "whatsapp_opt_in_source",
-)
-_SCALAR_COLUMNS = (*CSV_COLUMNS[:4], *CSV_COLUMNS[6:])
-
-
-class CsvHeaderError(ValueError):
-    """The CSV file's header row is missing or names no 'audiences' column."""
-
-
-def csv_rows(lines: Iterable[str], name: str = "file") -> Iterator[tuple[int, dict[str, Any]]]:
-    """(line number, row) from CSV text, streamed; lists are ``;``-separated."""
-    reader = csv.reader(lines)
-    header = next(reader, None)
-    if not header or "audiences" not in header:
-        raise CsvHeaderError(
-            f"{name}: the header row must name an 'audiences' column "
-            f"(columns: {','.join(CSV_COLUMNS)})"
-        )
-    # csv.reader and the columns' positions, rather than DictReader's dict per line (a
-    # fifth of a row's import time), read as DictReader would: the last of repeated
-    # columns wins, short lines lack their last columns, values beyond the header go.
-    last = {column: position for position, column in enumerate(header) if column}
-    scalars = [(p, c) for c, p in last.items() if c in _SCALAR_COLUMNS]
-    lists = [(p, c) for c, p in last.items() if c in ("audiences", "channels")]
-    for values in reader:
-        if not values:
-            continue  # DictReader skips empty lines too
-        size = len(values)
-        record: dict[str, Any] = {}
-        for position, column in scalars:
-            value = values[position].strip() if position < size else ""
-            if value:
-                record[column] = value
-        for position, column in lists:
-            value = values[position].strip() if position < size else ""
-            if ";" in value:
-                record[column] = [p.strip() for p in value.split(";") if p.strip()]
-            elif value:  # one item, stripped already: most lines
-                record[column] = [value]
-        record.setdefault("audiences", [])
-        yield reader.line_num, record
+def _check_in_child(batch: list[tuple[int, Any]]) -> Checked:
+    assert _child_checker is not None
+    return _child_checker(batch)

@@ -47,13 +47,18 @@ class Upsert:
 
 
 def prepare(
-    store: SubscriberStore, rows: list[dict[str, Any]], earlier: Earlier | None = None
+    store: SubscriberStore,
+    rows: list[dict[str, Any]],
+    earlier: Earlier | None = None,
+    lookups: list[list[str]] | None = None,
 ) -> Upsert:
     """The chunk's people and writes (see the module doc); index entries nobody had are
-    claimed for the rows' people at once, so the next chunk finds them."""
+    claimed for the rows' people at once, so the next chunk finds them. ``lookups``: the
+    rows' ``lookups_of_row``, if known already."""
     if not rows:
         return Upsert([], [], set(), set())
-    lookups = [_lookups(row) for row in rows]
+    if lookups is None:
+        lookups = [lookups_of_row(row) for row in rows]
     if earlier is not None:
         earlier({key for keys in lookups for key in keys}, set())
     random = os.urandom(8 * len(rows)).hex()  # 16 hex digits each, as uuid4().hex[:16]
@@ -192,14 +197,14 @@ def _general(
     return commands, set(moved) | set(stale)
 
 
-def _lookups(row: dict[str, Any]) -> list[str]:
+def lookups_of_row(row: dict[str, Any]) -> list[str]:
     """The index entries a row is looked up by, in order of preference."""
     return [f"{kind}:{row[field]}" for kind, field in LOOKUPS if row.get(field)]
 
 
 def lookups_of(rows: Iterable[dict[str, Any]]) -> set[str]:
     """The index entries these rows are looked up by."""
-    return {key for row in rows for key in _lookups(row)}
+    return {key for row in rows for key in lookups_of_row(row)}
 
 
 def _json(value: Any) -> str:

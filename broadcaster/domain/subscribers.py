@@ -53,9 +53,14 @@ class SubscriberStore:
         """Make a prepared chunk's writes: all of them or none."""
         redis_bulk.transaction(self.r, upsert.commands)
 
-    def prepare(self, rows: list[dict[str, Any]], earlier: Earlier | None = None) -> Upsert:
+    def prepare(
+        self,
+        rows: list[dict[str, Any]],
+        earlier: Earlier | None = None,
+        lookups: list[list[str]] | None = None,
+    ) -> Upsert:
         """``upsert_many`` up to its writes (``domain/subscriber_upsert.py``)."""
-        return subscriber_upsert.prepare(self, rows, earlier)
+        return subscriber_upsert.prepare(self, rows, earlier, lookups)
 
     def set_opt_outs(
         self, subscriber_id: str, channels: list[str], opted_out: bool, at: float | None = None
