@@ -9,7 +9,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from marshmallow import ValidationError
 
-from broadcaster.domain.contact_checks import e164_number, number_type, plain_email
+from broadcaster.domain.contact_checks import (
+    e164_number,
+    e164_parts,
+    number_type,
+    only_region,
+    plain_email,
+    type_in_region,
+)
 from broadcaster.domain.phone_numbers import SMS_TYPES, PhonePolicy
 from broadcaster.domain.plan import load_plan
 from broadcaster.domain.subscriber_rows import SubscriberRow
@@ -160,6 +167,19 @@ def reference_check(value: str, policy: PhonePolicy) -> str:
     if phonenumbers.number_type(number) not in SMS_TYPES:
         raise ValidationError(f"{formatted} type")
     return formatted
+
+
+@settings(max_examples=3000, deadline=None)
+@given(numbers)
+def test_a_number_of_a_one_region_code_is_typed_without_a_phone_number_object(value: str) -> None:
+    parts = e164_parts(value)
+    if parts is None or only_region(parts[0]) is None:
+        return
+    code, national = parts
+    parsed = phonenumbers.parse(value, None)
+    assert only_region(code) == phonenumbers.region_code_for_number(parsed)
+    assert national == phonenumbers.national_significant_number(parsed)
+    assert type_in_region(code, only_region(code), national) == phonenumbers.number_type(parsed)
 
 
 @settings(max_examples=3000, deadline=None)

@@ -64,9 +64,10 @@ def _may_strip(code: int, national: str) -> bool:
     return pattern is not None and pattern.match(national) is not None
 
 
-def e164_number(value: str) -> PhoneNumber | None:
-    """The number ``phonenumbers.parse`` would give for a strict E.164 string
-    (``+`` and digits, no leading zero after the country code); None: parse it in full."""
+def e164_parts(value: str) -> tuple[int, str] | None:
+    """(country code, national number) as ``phonenumbers.parse`` would read a strict
+    E.164 string (``+`` and digits, no leading zero after the country code); None: parse
+    it in full."""
     found = _E164.fullmatch(value)
     if found is None:
         return None
@@ -78,8 +79,25 @@ def e164_number(value: str) -> PhoneNumber | None:
             # A leading zero (Italy) or a too short rest: phonenumbers' own rules apply.
             if len(national) < 2 or national[0] == "0" or _may_strip(code, national):
                 return None
-            return PhoneNumber(country_code=code, national_number=int(national))
+            return code, national
     return None
+
+
+def e164_number(value: str) -> PhoneNumber | None:
+    """The number ``phonenumbers.parse`` would give for a strict E.164 string; None: parse
+    it in full (``e164_parts``)."""
+    parts = e164_parts(value)
+    if parts is None:
+        return None
+    return PhoneNumber(country_code=parts[0], national_number=int(parts[1]))
+
+
+@functools.lru_cache(maxsize=1024)  # one per country calling code
+def only_region(code: int) -> str | None:
+    """The region of a calling code that has only one (+31: NL), else None (+1, +44, +7:
+    which one takes the number's own digits, phonenumbers' ``region_code_for_number``)."""
+    regions = phonenumbers.COUNTRY_CODE_TO_REGION_CODE.get(code, ())
+    return regions[0] if len(regions) == 1 else None
 
 
 # A number's type, as ``phonenumbers.number_type`` finds it, in the same order of checks,
@@ -132,10 +150,17 @@ def _compiled(country_code: int, region: str | None) -> tuple[Any, ...] | None:
 
 def number_type(number: PhoneNumber) -> int:
     """``phonenumbers.number_type(number)``, with the metadata's patterns compiled once."""
-    compiled = _compiled(number.country_code, phonenumbers.region_code_for_number(number))
+    region = phonenumbers.region_code_for_number(number)
+    national = phonenumbers.national_significant_number(number)
+    return type_in_region(number.country_code, region, national)
+
+
+def type_in_region(code: int, region: str | None, national: str) -> int:
+    """``number_type`` of the number with this calling code and national significant
+    number, whose region is ``region`` (``region_code_for_number``)."""
+    compiled = _compiled(code, region)
     if compiled is None:
         return PhoneNumberType.UNKNOWN
-    national = phonenumbers.national_significant_number(number)
     general, others, fixed_line, mobile, same = compiled
     if not _matches(national, general):
         return PhoneNumberType.UNKNOWN

@@ -19,9 +19,15 @@ from dataclasses import dataclass
 
 import phonenumbers
 from marshmallow import ValidationError
-from phonenumbers import PhoneNumberType
+from phonenumbers import PhoneNumber, PhoneNumberType
 
-from broadcaster.domain.contact_checks import e164_number, number_type
+from broadcaster.domain.contact_checks import (
+    e164_number,
+    e164_parts,
+    number_type,
+    only_region,
+    type_in_region,
+)
 
 # Types an SMS reaches.
 SMS_TYPES = frozenset({PhoneNumberType.MOBILE, PhoneNumberType.FIXED_LINE_OR_MOBILE})
@@ -105,21 +111,33 @@ class PhonePolicy:
         """E.164 form of ``value`` if a subscriber may have it, else ValidationError (why)."""
         # A plain +… number skips phonenumbers' general parser (contact_checks.py); its
         # type is asked once, and validity only when the type is unknown (they agree).
-        number = e164_number(value)
-        if number is None:
-            number = parse_phone(value, self.default_region)
-            formatted = e164(number)
-            kind = number_type(number)
-        else:
-            kind = number_type(number)
-            if kind == PhoneNumberType.UNKNOWN and not phonenumbers.is_valid_number(number):
+        # Where its calling code has one region, no PhoneNumber is made at all.
+        parts = e164_parts(value)
+        region = only_region(parts[0]) if parts is not None else None
+        if parts is not None and region is not None:
+            code, national = parts
+            kind = type_in_region(code, region, national)
+            formatted = f"+{code}{national}"
+            if kind == PhoneNumberType.UNKNOWN and not phonenumbers.is_valid_number(
+                PhoneNumber(country_code=code, national_number=int(national))
+            ):
                 raise ValidationError(f"{value!r} is not a valid phone number")
-            formatted = f"+{number.country_code}{number.national_number}"
-        region = phonenumbers.region_code_for_number(number)
+        else:
+            number = e164_number(value)
+            if number is None:
+                number = parse_phone(value, self.default_region)
+                formatted = e164(number)
+                kind = number_type(number)
+            else:
+                kind = number_type(number)
+                if kind == PhoneNumberType.UNKNOWN and not phonenumbers.is_valid_number(number):
+                    raise ValidationError(f"{value!r} is not a valid phone number")
+                formatted = f"+{number.country_code}{number.national_number}"
+            code, region = number.country_code, phonenumbers.region_code_for_number(number)
         if region == NON_GEOGRAPHIC:
             raise ValidationError(
                 f"{formatted} is a satellite or international-network number "
-                f"(+{number.country_code}): give a mobile number"
+                f"(+{code}): give a mobile number"
             )
         if kind not in SMS_TYPES:
             reason = REFUSED_TYPES.get(kind, "not a mobile number")
