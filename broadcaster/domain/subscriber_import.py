@@ -9,6 +9,8 @@ at most keep memory flat however long the file.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import multiprocessing
 import sys
 from collections import deque
@@ -54,7 +56,7 @@ def import_rows(
     shape = rows.shape if isinstance(rows, CsvRows) else None
     source = rows.lines() if isinstance(rows, CsvRows) else rows
     checker = _Checker(plan, tuple(senders), shape)
-    with _Writer(store) as writer:
+    with _no_cycle_collection(), _Writer(store) as writer:
         for valid, lookups, rejected, count in _checked(_chunks(source, chunk), checker):
             seen += count
             report["rejected"].extend(rejected)
@@ -127,6 +129,20 @@ class _Writer:
     def __exit__(self, *exc: object) -> None:
         self.preparing.shutdown(wait=True)
         self.writing.shutdown(wait=True)
+
+
+@contextlib.contextmanager
+def _no_cycle_collection() -> Iterator[None]:
+    """The cycle collector paused while rows stream through: it found nothing to free in
+    an import (rows and chunks are freed by reference counting) but took a sixth of its
+    time walking the many young objects; the child, forked meanwhile, inherits the pause."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def _chunks(rows: Iterable[tuple[int, Any]], size: int) -> Iterator[list[tuple[int, Any]]]:

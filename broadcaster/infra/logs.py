@@ -18,7 +18,6 @@ import sys
 from collections.abc import Iterator, Mapping
 from typing import Any, TextIO
 
-from flask import current_app, has_app_context, has_request_context, request
 from pythonjsonlogger.json import JsonFormatter
 
 from broadcaster.config import ConfigError
@@ -80,19 +79,23 @@ def _context_ids() -> dict[str, str]:
         job = get_current_job()
         if job is not None and job.args and str(job.args[0]).startswith("ann_"):
             ids["announcement_id"] = str(job.args[0])
-    if has_request_context() and request.view_args:
+    # Flask not imported (a command): no request nor app to look at, and no 0.1 s to import.
+    flask = sys.modules.get("flask")
+    if flask is not None and flask.has_request_context() and flask.request.view_args:
         for field in ID_FIELDS:
-            value = request.view_args.get(field)
+            value = flask.request.view_args.get(field)
             if isinstance(value, str):
                 ids.setdefault(field, value)
     announcement_id = ids.get("announcement_id")
-    if announcement_id and "incident_id" not in ids and has_app_context():
+    if announcement_id and "incident_id" not in ids and flask and flask.has_app_context():
         ids.update(_incident(announcement_id))
     return ids
 
 
 def _incident(announcement_id: str) -> dict[str, str]:
     if announcement_id not in _incident_of:
+        from flask import current_app  # only called within an app context
+
         services = current_app.extensions.get("broadcaster")
         try:
             found = services.announcements.get(announcement_id).incident_id
