@@ -165,6 +165,11 @@ def _general(
     index_set: dict[str, str] = {}
     index_del: set[str] = set()
     leaves: dict[str, list[str]] = {}
+    # What the match claimed for someone whose contact then changed in a later row of
+    # the chunk is no longer theirs.
+    claimed_by: dict[str, list[str]] = {}
+    for key, sid in zip(claims[::2], claims[1::2], strict=True):
+        claimed_by.setdefault(sid.decode(), []).append(key.decode())
     for sid, record in records.items():
         old = original.get(sid) or _NOBODY
         for kind, field in LOOKUPS:
@@ -172,6 +177,7 @@ def _general(
                 index_del.add(f"{kind}:{old[field]}")
             if record[field]:
                 index_set[f"{kind}:{record[field]}"] = sid
+        index_del.update(k for k in claimed_by.get(sid, ()) if index_set.get(k) != sid)
         audiences = record["audiences"].split(",")
         for audience in set(old.get("audiences", ())) - set(audiences):
             leaves.setdefault(audience, []).append(sid)
