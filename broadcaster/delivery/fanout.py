@@ -22,6 +22,7 @@ from broadcaster.domain import unsubscribe_links as unsubscribe
 from broadcaster.domain.announcement import Announcement
 from broadcaster.domain.incidents import closes
 from broadcaster.domain.ledger import Ledger
+from broadcaster.infra import redis_connect
 from broadcaster.rendering import exercise, staff_message, whatsapp
 from broadcaster.services import Services, services
 from channels import CONTACT_FIELD
@@ -189,6 +190,7 @@ def send_batch(
     reached = None if for_staff else all_clear.reached_key(announcement.incident_id, channel)
     run = Run(svc, ledger, channel, sender, gate, attempt, outgoing, reached)
     run.counts["skipped"] = len(gone)
+    server = redis_connect.server_id(svc.redis)
     with LeaseKeeper(ledger, channel) as keeper:
         run.keeper = keeper
         run.send_all(units(todo, people, announcement, sender))
@@ -201,9 +203,11 @@ def send_batch(
             else:
                 run.send_all(units(held, people, announcement, sender))
 
-    # Say again whom this run reached: a Redis failover loses what the old primary had
-    # not passed on (docs/reliability.md), and a record lost would be sent again.
-    ledger.move(channel, run.sent, "sent", ["queued", "sending"], reached=reached)
+    # Say again whom this run reached if another Redis server answers now: a failover
+    # loses what the old primary had not passed on (docs/reliability.md), and a record
+    # lost would be sent again. The same server kept every mark it acknowledged.
+    if server is None or redis_connect.server_id(svc.redis) != server:
+        ledger.move(channel, run.sent, "sent", ["queued", "sending"], reached=reached)
     if run.stopped:  # the worker is stopping: the rest goes first to the next one
         stopping.requeue(svc.redis, announcement_id, channel, run.stopped, attempt, for_staff)
         run.counts["stopped"] = len(run.stopped)

@@ -3,50 +3,56 @@ one atomic call that keeps the per-channel counts with the states."""
 
 from __future__ import annotations
 
-# Lua's redis.call costs about as much as the command itself: per recipient, a script
-# reads and sets the state, and every other write (counts, index, leases, the reached set)
-# is gathered and made once per call, in chunks that stay within Lua's stack.
+# Lua's redis.call costs about as much as the command itself: a script reads every
+# recipient's state with one HMGET, decides in Lua, and makes every write (states, counts,
+# index, leases, the reached set) once per call, in chunks that stay within Lua's stack.
 BULK = """
 local function bulk(command, key, items)
   for i = 1, #items, 1000 do
     redis.call(command, key, unpack(items, i, math.min(i + 999, #items)))
   end
 end
+local function states_of(key, ids)
+  local states = {}
+  for i = 1, #ids, 1000 do
+    local part = redis.call('HMGET', key, unpack(ids, i, math.min(i + 999, #ids)))
+    for j = 1, #part do states[i + j - 1] = part[j] end
+  end
+  return states
+end
 """
 
 # KEYS: state, counts, index, leases[, reached]. ARGV: channel, to state, from states, ids…
+# ("new" as the only from state: recording new deliveries, the fan-out's hot path).
 TRANSITION = (
     BULK
     + """
 local channel, to = ARGV[1], ARGV[2]
 local allowed = {}
 for s in string.gmatch(ARGV[3], '[^,]+') do allowed[s] = true end
-local only_new = ARGV[3] == 'new'
-local moved, from, fresh, unleased = {}, {}, {}, {}
-for i = 4, #ARGV do
-  local sub = ARGV[i]
-  if only_new then
-    -- Recording new deliveries (the fan-out's hot path): set-if-absent in one call.
-    if redis.call('HSETNX', KEYS[1], sub, to) == 1 then
+local ids = {}
+for i = 4, #ARGV do ids[#ids + 1] = ARGV[i] end
+local stored = states_of(KEYS[1], ids)
+local now = {}  -- states set by this call: an id given twice sees its first move
+local moved, sets, from, fresh, unleased = {}, {}, {}, {}, {}
+for i, sub in ipairs(ids) do
+  local cur = now[sub]
+  if cur == nil then cur = stored[i] end
+  if allowed[cur or 'new'] then
+    now[sub] = to
+    sets[#sets + 1] = sub
+    sets[#sets + 1] = to
+    if cur then
+      from[cur] = (from[cur] or 0) + 1
+      if cur == 'sending' then unleased[#unleased + 1] = sub end
+    else
       fresh[#fresh + 1] = 0
       fresh[#fresh + 1] = channel .. ':' .. sub
-      moved[#moved + 1] = sub
     end
-  else
-    local cur = redis.call('HGET', KEYS[1], sub)
-    if allowed[cur or 'new'] then
-      redis.call('HSET', KEYS[1], sub, to)
-      if cur then
-        from[cur] = (from[cur] or 0) + 1
-        if cur == 'sending' then unleased[#unleased + 1] = sub end
-      else
-        fresh[#fresh + 1] = 0
-        fresh[#fresh + 1] = channel .. ':' .. sub
-      end
-      moved[#moved + 1] = sub
-    end
+    moved[#moved + 1] = sub
   end
 end
+bulk('HSET', KEYS[1], sets)
 for state, n in pairs(from) do redis.call('HINCRBY', KEYS[2], channel .. ':' .. state, -n) end
 if #moved > 0 then redis.call('HINCRBY', KEYS[2], channel .. ':' .. to, #moved) end
 bulk('HDEL', KEYS[4], unleased)
@@ -64,11 +70,13 @@ CLAIM = (
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local until_ = now + tonumber(ARGV[2])
-local claimed, leases, seen = {}, {}, {}
+local ids = {}
+for i = 3, #ARGV do ids[#ids + 1] = ARGV[i] end
+local stored = states_of(KEYS[1], ids)
+local claimed, leases, seen, sets = {}, {}, {}, {}
 local from_queue = 0
-for i = 3, #ARGV do
-  local sub = ARGV[i]
-  local cur = not seen[sub] and redis.call('HGET', KEYS[1], sub)
+for i, sub in ipairs(ids) do
+  local cur = not seen[sub] and stored[i]
   local take = cur == 'queued'
   if cur == 'sending' then
     -- A claim without a lease predates leases: leave it to whoever made it.
@@ -78,7 +86,8 @@ for i = 3, #ARGV do
   if take then
     seen[sub] = true
     if cur == 'queued' then
-      redis.call('HSET', KEYS[1], sub, 'sending')
+      sets[#sets + 1] = sub
+      sets[#sets + 1] = 'sending'
       from_queue = from_queue + 1
     end
     leases[#leases + 1] = sub
@@ -86,6 +95,7 @@ for i = 3, #ARGV do
     claimed[#claimed + 1] = sub
   end
 end
+bulk('HSET', KEYS[1], sets)
 if from_queue > 0 then
   redis.call('HINCRBY', KEYS[2], ARGV[1] .. ':queued', -from_queue)
   redis.call('HINCRBY', KEYS[2], ARGV[1] .. ':sending', from_queue)

@@ -60,10 +60,3 @@ local last = 0
 if new > 0 then last = redis.call('INCRBY', KEYS[2], new) end
 return {ids, created, last, claims}
 """
-
-# Many people's hashes: one HGETALL each. KEYS: subscriber hashes.
-READ = """
-local rows = {}
-for i, key in ipairs(KEYS) do rows[i] = redis.call('HGETALL', key) end
-return rows
-"""

@@ -327,3 +327,12 @@ def refuse_a_sentinel(url: str) -> None:
             "Redis URL points at a Sentinel, not at Redis: use "
             "redis+sentinel://HOST:PORT[,HOST:PORT…]/SERVICE/DB (docs/operations.md)"
         )
+
+
+def server_id(r: redis.Redis) -> str | None:
+    """The Redis server answering now (its ``run_id``: a promoted replica's differs, and so
+    does a restarted server's); None when it cannot be told."""
+    try:
+        return str(r.info("server").get("run_id")) or None
+    except redis.RedisError:
+        return None
