@@ -50,7 +50,7 @@ def import_rows_per_second(opts: Options) -> Result:
     result.metric("rows/s", "rows/s", ">=", 25_000)
     result.metric("baseline rows/s (one row at a time)", "rows/s")
     result.metric("ratio to baseline", "x")
-    result.metric("peak RSS", "MB", "<=", 300)
+    result.metric("peak RSS (command + its child)", "MB", "<=", 300)
     with Stack("import", keep=opts.keep) as stack:
         stack.start_redis()
         # The example plan: four languages, consumers and business (the bench plan has one).
@@ -73,7 +73,7 @@ def import_rows_per_second(opts: Options) -> Result:
             if r.zcard("bc:subs") != rows:
                 result.violations.append(f"run {run}: {r.zcard('bc:subs')} stored, not {rows}")
             result.add("rows/s", rows / seconds)
-            result.add("peak RSS", peak / 1e6)
+            result.add("peak RSS (command + its child)", peak / 1e6)
             baseline = _baseline(r, stack.dir / "baseline.csv", opts.baseline_budget)
             result.add("baseline rows/s (one row at a time)", baseline)
             result.add("ratio to baseline", rows / seconds / baseline)
@@ -83,16 +83,25 @@ def import_rows_per_second(opts: Options) -> Result:
 
 
 def _peak_rss(process: subprocess.Popen[bytes]) -> float:
-    """The highest RSS seen while the process runs (sampled every 50 ms)."""
+    """The highest RSS seen while the command runs, its checking child's included (the
+    two summed; sampled every 50 ms)."""
     watched = psutil.Process(process.pid)
     peak = 0.0
     while process.poll() is None:
         try:
-            peak = max(peak, watched.memory_info().rss)
+            family = [watched, *watched.children(recursive=True)]
+            peak = max(peak, sum(_rss(p) for p in family))
         except psutil.NoSuchProcess:
             break
         time.sleep(0.05)
     return peak
+
+
+def _rss(process: psutil.Process) -> int:
+    try:
+        return int(process.memory_info().rss)
+    except psutil.NoSuchProcess:
+        return 0
 
 
 def _baseline(r: redis.Redis, path: Path, budget: float) -> float:

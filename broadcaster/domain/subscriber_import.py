@@ -153,15 +153,20 @@ def _chunks(rows: Iterable[tuple[int, Any]], size: int) -> Iterator[list[tuple[i
 
 def _checked(chunks: Iterator[list[tuple[int, Any]]], checker: _Checker) -> Iterator[Checked]:
     """Each chunk checked, in order: the first here, the rest in a child process when
-    there are more (a small import does not wait for a process to start)."""
+    there are more (a small import does not wait for a process to start).
+
+    The child is forked before this import's writer threads exist: a fork copies locks as
+    they are, held or not, and the child must never wait on one.
+    """
     first = next(chunks, None)
     if first is None:
         return
-    yield checker(first)
     second = next(chunks, None)
     if second is None:
+        yield checker(first)
         return
     if sys.platform != "linux":  # fork is the quick, safe start only there
+        yield checker(first)
         yield checker(second)
         yield from map(checker, chunks)
         return
@@ -170,6 +175,7 @@ def _checked(chunks: Iterator[list[tuple[int, Any]]], checker: _Checker) -> Iter
         1, mp_context=context, initializer=_start_child, initargs=(checker,)
     ) as child:
         pending: deque[Future[Checked]] = deque([child.submit(_check_in_child, second)])
+        yield checker(first)  # while the child checks the second
         for batch in chunks:
             pending.append(child.submit(_check_in_child, batch))
             if len(pending) >= IN_FLIGHT:
