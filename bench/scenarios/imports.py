@@ -1,6 +1,7 @@
 """``import``: how fast ``broadcaster subscribers import`` reads a typical CSV, against the
 one-row-at-a-time path (a marshmallow ``load`` and one upsert per row) as the baseline,
-and how much memory the command needs for it.
+and how much memory the command needs for it; then the same file sent to
+``POST /api/v1/subscribers/import`` of the service (gunicorn as in the Procfile).
 
 Each run imports a fresh CSV of new people (email, phone, locale, audiences) into an
 empty Redis with the real command, in its own process, sampling its RSS.
@@ -8,9 +9,11 @@ empty Redis with the real command, in its own process, sampling its RSS.
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import psutil
@@ -23,6 +26,7 @@ from broadcaster.domain.plan import BUNDLED_PLAN, load_plan
 from broadcaster.domain.subscriber_import import csv_rows
 from broadcaster.domain.subscriber_rows import SubscriberRow
 from broadcaster.domain.subscribers import SubscriberStore
+from broadcaster.domain.tokens import create_token
 
 ROWS = 100_000
 
@@ -48,6 +52,7 @@ def import_rows_per_second(opts: Options) -> Result:
         {"rows": rows, "columns": "external_id,email,phone,locale,audiences", "runs": opts.runs},
     )
     result.metric("rows/s", "rows/s", ">=", 25_000)
+    result.metric("API rows/s (POST /api/v1/subscribers/import)", "rows/s", ">=", 25_000)
     result.metric("baseline rows/s (one row at a time)", "rows/s")
     result.metric("ratio to baseline", "x")
     result.metric("peak RSS (command + its child)", "MB", "<=", 300)
@@ -78,8 +83,34 @@ def import_rows_per_second(opts: Options) -> Result:
             result.add("baseline rows/s (one row at a time)", baseline)
             result.add("ratio to baseline", rows / seconds / baseline)
             result.runs += 1
+        stack.start_web()
+        for run in range(opts.runs):
+            r.flushdb()
+            stack.token = create_token(r, "bench", "admin")
+            csv = stack.dir / f"api-{run}.csv"
+            write_csv(csv, rows)
+            seconds, report = _post_csv(stack.web_url, stack.token, csv)
+            if report.get("created") != rows:
+                result.violations.append(f"API run {run}: {str(report)[:300]}")
+            result.add("API rows/s (POST /api/v1/subscribers/import)", rows / seconds)
         result.notes.append("each run includes starting the command (Python, the plan, Redis)")
+        result.notes.append("the API's time is the request's: upload, import, report")
     return result
+
+
+def _post_csv(web_url: str | None, token: str, path: Path) -> tuple[float, dict]:
+    """(seconds, report) of one CSV upload, streamed from the file."""
+    with path.open("rb") as body:
+        request = urllib.request.Request(
+            f"{web_url}/api/v1/subscribers/import", data=body, method="POST"
+        )
+        request.add_header("Content-Type", "text/csv")
+        request.add_header("Content-Length", str(path.stat().st_size))
+        request.add_header("Authorization", f"Bearer {token}")
+        started = time.perf_counter()
+        with urllib.request.urlopen(request, timeout=600) as response:
+            report = json.loads(response.read())
+        return time.perf_counter() - started, report
 
 
 def _peak_rss(process: subprocess.Popen[bytes]) -> float:
