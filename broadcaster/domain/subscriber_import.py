@@ -104,10 +104,10 @@ class _Writer:
     ) -> list[tuple[str, bool]]:
         last, written = self.last, self.written
 
-        def earlier(lookups: set[str], people: set[str]) -> None:
+        def earlier(keys: set[str], people: set[str]) -> None:
             if last is None or written is None:
                 return
-            if lookups & last.lookups or people & last.people:
+            if keys & last.lookups or people & last.people:
                 written.result()
 
         upsert = self.store.prepare(rows, earlier, lookups)
