@@ -22,7 +22,6 @@ from marshmallow import ValidationError
 from phonenumbers import PhoneNumber, PhoneNumberType
 
 from broadcaster.domain.contact_checks import (
-    e164_number,
     e164_parts,
     number_type,
     only_region,
@@ -111,29 +110,24 @@ class PhonePolicy:
         """E.164 form of ``value`` if a subscriber may have it, else ValidationError (why)."""
         # A plain +… number skips phonenumbers' general parser (contact_checks.py); its
         # type is asked once, and validity only when the type is unknown (they agree).
-        # Where its calling code has one region, no PhoneNumber is made at all.
         parts = e164_parts(value)
-        region = only_region(parts[0]) if parts is not None else None
-        if parts is not None and region is not None:
+        if parts is None:
+            number = parse_phone(value, self.default_region)
+            code, formatted = number.country_code, e164(number)
+            region, kind = phonenumbers.region_code_for_number(number), number_type(number)
+        else:
             code, national = parts
-            kind = type_in_region(code, region, national)
             formatted = f"+{code}{national}"
+            # A calling code of one region (most) needs no PhoneNumber made: a fifth of a
+            # row's check in an import. Its region and type come from the digits.
+            region = only_region(code)
+            if region is None:
+                region = phonenumbers.region_code_for_number(_number(code, national))
+            kind = type_in_region(code, region, national)
             if kind == PhoneNumberType.UNKNOWN and not phonenumbers.is_valid_number(
-                PhoneNumber(country_code=code, national_number=int(national))
+                _number(code, national)
             ):
                 raise ValidationError(f"{value!r} is not a valid phone number")
-        else:
-            number = e164_number(value)
-            if number is None:
-                number = parse_phone(value, self.default_region)
-                formatted = e164(number)
-                kind = number_type(number)
-            else:
-                kind = number_type(number)
-                if kind == PhoneNumberType.UNKNOWN and not phonenumbers.is_valid_number(number):
-                    raise ValidationError(f"{value!r} is not a valid phone number")
-                formatted = f"+{number.country_code}{number.national_number}"
-            code, region = number.country_code, phonenumbers.region_code_for_number(number)
         if region == NON_GEOGRAPHIC:
             raise ValidationError(
                 f"{formatted} is a satellite or international-network number "
@@ -150,3 +144,7 @@ class PhonePolicy:
         if formatted in self.senders:
             raise ValidationError(f"{formatted} is our own sender number, not a subscriber's")
         return formatted
+
+
+def _number(code: int, national: str) -> PhoneNumber:
+    return PhoneNumber(country_code=code, national_number=int(national))

@@ -192,12 +192,6 @@ class _Checker:
         self.plan, self.senders, self.shape = plan, senders, shape
         self.schema = SubscriberRow(plan, senders)
 
-    def __getstate__(self) -> dict[str, Any]:  # the schema is made again where it is used
-        return {"plan": self.plan, "senders": self.senders, "shape": self.shape}
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__init__(state["plan"], state["senders"], state["shape"])  # type: ignore[misc]
-
     def __call__(self, batch: list[tuple[int, Any]]) -> Checked:
         shape, schema = self.shape, self.schema
         valid: list[dict[str, Any]] = []

@@ -14,7 +14,7 @@ import json
 import os
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -100,7 +100,8 @@ def prepare(
         for field in ("channels", "components"):
             if row.get(field):
                 person += (field, ",".join(row[field]))
-        person += _opt_in_fields(row.get("whatsapp_opt_in"))
+        for item in _opt_in_fields(row.get("whatsapp_opt_in")).items():
+            person += item
         person += ("created_at", now, "updated_at", now, "seq", seq)
         people.append(person)
         for audience in audiences:
@@ -148,7 +149,7 @@ def _general(
                 else old.get("components") or ()
             ),
             # Recorded once given; a later import without it keeps it.
-            **dict(_pairs(_opt_in_fields(row.get("whatsapp_opt_in") or _stored_opt_in(old)))),
+            **_opt_in_fields(row.get("whatsapp_opt_in") or _stored_opt_in(old)),
             "created_at": old.get("created_at", now),
             "updated_at": now,
             "seq": old.get("seq") or seqs[sid],
@@ -208,11 +209,6 @@ def lookups_of_row(row: dict[str, Any]) -> list[str]:
     return [f"{kind}:{row[field]}" for kind, field in LOOKUPS if row.get(field)]
 
 
-def lookups_of(rows: Iterable[dict[str, Any]]) -> set[str]:
-    """The index entries these rows are looked up by."""
-    return {key for row in rows for key in lookups_of_row(row)}
-
-
 def _json(value: Any) -> str:
     """A script's argument: compact JSON, UTF-8 as is (redis-py refuses what it cannot encode,
     as it did for each value on its own)."""
@@ -226,12 +222,8 @@ def _stored_opt_in(old: dict[str, Any]) -> tuple[float, str] | None:
     return (at, old.get("whatsapp_opt_in_source") or "") if at else None
 
 
-def _opt_in_fields(opt_in: tuple[float, str] | None) -> tuple[Any, ...]:
-    """The stored fields of an opt-in, flat (none without one: most people cost nothing)."""
+def _opt_in_fields(opt_in: tuple[float, str] | None) -> dict[str, Any]:
+    """The stored fields of an opt-in (none without one: most people cost nothing more)."""
     if not opt_in:
-        return ()
-    return ("whatsapp_opt_in_at", opt_in[0], "whatsapp_opt_in_source", opt_in[1])
-
-
-def _pairs(flat: tuple[Any, ...]) -> list[tuple[Any, Any]]:
-    return list(zip(flat[::2], flat[1::2], strict=True))
+        return {}
+    return {"whatsapp_opt_in_at": opt_in[0], "whatsapp_opt_in_source": opt_in[1]}

@@ -28,7 +28,7 @@ from broadcaster.services import services
 from broadcaster.web.errors import error_body
 from broadcaster.web.gate import authenticated_by
 from broadcaster.web.hooks.inbound import answered, keep_reply
-from broadcaster.web.hooks.receipts import SEEN_TTL
+from broadcaster.web.hooks.receipts import seen
 
 log = logging.getLogger(__name__)
 
@@ -75,9 +75,7 @@ def sendgrid_inbound() -> ResponseReturnValue:
     """An email to our reply address: kept on the incident it answers, made a ticket."""
     svc = services()
     found = _MESSAGE_ID.search(request.form.get("headers", ""))
-    if found and not svc.redis.set(
-        f"bc:rcpt:seen:email-in:{found.group(1)}", 1, nx=True, ex=SEEN_TTL
-    ):
+    if found and seen(svc, "email-in", found.group(1)):
         return jsonify({"outcome": "seen before"})  # SendGrid retried one we handled
     _, address = parseaddr(request.form.get("from", ""))
     try:

@@ -34,7 +34,7 @@ from broadcaster.infra import metrics
 from broadcaster.infra.logs import mask_contact
 from broadcaster.services import Services, services
 from broadcaster.web.gate import authenticated_by
-from broadcaster.web.hooks.receipts import SEEN_TTL, twilio_verified
+from broadcaster.web.hooks.receipts import seen, twilio_verified
 
 log = logging.getLogger(__name__)
 
@@ -151,7 +151,7 @@ def answered(svc: Services, subscriber_id: str, channel: str = "sms") -> Announc
         return None
 
 
-def _seen_before(svc: Services, message_sid: str, phone: str, body: str) -> bool:
+def seen_before(svc: Services, message_sid: str, phone: str, body: str) -> bool:
     """True if this SMS was handled before (and remember it otherwise).
 
     By ``MessageSid`` when there is one. Twilio's signature has no timestamp, so a signed
@@ -159,7 +159,7 @@ def _seen_before(svc: Services, message_sid: str, phone: str, body: str) -> bool
     to, text), and the same text from the same number within the window counts once.
     """
     if message_sid:
-        return not svc.redis.set(f"bc:rcpt:seen:tw-in:{message_sid}", 1, nx=True, ex=SEEN_TTL)
+        return seen(svc, "tw-in", message_sid)
     content = "\x1f".join((phone, request.form.get("To", ""), body))
     digest = hashlib.sha256(content.encode("utf-8", "surrogatepass")).hexdigest()
     window = max(1, int(svc.config["INBOUND_DEDUPE_WINDOW"]))
@@ -181,7 +181,7 @@ def twilio_inbound() -> ResponseReturnValue:
     svc = services()
     message_sid = request.form.get("MessageSid", "")
     phone, body = request.form.get("From", ""), request.form.get("Body", "")
-    if _seen_before(svc, message_sid, phone, body):
+    if seen_before(svc, message_sid, phone, body):
         return _twiml()  # Twilio retried a request we already handled, or it was replayed
 
     if phone and svc.plan.subscriptions is not None and confirms(body, svc.plan.locales):

@@ -97,7 +97,7 @@ def twilio_verified() -> tuple[Response, int] | None:
     return None
 
 
-def _seen(svc: Services, kind: str, event_id: str) -> bool:
+def seen(svc: Services, kind: str, event_id: str) -> bool:
     """True if this event id was processed before (and remember it otherwise)."""
     return not svc.redis.set(f"bc:rcpt:seen:{kind}:{event_id}", 1, nx=True, ex=SEEN_TTL)
 
@@ -246,7 +246,7 @@ def _sendgrid_event(svc: Services, event: dict[str, Any], now: float) -> str:
     event_id = str(event.get("sg_event_id") or "")
     announcement_id = str(event.get("announcement_id") or "")
     subscriber_id = str(event.get("subscriber_id") or "")
-    if event_id and _seen(svc, "sg", event_id):
+    if event_id and seen(svc, "sg", event_id):
         metrics.count(svc.redis, "receipts", "sendgrid", kind, "duplicate")
         return "duplicate"
     if not announcement_id or not subscriber_id:

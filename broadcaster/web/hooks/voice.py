@@ -31,7 +31,7 @@ from broadcaster.infra import metrics
 from broadcaster.rendering import exercise
 from broadcaster.services import Services, services
 from broadcaster.web.gate import authenticated_by
-from broadcaster.web.hooks.receipts import SEEN_TTL, apply, twilio_verified
+from broadcaster.web.hooks.receipts import apply, seen, twilio_verified
 from channels import voice_twiml
 from channels.base import DeliveryError
 
@@ -94,13 +94,6 @@ def _note(svc: Services, call: Call, details: dict[str, Any]) -> None:
     Ledger(svc.redis, call.announcement.id).note(CHANNEL, {call.subscriber_id: details})
 
 
-def _confirmation(
-    svc: Services, announcement: Announcement, sid: str, channel: str, body: str
-) -> str | None:
-    """The confirmation's answer to a key ("confirmed", "help" or None)."""
-    return confirmations.answer(svc, announcement, sid, channel, body)
-
-
 @bp.post("/status")
 @authenticated_by("Twilio signature", twilio_verified)
 def status() -> ResponseReturnValue:
@@ -139,10 +132,7 @@ def machine_detection() -> ResponseReturnValue:
     call_sid = request.form.get("CallSid", "")
     # Twilio signs no timestamp: a verdict sent again (a retry, a replay) must not make us
     # update the call again. One verdict per call, remembered as long as receipts.
-    first = bool(call_sid) and svc.redis.set(
-        f"bc:rcpt:seen:tw-amd:{call_sid}", 1, nx=True, ex=SEEN_TTL
-    )
-    if not first:
+    if not call_sid or seen(svc, "tw-amd", call_sid):
         metrics.count(svc.redis, "hook_replays", "twilio_voice_amd", "repeated")
         return "", 204
     if answered_by in MACHINE_ENDS:
@@ -173,7 +163,7 @@ def gather() -> ResponseReturnValue:
         key = ""  # nobody to connect them to: the prompt did not offer it
     answer = None
     if key:
-        answer = _confirmation(svc, call.announcement, call.subscriber_id, CHANNEL, key)
+        answer = confirmations.answer(svc, call.announcement, call.subscriber_id, CHANNEL, key)
     details: dict[str, Any] = {"pressed": digits, "pressed_at": time.time()}
     if answer:
         details["confirmation"] = answer

@@ -21,19 +21,18 @@ from flask import Blueprint, request
 from flask.typing import ResponseReturnValue
 
 from broadcaster.domain import whatsapp_consent
-from broadcaster.domain.announcement import Announcement
 from broadcaster.domain.confirmations import answer
 from broadcaster.infra import metrics
 from broadcaster.infra.logs import mask_contact
-from broadcaster.services import Services, services
+from broadcaster.services import services
 from broadcaster.web.gate import authenticated_by
 from broadcaster.web.hooks.inbound import (
     _note_stop,
-    _seen_before,
     _twiml,
     answered,
     keep_reply,
     keyword,
+    seen_before,
 )
 from broadcaster.web.hooks.receipts import twilio_verified
 from channels.whatsapp import PREFIX
@@ -45,13 +44,6 @@ bp = Blueprint("whatsapp_inbound", __name__, url_prefix="/hooks")
 START_SOURCE = "WhatsApp START"
 
 
-def _confirmation(
-    svc: Services, announcement: Announcement, subscriber_id: str, channel: str, body: str
-) -> str | None:
-    """The confirmation contract's answer ("confirmed", "help") or None: an ordinary reply."""
-    return answer(svc, announcement, subscriber_id, channel, body)
-
-
 @bp.post("/twilio/whatsapp/inbound")
 @authenticated_by("Twilio signature", twilio_verified)
 def twilio_whatsapp_inbound() -> ResponseReturnValue:
@@ -59,7 +51,7 @@ def twilio_whatsapp_inbound() -> ResponseReturnValue:
     svc = services()
     message_sid = request.form.get("MessageSid", "")
     sender, body = request.form.get("From", ""), request.form.get("Body", "")
-    if _seen_before(svc, message_sid, sender, body):
+    if seen_before(svc, message_sid, sender, body):
         return _twiml()
     phone = sender.removeprefix(PREFIX)
     subscriber_id = (
@@ -90,7 +82,7 @@ def twilio_whatsapp_inbound() -> ResponseReturnValue:
         log.info("WhatsApp from %s answers no announcement of ours", mask_contact(phone))
         metrics.count(svc.redis, "inbound_whatsapp", "unmatched")
         return _twiml()
-    outcome = _confirmation(svc, announcement, subscriber_id, "whatsapp", body)
+    outcome = answer(svc, announcement, subscriber_id, "whatsapp", body)
     if outcome:
         metrics.count(svc.redis, "inbound_whatsapp", outcome)
         return _twiml()
