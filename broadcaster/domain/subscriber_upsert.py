@@ -71,15 +71,16 @@ def prepare(
     newcomers = [sid for sid, new in zip(ids, created, strict=True) if new]
     first = int(last) - len(newcomers) + 1
     seqs = {sid: first + n for n, sid in enumerate(newcomers)}
+    everybody = set(ids)
     if earlier is not None:
-        earlier(set(), set(ids))
+        earlier(set(), everybody)
     olds = store.get_many(sorted({sid for sid, new in zip(ids, created, strict=True) if not new}))
     # Known to the index but without a hash (half-written before a crash): as new.
     strays = [sid for sid in dict.fromkeys(ids) if sid not in seqs and sid not in olds]
     if strays:
         top = store.r.incrby(SEQ_KEY, len(strays))
         seqs.update({sid: top - len(strays) + n + 1 for n, sid in enumerate(strays)})
-    again = {sid for sid, n in Counter(ids).items() if n > 1} if len(set(ids)) < len(ids) else ()
+    again = {sid for sid, n in Counter(ids).items() if n > 1} if len(everybody) < len(ids) else ()
     now = time.time()
     people: list[list[Any]] = []
     joins: dict[str, list[Any]] = {}
@@ -111,7 +112,7 @@ def prepare(
     for key, scored in joins.items():
         commands.append(["ZADD", key, "NX", *scored])
     commands.append(["ZADD", ALL_KEY, "NX", *everyone])
-    return Upsert(list(zip(ids, created, strict=True)), commands + people, set(ids), moved)
+    return Upsert(list(zip(ids, created, strict=True)), commands + people, everybody, moved)
 
 
 def _general(
